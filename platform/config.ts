@@ -1,0 +1,144 @@
+import { Ajv, type JSONSchemaType } from 'ajv';
+import { SlipwayError } from './errors.js';
+import { readJson } from './files.js';
+import { pathsFor, type Paths } from './paths.js';
+
+/**
+ * The platform's settings. Validated once, here, at the edge: the rest of the code receives a
+ * typed, complete `Config` and never re-checks it. Sources, lowest precedence first: defaults,
+ * `$SLIPWAY_HOME/config.json`, then `slipway server` flags.
+ */
+export interface Config {
+  home: string;
+  listen: string;
+  sshPort: number;
+  httpPort: number;
+  domain: string;
+  httpsPort: number | null;
+  tlsCert: string | null;
+  tlsKey: string | null;
+  /** Builds of different apps that may run at once. */
+  buildConcurrency: number;
+  buildTimeoutSeconds: number;
+  buildMemory: string;
+  buildPidsLimit: number;
+  /** Largest push accepted, in bytes. */
+  maxPushBytes: number;
+  /** Node range used when package.json has no engines.node. */
+  defaultNodeRange: string;
+  /** npm registry for pull-through; null means the mirror is strict (airgapped). */
+  npmUpstream: string | null;
+  pypiUpstream: string | null;
+  /** How long a new web container must stay up after its port opens before it takes traffic. */
+  healthSettleMs: number;
+  /** How long old containers keep serving in-flight requests after the switch. */
+  drainMs: number;
+  stopGraceSeconds: number;
+  keepReleases: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export type ConfigInput = Partial<Config>;
+
+const schema: JSONSchemaType<ConfigInput> = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    home: { type: 'string', nullable: true, minLength: 1 },
+    listen: { type: 'string', nullable: true, minLength: 1, pattern: '^[0-9a-fA-F:.]+$|^localhost$' },
+    sshPort: { type: 'integer', nullable: true, minimum: 0, maximum: 65535 },
+    httpPort: { type: 'integer', nullable: true, minimum: 0, maximum: 65535 },
+    domain: {
+      type: 'string',
+      nullable: true,
+      pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$',
+      maxLength: 200,
+    },
+    httpsPort: { type: 'integer', nullable: true, minimum: 0, maximum: 65535 },
+    tlsCert: { type: 'string', nullable: true },
+    tlsKey: { type: 'string', nullable: true },
+    buildConcurrency: { type: 'integer', nullable: true, minimum: 1, maximum: 64 },
+    buildTimeoutSeconds: { type: 'integer', nullable: true, minimum: 10, maximum: 86_400 },
+    buildMemory: { type: 'string', nullable: true, pattern: '^[0-9]+[kmg]?$' },
+    buildPidsLimit: { type: 'integer', nullable: true, minimum: 64 },
+    maxPushBytes: { type: 'integer', nullable: true, minimum: 1024 },
+    defaultNodeRange: { type: 'string', nullable: true, minLength: 1 },
+    npmUpstream: { type: 'string', nullable: true, pattern: '^https?://' },
+    pypiUpstream: { type: 'string', nullable: true, pattern: '^https?://' },
+    healthSettleMs: { type: 'integer', nullable: true, minimum: 0, maximum: 600_000 },
+    drainMs: { type: 'integer', nullable: true, minimum: 0, maximum: 600_000 },
+    stopGraceSeconds: { type: 'integer', nullable: true, minimum: 0, maximum: 3600 },
+    keepReleases: { type: 'integer', nullable: true, minimum: 1, maximum: 1000 },
+    logLevel: {
+      type: 'string',
+      nullable: true,
+      enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    },
+  },
+};
+
+const validate = new Ajv({ allErrors: true }).compile(schema);
+
+export function defaults(home: string): Config {
+  return {
+    home,
+    listen: '127.0.0.1',
+    sshPort: 2222,
+    httpPort: 8080,
+    domain: 'localhost',
+    httpsPort: null,
+    tlsCert: null,
+    tlsKey: null,
+    buildConcurrency: 2,
+    buildTimeoutSeconds: 900,
+    buildMemory: '2g',
+    buildPidsLimit: 1024,
+    maxPushBytes: 1024 * 1024 * 1024,
+    // The Node.js LTS line current when this release was cut; apps pin their own with engines.node.
+    defaultNodeRange: '24.x',
+    npmUpstream: 'https://registry.npmjs.org/',
+    pypiUpstream: null,
+    healthSettleMs: 1500,
+    drainMs: 2000,
+    stopGraceSeconds: 10,
+    keepReleases: 5,
+    logLevel: 'info',
+  };
+}
+
+/** Validates one layer of settings; the message names every offending field. */
+export function checkConfigInput(input: unknown, source: string): ConfigInput {
+  if (!validate(input)) {
+    const what = (validate.errors ?? [])
+      .map((e) => {
+        const extra = (e.params as { additionalProperty?: string }).additionalProperty;
+        const field = e.instancePath.replace(/^\//, '') || extra || '(root)';
+        return `${field} ${e.message ?? 'is invalid'}`;
+      })
+      .join('; ');
+    throw new SlipwayError('E_CONFIG', `invalid settings in ${source}: ${what}`);
+  }
+  return input;
+}
+
+export function mergeConfig(home: string, ...layers: ConfigInput[]): Config {
+  const config = defaults(home);
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer)) {
+      if (v !== undefined) (config as unknown as Record<string, unknown>)[k] = v;
+    }
+  }
+  config.home = home;
+  if ((config.httpsPort === null) !== (config.tlsCert === null) || (config.tlsCert === null) !== (config.tlsKey === null)) {
+    throw new SlipwayError('E_CONFIG', '--https-port, --tls-cert and --tls-key go together: give all three or none');
+  }
+  return config;
+}
+
+/** Loads `$SLIPWAY_HOME/config.json` (optional) under the given overrides. */
+export async function loadConfig(home: string, overrides: ConfigInput = {}): Promise<{ config: Config; paths: Paths }> {
+  const paths = pathsFor(home);
+  const fileLayer = checkConfigInput(await readJson<unknown>(paths.configFile, {}), paths.configFile);
+  const flagLayer = checkConfigInput(overrides, 'command-line flags');
+  return { config: mergeConfig(home, fileLayer, flagLayer), paths };
+}

@@ -1,0 +1,42 @@
+import fs from 'node:fs/promises';
+import writeFileAtomic from 'write-file-atomic';
+import { SlipwayError } from './errors.js';
+
+/**
+ * Every state file goes through here: write to a temp file, fsync, rename. A crash leaves
+ * either the old or the new content, never a torn file.
+ */
+export async function writeJsonAtomic(file: string, value: unknown, mode = 0o600): Promise<void> {
+  await writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`, { mode, fsync: true });
+}
+
+export async function writeFileAtomicText(file: string, text: string | Buffer, mode = 0o644): Promise<void> {
+  await writeFileAtomic(file, text, { mode, fsync: true });
+}
+
+/** Reads a JSON file; `fallback` when it does not exist, a clear error when it is corrupt. */
+export async function readJson<T>(file: string, fallback: T): Promise<T> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return fallback;
+    throw err;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new SlipwayError('E_STATE', `state file ${file} is not valid JSON: restore it from a backup or remove it`, {
+      cause: err,
+    });
+  }
+}
+
+export async function pathExists(p: string): Promise<boolean> {
+  try {
+    await fs.access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

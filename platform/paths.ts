@@ -1,0 +1,50 @@
+import os from 'node:os';
+import path from 'node:path';
+
+/** Where everything of one platform instance lives. Pure: computing paths touches no disk. */
+export interface Paths {
+  home: string;
+  socket: string;
+  configFile: string;
+  hostKey: string;
+  stateDir: string;
+  appsDir: string;
+  reposDir: string;
+  cacheDir: string;
+  buildsDir: string;
+  mirrorDir: string;
+  buildpacksDir: string;
+  routeTable: string;
+  logDir: string;
+  tmpDir: string;
+  runDir: string;
+}
+
+export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.SLIPWAY_HOME) return path.resolve(env.SLIPWAY_HOME);
+  return process.getuid?.() === 0 ? '/var/lib/slipway' : path.join(os.homedir(), '.slipway');
+}
+
+export function pathsFor(home: string): Paths {
+  const p = (...parts: string[]) => path.join(home, ...parts);
+  return {
+    home,
+    socket: p('slipway.sock'),
+    configFile: p('config.json'),
+    hostKey: p('ssh_host_ed25519_key'),
+    stateDir: p('state'),
+    appsDir: p('state', 'apps'),
+    reposDir: p('repos'),
+    cacheDir: p('cache'),
+    buildsDir: p('builds'),
+    mirrorDir: p('mirror'),
+    buildpacksDir: p('buildpacks'),
+    routeTable: p('routes.json'),
+    logDir: p('logs'),
+    tmpDir: p('tmp'),
+    runDir: p('run'),
+  };
+}
+
+export const repoPath = (paths: Paths, app: string): string => path.join(paths.reposDir, `${app}.git`);
+export const appCachePath = (paths: Paths, app: string): string => path.join(paths.cacheDir, app);
