@@ -1,0 +1,273 @@
+import net from 'node:net';
+import { PassThrough, type Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type Dockerode from 'dockerode';
+import { SlipwayError } from '../platform/errors.js';
+
+export type ContainerSummary = Dockerode.ContainerInfo;
+
+export const LABELS = { app: 'slipway.app', type: 'slipway.type', index: 'slipway.index', release: 'slipway.release' } as const;
+
+/** The port every web process listens on inside its container (Heroku's `$PORT`). */
+export const WEB_PORT = 5000;
+const WEB_PORT_KEY = `${WEB_PORT}/tcp`;
+// A crash-looping process must not restart forever: after this many tries it stays down.
+const MAX_RESTARTS = 10;
+
+export function containerName(app: string, type: string, index: number): string {
+  return `${app}.${type}.${index}`;
+}
+
+export interface ProcessSpec {
+  app: string;
+  type: string;
+  index: number;
+  image: string;
+  release: number;
+  command: string;
+  env: Record<string, string>;
+  web: boolean;
+  memory?: string;
+  extraLabels?: Record<string, string>;
+}
+
+/** `512m`, `2g`, `1048576` -> bytes. */
+export function parseMemory(text: string): number {
+  const m = /^([0-9]+)([kmg]?)$/i.exec(text.trim());
+  if (!m) throw new SlipwayError('E_CONFIG', `invalid memory limit ${JSON.stringify(text)}: use a number with k, m or g`);
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
+  return Number(m[1]) * unit;
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The container's environment: config vars, then what the platform owns (they win). */
+export function processEnv(spec: Pick<ProcessSpec, 'env' | 'type' | 'index' | 'web'>): string[] {
+  const env: Record<string, string> = { ...spec.env, DYNO: `${spec.type}.${spec.index}` };
+  if (spec.web) env.PORT = String(WEB_PORT);
+  return Object.entries(env).map(([k, v]) => {
+    if (!ENV_NAME.test(k)) throw new SlipwayError('E_CONFIG', `invalid config var name ${JSON.stringify(k)}`);
+    return `${k}=${v}`;
+  });
+}
+
+export function processLabels(spec: ProcessSpec): Record<string, string> {
+  return {
+    ...spec.extraLabels,
+    [LABELS.app]: spec.app,
+    [LABELS.type]: spec.type,
+    [LABELS.index]: String(spec.index),
+    [LABELS.release]: String(spec.release),
+  };
+}
+
+export function containerOptions(spec: ProcessSpec, name: string): Dockerode.ContainerCreateOptions {
+  return {
+    name,
+    Image: spec.image,
+    // The image's entrypoint (slipway-exec) runs this one string through bash.
+    Cmd: [spec.command],
+    Env: processEnv(spec),
+    Labels: processLabels(spec),
+    ...(spec.web ? { ExposedPorts: { [WEB_PORT_KEY]: {} } } : {}),
+    HostConfig: {
+      // Loopback only: apps are reached through the router, never directly from the network.
+      ...(spec.web ? { PortBindings: { [WEB_PORT_KEY]: [{ HostIp: '127.0.0.1', HostPort: '' }] } } : {}),
+      RestartPolicy: { Name: 'on-failure', MaximumRetryCount: MAX_RESTARTS },
+      // tini as PID 1 forwards SIGTERM and reaps zombies the app's own processes leave.
+      Init: true,
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+      ...(spec.memory ? { Memory: parseMemory(spec.memory) } : {}),
+    },
+  };
+}
+
+export async function startProcess(
+  docker: Dockerode,
+  spec: ProcessSpec,
+  o: { name?: string } = {},
+): Promise<{ id: string; name: string; hostPort: number | null }> {
+  const name = o.name ?? containerName(spec.app, spec.type, spec.index);
+  let container: Dockerode.Container;
+  try {
+    container = await docker.createContainer(containerOptions(spec, name));
+  } catch (err) {
+    throw dockerError(`creating container ${name}`, err);
+  }
+  try {
+    await container.start();
+    return { id: container.id, name, hostPort: spec.web ? await hostPortOf(docker, container.id) : null };
+  } catch (err) {
+    await container.remove({ force: true }).catch(() => {});
+    throw dockerError(`starting container ${name}`, err);
+  }
+}
+
+function dockerError(what: string, err: unknown): SlipwayError {
+  if (err instanceof SlipwayError) return err;
+  const e = err as { statusCode?: number; json?: { message?: string }; message?: string };
+  return new SlipwayError('E_DOCKER', `${what} failed: ${e.json?.message ?? e.message ?? String(err)}`, { cause: err });
+}
+
+const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number }).statusCode;
+
+export async function listAppContainers(docker: Dockerode, app?: string): Promise<ContainerSummary[]> {
+  return docker.listContainers({ all: true, filters: { label: [app ? `${LABELS.app}=${app}` : LABELS.app] } });
+}
+
+/** Stops and removes every container of an app, whatever its type or release. */
+export async function removeApp(docker: Dockerode, app: string, graceSeconds = 5): Promise<void> {
+  const containers = await listAppContainers(docker, app);
+  await Promise.all(containers.map((c) => stopAndRemove(docker, c.Id, graceSeconds)));
+}
+
+export async function hostPortOf(docker: Dockerode, id: string): Promise<number | null> {
+  const info = await docker.getContainer(id).inspect();
+  const binding = info.NetworkSettings?.Ports?.[WEB_PORT_KEY]?.find((b) => b.HostPort);
+  return binding ? Number(binding.HostPort) : null;
+}
+
+/** SIGTERM, `graceSeconds` to exit, then SIGKILL (Docker's stop), then remove. Gone already: fine. */
+export async function stopAndRemove(docker: Dockerode, id: string, graceSeconds: number): Promise<void> {
+  const container = docker.getContainer(id);
+  try {
+    await container.stop({ t: graceSeconds });
+  } catch (err) {
+    const status = statusOf(err);
+    if (status === 404) return;
+    if (status !== 304) throw dockerError(`stopping container ${id.slice(0, 12)}`, err);
+  }
+  try {
+    await container.remove({ force: true, v: true });
+  } catch (err) {
+    // 409: another caller is already removing it.
+    const status = statusOf(err);
+    if (status !== 404 && status !== 409) throw dockerError(`removing container ${id.slice(0, 12)}`, err);
+  }
+}
+
+/** Frames of Docker's multiplexed (non-TTY) log format -> text, for a buffered (not followed) read. */
+export function demuxBuffer(buf: Buffer): string {
+  const out: Buffer[] = [];
+  let at = 0;
+  while (at + 8 <= buf.length) {
+    const size = buf.readUInt32BE(at + 4);
+    out.push(buf.subarray(at + 8, at + 8 + size));
+    at += 8 + size;
+  }
+  return Buffer.concat(out).toString('utf8');
+}
+
+/**
+ * A container's output, stdout and stderr merged, as a text stream. Destroying the returned
+ * stream stops following.
+ */
+export async function containerLogs(
+  docker: Dockerode,
+  id: string,
+  o: { tail?: number; follow?: boolean; timestamps?: boolean } = {},
+): Promise<Readable> {
+  const container = docker.getContainer(id);
+  const info = await container.inspect();
+  const base = { stdout: true, stderr: true, timestamps: o.timestamps ?? false, ...(o.tail !== undefined ? { tail: o.tail } : {}) };
+  const out = new PassThrough();
+  if (!o.follow) {
+    const buf = (await container.logs({ ...base, follow: false })) as unknown as Buffer;
+    out.end(info.Config.Tty ? buf : demuxBuffer(buf));
+    return out;
+  }
+  const raw = (await container.logs({ ...base, follow: true })) as unknown as Readable;
+  if (info.Config.Tty) raw.pipe(out);
+  else docker.modem.demuxStream(raw, out, out);
+  raw.on('end', () => out.end());
+  raw.on('error', (err) => out.destroy(err));
+  out.on('close', () => raw.destroy());
+  return out;
+}
+
+/** The last `lines` lines a container printed, for error messages. */
+export async function tailLogs(docker: Dockerode, id: string, lines = 20): Promise<string> {
+  try {
+    const stream = await containerLogs(docker, id, { tail: lines });
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
+    return Buffer.concat(chunks).toString('utf8').trimEnd();
+  } catch {
+    return '(logs unavailable)';
+  }
+}
+
+/**
+ * Docker's userland proxy accepts on the host port even when nothing listens inside the
+ * container, then closes at once. So a connection counts only if it stays open a moment (or
+ * the app speaks first).
+ */
+export function probePort(port: number, holdMs = 250): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let done = false;
+    const finish = (ok: boolean): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => finish(false), 2000);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      setTimeout(() => finish(true), holdMs);
+    });
+    socket.once('data', () => finish(true));
+    socket.once('end', () => finish(false));
+    socket.once('close', () => finish(false));
+    socket.once('error', () => finish(false));
+  });
+}
+
+/**
+ * Waits until a new container accepts TCP on its host port and is still running `settleMs`
+ * later without having restarted (a process that binds and then crashes is not healthy).
+ */
+export async function waitHealthy(o: {
+  docker: Dockerode;
+  id: string;
+  hostPort: number | null;
+  settleMs: number;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}): Promise<void> {
+  const container = o.docker.getContainer(o.id);
+  const deadline = Date.now() + o.timeoutMs;
+  const fail = async (name: string, reason: string): Promise<never> => {
+    const logs = await tailLogs(o.docker, o.id, 20);
+    throw new SlipwayError('E_HEALTHCHECK', `${name} failed its health check: ${reason}\n--- last output of ${name} ---\n${logs || '(no output)'}`);
+  };
+  const state = async (): Promise<{ name: string; running: boolean; restarts: number; startedAt: string; exitCode: number }> => {
+    const info = await container.inspect();
+    return {
+      name: info.Name.replace(/^\//, ''),
+      running: info.State.Running && !info.State.Restarting,
+      restarts: info.RestartCount,
+      startedAt: info.State.StartedAt,
+      exitCode: info.State.ExitCode,
+    };
+  };
+
+  let s = await state();
+  if (o.hostPort !== null) {
+    for (;;) {
+      o.signal?.throwIfAborted();
+      s = await state();
+      if (!s.running) await fail(s.name, `the process exited (code ${s.exitCode}) before it listened on $PORT`);
+      if (await probePort(o.hostPort)) break;
+      if (Date.now() >= deadline) await fail(s.name, `nothing answered on $PORT (${WEB_PORT}) within ${Math.round(o.timeoutMs / 1000)} s`);
+      await sleep(200, undefined, o.signal ? { signal: o.signal } : {});
+    }
+  }
+  await sleep(o.settleMs, undefined, o.signal ? { signal: o.signal } : {});
+  const after = await state();
+  if (!after.running || after.restarts !== s.restarts || after.startedAt !== s.startedAt) {
+    await fail(after.name, `the process did not stay up for ${o.settleMs} ms (exit code ${after.exitCode}, ${after.restarts} restarts)`);
+  }
+}

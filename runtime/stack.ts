@@ -1,0 +1,283 @@
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { pipeline } from 'node:stream/promises';
+import type Dockerode from 'dockerode';
+import tar from 'tar-stream';
+import { SlipwayError } from '../platform/errors.js';
+import type { Logger } from '../platform/log.js';
+import { aptInstall, findProgram, type Progress } from '../platform/setup.js';
+import { followToEnd } from './docker-progress.js';
+
+export const STACK_REPO = 'slipway/stack';
+export const STACK_LABEL = 'slipway.stack';
+
+export interface StackRecipe {
+  suite: string;
+  variant: 'minbase';
+  packages: string[];
+  user: { name: 'slipway'; uid: 1000; gid: 1000; home: '/home/slipway' };
+  /** mmdebstrap --customize-hook scripts, run by mmdebstrap with the chroot as "$1". */
+  customizeHooks: string[];
+  /** Image config applied at import (`docker import --change`). */
+  changes: string[];
+}
+
+/** Debian's codename from /etc/os-release text, or null. */
+export function parseOsCodename(osRelease: string): string | null {
+  const m = /^VERSION_CODENAME=["']?([a-z0-9]+)["']?\s*$/m.exec(osRelease);
+  return m?.[1] ?? null;
+}
+
+function hostSuite(): string {
+  try {
+    const codename = parseOsCodename(fs.readFileSync('/etc/os-release', 'utf8'));
+    if (codename) return codename;
+  } catch {
+    // fall through
+  }
+  // The platform targets Debian 12; a host without a codename gets that stack.
+  return 'bookworm';
+}
+
+const USER = { name: 'slipway', uid: 1000, gid: 1000, home: '/home/slipway' } as const;
+
+/**
+ * Everything that decides the stack's content. Its hash names the image, so any change here
+ * (a package, the suite, a hook's text) yields a new tag and a rebuild, never a stale image.
+ */
+export const STACK_RECIPE: StackRecipe = {
+  suite: hostSuite(),
+  variant: 'minbase',
+  packages: ['python3', 'python3-venv', 'python3-pip', 'ca-certificates', 'tar', 'gzip', 'xz-utils', 'git', 'procps', 'bash'],
+  user: USER,
+  customizeHooks: [
+    `chroot "$1" groupadd --gid ${USER.gid} ${USER.name}`,
+    `chroot "$1" useradd --uid ${USER.uid} --gid ${USER.gid} --create-home --home-dir ${USER.home} --shell /bin/bash ${USER.name}`,
+    // Package indexes are dead weight in an image that never runs apt.
+    'rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin',
+  ],
+  changes: ['ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'ENV LANG=C.UTF-8', 'CMD ["/bin/bash"]'],
+};
+
+export function stackHash(recipe: StackRecipe = STACK_RECIPE): string {
+  return createHash('sha256').update(JSON.stringify(recipe)).digest('hex').slice(0, 12);
+}
+
+export function stackImageRef(recipe: StackRecipe = STACK_RECIPE): string {
+  return `${STACK_REPO}:${stackHash(recipe)}`;
+}
+
+async function imageExists(docker: Dockerode, ref: string): Promise<boolean> {
+  try {
+    await docker.getImage(ref).inspect();
+    return true;
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode === 404) return false;
+    throw err;
+  }
+}
+
+/** Returns the stack image's ref, building it first when absent (or when `force`). */
+export async function ensureStackImage(docker: Dockerode, o: { progress: Progress; force?: boolean; logger: Logger }): Promise<string> {
+  const ref = stackImageRef();
+  if (!o.force && (await imageExists(docker, ref))) return ref;
+
+  if (!(await findProgram('mmdebstrap'))) {
+    o.progress('-----> Installing mmdebstrap');
+    await aptInstall(['mmdebstrap'], o.logger, 'E_STACK');
+  }
+  const started = Date.now();
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'slipway-stack-'));
+  try {
+    const tarball = path.join(dir, 'rootfs.tar');
+    o.progress(`-----> Building stack image (mmdebstrap ${STACK_RECIPE.suite}, ${STACK_RECIPE.variant}); this takes a minute or two`);
+    await runMmdebstrap(STACK_RECIPE, tarball, await aptSourceFiles(), o);
+    o.progress('-----> Importing the root file system into Docker');
+    const [repo, tag] = [STACK_REPO, stackHash()];
+    const stream = await docker.importImage(tarball, {
+      repo,
+      tag,
+      changes: [...STACK_RECIPE.changes, `LABEL ${STACK_LABEL}=${tag}`],
+      message: 'slipway stack (mmdebstrap)',
+    });
+    await followToEnd(docker, stream, () => {}, 'E_STACK');
+    if (!(await imageExists(docker, ref))) throw new SlipwayError('E_STACK', `import finished but ${ref} is missing`);
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+  o.logger.info({ ref, ms: Date.now() - started }, 'stack image built');
+  o.progress(`-----> Stack image ${ref} ready`);
+  return ref;
+}
+
+/**
+ * The machine's own enabled apt sources, passed to mmdebstrap as MIRROR arguments: it pastes
+ * an existing file's content into the chroot, so the stack uses whatever mirror (or local
+ * snapshot, or proxy) this host already trusts, and slipway never names one.
+ */
+export async function aptSourceFiles(root = '/etc/apt'): Promise<string[]> {
+  const files: string[] = [];
+  const main = path.join(root, 'sources.list');
+  try {
+    const text = await fsp.readFile(main, 'utf8');
+    if (/^\s*deb(-src)?\s/m.test(text)) files.push(main);
+  } catch {
+    // no sources.list: deb822 files only
+  }
+  const dir = path.join(root, 'sources.list.d');
+  let names: string[] = [];
+  try {
+    names = (await fsp.readdir(dir)).sort();
+  } catch {
+    // no sources.list.d
+  }
+  for (const name of names) {
+    if (name.endsWith('.list') || name.endsWith('.sources')) files.push(path.join(dir, name));
+  }
+  if (files.length === 0) throw new SlipwayError('E_STACK', `no apt sources found under ${root}: configure apt before building the stack`);
+  return files;
+}
+
+/** mmdebstrap's argv for a recipe; pure, so the exact command is testable. */
+export function mmdebstrapArgs(recipe: StackRecipe, tarball: string, sources: string[]): string[] {
+  return [
+    `--variant=${recipe.variant}`,
+    `--include=${recipe.packages.join(',')}`,
+    ...recipe.customizeHooks.map((hook) => `--customize-hook=${hook}`),
+    '--format=tar',
+    recipe.suite,
+    tarball,
+    ...sources,
+  ];
+}
+
+async function runMmdebstrap(
+  recipe: StackRecipe,
+  tarball: string,
+  sources: string[],
+  o: { progress: Progress; logger: Logger },
+): Promise<void> {
+  const child = spawn('mmdebstrap', mmdebstrapArgs(recipe, tarball, sources), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const tail: string[] = [];
+  let lastShown = Date.now();
+  const onLine = (line: string): void => {
+    o.logger.debug({ line }, 'mmdebstrap');
+    tail.push(line);
+    if (tail.length > 20) tail.shift();
+    // A line every few seconds shows life without flooding the terminal with apt output.
+    if (Date.now() - lastShown >= 5000 && line.trim()) {
+      lastShown = Date.now();
+      o.progress(`       ${line.trim().slice(0, 160)}`);
+    }
+  };
+  readline.createInterface({ input: child.stdout }).on('line', onLine);
+  readline.createInterface({ input: child.stderr }).on('line', onLine);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (c) => resolve(c));
+  });
+  if (code !== 0) {
+    throw new SlipwayError('E_STACK', `mmdebstrap failed (exit ${code}): ${tail.slice(-5).join(' / ')}`);
+  }
+}
+
+/** `docker save` of the current stack image to `file`, atomically (temp file, then rename). */
+export async function exportStack(docker: Dockerode, file: string, progress: Progress): Promise<void> {
+  const ref = stackImageRef();
+  if (!(await imageExists(docker, ref))) {
+    throw new SlipwayError('E_STACK', `stack image ${ref} is not present: build it with 'slipway stack:build' first`);
+  }
+  const target = path.resolve(file);
+  const temp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  progress(`-----> Exporting ${ref} to ${target}`);
+  try {
+    const stream = await docker.getImage(ref).get();
+    await pipeline(stream, fs.createWriteStream(temp, { mode: 0o644 }));
+    const fd = await fsp.open(temp, 'r');
+    await fd.sync();
+    await fd.close();
+    await fsp.rename(temp, target);
+  } catch (err) {
+    await fsp.rm(temp, { force: true });
+    if (err instanceof SlipwayError) throw err;
+    throw new SlipwayError('E_STACK', `exporting ${ref} to ${target} failed: ${(err as Error).message}`, { cause: err });
+  }
+  const { size } = await fsp.stat(target);
+  progress(`-----> Wrote ${(size / 1024 / 1024).toFixed(1)} MB`);
+}
+
+interface SavedImage {
+  tags: string[];
+  labels: Record<string, string>;
+}
+
+/**
+ * Reads what a `docker save` archive holds (tags and labels of each image) without loading it,
+ * so a wrong file is refused before it touches the engine.
+ */
+export async function inspectSavedArchive(file: string): Promise<SavedImage[]> {
+  const jsonFiles = new Map<string, string>();
+  const extract = tar.extract();
+  extract.on('entry', (header, stream, next) => {
+    // manifest.json and image configs sit at the top level; layers are skipped unread.
+    const wanted = header.type === 'file' && !header.name.includes('/') && header.name.endsWith('.json') && (header.size ?? 0) < 4 * 1024 * 1024;
+    if (!wanted) {
+      stream.on('end', next).resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: unknown) => {
+      chunks.push(c as Buffer);
+    });
+    stream.on('end', () => {
+      jsonFiles.set(header.name, Buffer.concat(chunks).toString('utf8'));
+      next();
+    });
+  });
+  try {
+    await pipeline(fs.createReadStream(file), extract);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SlipwayError('E_STACK', `no such file: ${file}`);
+    throw new SlipwayError('E_STACK', `${file} is not a Docker image archive (docker save tar): ${(err as Error).message}`);
+  }
+  const manifest = jsonFiles.get('manifest.json');
+  if (!manifest) throw new SlipwayError('E_STACK', `${file} is not a Docker image archive (no manifest.json)`);
+  try {
+    const entries = JSON.parse(manifest) as Array<{ Config: string; RepoTags: string[] | null }>;
+    return entries.map((e) => {
+      const config = JSON.parse(jsonFiles.get(e.Config) ?? '{}') as { config?: { Labels?: Record<string, string> | null } };
+      return { tags: e.RepoTags ?? [], labels: config.config?.Labels ?? {} };
+    });
+  } catch (err) {
+    throw new SlipwayError('E_STACK', `${file} has an unreadable manifest: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** `docker load` of a stack archive made by exportStack; refuses any other image. */
+export async function importStack(docker: Dockerode, file: string, progress: Progress): Promise<string> {
+  const ref = stackImageRef();
+  const hash = stackHash();
+  const images = await inspectSavedArchive(file);
+  const match = images.find((i) => i.tags.includes(ref) && i.labels[STACK_LABEL] === hash);
+  if (!match) {
+    const held = images.flatMap((i) => i.tags).join(', ') || 'untagged images';
+    throw new SlipwayError(
+      'E_STACK',
+      `${file} holds ${held}, but this slipway needs ${ref}: export the stack from a slipway of the same version`,
+    );
+  }
+  progress(`-----> Loading ${ref} from ${file}`);
+  const stream = await docker.loadImage(file, { quiet: true });
+  await followToEnd(docker, stream, () => {}, 'E_STACK');
+  const loaded = await docker.getImage(ref).inspect().catch(() => null);
+  if (loaded?.Config?.Labels?.[STACK_LABEL] !== hash) {
+    throw new SlipwayError('E_STACK', `loading ${file} did not produce ${ref} labelled ${STACK_LABEL}=${hash}`);
+  }
+  progress(`-----> Stack image ${ref} ready`);
+  return ref;
+}
