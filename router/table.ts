@@ -1,0 +1,162 @@
+import fs from 'node:fs/promises';
+import { Ajv, type ErrorObject } from 'ajv';
+import { SlipwayError } from '../platform/errors.js';
+import { writeFileAtomicText } from '../platform/files.js';
+
+/**
+ * The route table: the only thing the router and the platform daemon share. The daemon writes it
+ * atomically; the router reads it and keeps serving from the last good copy while the daemon is
+ * down. Keep this format stable: both sides may run different builds during an upgrade.
+ */
+export interface AppRoute {
+  /** "127.0.0.1:PORT" each; [] means the app exists but nothing healthy serves it (503). */
+  upstreams: string[];
+}
+
+export interface RouteTable {
+  version: 1;
+  /** Apps answer at <app>.<domain>. */
+  domain: string;
+  /** Keyed by app name. */
+  apps: Record<string, AppRoute>;
+  /** Upstream for /_git/...: "127.0.0.1:PORT" or "unix:/abs/path.sock"; null means 503. */
+  git: string | null;
+}
+
+export type Route =
+  | { kind: 'app'; app: string; upstreams: string[] }
+  | { kind: 'git' }
+  | { kind: 'unknown'; app: string | null };
+
+const APP_NAME = '^[a-z][a-z0-9-]{0,29}$';
+const HOST_PORT = '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):[0-9]{1,5}$';
+const UNIX_SOCKET = '^unix:/[^\\0]*$';
+const DOMAIN = '^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$';
+
+// Unknown extra fields are tolerated (and dropped) so an older router keeps working with a newer
+// daemon that adds optional fields; a real format change bumps `version`.
+const schema = {
+  type: 'object',
+  required: ['version', 'domain', 'apps', 'git'],
+  properties: {
+    version: { const: 1 },
+    domain: { type: 'string', minLength: 1, maxLength: 200, pattern: DOMAIN },
+    apps: {
+      type: 'object',
+      propertyNames: { pattern: APP_NAME },
+      additionalProperties: {
+        type: 'object',
+        required: ['upstreams'],
+        properties: {
+          upstreams: { type: 'array', maxItems: 1000, items: { type: 'string', pattern: HOST_PORT } },
+        },
+      },
+    },
+    git: { anyOf: [{ type: 'null' }, { type: 'string', pattern: HOST_PORT }, { type: 'string', pattern: UNIX_SOCKET }] },
+  },
+} as const;
+
+const validate = new Ajv({ allErrors: false }).compile(schema);
+
+function describe(errors: ErrorObject[] | null | undefined): string {
+  const e = errors?.[0];
+  if (!e) return 'invalid';
+  const where = e.instancePath || '/';
+  const extra = e.keyword === 'propertyNames' ? ` (app names match ${APP_NAME})` : '';
+  return `${where} ${e.message ?? 'is invalid'}${extra}`;
+}
+
+function validPort(target: string): boolean {
+  if (target.startsWith('unix:')) return true;
+  const port = Number(target.slice(target.lastIndexOf(':') + 1));
+  return port >= 1 && port <= 65535;
+}
+
+export function emptyRouteTable(domain: string): RouteTable {
+  return { version: 1, domain, apps: {}, git: null };
+}
+
+/** Validates an already-parsed value and returns a normalised copy with only the known fields. */
+function fromValue(value: unknown): RouteTable {
+  if (!validate(value)) throw new SlipwayError('E_ROUTES', `invalid route table: ${describe(validate.errors)}`);
+  const v = value as RouteTable;
+  const apps: Record<string, AppRoute> = {};
+  for (const [name, route] of Object.entries(v.apps)) {
+    const bad = route.upstreams.find((u) => !validPort(u));
+    if (bad !== undefined) throw new SlipwayError('E_ROUTES', `invalid route table: /apps/${name}: port out of range in ${bad}`);
+    apps[name] = { upstreams: [...route.upstreams] };
+  }
+  if (v.git !== null && !validPort(v.git)) throw new SlipwayError('E_ROUTES', `invalid route table: /git: port out of range`);
+  return { version: 1, domain: v.domain.toLowerCase(), apps, git: v.git };
+}
+
+export function parseRouteTable(text: string): RouteTable {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new SlipwayError('E_ROUTES', 'invalid route table: not valid JSON', { cause: err });
+  }
+  return fromValue(value);
+}
+
+/** Validates before serialising so a bad table is never written for the router to choke on. */
+export function serializeRouteTable(t: RouteTable): string {
+  return `${JSON.stringify(fromValue(t), null, 2)}\n`;
+}
+
+/** Throws the fs error (code ENOENT) when the file is missing, SlipwayError E_ROUTES when invalid. */
+export async function readRouteTable(file: string): Promise<RouteTable> {
+  return parseRouteTable(await fs.readFile(file, 'utf8'));
+}
+
+/** Atomic (temp file + rename), so the router never reads a torn table. World-readable: no secrets. */
+export async function writeRouteTable(file: string, t: RouteTable): Promise<void> {
+  await writeFileAtomicText(file, serializeRouteTable(t), 0o644);
+}
+
+/** Lower-cased host without its port; handles "[::1]:8080". */
+export function hostName(host: string | undefined): string | null {
+  if (!host) return null;
+  const h = host.trim().toLowerCase();
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    return end === -1 ? h : h.slice(0, end + 1);
+  }
+  const colon = h.indexOf(':');
+  return colon === -1 ? h : h.slice(0, colon);
+}
+
+/** First path segment of a request target ("/app/x?y" -> "app"), without query or fragment. */
+function firstSegment(path: string): string {
+  const rest = path.startsWith('/') ? path.slice(1) : path;
+  const stop = rest.search(/[/?#]/);
+  return stop === -1 ? rest : rest.slice(0, stop);
+}
+
+/**
+ * Pure routing. The Host is compared exactly (case-insensitive, port stripped) with
+ * "<app>.<domain>" — never by suffix or substring, so "evillocalhost" or "app.localhost.evil.com"
+ * never reach app "app". Host routing wins; then the first path segment picks "/_git/" or an app,
+ * and the caller forwards the full original path unchanged.
+ */
+export function resolveRoute(t: RouteTable, host: string | undefined, path: string): Route {
+  const name = hostName(host);
+  const suffix = `.${t.domain.toLowerCase()}`;
+  let hostApp: string | null = null;
+  if (name !== null && name.endsWith(suffix)) {
+    const label = name.slice(0, -suffix.length);
+    // Exact match only: the part before ".<domain>" must be a whole app name, not "a.b".
+    if (label.length > 0 && !label.includes('.')) {
+      hostApp = label;
+      const route = Object.hasOwn(t.apps, label) ? t.apps[label] : undefined;
+      if (route) return { kind: 'app', app: label, upstreams: route.upstreams };
+    }
+  }
+  const segment = firstSegment(path);
+  if (segment === '_git' && path.startsWith('/_git/')) return { kind: 'git' };
+  if (segment !== '' && Object.hasOwn(t.apps, segment)) {
+    return { kind: 'app', app: segment, upstreams: t.apps[segment]!.upstreams };
+  }
+  return { kind: 'unknown', app: hostApp ?? (segment === '' ? null : segment) };
+}
