@@ -1,0 +1,94 @@
+import { parseArgs } from 'node:util';
+import { SlipwayError, oneLine, usageError } from '../platform/errors.js';
+import { loadConfig, type ConfigInput } from '../platform/config.js';
+import { createLogger } from '../platform/log.js';
+import { defaultHome, pathsFor } from '../platform/paths.js';
+import { stopRouter } from '../platform/router-process.js';
+import { ensureDocker } from '../platform/setup.js';
+import { runServer } from '../platform/server.js';
+import { ensureStackImage } from '../runtime/stack.js';
+import { runRemote } from './client.js';
+
+const serverFlags = {
+  'ssh-port': { type: 'string' },
+  'http-port': { type: 'string' },
+  listen: { type: 'string' },
+  domain: { type: 'string' },
+  'https-port': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+} as const;
+
+function serverOverrides(argv: string[]): ConfigInput {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: serverFlags, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw usageError(`server: ${oneLine(err).split('. ')[0]}: usage: slipway server [--ssh-port N] [--http-port N] [--listen ADDR] [--domain D] [--https-port N --tls-cert F --tls-key F]`);
+  }
+  const int = (flag: string, v: string | undefined): number | undefined => {
+    if (v === undefined) return undefined;
+    if (!/^\d{1,5}$/.test(v)) throw usageError(`--${flag} must be a port number, not "${v}"`);
+    return Number(v);
+  };
+  const out: ConfigInput = {};
+  const set = <K extends keyof ConfigInput>(k: K, v: ConfigInput[K] | undefined) => {
+    if (v !== undefined) out[k] = v;
+  };
+  set('sshPort', int('ssh-port', values['ssh-port']));
+  set('httpPort', int('http-port', values['http-port']));
+  set('httpsPort', int('https-port', values['https-port']));
+  set('listen', values.listen);
+  set('domain', values.domain);
+  set('tlsCert', values['tls-cert']);
+  set('tlsKey', values['tls-key']);
+  return out;
+}
+
+async function readStdin(): Promise<string> {
+  let text = '';
+  for await (const chunk of process.stdin) text += chunk;
+  return text;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const home = defaultHome();
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'server':
+      await runServer(home, serverOverrides(rest));
+      return -1; // keeps running until a signal
+    case 'setup': {
+      // What `./scripts/test` and operators run to prepare a machine without starting the platform.
+      const { config } = await loadConfig(home);
+      const logger = createLogger(config.logLevel);
+      const progress = (line: string) => process.stdout.write(`${line}\n`);
+      const docker = await ensureDocker({ progress, logger });
+      await ensureStackImage(docker, { progress, logger });
+      return 0;
+    }
+    case 'router:stop': {
+      const stopped = await stopRouter(pathsFor(home));
+      process.stdout.write(stopped ? '-----> Router stopped\n' : 'no router is running for this SLIPWAY_HOME\n');
+      return 0;
+    }
+    case '--version':
+    case 'version':
+      process.stdout.write('slipway 0.1.0\n');
+      return 0;
+    default: {
+      const stdin = rest.includes('-') && !process.stdin.isTTY ? await readStdin() : undefined;
+      return runRemote(pathsFor(home).socket, argv, stdin);
+    }
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`slipway: ${oneLine(err)}\n`);
+    process.exitCode = err instanceof SlipwayError ? err.exitCode : 1;
+  },
+);

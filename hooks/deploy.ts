@@ -1,0 +1,228 @@
+import { createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import type Dockerode from 'dockerode';
+import type PQueue from 'p-queue';
+import type { Config } from '../platform/config.js';
+import { SlipwayError, oneLine } from '../platform/errors.js';
+import type { Logger } from '../platform/log.js';
+import { appCachePath, repoPath, type Paths } from '../platform/paths.js';
+import type { RouteBook } from '../platform/routes.js';
+import { nextReleaseVersion, type AppStore, type Release } from '../platform/store.js';
+import { extractRevision } from '../buildpacks/extract.js';
+import { parseProcfile } from '../buildpacks/procfile.js';
+import { runBuild } from '../buildpacks/runner.js';
+import { buildReleaseImage } from '../runtime/images.js';
+import { deployFormation } from '../runtime/formation.js';
+import { chooseBuildpacks, type BuildpackCatalog } from './choose-buildpacks.js';
+import { prepareMirror } from './prepare-mirror.js';
+
+export interface DeployDeps {
+  docker: Dockerode;
+  config: Config;
+  paths: Paths;
+  apps: AppStore;
+  routes: RouteBook;
+  logger: Logger;
+  stackImage: () => string;
+  buildpacks: BuildpackCatalog;
+  /** Limits builds across apps; a deploy of one app is already serialized by its own queue. */
+  buildQueue: PQueue;
+}
+
+export interface DeployRequest {
+  app: string;
+  rev: string;
+  gitEnv: Record<string, string>;
+  pusher: string;
+}
+
+export interface DeployOutput {
+  out(text: string): void;
+  signal: AbortSignal;
+}
+
+/** `-----> Title` header lines and seven-space indented detail, as Heroku and Dokku users know them. */
+export const header = (text: string): string => `-----> ${text}\n`;
+
+/**
+ * Push to live: extract the pushed tree, run the buildpacks offline, bake a release image and
+ * switch the app to it. Throws on any failure; the app's running release is only replaced at
+ * the very end, after the new containers proved healthy.
+ */
+export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: DeployOutput): Promise<Release> {
+  const { app, rev } = req;
+  const started = Date.now();
+  const buildId = `${new Date(started).toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${crypto.randomBytes(3).toString('hex')}`;
+  const buildLogDir = path.join(deps.paths.buildsDir, app);
+  await fs.mkdir(buildLogDir, { recursive: true });
+  const logStream = createWriteStream(path.join(buildLogDir, `${buildId}.log`), { mode: 0o600 });
+  const say = (text: string) => {
+    io.out(text);
+    logStream.write(text);
+  };
+  await deps.apps.update(app, (a) => {
+    a.builds.push({
+      id: buildId,
+      commit: rev,
+      status: 'running',
+      startedAt: new Date(started).toISOString(),
+      finishedAt: null,
+      durationMs: null,
+      buildpacks: [],
+      error: null,
+      by: req.pusher,
+    });
+  });
+  const workDir = await fs.mkdtemp(path.join(deps.paths.tmpDir, `build-${app}-`));
+  let buildpackNames: string[] = [];
+  try {
+    say(header(`Building ${app} from ${rev.slice(0, 7)} (build ${buildId})`));
+    const appDir = path.join(workDir, 'app');
+    await fs.mkdir(appDir);
+    const tree = await extractRevision({
+      repoDir: repoPath(deps.paths, app),
+      rev,
+      gitEnv: req.gitEnv,
+      dest: appDir,
+      maxBytes: deps.config.maxPushBytes,
+    });
+    say(`       ${tree.files} files, ${formatBytes(tree.bytes)}\n`);
+
+    const record = await deps.apps.get(app);
+    const choice = await chooseBuildpacks(deps.buildpacks, record.buildpacks, appDir);
+    if (choice.pinnedBy) say(header(`Using buildpacks pinned by ${choice.pinnedBy}: ${choice.candidates.map((c) => c.name).join(', ')}`));
+    const buildEnv = await prepareMirror({ appDir, config: deps.config, paths: deps.paths, candidates: choice.candidates, say });
+
+    const cacheDir = appCachePath(deps.paths, app);
+    await fs.mkdir(cacheDir, { recursive: true });
+    const result = await deps.buildQueue.add(
+      () =>
+        runBuild({
+          docker: deps.docker,
+          stackImage: deps.stackImage(),
+          appDir,
+          cacheDir,
+          envVars: record.config,
+          candidates: choice.candidates,
+          pinned: choice.pinnedBy !== null,
+          mirrorDir: deps.paths.mirrorDir,
+          buildEnv,
+          memory: deps.config.buildMemory,
+          pidsLimit: deps.config.buildPidsLimit,
+          timeoutSeconds: deps.config.buildTimeoutSeconds,
+          onOutput: say,
+          signal: io.signal,
+        }),
+    );
+    buildpackNames = result.buildpacks;
+
+    const processTypes = await readProcessTypes(appDir, result.processTypes);
+    say(header(`Process types: ${Object.keys(processTypes).join(', ')}`));
+
+    const version = nextReleaseVersion(record);
+    say(header(`Building release image slipway/${app}:v${version}`));
+    const image = await buildReleaseImage({
+      docker: deps.docker,
+      stackImage: deps.stackImage(),
+      appDir,
+      app,
+      version,
+      labels: { 'slipway.build': buildId, 'slipway.commit': rev },
+      onProgress: (line) => deps.logger.debug({ app, line }, 'image build'),
+    });
+
+    const env = { ...result.configVars, ...record.config };
+    const formation = { ...record.formation };
+    if (formation.web === undefined && processTypes.web) formation.web = 1;
+    say(header(`Releasing v${version}`));
+    await deployFormation({
+      docker: deps.docker,
+      app,
+      release: version,
+      image,
+      processTypes,
+      formation,
+      env,
+      settleMs: deps.config.healthSettleMs,
+      healthTimeoutMs: 60_000,
+      drainMs: deps.config.drainMs,
+      graceSeconds: deps.config.stopGraceSeconds,
+      onRoutes: (upstreams: string[]) => deps.routes.setApp(app, upstreams),
+      progress: (line: string) => say(`       ${line}\n`),
+      logger: deps.logger,
+    });
+
+    const release: Release = {
+      version,
+      image,
+      buildId,
+      commit: rev,
+      configHash: hashConfig(record.config),
+      processTypes,
+      defaultConfig: result.configVars,
+      createdAt: new Date().toISOString(),
+      by: req.pusher,
+      description: `deploy ${rev.slice(0, 7)}`,
+    };
+    const durationMs = Date.now() - started;
+    await deps.apps.update(app, (a) => {
+      a.releases.push(release);
+      a.current = version;
+      a.formation = formation;
+      finishBuild(a.builds, buildId, { status: 'succeeded', durationMs, buildpacks: buildpackNames, error: null });
+    });
+    const { httpPort, domain } = deps.config;
+    say(header(`Deployed ${app} v${version} in ${(durationMs / 1000).toFixed(1)} s`));
+    if (processTypes.web) say(`       http://${app}.${domain}:${httpPort}/\n`);
+    return release;
+  } catch (err) {
+    const message = oneLine(err);
+    say(`\n !     ${message}\n`);
+    say(' !     The push was refused; the running release is unchanged.\n');
+    await deps.apps
+      .update(app, (a) => finishBuild(a.builds, buildId, { status: 'failed', durationMs: Date.now() - started, buildpacks: buildpackNames, error: message }))
+      .catch(() => undefined);
+    throw err;
+  } finally {
+    logStream.end();
+    await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** The Procfile of the built app wins; without one, the buildpack's default process types. */
+async function readProcessTypes(appDir: string, defaults: Record<string, string>): Promise<Record<string, string>> {
+  let text: string | null = null;
+  try {
+    text = await fs.readFile(path.join(appDir, 'Procfile'), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const types = text === null ? defaults : parseProcfile(text);
+  if (Object.keys(types).length === 0) {
+    throw new SlipwayError('E_PROCFILE', 'no process types: add a Procfile such as "web: node server.js", or a start script the buildpack can use');
+  }
+  return types;
+}
+
+function finishBuild(
+  builds: { id: string; status: string; finishedAt: string | null; durationMs: number | null; buildpacks: string[]; error: string | null }[],
+  id: string,
+  result: { status: 'succeeded' | 'failed'; durationMs: number; buildpacks: string[]; error: string | null },
+): void {
+  const build = builds.find((b) => b.id === id);
+  if (!build) return;
+  Object.assign(build, result, { finishedAt: new Date().toISOString() });
+}
+
+export function hashConfig(config: Record<string, string>): string {
+  const sorted = Object.keys(config).sort().map((k) => [k, config[k]]);
+  return crypto.createHash('sha256').update(JSON.stringify(sorted)).digest('hex').slice(0, 12);
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}

@@ -1,0 +1,83 @@
+import PQueue from 'p-queue';
+import { parseAppName } from '../platform/app-name.js';
+import { oneLine, SlipwayError } from '../platform/errors.js';
+import type { Logger } from '../platform/log.js';
+import type { AppStore } from '../platform/store.js';
+import type { PushRef } from '../platform/wire.js';
+import { header, type DeployOutput, type DeployRequest } from './deploy.js';
+
+const ZERO = /^0{40}$/;
+const SHA = /^[0-9a-f]{40}$/;
+export const DEPLOY_BRANCHES = ['refs/heads/main', 'refs/heads/master'];
+
+export interface PushRequest {
+  app: string;
+  refs: PushRef[];
+  gitEnv: Record<string, string>;
+  pusher: string;
+}
+
+/** One queue per app: pushes (and other changes) to one app run one at a time, in arrival order. */
+export class AppQueues {
+  readonly #queues = new Map<string, PQueue>();
+
+  run<T>(app: string, task: () => Promise<T>): Promise<T> {
+    let q = this.#queues.get(app);
+    if (!q) {
+      q = new PQueue({ concurrency: 1 });
+      this.#queues.set(app, q);
+    }
+    const queue = q;
+    return queue.add(task).finally(() => {
+      if (queue.size === 0 && queue.pending === 0) this.#queues.delete(app);
+    });
+  }
+}
+
+/** Picks the deploying ref of a push: main wins over master when both are pushed at once. */
+export function deployTarget(refs: PushRef[]): PushRef | null {
+  for (const branch of DEPLOY_BRANCHES) {
+    const ref = refs.find((r) => r.ref === branch && !ZERO.test(r.newRev));
+    if (ref) return ref;
+  }
+  return null;
+}
+
+/**
+ * The daemon's side of the pre-receive hook. Returns the hook's exit code: 0 lets git move the
+ * refs, anything else refuses the whole push.
+ */
+export async function handlePush(
+  deps: { apps: AppStore; queues: AppQueues; logger: Logger; deploy: (req: DeployRequest, io: DeployOutput) => Promise<unknown> },
+  req: PushRequest,
+  io: DeployOutput,
+): Promise<number> {
+  // Once deployRevision runs it explains its own failure in the build log; before that, we do.
+  let explained = false;
+  try {
+    const app = parseAppName(req.app);
+    await deps.apps.get(app);
+    for (const r of req.refs) {
+      if (!SHA.test(r.oldRev) || !SHA.test(r.newRev) || !r.ref.startsWith('refs/')) {
+        throw new SlipwayError('E_DEPLOY', 'malformed ref update from git');
+      }
+    }
+    const target = deployTarget(req.refs);
+    if (!target) {
+      const names = req.refs.map((r) => r.ref.replace(/^refs\/heads\//, '')).join(', ');
+      io.out(header(`Received ${names}: kept, not deployed (only main or master deploys)`));
+      return 0;
+    }
+    const waiting = setTimeout(() => io.out(header('Waiting for an earlier deploy of this app to finish')), 500);
+    await deps.queues.run(app, async () => {
+      clearTimeout(waiting);
+      explained = true;
+      await deps.deploy({ app, rev: target.newRev, gitEnv: req.gitEnv, pusher: req.pusher }, io);
+    });
+    return 0;
+  } catch (err) {
+    if (!(err instanceof SlipwayError)) deps.logger.error({ err, app: req.app }, 'deploy failed unexpectedly');
+    if (!explained) io.out(` !     ${oneLine(err)}\n`);
+    return 1;
+  }
+}

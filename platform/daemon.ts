@@ -1,0 +1,317 @@
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type Dockerode from 'dockerode';
+import PQueue from 'p-queue';
+import { parseAppName } from './app-name.js';
+import type { Config } from './config.js';
+import { SlipwayError, oneLine } from './errors.js';
+import type { Logger } from './log.js';
+import { appCachePath, repoPath, type Paths } from './paths.js';
+import { RouteBook } from './routes.js';
+import { AppStore } from './store.js';
+import { decodeLines, encode, MAX_REQUEST_BYTES, parseRequest, type Frame, type Request } from './wire.js';
+import { commands, runCommand, type CommandIO, type Platform, type ProcessInfo, type StatusInfo } from '../receiver/commands/index.js';
+import { initBareRepo, spawnGitService } from '../receiver/git.js';
+import { splitCommandLine } from '../receiver/split.js';
+import { SshKeyStore } from '../receiver/ssh-keys.js';
+import { startSshServer, type SshExec } from '../receiver/ssh-server.js';
+import { directoryCatalog } from '../hooks/choose-buildpacks.js';
+import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
+import { AppQueues, handlePush } from '../hooks/push.js';
+import { LABELS, listAppContainers, removeApp } from '../runtime/containers.js';
+import { removeAppImages } from '../runtime/images.js';
+import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The repository's own folders, found relative to the compiled daemon (dist/platform). */
+export const builtinBuildpacksDir = path.join(root, 'buildpacks');
+export const gitHooksDir = path.join(root, 'hooks', 'git');
+
+export interface DaemonOptions {
+  config: Config;
+  paths: Paths;
+  docker: Dockerode;
+  logger: Logger;
+  /** Whether the router answers; the server knows, the daemon asks. */
+  routerAlive: () => Promise<boolean>;
+}
+
+export interface Daemon {
+  platform: Platform;
+  sshPort: number;
+  close(): Promise<void>;
+}
+
+/**
+ * The platform daemon: owns state, runs deploys, answers the local socket (CLI and git hook)
+ * and the SSH receiver. It is the composition root: everything below receives its
+ * dependencies from here.
+ */
+export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
+  const { config, paths, docker, logger } = o;
+  for (const dir of [paths.stateDir, paths.appsDir, paths.reposDir, paths.cacheDir, paths.buildsDir, paths.mirrorDir, paths.buildpacksDir, paths.tmpDir, paths.runDir, paths.logDir]) {
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  }
+  // The mirror is read by build containers (as uid 1000, read-only): it must be traversable.
+  await fs.chmod(paths.mirrorDir, 0o755);
+  await fs.chmod(paths.home, 0o755);
+  const apps = new AppStore(paths.appsDir);
+  await apps.init();
+  const keys = new SshKeyStore(path.join(paths.stateDir, 'ssh-keys.json'));
+  const routes = new RouteBook(paths.routeTable, config.domain);
+  const queues = new AppQueues();
+  const deployDeps: DeployDeps = {
+    docker,
+    config,
+    paths,
+    apps,
+    routes,
+    logger,
+    stackImage: stackImageRef,
+    buildpacks: directoryCatalog(builtinBuildpacksDir, paths.buildpacksDir),
+    buildQueue: new PQueue({ concurrency: config.buildConcurrency }),
+  };
+
+  await adoptRunningApps({ docker, apps, routes, logger });
+
+  let sshPort = config.sshPort;
+  const platform: Platform = {
+    config,
+    logger,
+    apps,
+    keys,
+    async status(): Promise<StatusInfo> {
+      const dockerVersion = await docker
+        .version()
+        .then((v) => `running (engine ${v.Version})`)
+        .catch(() => 'not answering');
+      const stack = stackImageRef();
+      const stackPresent = await docker
+        .getImage(stack)
+        .inspect()
+        .then(() => true)
+        .catch(() => false);
+      return {
+        daemon: 'running',
+        docker: dockerVersion,
+        router: (await o.routerAlive()) ? 'running' : 'stopped',
+        ssh: `listening on ${config.listen}:${sshPort}`,
+        http: `${config.listen}:${config.httpPort}`,
+        stackImage: stackPresent ? stack : `${stack} (missing: run \`slipway stack:build\`)`,
+        apps: (await apps.list()).length,
+      };
+    },
+    async createApp(name) {
+      await apps.create(name);
+      try {
+        await fs.rm(repoPath(paths, name), { recursive: true, force: true });
+        await initBareRepo(repoPath(paths, name));
+      } catch (err) {
+        await apps.remove(name);
+        throw new SlipwayError('E_INTERNAL', `could not create the git repository for ${name}: ${oneLine(err)}`);
+      }
+      await routes.setApp(name, []);
+    },
+    async destroyApp(name, progress) {
+      await queues.run(name, async () => {
+        progress('-----> Removing containers');
+        await removeApp(docker, name);
+        await routes.removeApp(name);
+        progress('-----> Removing images');
+        await removeAppImages(docker, name);
+        progress('-----> Removing repository, build cache and logs');
+        for (const dir of [repoPath(paths, name), appCachePath(paths, name), path.join(paths.buildsDir, name)]) {
+          await fs.rm(dir, { recursive: true, force: true });
+        }
+        await apps.remove(name);
+      });
+    },
+    async processes(app): Promise<ProcessInfo[]> {
+      const list = await listAppContainers(docker, app);
+      return list
+        .map((c) => ({
+          name: (c.Names[0] ?? '').replace(/^\//, ''),
+          type: c.Labels[LABELS.type] ?? '?',
+          index: Number(c.Labels[LABELS.index] ?? 0),
+          state: c.State,
+          release: c.Labels[LABELS.release] ? Number(c.Labels[LABELS.release]) : null,
+          hostPort: c.Ports.find((p) => p.PrivatePort === 5000 && p.PublicPort)?.PublicPort ?? null,
+        }))
+        .sort((a, b) => a.type.localeCompare(b.type) || a.index - b.index);
+    },
+    buildStack: (progress) => ensureStackImage(docker, { progress, force: true, logger }),
+  };
+
+  const hookEnv = (app: string, pusher: string) => ({
+    SLIPWAY_SOCKET: paths.socket,
+    SLIPWAY_APP: app,
+    SLIPWAY_PUSHER: pusher,
+  });
+
+  const deploy = (req: Parameters<typeof deployRevision>[1], io: Parameters<typeof deployRevision>[2]) => deployRevision(deployDeps, req, io);
+
+  const socketServer = await listenSocket(paths.socket, logger, async (req, send, signal) => {
+    if (req.op === 'command') {
+      const io: CommandIO = {
+        out: (d) => send({ t: 'out', d }),
+        err: (d) => send({ t: 'err', d }),
+        readStdin: async () => req.stdin ?? '',
+        signal,
+        actor: 'cli',
+      };
+      return runCommand(commands, req.argv, io, platform);
+    }
+    return handlePush({ apps, queues, logger, deploy }, req, { out: (d) => send({ t: 'out', d }), signal });
+  });
+
+  const onExec = async (exec: SshExec): Promise<number> => {
+    const write = (stream: NodeJS.WritableStream) => (d: string) => {
+      if (!exec.signal.aborted) stream.write(d);
+    };
+    let argv: string[];
+    try {
+      argv = splitCommandLine(exec.command);
+    } catch (err) {
+      exec.stderr.write(`slipway: ${oneLine(err)}\n`);
+      return err instanceof SlipwayError ? err.exitCode : 1;
+    }
+    const [verb, ...args] = argv;
+    if (verb === 'git-receive-pack' || verb === 'git-upload-pack') {
+      if (args.length !== 1) {
+        exec.stderr.write(`slipway: usage: ${verb} '<app>'\n`);
+        return 2;
+      }
+      let app: string;
+      try {
+        app = parseAppName(args[0]!, { forRepo: true });
+        await apps.get(app);
+      } catch (err) {
+        exec.stderr.write(`slipway: ${oneLine(err)}\n`);
+        return 1;
+      }
+      const child = spawnGitService({
+        repoDir: repoPath(paths, app),
+        service: verb === 'git-receive-pack' ? 'receive-pack' : 'upload-pack',
+        hooksDir: gitHooksDir,
+        maxPushBytes: config.maxPushBytes,
+        hookEnv: hookEnv(app, exec.user),
+      });
+      exec.stdin.pipe(child.stdin!);
+      child.stdout!.pipe(exec.stdout, { end: false });
+      child.stderr!.pipe(exec.stderr, { end: false });
+      exec.signal.addEventListener('abort', () => child.kill('SIGTERM'));
+      return new Promise((resolve) => child.on('close', (code) => resolve(code ?? 1)));
+    }
+    const io: CommandIO = {
+      out: write(exec.stdout),
+      err: write(exec.stderr),
+      readStdin: () => readAll(exec.stdin, 64 * 1024),
+      signal: exec.signal,
+      actor: exec.user,
+    };
+    return runCommand(commands, argv, io, platform);
+  };
+
+  const ssh = await startSshServer({
+    listen: config.listen,
+    port: config.sshPort,
+    hostKeyFile: paths.hostKey,
+    keys,
+    onExec,
+    logger,
+  });
+  sshPort = ssh.port;
+  logger.info({ ssh: `${config.listen}:${ssh.port}`, socket: paths.socket }, 'daemon ready');
+
+  return {
+    platform,
+    sshPort: ssh.port,
+    async close() {
+      await Promise.all([ssh.close(), new Promise<void>((resolve) => socketServer.close(() => resolve()))]);
+      await fs.rm(paths.socket, { force: true });
+    },
+  };
+}
+
+/**
+ * Rebuilds the route table from the containers that are running now, so a restarted daemon
+ * serves what was already live, without restarting anything.
+ */
+async function adoptRunningApps(o: { docker: Dockerode; apps: AppStore; routes: RouteBook; logger: Logger }): Promise<void> {
+  const table: Record<string, string[]> = {};
+  const containers = await listAppContainers(o.docker);
+  for (const app of await o.apps.list()) {
+    table[app.name] = containers
+      .filter((c) => c.Labels[LABELS.app] === app.name && c.Labels[LABELS.type] === 'web' && c.State === 'running')
+      .filter((c) => app.current === null || c.Labels[LABELS.release] === String(app.current))
+      .flatMap((c) => c.Ports.filter((p) => p.PrivatePort === 5000 && p.PublicPort).map((p) => `127.0.0.1:${p.PublicPort}`));
+  }
+  await o.routes.replace(table, o.routes.table.git);
+  o.logger.info({ apps: Object.keys(table).length }, 'adopted running apps');
+}
+
+type Handler = (req: Request, send: (f: Frame) => void, signal: AbortSignal) => Promise<number>;
+
+/** The admin socket: root-only, one request per connection, closing the connection cancels it. */
+async function listenSocket(file: string, logger: Logger, handle: Handler): Promise<net.Server> {
+  await clearStaleSocket(file);
+  const server = net.createServer((socket) => {
+    const controller = new AbortController();
+    socket.on('close', () => controller.abort());
+    socket.on('error', () => controller.abort());
+    const send = (f: Frame) => {
+      if (!socket.destroyed) socket.write(encode(f));
+    };
+    let bytes = 0;
+    socket.on('data', (d: Buffer) => {
+      bytes += d.length;
+      if (bytes > MAX_REQUEST_BYTES) socket.destroy();
+    });
+    (async () => {
+      for await (const value of decodeLines(socket)) {
+        const code = await handle(parseRequest(value), send, controller.signal);
+        send({ t: 'exit', code });
+        socket.end();
+        return;
+      }
+    })().catch((err: unknown) => {
+      logger.warn({ err: oneLine(err) }, 'bad request on the admin socket');
+      send({ t: 'err', d: `slipway: ${oneLine(err)}\n` });
+      send({ t: 'exit', code: 1 });
+      socket.end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(file, () => resolve());
+  });
+  await fs.chmod(file, 0o600);
+  return server;
+}
+
+async function clearStaleSocket(file: string): Promise<void> {
+  const alive = await new Promise<boolean>((resolve) => {
+    const s = net.connect(file);
+    s.on('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+  if (alive) throw new SlipwayError('E_DAEMON', `a Slipway daemon already answers on ${file}: stop it first, or use another SLIPWAY_HOME`);
+  await fs.rm(file, { force: true });
+}
+
+function readAll(stream: NodeJS.ReadableStream, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    stream.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.length > limit) reject(new SlipwayError('E_USAGE', 'standard input too large', { exitCode: 2 }));
+    });
+    stream.on('end', () => resolve(text));
+    stream.on('error', reject);
+  });
+}

@@ -1,0 +1,49 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadConfig, type ConfigInput } from './config.js';
+import { startDaemon } from './daemon.js';
+import { createLogger } from './log.js';
+import { ensureRouter, portAnswers } from './router-process.js';
+import { ensureDocker } from './setup.js';
+import { ensureStackImage } from '../runtime/stack.js';
+
+/**
+ * `slipway server`: sets up what is missing (Docker Engine, the stack image), then runs the
+ * daemon and SSH receiver in this process and the router in its own. SIGTERM stops the daemon
+ * and SSH cleanly; app containers and the router keep serving, and the next `slipway server`
+ * adopts both.
+ */
+export async function runServer(home: string, flags: ConfigInput): Promise<void> {
+  const { config, paths } = await loadConfig(home, flags);
+  fs.mkdirSync(paths.logDir, { recursive: true, mode: 0o700 });
+  const logger = createLogger(config.logLevel, fs.createWriteStream(path.join(paths.logDir, 'slipway.log'), { flags: 'a', mode: 0o600 }));
+  const progress = (line: string) => process.stdout.write(`${line}\n`);
+
+  progress(`-----> Slipway starting (SLIPWAY_HOME=${paths.home})`);
+  const docker = await ensureDocker({ progress, logger });
+  await ensureStackImage(docker, { progress, logger });
+  const daemon = await startDaemon({
+    config,
+    paths,
+    docker,
+    logger,
+    routerAlive: () => portAnswers(config.listen, config.httpPort),
+  });
+  await ensureRouter(config, paths, progress);
+  progress(`-----> SSH receiver on ${config.listen}:${daemon.sshPort}`);
+  progress(`-----> Ready. Next: slipway ssh-keys:add me ~/.ssh/id_ed25519.pub && slipway apps:create myapp`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    progress(`-----> Stopping (${signal}); apps and the router keep serving`);
+    daemon.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

@@ -1,0 +1,140 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { SlipwayError } from './errors.js';
+import { readJson, writeJsonAtomic } from './files.js';
+
+/** One deployed version of an app: an image plus the config it ran with. */
+export interface Release {
+  version: number;
+  image: string;
+  buildId: string | null;
+  commit: string | null;
+  configHash: string;
+  processTypes: Record<string, string>;
+  /** Config vars a buildpack's bin/release proposed; user config overrides them. */
+  defaultConfig: Record<string, string>;
+  createdAt: string;
+  by: string;
+  description: string;
+}
+
+export interface BuildRecord {
+  id: string;
+  commit: string;
+  status: 'running' | 'succeeded' | 'failed';
+  startedAt: string;
+  finishedAt: string | null;
+  durationMs: number | null;
+  buildpacks: string[];
+  error: string | null;
+  by: string;
+}
+
+export interface AppRecord {
+  name: string;
+  createdAt: string;
+  config: Record<string, string>;
+  /** Containers wanted per process type; persisted so restarts and redeploys keep the scale. */
+  formation: Record<string, number>;
+  buildpacks: string[];
+  releases: Release[];
+  /** The release that serves now; null before the first deploy. */
+  current: number | null;
+  builds: BuildRecord[];
+}
+
+const KEEP_BUILD_RECORDS = 100;
+
+/**
+ * App records, one JSON file per app, written atomically. Every change goes through `update`,
+ * which serializes read-modify-write per app inside this (the only writing) process.
+ */
+export class AppStore {
+  readonly #dir: string;
+  readonly #locks = new Map<string, Promise<unknown>>();
+
+  constructor(dir: string) {
+    this.#dir = dir;
+  }
+
+  #file(name: string): string {
+    return path.join(this.#dir, `${name}.json`);
+  }
+
+  async init(): Promise<void> {
+    await fs.mkdir(this.#dir, { recursive: true, mode: 0o700 });
+  }
+
+  async find(name: string): Promise<AppRecord | null> {
+    return readJson<AppRecord | null>(this.#file(name), null);
+  }
+
+  async get(name: string): Promise<AppRecord> {
+    const app = await this.find(name);
+    if (!app) {
+      throw new SlipwayError('E_APP_NOT_FOUND', `app "${name}" does not exist: create it with \`slipway apps:create ${name}\``);
+    }
+    return app;
+  }
+
+  async list(): Promise<AppRecord[]> {
+    const names = (await fs.readdir(this.#dir).catch(() => [] as string[]))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -5))
+      .sort();
+    const apps = await Promise.all(names.map((n) => this.find(n)));
+    return apps.filter((a): a is AppRecord => a !== null);
+  }
+
+  async create(name: string, now = new Date()): Promise<AppRecord> {
+    return this.#locked(name, async () => {
+      if (await this.find(name)) throw new SlipwayError('E_APP_EXISTS', `app "${name}" already exists`);
+      const app: AppRecord = {
+        name,
+        createdAt: now.toISOString(),
+        config: {},
+        formation: {},
+        buildpacks: [],
+        releases: [],
+        current: null,
+        builds: [],
+      };
+      await writeJsonAtomic(this.#file(name), app);
+      return app;
+    });
+  }
+
+  async update(name: string, change: (app: AppRecord) => AppRecord | void): Promise<AppRecord> {
+    return this.#locked(name, async () => {
+      const app = await this.get(name);
+      const next = change(app) ?? app;
+      next.builds = next.builds.slice(-KEEP_BUILD_RECORDS);
+      await writeJsonAtomic(this.#file(name), next);
+      return next;
+    });
+  }
+
+  async remove(name: string): Promise<void> {
+    await this.#locked(name, () => fs.rm(this.#file(name), { force: true }));
+  }
+
+  async #locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#locks.get(name) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const settled = run.catch(() => undefined);
+    this.#locks.set(name, settled);
+    try {
+      return await run;
+    } finally {
+      if (this.#locks.get(name) === settled) this.#locks.delete(name);
+    }
+  }
+}
+
+export function currentRelease(app: AppRecord): Release | null {
+  return app.releases.find((r) => r.version === app.current) ?? null;
+}
+
+export function nextReleaseVersion(app: AppRecord): number {
+  return app.releases.reduce((max, r) => Math.max(max, r.version), 0) + 1;
+}

@@ -1,0 +1,53 @@
+import type { Duplex } from 'node:stream';
+import readline from 'node:readline';
+
+/**
+ * The local socket protocol between the daemon and its clients (the CLI and the pre-receive
+ * hook): newline-delimited JSON. The client sends one request; the daemon answers with a stream
+ * of output frames and ends with one exit frame. Closing the socket cancels the request.
+ */
+export interface PushRef {
+  oldRev: string;
+  newRev: string;
+  ref: string;
+}
+
+export type Request =
+  | { op: 'command'; argv: string[]; stdin?: string }
+  | { op: 'push'; app: string; refs: PushRef[]; gitEnv: Record<string, string>; pusher: string };
+
+export type Frame = { t: 'out'; d: string } | { t: 'err'; d: string } | { t: 'exit'; code: number };
+
+export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+
+export function encode(frame: Frame | Request): string {
+  return `${JSON.stringify(frame)}\n`;
+}
+
+/** Reads newline-delimited JSON values from a stream; a line that is not JSON ends the stream. */
+export async function* decodeLines(stream: Duplex): AsyncGenerator<unknown> {
+  const rl = readline.createInterface({ input: stream, crlfDelay: Infinity });
+  for await (const line of rl) {
+    if (line.length === 0) continue;
+    yield JSON.parse(line) as unknown;
+  }
+}
+
+/** Checks a request read from the socket; the socket is root-only, but a malformed frame still gets a clear error. */
+export function parseRequest(value: unknown): Request {
+  const v = value as Partial<Record<string, unknown>> | null;
+  const strings = (a: unknown): a is string[] => Array.isArray(a) && a.every((x) => typeof x === 'string');
+  if (v && v.op === 'command' && strings(v.argv) && (v.stdin === undefined || typeof v.stdin === 'string')) return v as Request;
+  if (
+    v &&
+    v.op === 'push' &&
+    typeof v.app === 'string' &&
+    typeof v.pusher === 'string' &&
+    Array.isArray(v.refs) &&
+    v.refs.every((r: Partial<PushRef>) => typeof r?.oldRev === 'string' && typeof r.newRev === 'string' && typeof r.ref === 'string') &&
+    typeof v.gitEnv === 'object' && v.gitEnv !== null && Object.values(v.gitEnv).every((x) => typeof x === 'string')
+  ) {
+    return v as Request;
+  }
+  throw new Error('malformed request');
+}

@@ -1,0 +1,63 @@
+import { parseAppName } from '../../platform/app-name.js';
+import { json, table } from './output.js';
+import type { Command } from './types.js';
+
+export const platformCommands: Command[] = [
+  {
+    name: 'status',
+    usage: '[--json]',
+    summary: 'Show whether the daemon, SSH receiver, router and Docker accept work',
+    flags: { json: { type: 'boolean' } },
+    args: [0, 0],
+    async run(io, { flags }, platform) {
+      const s = await platform.status();
+      if (flags.json) {
+        io.out(json(s));
+      } else {
+        io.out(
+          table([
+            ['daemon', s.daemon],
+            ['ssh', s.ssh],
+            ['http', s.http],
+            ['router', s.router],
+            ['docker', s.docker],
+            ['stack', s.stackImage],
+            ['apps', String(s.apps)],
+          ]),
+        );
+      }
+      return s.router === 'running' ? 0 : 1;
+    },
+  },
+  {
+    name: 'ps',
+    usage: '<app> [--json]',
+    summary: 'List an app\'s containers: <app>.<type>.<n> <state> <release>',
+    flags: { json: { type: 'boolean' } },
+    args: [1, 1],
+    async run(io, { positionals, flags }, platform) {
+      const app = parseAppName(positionals[0]!);
+      await platform.apps.get(app);
+      const procs = await platform.processes(app);
+      if (flags.json) {
+        io.out(json(procs));
+        return;
+      }
+      if (procs.length === 0) {
+        io.out(`no containers: deploy with \`git push\` or scale with \`slipway ps:scale ${app} web=1\`\n`);
+        return;
+      }
+      io.out(table(procs.map((p) => [p.name, p.state, p.release === null ? '-' : `v${p.release}`])));
+    },
+  },
+  {
+    name: 'stack:build',
+    usage: '',
+    summary: 'Build the stack image (Debian, from this machine\'s apt sources) that builds and apps run on',
+    args: [0, 0],
+    async run(io, _parsed, platform) {
+      const ref = await platform.buildStack((line) => io.out(`${line}\n`));
+      io.out(`-----> Stack image ${ref} ready\n`);
+    },
+  },
+];

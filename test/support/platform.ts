@@ -1,0 +1,210 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const exec = promisify(execFile);
+export const repoRoot = path.resolve(import.meta.dirname, '..', '..');
+const slipwayBin = path.join(repoRoot, 'slipway');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+export const uniqueApp = (prefix: string): string => `${prefix}-${crypto.randomBytes(3).toString('hex')}`;
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program with argv (never a shell) and collects its output; never throws on exit code. */
+export function run(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: o.env ?? process.env, cwd: o.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 300_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(o.input ?? '');
+  });
+}
+
+/**
+ * A real Slipway server in a throw-away SLIPWAY_HOME on free loopback ports, driven through the
+ * real CLI, git and OpenSSH clients. `stop()` ends only the processes it started, by pid, and
+ * destroys the apps it created.
+ */
+export class TestPlatform {
+  readonly home: string;
+  readonly sshPort: number;
+  readonly httpPort: number;
+  readonly keyFile: string;
+  #server: ChildProcess | null = null;
+  #serverLog = '';
+  readonly #apps = new Set<string>();
+
+  private constructor(home: string, sshPort: number, httpPort: number) {
+    this.home = home;
+    this.sshPort = sshPort;
+    this.httpPort = httpPort;
+    this.keyFile = path.join(home, 'test-client-key');
+  }
+
+  static async start(o: { config?: Record<string, unknown> } = {}): Promise<TestPlatform> {
+    const home = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-e2e-'));
+    const p = new TestPlatform(home, await freePort(), await freePort());
+    // Share one mirror between test platforms: the Node runtime is large, fetch it once per machine.
+    const shared = process.env.SLIPWAY_TEST_MIRROR ?? path.join(repoRoot, '.cache', 'test-mirror');
+    await fs.mkdir(shared, { recursive: true });
+    await fs.symlink(shared, path.join(home, 'mirror'));
+    await fs.writeFile(path.join(home, 'config.json'), JSON.stringify({ healthSettleMs: 500, drainMs: 500, stopGraceSeconds: 2, ...o.config }));
+    await p.#startServer();
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', p.keyFile]);
+    const added = await p.cli(['ssh-keys:add', 'tester', `${p.keyFile}.pub`]);
+    if (added.code !== 0) throw new Error(`ssh-keys:add failed: ${added.stderr}`);
+    return p;
+  }
+
+  get env(): NodeJS.ProcessEnv {
+    return { ...process.env, SLIPWAY_HOME: this.home };
+  }
+
+  async #startServer(): Promise<void> {
+    const child = spawn(slipwayBin, ['server', '--ssh-port', String(this.sshPort), '--http-port', String(this.httpPort)], {
+      env: this.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.#server = child;
+    child.stdout!.on('data', (d: Buffer) => (this.#serverLog += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (this.#serverLog += d.toString()));
+    const deadline = Date.now() + 240_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`slipway server exited ${child.exitCode}:\n${this.#serverLog}`);
+      if (this.#serverLog.includes('Ready.')) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`slipway server did not become ready:\n${this.#serverLog}`);
+  }
+
+  get serverLog(): string {
+    return this.#serverLog;
+  }
+
+  /** Stops the daemon (SIGTERM, by pid) and starts it again: apps and router keep running. */
+  async restartDaemon(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await this.stopDaemon(signal);
+    this.#serverLog = '';
+    await this.#startServer();
+  }
+
+  async stopDaemon(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.#server;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    await exited;
+    this.#server = null;
+  }
+
+  cli(args: string[], input?: string): Promise<RunResult> {
+    return run(slipwayBin, args, { env: this.env, ...(input === undefined ? {} : { input }) });
+  }
+
+  sshArgs(key = this.keyFile): string[] {
+    return ['-i', key, '-p', String(this.sshPort), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR'];
+  }
+
+  ssh(command: string[], o: { key?: string; input?: string } = {}): Promise<RunResult> {
+    return run('ssh', [...this.sshArgs(o.key), 'git@127.0.0.1', ...command], { ...(o.input === undefined ? {} : { input: o.input }) });
+  }
+
+  gitEnv(key = this.keyFile): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      GIT_SSH_COMMAND: ['ssh', ...this.sshArgs(key)].join(' '),
+      GIT_AUTHOR_NAME: 'Test',
+      GIT_AUTHOR_EMAIL: 'test@example.invalid',
+      GIT_COMMITTER_NAME: 'Test',
+      GIT_COMMITTER_EMAIL: 'test@example.invalid',
+      GIT_TERMINAL_PROMPT: '0',
+    };
+  }
+
+  sshRemote(app: string): string {
+    return `ssh://git@127.0.0.1:${this.sshPort}/${app}`;
+  }
+
+  async createApp(name: string): Promise<void> {
+    const r = await this.cli(['apps:create', name]);
+    if (r.code !== 0) throw new Error(`apps:create ${name} failed: ${r.stderr}`);
+    this.#apps.add(name);
+  }
+
+  /** Makes a git working copy from a fixture app, committed on main. */
+  async workingCopy(fixture: string): Promise<string> {
+    const dir = await fs.mkdtemp(path.join(this.home, 'wc-'));
+    await fs.cp(path.join(repoRoot, 'fixtures', 'apps', fixture), dir, { recursive: true });
+    await this.git(dir, ['init', '-q', '--initial-branch=main']);
+    await this.commitAll(dir, 'initial');
+    return dir;
+  }
+
+  async commitAll(dir: string, message: string): Promise<void> {
+    await this.git(dir, ['add', '-A']);
+    await this.git(dir, ['commit', '-q', '-m', message]);
+  }
+
+  async git(dir: string, args: string[]): Promise<RunResult> {
+    const r = await run('git', args, { cwd: dir, env: this.gitEnv() });
+    if (r.code !== 0) throw new Error(`git ${args.join(' ')} failed: ${r.stderr}`);
+    return r;
+  }
+
+  push(dir: string, remote: string, refspec = 'main'): Promise<RunResult> {
+    return run('git', ['push', remote, refspec], { cwd: dir, env: this.gitEnv() });
+  }
+
+  /** GET through the router, by host name or by path. */
+  async fetchApp(app: string, o: { by: 'host' | 'path'; path?: string } = { by: 'host' }): Promise<{ status: number; body: string }> {
+    const p = o.path ?? '/';
+    const url = o.by === 'host' ? `http://127.0.0.1:${this.httpPort}${p}` : `http://127.0.0.1:${this.httpPort}/${app}${p}`;
+    const headers = o.by === 'host' ? { host: `${app}.localhost:${this.httpPort}` } : undefined;
+    const res = await fetch(url, { headers });
+    return { status: res.status, body: await res.text() };
+  }
+
+  async stop(): Promise<void> {
+    for (const app of this.#apps) await this.cli(['apps:destroy', app, '--force']).catch(() => undefined);
+    await this.stopDaemon();
+    const routerFile = path.join(this.home, 'run', 'router.json');
+    const record = await fs.readFile(routerFile, 'utf8').then((t) => JSON.parse(t) as { pid: number }).catch(() => null);
+    if (record) {
+      try {
+        process.kill(record.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+    await fs.rm(this.home, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+export { exec };
