@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { splitCommandLine } from '../../receiver/split.js';
+import { SlipwayError } from '../../platform/errors.js';
+
+describe('splitCommandLine', () => {
+  it('splits like a shell quotes, without running one', () => {
+    expect(splitCommandLine(`git-receive-pack '/my-app.git'`)).toEqual(['git-receive-pack', '/my-app.git']);
+    expect(splitCommandLine(`config:set app A="x y" B='$HOME' C=a\\ b`)).toEqual(['config:set', 'app', 'A=x y', 'B=$HOME', 'C=a b']);
+    expect(splitCommandLine('config:set app K=$HOME')).toEqual(['config:set', 'app', 'K=$HOME']);
+    expect(splitCommandLine('config:set app K=a*b')).toEqual(['config:set', 'app', 'K=a*b']);
+  });
+
+  it.each([
+    'apps:list; rm -rf /',
+    'apps:list | cat',
+    'apps:list && id',
+    'apps:list > /tmp/x',
+    'apps:create `id`',
+    'apps:create $(id)',
+    'apps:list & id',
+    'apps:list\nid',
+    'apps:list\0',
+  ])('refuses %j with a usage error', (line) => {
+    let error: unknown;
+    try {
+      splitCommandLine(line);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(SlipwayError);
+    expect((error as SlipwayError).exitCode).toBe(2);
+    expect((error as SlipwayError).message).not.toContain('\n');
+  });
+
+  it('refuses very long lines', () => {
+    expect(() => splitCommandLine(`apps:create ${'a'.repeat(10_000)}`)).toThrow(/too long/);
+  });
+});
