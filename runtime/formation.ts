@@ -1,0 +1,193 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type Dockerode from 'dockerode';
+import { SlipwayError } from '../platform/errors.js';
+import type { Logger } from '../platform/log.js';
+import {
+  LABELS,
+  containerName,
+  listAppContainers,
+  startProcess,
+  stopAndRemove,
+  waitHealthy,
+  type ContainerSummary,
+} from './containers.js';
+
+export { removeApp } from './containers.js';
+
+export interface FormationOptions {
+  docker: Dockerode;
+  app: string;
+  release: number;
+  image: string;
+  processTypes: Record<string, string>;
+  formation: Record<string, number>;
+  env: Record<string, string>;
+  settleMs: number;
+  healthTimeoutMs: number;
+  drainMs: number;
+  graceSeconds: number;
+  onRoutes: (upstreams: string[]) => Promise<void>;
+  progress: (line: string) => void;
+  logger: Logger;
+  /** Added to every container's labels (tests mark theirs). */
+  labels?: Record<string, string>;
+}
+
+const TYPE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]*$/;
+
+/**
+ * How many containers of each type the release runs. `release` is a one-off run by the deploy
+ * before this point, never a long-running process. Web defaults to one when the formation does
+ * not say; other types to zero (Heroku's and Dokku's default).
+ */
+export function desiredCounts(processTypes: Record<string, string>, formation: Record<string, number>): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const type of Object.keys(processTypes).sort()) {
+    if (type === 'release') continue;
+    if (!TYPE_NAME.test(type)) throw new SlipwayError('E_PROCFILE', `invalid process type name ${JSON.stringify(type)}`);
+    const n = formation[type] ?? (type === 'web' ? 1 : 0);
+    if (!Number.isInteger(n) || n < 0) throw new SlipwayError('E_DEPLOY', `invalid scale ${type}=${n}`);
+    if (n > 0) counts.set(type, n);
+  }
+  return counts;
+}
+
+interface Old {
+  id: string;
+  /** The canonical name it had before being moved aside, or null if it had none. */
+  canonical: string | null;
+}
+
+const nameOf = (c: ContainerSummary): string => (c.Names[0] ?? '').replace(/^\//, '');
+
+/**
+ * Replaces the app's containers with the release's. Web goes first and without downtime: the
+ * old containers are renamed aside (so the canonical names are free) but keep serving until
+ * the new ones are healthy and routed; any failure before the switch restores them and throws.
+ */
+export async function deployFormation(o: FormationOptions): Promise<{ upstreams: string[] }> {
+  const counts = desiredCounts(o.processTypes, o.formation);
+  const byType = new Map<string, ContainerSummary[]>();
+  for (const c of await listAppContainers(o.docker, o.app)) {
+    const type = c.Labels[LABELS.type] ?? '';
+    byType.set(type, [...(byType.get(type) ?? []), c]);
+  }
+
+  const upstreams = await replaceType(o, 'web', counts.get('web') ?? 0, byType.get('web') ?? []);
+
+  const failures: string[] = [];
+  for (const [type, n] of counts) {
+    if (type === 'web') continue;
+    try {
+      await replaceType(o, type, n, byType.get(type) ?? []);
+    } catch (err) {
+      failures.push(`${type}: ${(err as Error).message}`);
+    }
+  }
+  for (const [type, containers] of byType) {
+    if (type === 'web' || counts.has(type)) continue;
+    o.progress(`Stopping ${type} (no longer in the formation)`);
+    await Promise.all(containers.map((c) => stopAndRemove(o.docker, c.Id, o.graceSeconds)));
+  }
+  if (failures.length > 0) {
+    throw new SlipwayError('E_DEPLOY', `v${o.release} is live for web, but some processes did not start: ${failures.join('; ')}`);
+  }
+  return { upstreams };
+}
+
+async function replaceType(o: FormationOptions, type: string, n: number, old: ContainerSummary[]): Promise<string[]> {
+  const web = type === 'web';
+  const command = o.processTypes[type];
+  const aside = await moveAside(o, old);
+  const fresh: { id: string; name: string; hostPort: number | null }[] = [];
+  let upstreams: string[] = [];
+  try {
+    for (let index = 1; index <= n; index++) {
+      fresh.push(
+        await startProcess(o.docker, {
+          app: o.app,
+          type,
+          index,
+          image: o.image,
+          release: o.release,
+          command: command ?? '',
+          env: o.env,
+          web,
+          ...(o.labels ? { extraLabels: o.labels } : {}),
+        }),
+      );
+      o.progress(`Started ${containerName(o.app, type, index)}`);
+    }
+    if (web) {
+      await allHealthy(o, fresh);
+      upstreams = fresh.map((f) => `127.0.0.1:${f.hostPort}`);
+      await o.onRoutes(upstreams);
+    }
+  } catch (err) {
+    o.logger.warn({ app: o.app, type, release: o.release, err: (err as Error).message }, 'rolling back process type');
+    await Promise.all(fresh.map((f) => stopAndRemove(o.docker, f.id, 0).catch(() => {})));
+    await restore(o, aside);
+    if (web && old.length > 0) o.progress(`v${o.release} did not become healthy; the previous release keeps serving`);
+    throw err;
+  }
+  if (web && old.length > 0 && o.drainMs > 0) await sleep(o.drainMs);
+  await Promise.all(old.map((c) => stopAndRemove(o.docker, c.Id, o.graceSeconds)));
+  o.logger.info({ app: o.app, type, release: o.release, count: n, replaced: old.length }, 'process type deployed');
+  return upstreams;
+}
+
+/** Frees the canonical names; containers left aside by an interrupted deploy stay as they are. */
+async function moveAside(o: FormationOptions, old: ContainerSummary[]): Promise<Old[]> {
+  const moved: Old[] = [];
+  try {
+    for (const c of old) {
+      const name = nameOf(c);
+      if (name.includes('.old-')) {
+        moved.push({ id: c.Id, canonical: null });
+        continue;
+      }
+      await o.docker.getContainer(c.Id).rename({ name: `${name}.old-${c.Id.slice(0, 12)}` });
+      moved.push({ id: c.Id, canonical: name });
+    }
+  } catch (err) {
+    await restore(o, moved);
+    throw new SlipwayError('E_DOCKER', `renaming old containers of ${o.app} failed: ${(err as Error).message}`, { cause: err });
+  }
+  return moved;
+}
+
+async function restore(o: FormationOptions, moved: Old[]): Promise<void> {
+  for (const m of moved) {
+    if (m.canonical === null) continue;
+    try {
+      await o.docker.getContainer(m.id).rename({ name: m.canonical });
+    } catch (err) {
+      // It keeps running under its aside name; the next deploy picks it up by label.
+      o.logger.error({ app: o.app, id: m.id, name: m.canonical, err: (err as Error).message }, 'could not restore container name');
+    }
+  }
+}
+
+/** Waits for every new container; the first failure cancels the other waits. */
+async function allHealthy(o: FormationOptions, fresh: { id: string; hostPort: number | null }[]): Promise<void> {
+  const stop = new AbortController();
+  try {
+    await Promise.all(
+      fresh.map((f) =>
+        waitHealthy({
+          docker: o.docker,
+          id: f.id,
+          hostPort: f.hostPort,
+          settleMs: o.settleMs,
+          timeoutMs: o.healthTimeoutMs,
+          signal: stop.signal,
+        }).catch((err: unknown) => {
+          stop.abort();
+          throw err;
+        }),
+      ),
+    );
+  } finally {
+    stop.abort();
+  }
+}

@@ -1,0 +1,122 @@
+import fs from 'node:fs/promises';
+import tar from 'tar-stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import { containerLogs, startProcess, stopAndRemove, waitHealthy } from '../../runtime/containers.js';
+import { LAUNCHER_SCRIPT, buildContext, buildReleaseImage, releaseDockerfile, releaseImageRef, removeAppImages } from '../../runtime/images.js';
+import { STACK, TEST_LABELS, WEB_COMMAND, buildTestImage, cleanupApp, docker, httpGet, makeAppDir, randomApp } from './helpers.js';
+
+describe('releaseImageRef', () => {
+  it('tags releases as slipway/<app>:v<N>', () => {
+    expect(releaseImageRef('myapp', 3)).toBe('slipway/myapp:v3');
+  });
+
+  it('refuses bad names and versions', () => {
+    expect(() => releaseImageRef('../x', 1)).toThrow(/invalid app name/);
+    expect(() => releaseImageRef('Bad;rm', 1)).toThrow(/invalid app name/);
+    expect(() => releaseImageRef('ok', 0)).toThrow(/invalid release/);
+  });
+});
+
+describe('releaseDockerfile', () => {
+  it('orders layers for caching and runs as uid 1000 through the launcher', () => {
+    const text = releaseDockerfile('slipway/stack:abc123');
+    const lines = text.trim().split('\n');
+    expect(lines[0]).toBe('FROM slipway/stack:abc123');
+    expect(lines.indexOf('COPY slipway-exec /usr/local/bin/slipway-exec')).toBeLessThan(lines.indexOf('COPY --chown=1000:1000 app/ /app/'));
+    expect(lines).toContain('USER 1000:1000');
+    expect(lines).toContain('ENV HOME=/app');
+    expect(lines.at(-1)).toBe('ENTRYPOINT ["/usr/local/bin/slipway-exec"]');
+  });
+
+  it('refuses a stack reference that could inject instructions', () => {
+    expect(() => releaseDockerfile('x\nRUN rm -rf /')).toThrow(/invalid stack image/);
+  });
+});
+
+describe('buildContext', () => {
+  it('puts the app under app/ with modes and symlinks kept, leaves .git out, and ships the launcher', async () => {
+    const dir = await makeAppDir('hi');
+    try {
+      const entries = new Map<string, tar.Headers>();
+      const extract = tar.extract();
+      extract.on('entry', (header, stream, next) => {
+        entries.set(header.name, header);
+        stream.on('end', next).resume();
+      });
+      const done = new Promise((resolve) => extract.on('finish', resolve));
+      buildContext(dir, 'FROM x\n').pipe(extract);
+      await done;
+      expect(entries.get('Dockerfile')).toBeDefined();
+      expect(entries.get('slipway-exec')!.mode! & 0o111).not.toBe(0);
+      expect(entries.get('app/bin/hello')!.mode! & 0o111).not.toBe(0);
+      expect(entries.get('app/link.html')).toMatchObject({ type: 'symlink', linkname: 'index.html' });
+      expect(entries.get('app/.profile.d/greet.sh')).toBeDefined();
+      expect([...entries.keys()].some((n) => n.startsWith('app/.git'))).toBe(false);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('launcher sources .profile.d and runs the command through bash', () => {
+    expect(LAUNCHER_SCRIPT).toContain('/app/.profile.d/*.sh');
+    expect(LAUNCHER_SCRIPT).toContain('exec bash -c "$1"');
+  });
+});
+
+describe('buildReleaseImage (real engine)', () => {
+  const app = randomApp();
+  afterAll(() => cleanupApp(app));
+
+  it('builds an image whose launcher runs a Procfile command with $PORT and .profile.d', async () => {
+    const ref = await buildTestImage(app, 1, 'release-one');
+    expect(ref).toBe(`slipway/${app}:v1`);
+    const info = await docker.getImage(ref).inspect();
+    expect(info.Config.Labels).toMatchObject({ 'slipway.app': app, 'slipway.release': '1', ...TEST_LABELS });
+    expect(info.Config.User).toBe('1000:1000');
+
+    const started = await startProcess(docker, {
+      app,
+      type: 'web',
+      index: 1,
+      image: ref,
+      release: 1,
+      command: `bin/hello; test -L link.html && echo symlink-kept; stat -c owner=%u /app/index.html; ${WEB_COMMAND}`,
+      env: {},
+      web: true,
+      extraLabels: TEST_LABELS,
+    });
+    try {
+      await waitHealthy({ docker, id: started.id, hostPort: started.hostPort, settleMs: 200, timeoutMs: 20_000 });
+      expect((await httpGet(`127.0.0.1:${started.hostPort}`, '/index.html')).body).toBe('release-one');
+      const logs = await containerLogs(docker, started.id, {});
+      let text = '';
+      for await (const chunk of logs) text += String(chunk);
+      expect(text).toContain('hello-bin');
+      expect(text).toContain('symlink-kept');
+      expect(text).toContain('owner=1000');
+      expect(text).toContain('greeting=hello-from-profile port=5000 dyno=web.1 home=/app');
+    } finally {
+      await stopAndRemove(docker, started.id, 1);
+    }
+  });
+
+  it('reuses cached layers for an unchanged app and reports build errors as E_DOCKER', async () => {
+    const lines: string[] = [];
+    const dir = await makeAppDir('release-one');
+    try {
+      await buildReleaseImage({ docker, stackImage: STACK, appDir: dir, app, version: 2, labels: TEST_LABELS, onProgress: (l) => lines.push(l) });
+      expect(lines.join('\n')).toMatch(/Using cache/);
+      await expect(
+        buildReleaseImage({ docker, stackImage: 'slipway/does-not-exist:nope', appDir: dir, app, version: 3, labels: TEST_LABELS, onProgress: () => {} }),
+      ).rejects.toMatchObject({ code: 'E_DOCKER' });
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('removeAppImages removes every tag of the app', async () => {
+    await removeAppImages(docker, app);
+    const left = await docker.listImages({ filters: { reference: [`slipway/${app}`] } });
+    expect(left).toEqual([]);
+  });
+});
