@@ -1,0 +1,95 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { watchRouteTable } from '../../router/source.js';
+import { writeRouteTable, type RouteTable } from '../../router/table.js';
+import { captureLogs, eventually, request, startRouterFixture, startUpstream, type RouterFixture, type Upstream } from './helpers.js';
+
+const table = (apps: RouteTable['apps']): RouteTable => ({ version: 1, domain: 'localhost', apps, git: null });
+
+describe('route table reloads', () => {
+  let one: Upstream;
+  let two: Upstream;
+  let fx: RouterFixture | null = null;
+
+  beforeAll(async () => {
+    one = await startUpstream('one');
+    two = await startUpstream('two');
+  });
+  afterEach(async () => {
+    await fx?.close();
+    fx = null;
+  });
+  afterAll(async () => {
+    await Promise.all([one.close(), two.close()]);
+  });
+
+  const nameOf = async (port: number, host: string): Promise<string> => {
+    const r = await request(port, { host });
+    return r.status === 200 ? (JSON.parse(r.body).name as string) : String(r.status);
+  };
+
+  it('follows atomic rewrites of the table', async () => {
+    fx = await startRouterFixture(table({ web: { upstreams: [one.target] } }));
+    const port = fx.router.port;
+    expect(await nameOf(port, 'web.localhost')).toBe('one');
+    await fx.write(table({ web: { upstreams: [two.target] }, more: { upstreams: [one.target] } }));
+    expect(await eventually(() => nameOf(port, 'web.localhost'), (n) => n === 'two')).toBe('two');
+    expect(await nameOf(port, 'more.localhost')).toBe('one');
+    await fx.write(table({}));
+    expect(await eventually(() => nameOf(port, 'web.localhost'), (n) => n === '404')).toBe('404');
+  });
+
+  it('starts with no table (404s) and picks it up once the daemon writes it', async () => {
+    fx = await startRouterFixture(null);
+    const port = fx.router.port;
+    expect(await nameOf(port, 'web.localhost')).toBe('404');
+    await fx.write(table({ web: { upstreams: [one.target] } }));
+    expect(await eventually(() => nameOf(port, 'web.localhost'), (n) => n === 'one')).toBe('one');
+  });
+
+  it('keeps the last good table when a new one is invalid or the file disappears', async () => {
+    fx = await startRouterFixture(table({ web: { upstreams: [one.target] } }));
+    const port = fx.router.port;
+    const logs = fx.logs.lines;
+    // Renamed into place like an atomic write, but not a valid table.
+    const tmp = path.join(fx.dir, 'routes.json.tmp');
+    await fs.writeFile(tmp, JSON.stringify({ version: 1, domain: 'localhost', apps: { 'Bad App': { upstreams: [] } }, git: null }));
+    await fs.rename(tmp, fx.routesFile);
+    const rejected = await eventually(
+      async () => logs.filter((l) => l.msg === 'route table rejected; keeping the last good routes'),
+      (l) => l.length > 0,
+    );
+    expect(rejected).toHaveLength(1);
+    expect(String(rejected[0]!.err)).toMatch(/^invalid route table/);
+    expect(await nameOf(port, 'web.localhost')).toBe('one');
+
+    await fs.writeFile(fx.routesFile, '{"version": 1, "dom');
+    await eventually(async () => logs.filter((l) => l.msg === 'route table rejected; keeping the last good routes'), (l) => l.length > 1);
+    expect(await nameOf(port, 'web.localhost')).toBe('one');
+
+    await fs.rm(fx.routesFile);
+    await eventually(async () => logs.filter((l) => l.msg === 'route table removed; keeping the last good routes'), (l) => l.length > 0);
+    expect(await nameOf(port, 'web.localhost')).toBe('one');
+
+    await fx.write(table({ web: { upstreams: [two.target] } }));
+    expect(await eventually(() => nameOf(port, 'web.localhost'), (n) => n === 'two')).toBe('two');
+  });
+
+  it('notices changes by polling alone', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-poll-'));
+    const file = path.join(dir, 'routes.json');
+    const { logger } = captureLogs();
+    const source = await watchRouteTable(file, { logger, watch: false, pollMs: 100, defaultDomain: 'example.com' });
+    try {
+      expect(source.current()).toEqual({ version: 1, domain: 'example.com', apps: {}, git: null });
+      await writeRouteTable(file, table({ web: { upstreams: [one.target] } }));
+      const seen = await eventually(async () => source.current(), (t) => 'web' in t.apps, 3000);
+      expect(seen.apps.web).toEqual({ upstreams: [one.target] });
+    } finally {
+      source.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
