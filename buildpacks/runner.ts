@@ -1,0 +1,223 @@
+import crypto from 'node:crypto';
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type Dockerode from 'dockerode';
+import { SlipwayError } from '../platform/errors.js';
+import { lineIndenter } from './output.js';
+import { parseRelease } from './release.js';
+
+/** A buildpack on the host: `dir` holds bin/detect, bin/compile, optional bin/release. */
+export interface BuildpackRef {
+  name: string;
+  dir: string;
+}
+
+export interface BuildResult {
+  /** The buildpacks that ran, in order. */
+  buildpacks: string[];
+  processTypes: Record<string, string>;
+  configVars: Record<string, string>;
+}
+
+export interface RunBuildOptions {
+  docker: Dockerode;
+  stackImage: string;
+  /** The extracted app; becomes BUILD_DIR and is left holding the built app. */
+  appDir: string;
+  /** Persists per app between builds. */
+  cacheDir: string;
+  /** The app's config vars, handed to buildpacks as ENV_DIR. */
+  envVars: Record<string, string>;
+  candidates: BuildpackRef[];
+  /** Run every candidate in order instead of detecting one. */
+  pinned: boolean;
+  mirrorDir: string;
+  /** Platform hints in the build's environment, e.g. SLIPWAY_NODE_VERSION. */
+  buildEnv: Record<string, string>;
+  /** Docker memory limit like `2g`. */
+  memory: string;
+  pidsLimit: number;
+  timeoutSeconds: number;
+  onOutput: (text: string) => void;
+  signal?: AbortSignal;
+  /** Extra labels for the build container (tests mark theirs). */
+  labels?: Record<string, string>;
+}
+
+/** The uid:gid buildpacks run as in the stack image (user `slipway`). */
+const BUILD_UID = 1000;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const EXIT_NOTHING_DETECTED = 3;
+const EXIT_COMPILE_FAILED = 4;
+const EXIT_RELEASE_FAILED = 5;
+
+/**
+ * The folder holding driver.sh and the built-in buildpacks. They are not compiled, so from
+ * dist/buildpacks/ this points back at the source tree.
+ */
+export function buildpacksHome(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  for (const dir of [here, path.resolve(here, '..', '..', 'buildpacks')]) {
+    if (existsSync(path.join(dir, 'driver.sh'))) return dir;
+  }
+  throw new SlipwayError('E_INTERNAL', `cannot find buildpacks/driver.sh near ${here}`);
+}
+
+/** `512m`, `2g`, `1024` (bytes) -> bytes. Pure. */
+export function parseMemory(spec: string): number {
+  const m = /^([0-9]+)([kmg]?)$/i.exec(spec.trim());
+  if (!m) throw new SlipwayError('E_CONFIG', `invalid memory size ${JSON.stringify(spec)}: use a number with k, m or g`);
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
+  return Number(m[1]) * unit;
+}
+
+/**
+ * Runs the Heroku buildpack API v2 over `appDir` in one throwaway container of the stack image:
+ * no network, an unprivileged user, memory and pid limits, the mirror and the buildpacks
+ * read-only. Output streams live to `onOutput`. The container and temp dirs are always removed.
+ */
+export async function runBuild(o: RunBuildOptions): Promise<BuildResult> {
+  if (o.candidates.length === 0) throw new SlipwayError('E_DETECT', 'no buildpacks are installed: install one with `slipway buildpacks:install <dir|tarball>`');
+  for (const key of Object.keys(o.envVars)) {
+    // Keys become file names in ENV_DIR: anything else could escape it.
+    if (!ENV_NAME.test(key)) throw new SlipwayError('E_BUILD', `config var name ${JSON.stringify(key.slice(0, 60))} is not a valid environment variable name`);
+  }
+  const memory = parseMemory(o.memory);
+  const home = buildpacksHome();
+  // A bind mount of a missing folder fails; an empty mirror is a valid (strict) one.
+  await fs.mkdir(o.mirrorDir, { recursive: true });
+  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-build-'));
+  let container: Dockerode.Container | undefined;
+  try {
+    const envDir = path.join(scratch, 'env');
+    const outDir = path.join(scratch, 'out');
+    await fs.mkdir(envDir, { mode: 0o700 });
+    await fs.mkdir(outDir, { mode: 0o700 });
+    for (const [k, v] of Object.entries(o.envVars)) await fs.writeFile(path.join(envDir, k), v, { mode: 0o600 });
+    // The build user must read the secrets in ENV_DIR and write BUILD_DIR, CACHE_DIR and out; no
+    // one else needs to.
+    await chownTree(envDir);
+    await chownTree(outDir);
+    await chownTree(o.appDir);
+    await fs.mkdir(o.cacheDir, { recursive: true });
+    await chownTree(o.cacheDir);
+    await fs.chmod(scratch, 0o711);
+
+    const bind = (source: string, target: string, readOnly: boolean) => ({ Type: 'bind' as const, Source: path.resolve(source), Target: target, ReadOnly: readOnly });
+    const env = [
+      ...Object.entries(o.buildEnv).filter(([k]) => ENV_NAME.test(k)).map(([k, v]) => `${k}=${v}`),
+      `SLIPWAY_BP_COUNT=${o.candidates.length}`,
+      ...o.candidates.map((c, i) => `SLIPWAY_BP_NAME_${i}=${c.name}`),
+      `SLIPWAY_PINNED=${o.pinned ? 1 : 0}`,
+    ];
+    container = await o.docker.createContainer({
+      name: `slipway-build-${crypto.randomBytes(6).toString('hex')}`,
+      Image: o.stackImage,
+      Cmd: ['/bin/bash', '/tmp/driver.sh'],
+      User: `${BUILD_UID}:${BUILD_UID}`,
+      WorkingDir: '/tmp/build',
+      Env: env,
+      Labels: { 'slipway.role': 'build', ...o.labels },
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+      HostConfig: {
+        NetworkMode: 'none',
+        Memory: memory,
+        MemorySwap: memory,
+        PidsLimit: o.pidsLimit,
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges'],
+        Mounts: [
+          bind(path.join(home, 'driver.sh'), '/tmp/driver.sh', true),
+          bind(o.appDir, '/tmp/build', false),
+          bind(o.cacheDir, '/tmp/cache', false),
+          bind(envDir, '/tmp/env', true),
+          bind(outDir, '/tmp/out', false),
+          bind(o.mirrorDir, '/mirror', true),
+          ...o.candidates.map((c, i) => bind(c.dir, `/tmp/buildpacks/${i}`, true)),
+        ],
+      },
+    });
+
+    const stdout = lineIndenter(o.onOutput);
+    const stderr = lineIndenter(o.onOutput);
+    const attached = await container.attach({ stream: true, stdout: true, stderr: true });
+    const outStream = new PassThrough().on('data', (c: Buffer) => stdout.write(c));
+    const errStream = new PassThrough().on('data', (c: Buffer) => stderr.write(c));
+    container.modem.demuxStream(attached, outStream, errStream);
+    const drained = new Promise<void>((resolve) => {
+      attached.on('end', resolve);
+      attached.on('close', resolve);
+      attached.on('error', () => resolve());
+    });
+
+    let stopped: 'timeout' | 'cancelled' | null = null;
+    const c = container;
+    const stop = (why: 'timeout' | 'cancelled') => {
+      stopped ??= why;
+      c.kill().catch(() => undefined);
+    };
+    const timer = setTimeout(() => stop('timeout'), o.timeoutSeconds * 1000);
+    const onAbort = () => stop('cancelled');
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    let status: number;
+    try {
+      if (o.signal?.aborted) throw new SlipwayError('E_BUILD', 'build cancelled');
+      await container.start();
+      status = ((await container.wait()) as { StatusCode: number }).StatusCode;
+      // The attach stream ends right after the container; wait for its last bytes, briefly.
+      await Promise.race([drained, new Promise((r) => setTimeout(r, 2000))]);
+    } finally {
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
+      stdout.flush();
+      stderr.flush();
+    }
+    if (stopped === 'timeout') throw new SlipwayError('E_BUILD', `build timed out after ${o.timeoutSeconds} s`);
+    if (stopped === 'cancelled') throw new SlipwayError('E_BUILD', 'build cancelled');
+
+    const failed = async () => {
+      const [index, code] = (await fs.readFile(path.join(outDir, 'failed'), 'utf8').catch(() => '')).trim().split(' ');
+      return { name: o.candidates[Number(index)]?.name ?? 'unknown', code };
+    };
+    if (status === EXIT_NOTHING_DETECTED) {
+      throw new SlipwayError(
+        'E_DETECT',
+        `no buildpack detected this app (tried: ${o.candidates.map((b) => b.name).join(', ')}); pin one with a .buildpacks file or \`slipway buildpacks:set <app> <buildpack>\``,
+      );
+    }
+    if (status === EXIT_COMPILE_FAILED) {
+      const f = await failed();
+      throw new SlipwayError('E_BUILD', `buildpack ${f.name} failed to compile${f.code ? ` (exit status ${f.code})` : ''}`);
+    }
+    if (status === EXIT_RELEASE_FAILED) throw new SlipwayError('E_BUILD', `buildpack ${(await failed()).name}: bin/release failed`);
+    if (status !== 0) {
+      const oom = (await container.inspect()).State?.OOMKilled === true;
+      throw new SlipwayError('E_BUILD', oom ? `build ran out of memory (limit ${o.memory})` : `build failed (exit status ${status})`);
+    }
+
+    const ran = (await fs.readFile(path.join(outDir, 'buildpacks'), 'utf8')).split('\n').filter((l) => l !== '');
+    const releaseText = await fs.readFile(path.join(outDir, 'release.yml'), 'utf8').catch(() => '');
+    const release = parseRelease(releaseText, ran[ran.length - 1] ?? 'unknown');
+    for (const note of release.notes) o.onOutput(`       Note: ${note}\n`);
+    return { buildpacks: ran, processTypes: release.processTypes, configVars: release.configVars };
+  } finally {
+    if (container) await container.remove({ force: true }).catch(() => undefined);
+    await fs.rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** chown -R to the build user, never following symlinks (a pushed tree may contain them). */
+async function chownTree(dir: string): Promise<void> {
+  await fs.lchown(dir, BUILD_UID, BUILD_UID);
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) await chownTree(p);
+    else await fs.lchown(p, BUILD_UID, BUILD_UID);
+  }
+}
