@@ -76,7 +76,7 @@ export async function ensureDocker(o: { progress: Progress; logger: Logger; logF
   if (!running) {
     await removeStalePidFile(DOCKER_PID_FILE);
     o.progress(`-----> Starting dockerd (log: ${logFile})`);
-    await startDockerd(logFile, o.logger);
+    await startDockerd(socket, logFile, o.logger);
   } else {
     o.progress('-----> Waiting for the running dockerd to answer');
   }
@@ -92,19 +92,27 @@ export async function ensureDocker(o: { progress: Progress; logger: Logger; logF
   throw new SlipwayError('E_DOCKER', `dockerd did not answer at ${socket} within ${START_TIMEOUT_MS / 1000} s: see ${logFile}`);
 }
 
-/** Whether the pid file names a live process. Missing or unreadable file: false. */
+/**
+ * Whether the pid file names a live dockerd. Missing or unreadable file: false. A reused pid
+ * that now belongs to another program does not count, or we would wait on it forever.
+ */
 export async function dockerdPidAlive(pidFile: string): Promise<boolean> {
   const pid = await readPid(pidFile);
-  return pid !== null && processAlive(pid);
+  if (pid === null || !processAlive(pid)) return false;
+  try {
+    return (await fsp.readFile(`/proc/${pid}/comm`, 'utf8')).trim() === 'dockerd';
+  } catch {
+    return true;
+  }
 }
 
 /**
- * dockerd refuses to start while its pid file exists, even when the process it names died
- * (a crash, a container restart). Removes the file only when that process is gone.
+ * dockerd refuses to start while its pid file names a live process, even when that pid now
+ * belongs to another program (a crash, a container restart). Removes the file unless it names
+ * a running dockerd.
  */
 export async function removeStalePidFile(pidFile: string): Promise<boolean> {
-  const pid = await readPid(pidFile);
-  if (pid !== null && processAlive(pid)) return false;
+  if (await dockerdPidAlive(pidFile)) return false;
   try {
     await fsp.unlink(pidFile);
     return true;
@@ -135,14 +143,16 @@ function processAlive(pid: number): boolean {
   }
 }
 
-async function startDockerd(logFile: string, logger: Logger): Promise<void> {
+async function startDockerd(socket: string, logFile: string, logger: Logger): Promise<void> {
   const dockerd = await findProgram('dockerd');
   if (!dockerd) throw new SlipwayError('E_DOCKER', 'dockerd is not installed: install the docker.io package');
   await fsp.mkdir(path.dirname(logFile), { recursive: true });
   const fd = fs.openSync(logFile, 'a');
   try {
     // Its own process group and no pipes to us: dockerd outlives slipway and its terminal.
-    const child = spawn(dockerd, [], { detached: true, stdio: ['ignore', fd, fd] });
+    // Listen where we will look: DOCKER_HOST may name a socket other than dockerd's default.
+    const args = socket === DEFAULT_SOCKET ? [] : ['-H', `unix://${socket}`];
+    const child = spawn(dockerd, args, { detached: true, stdio: ['ignore', fd, fd] });
     child.on('error', (err) => logger.error({ err }, 'dockerd failed to start'));
     child.unref();
     logger.info({ pid: child.pid, logFile }, 'started dockerd');

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   LABELS,
+  containerLogs,
   containerName,
   demuxBuffer,
   hostPortOf,
@@ -133,6 +134,29 @@ describe('process containers (real engine)', () => {
       const err = await waitHealthy({ docker, id: started.id, hostPort: started.hostPort, settleMs: 100, timeoutMs: 10_000 }).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'E_HEALTHCHECK' });
       expect((err as Error).message).toContain('crash-marker');
+    } finally {
+      await stopAndRemove(docker, started.id, 0);
+    }
+  });
+
+  it('follows logs as they are written, stdout and stderr merged, until the reader stops', async () => {
+    const started = await startProcess(docker, {
+      app, type: 'logger', index: 1, image, release: 1, env: {}, web: false, extraLabels: TEST_LABELS,
+      command: 'for i in 1 2 3; do echo out-$i; echo err-$i >&2; sleep 0.3; done; sleep 60',
+    });
+    try {
+      const stream = await containerLogs(docker, started.id, { follow: true });
+      let text = '';
+      for await (const chunk of stream) {
+        text += String(chunk);
+        if (text.includes('err-3')) break;
+      }
+      expect(text).toMatch(/out-1\n[^]*err-1\n[^]*out-3\n/);
+      expect(stream.destroyed).toBe(true);
+      const tail = await containerLogs(docker, started.id, { tail: 2 });
+      let last = '';
+      for await (const chunk of tail) last += String(chunk);
+      expect(last.trim().split('\n')).toHaveLength(2);
     } finally {
       await stopAndRemove(docker, started.id, 0);
     }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../platform/log.js';
-import { dockerSocketPath, ensureDocker, removeStalePidFile } from '../../platform/setup.js';
+import { dockerSocketPath, dockerdPidAlive, ensureDocker, removeStalePidFile } from '../../platform/setup.js';
 
 describe('ensureDocker', () => {
   it('returns a working client at once when the engine answers', async () => {
@@ -29,21 +29,32 @@ describe('dockerSocketPath', () => {
 });
 
 describe('removeStalePidFile', () => {
-  it('removes a pid file naming a dead process and keeps one naming a live process', async () => {
+  it('removes a pid file unless it names a running dockerd', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-pid-'));
     try {
-      const stale = path.join(dir, 'stale.pid');
+      const dead = path.join(dir, 'dead.pid');
       // Pids above the kernel maximum (4194304) can never be alive.
-      await fs.writeFile(stale, '999999999\n');
-      expect(await removeStalePidFile(stale)).toBe(true);
-      await expect(fs.access(stale)).rejects.toThrow();
+      await fs.writeFile(dead, '999999999\n');
+      expect(await removeStalePidFile(dead)).toBe(true);
+      await expect(fs.access(dead)).rejects.toThrow();
 
-      const live = path.join(dir, 'live.pid');
-      await fs.writeFile(live, `${process.pid}\n`);
-      expect(await removeStalePidFile(live)).toBe(false);
-      await expect(fs.access(live)).resolves.toBeUndefined();
+      // A live pid that is not dockerd (a reused pid) is stale too.
+      const reused = path.join(dir, 'reused.pid');
+      await fs.writeFile(reused, `${process.pid}\n`);
+      expect(await dockerdPidAlive(reused)).toBe(false);
+      expect(await removeStalePidFile(reused)).toBe(true);
 
       expect(await removeStalePidFile(path.join(dir, 'missing.pid'))).toBe(false);
+
+      // The engine answering these tests is a live dockerd: its pid file must survive.
+      const real = await fs.readFile('/var/run/docker.pid', 'utf8').catch(() => null);
+      if (real !== null) {
+        const copy = path.join(dir, 'docker.pid');
+        await fs.writeFile(copy, real);
+        expect(await dockerdPidAlive(copy)).toBe(true);
+        expect(await removeStalePidFile(copy)).toBe(false);
+        await expect(fs.access(copy)).resolves.toBeUndefined();
+      }
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
