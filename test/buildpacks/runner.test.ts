@@ -159,6 +159,19 @@ describe('runBuild sandbox', () => {
     expect(await leftoverContainers()).toBe(0);
   });
 
+  it('stops a build when its signal aborts (the pusher hung up)', async () => {
+    const slow = path.join(tmp, 'slow-bp-2');
+    await fs.mkdir(path.join(slow, 'bin'), { recursive: true });
+    await fs.writeFile(path.join(slow, 'bin', 'compile'), '#!/usr/bin/env bash\necho started\nsleep 600\n', { mode: 0o755 });
+    const controller = new AbortController();
+    const b = build({ appDir: await appFrom(null), candidates: [{ name: 'slow', dir: slow }], pinned: true, signal: controller.signal });
+    while (!b.output().includes('started')) await new Promise((r) => setTimeout(r, 100));
+    controller.abort();
+    const err = await failure(b.promise);
+    expect(err.message).toBe('build cancelled');
+    expect(await leftoverContainers()).toBe(0);
+  });
+
   it('refuses config var names that could leave ENV_DIR', async () => {
     const err = await failure(build({ appDir: await appFrom(null), candidates: [fixtureBp('probe')], envVars: { '../x': 'y' } }).promise);
     expect(err.code).toBe('E_BUILD');
