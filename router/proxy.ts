@@ -1,6 +1,5 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { pipeline } from 'node:stream';
 import { oneLine } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import { clientResponseHeaders, hasBody, upstreamRequestHeaders, type ClientInfo } from './headers.js';
@@ -96,6 +95,7 @@ export function proxyRequest(
       else req.pipe(preq);
     };
     preq.on('socket', (socket) => {
+      socket.setNoDelay(true);
       if (socket.connecting) socket.once('connect', startBody);
       else startBody();
     });
@@ -103,9 +103,13 @@ export function proxyRequest(
     preq.on('response', (pres) => {
       responded = true;
       res.writeHead(pres.statusCode ?? 502, pres.statusMessage || undefined, clientResponseHeaders(pres.rawHeaders));
-      pipeline(pres, res, (err) => {
-        if (err && !clientGone) ctx.logger.debug({ route: label, err: oneLine(err) }, 'response stream ended early');
+      // pipe, not stream.pipeline: pipeline's per-call AbortController costs a quarter of the
+      // router's CPU per request. The two failure paths are wired by hand instead.
+      pres.on('error', (err) => {
+        if (!clientGone) ctx.logger.debug({ route: label, err: oneLine(err) }, 'response stream ended early');
+        res.destroy();
       });
+      pres.pipe(res);
     });
 
     preq.on('error', (err) => {

@@ -6,6 +6,7 @@ describe('router proxying (real upstream servers on loopback)', () => {
   let a: Upstream;
   let b: Upstream;
   let broken: Upstream;
+  let halfway: Upstream;
   let fx: RouterFixture;
   let port: number;
   let refused: number;
@@ -15,6 +16,12 @@ describe('router proxying (real upstream servers on loopback)', () => {
     b = await startUpstream('b');
     // Accepts the connection, then hangs up without answering: a crashed app.
     broken = await startUpstream('broken', (req) => req.socket.destroy());
+    // Starts a response, then dies in the middle of the body.
+    halfway = await startUpstream('halfway', (req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('0123456789', () => setTimeout(() => res.socket?.destroy(), 50));
+    });
     refused = await closedPort();
     const table: RouteTable = {
       version: 1,
@@ -26,6 +33,7 @@ describe('router proxying (real upstream servers on loopback)', () => {
         dead: { upstreams: [`127.0.0.1:${refused}`] },
         crashy: { upstreams: [broken.target] },
         idle: { upstreams: [] },
+        halfway: { upstreams: [halfway.target] },
       },
       git: null,
     };
@@ -35,7 +43,7 @@ describe('router proxying (real upstream servers on loopback)', () => {
 
   afterAll(async () => {
     await fx.close();
-    await Promise.all([a.close(), b.close(), broken.close()]);
+    await Promise.all([a.close(), b.close(), broken.close(), halfway.close()]);
   });
 
   it('routes by host and forwards the path unchanged', async () => {
@@ -121,5 +129,11 @@ describe('router proxying (real upstream servers on loopback)', () => {
     const git = await request(port, { path: '/_git/app.git/info/refs?service=git-upload-pack' });
     expect(git.status).toBe(503);
     expect(git.body).toContain('git over HTTP is not available');
+  });
+
+  it('cuts the client off when the upstream dies mid-response, so it never sees a short body as complete', async () => {
+    await expect(request(port, { host: 'halfway.localhost' })).rejects.toMatchObject({ code: 'ECONNRESET' });
+    // The router itself keeps serving.
+    expect((await request(port, { host: 'app.localhost' })).status).toBe(200);
   });
 });
