@@ -72,27 +72,32 @@ export function stackImageRef(recipe: StackRecipe = STACK_RECIPE): string {
   return `${STACK_REPO}:${stackHash(recipe)}`;
 }
 
-async function imageExists(docker: Dockerode, ref: string): Promise<boolean> {
+async function imageId(docker: Dockerode, ref: string): Promise<string | null> {
   try {
-    await docker.getImage(ref).inspect();
-    return true;
+    return (await docker.getImage(ref).inspect()).Id;
   } catch (err) {
-    if ((err as { statusCode?: number }).statusCode === 404) return false;
+    if ((err as { statusCode?: number }).statusCode === 404) return null;
     throw err;
   }
 }
 
 /** Returns the stack image's ref, building it first when absent (or when `force`). */
-export async function ensureStackImage(docker: Dockerode, o: { progress: Progress; force?: boolean; logger: Logger }): Promise<string> {
+export async function ensureStackImage(
+  docker: Dockerode,
+  o: { progress: Progress; force?: boolean; logger: Logger; /** Room for the ~300 MB root fs tar; default os.tmpdir(). */ tmpDir?: string },
+): Promise<string> {
   const ref = stackImageRef();
-  if (!o.force && (await imageExists(docker, ref))) return ref;
+  const previous = await imageId(docker, ref);
+  if (!o.force && previous !== null) return ref;
 
   if (!(await findProgram('mmdebstrap'))) {
     o.progress('-----> Installing mmdebstrap');
     await aptInstall(['mmdebstrap'], o.logger, 'E_STACK');
   }
   const started = Date.now();
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'slipway-stack-'));
+  const tmpRoot = o.tmpDir ?? os.tmpdir();
+  await fsp.mkdir(tmpRoot, { recursive: true });
+  const dir = await fsp.mkdtemp(path.join(tmpRoot, 'slipway-stack-'));
   try {
     const tarball = path.join(dir, 'rootfs.tar');
     o.progress(`-----> Building stack image (mmdebstrap ${STACK_RECIPE.suite}, ${STACK_RECIPE.variant}); this takes a minute or two`);
@@ -106,7 +111,11 @@ export async function ensureStackImage(docker: Dockerode, o: { progress: Progres
       message: 'slipway stack (mmdebstrap)',
     });
     await followToEnd(docker, stream, () => {}, 'E_STACK');
-    if (!(await imageExists(docker, ref))) throw new SlipwayError('E_STACK', `import finished but ${ref} is missing`);
+    const current = await imageId(docker, ref);
+    if (current === null) throw new SlipwayError('E_STACK', `import finished but ${ref} is missing`);
+    // A forced rebuild moves the tag; drop the image it left untagged unless release images
+    // still build on it (the engine refuses then, which is what we want).
+    if (previous !== null && previous !== current) await docker.getImage(previous).remove().catch(() => {});
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }
@@ -164,23 +173,32 @@ async function runMmdebstrap(
 ): Promise<void> {
   const child = spawn('mmdebstrap', mmdebstrapArgs(recipe, tarball, sources), { stdio: ['ignore', 'pipe', 'pipe'] });
   const tail: string[] = [];
-  let lastShown = Date.now();
+  const started = Date.now();
+  let lastShown = started;
+  let lastLine = '';
+  // A line every few seconds shows life without flooding the terminal with apt output; when
+  // mmdebstrap is quiet for long (installing packages inside the chroot), say how long so far.
+  const show = (): void => {
+    lastShown = Date.now();
+    o.progress(`       ${lastLine.slice(0, 160)} (${Math.round((lastShown - started) / 1000)} s)`);
+  };
   const onLine = (line: string): void => {
     o.logger.debug({ line }, 'mmdebstrap');
-    tail.push(line);
+    if (!line.trim()) return;
+    lastLine = line.trim();
+    tail.push(lastLine);
     if (tail.length > 20) tail.shift();
-    // A line every few seconds shows life without flooding the terminal with apt output.
-    if (Date.now() - lastShown >= 5000 && line.trim()) {
-      lastShown = Date.now();
-      o.progress(`       ${line.trim().slice(0, 160)}`);
-    }
+    if (Date.now() - lastShown >= 5000) show();
   };
   readline.createInterface({ input: child.stdout }).on('line', onLine);
   readline.createInterface({ input: child.stderr }).on('line', onLine);
+  const heartbeat = setInterval(() => {
+    if (Date.now() - lastShown >= 10_000) show();
+  }, 1000);
   const code = await new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (c) => resolve(c));
-  });
+  }).finally(() => clearInterval(heartbeat));
   if (code !== 0) {
     throw new SlipwayError('E_STACK', `mmdebstrap failed (exit ${code}): ${tail.slice(-5).join(' / ')}`);
   }
@@ -189,7 +207,7 @@ async function runMmdebstrap(
 /** `docker save` of the current stack image to `file`, atomically (temp file, then rename). */
 export async function exportStack(docker: Dockerode, file: string, progress: Progress): Promise<void> {
   const ref = stackImageRef();
-  if (!(await imageExists(docker, ref))) {
+  if ((await imageId(docker, ref)) === null) {
     throw new SlipwayError('E_STACK', `stack image ${ref} is not present: build it with 'slipway stack:build' first`);
   }
   const target = path.resolve(file);
