@@ -127,7 +127,7 @@ async function replaceType(o: FormationOptions, type: string, n: number, old: Co
     o.logger.warn({ app: o.app, type, release: o.release, err: (err as Error).message }, 'rolling back process type');
     await Promise.all(fresh.map((f) => stopAndRemove(o.docker, f.id, 0).catch(() => {})));
     await restore(o, aside);
-    if (web && old.length > 0) o.progress(`v${o.release} did not become healthy; the previous release keeps serving`);
+    if (web && old.length > 0) o.progress(`v${o.release} did not go live; the previous release keeps serving`);
     throw err;
   }
   if (web && old.length > 0 && o.drainMs > 0) await sleep(o.drainMs);
