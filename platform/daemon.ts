@@ -18,6 +18,7 @@ import { splitCommandLine } from '../receiver/split.js';
 import { SshKeyStore } from '../receiver/ssh-keys.js';
 import { startSshServer, type SshExec } from '../receiver/ssh-server.js';
 import { directoryCatalog } from '../hooks/choose-buildpacks.js';
+import { buildpacksHome } from '../buildpacks/runner.js';
 import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
 import { AppQueues, handlePush } from '../hooks/push.js';
 import { LABELS, listAppContainers, removeApp } from '../runtime/containers.js';
@@ -26,7 +27,7 @@ import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The repository's own folders, found relative to the compiled daemon (dist/platform). */
-export const builtinBuildpacksDir = path.join(root, 'buildpacks');
+export const builtinBuildpacksDir = buildpacksHome();
 export const gitHooksDir = path.join(root, 'hooks', 'git');
 
 export interface DaemonOptions {

@@ -47,7 +47,8 @@ export const platformCommands: Command[] = [
         io.out(`no containers: deploy with \`git push\` or scale with \`slipway ps:scale ${app} web=1\`\n`);
         return;
       }
-      io.out(table(procs.map((p) => [p.name, p.state, p.release === null ? '-' : `v${p.release}`])));
+      // The contract fixes this format: `<app>.<type>.<n> <state> <release>`, one space apart.
+      io.out(procs.map((p) => `${p.name} ${p.state} ${p.release === null ? '-' : `v${p.release}`}\n`).join(''));
     },
   },
   {

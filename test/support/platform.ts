@@ -1,6 +1,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -182,16 +183,15 @@ export class TestPlatform {
     return run('git', ['push', remote, refspec], { cwd: dir, env: this.gitEnv() });
   }
 
-  /** GET through the router, by host name or by path. */
-  async fetchApp(app: string, o: { by: 'host' | 'path'; path?: string } = { by: 'host' }): Promise<{ status: number; body: string }> {
+  /** GET through the router, by host name or by path. (fetch() may not set Host, so node:http.) */
+  fetchApp(app: string, o: { by: 'host' | 'path'; path?: string } = { by: 'host' }): Promise<{ status: number; body: string }> {
     const p = o.path ?? '/';
-    const url = o.by === 'host' ? `http://127.0.0.1:${this.httpPort}${p}` : `http://127.0.0.1:${this.httpPort}/${app}${p}`;
-    const headers = o.by === 'host' ? { host: `${app}.localhost:${this.httpPort}` } : undefined;
-    const res = await fetch(url, { headers });
-    return { status: res.status, body: await res.text() };
+    return httpGet(this.httpPort, o.by === 'host' ? p : `/${app}${p}`, o.by === 'host' ? `${app}.localhost:${this.httpPort}` : `127.0.0.1:${this.httpPort}`);
   }
 
   async stop(): Promise<void> {
+    // Destroying apps needs the daemon; a test may have left it stopped.
+    if (!this.#server && this.#apps.size > 0) await this.#startServer().catch(() => undefined);
     for (const app of this.#apps) await this.cli(['apps:destroy', app, '--force']).catch(() => undefined);
     await this.stopDaemon();
     const routerFile = path.join(this.home, 'run', 'router.json');
@@ -205,6 +205,19 @@ export class TestPlatform {
     }
     await fs.rm(this.home, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+export function httpGet(port: number, urlPath: string, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: urlPath, headers: { host }, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.setTimeout(30_000, () => req.destroy(new Error('timed out')));
+    req.end();
+  });
 }
 
 export { exec };
