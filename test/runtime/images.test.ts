@@ -29,7 +29,7 @@ describe('releaseDockerfile', () => {
   });
 
   it('refuses a stack reference that could inject instructions', () => {
-    expect(() => releaseDockerfile('x\nRUN rm -rf /')).toThrow(/invalid stack image/);
+    expect(() => releaseDockerfile('x\nRUN rm -rf /')).toThrow(/invalid image reference/);
   });
 });
 
@@ -109,6 +109,38 @@ describe('buildReleaseImage (real engine)', () => {
       await expect(
         buildReleaseImage({ docker, stackImage: 'slipway/does-not-exist:nope', appDir: dir, app, version: 3, labels: TEST_LABELS, onProgress: () => {} }),
       ).rejects.toMatchObject({ code: 'E_DOCKER' });
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps dependency folders in their own image, reused while their content is unchanged', async () => {
+    const dir = await makeAppDir('deps-one');
+    try {
+      await fs.mkdir(`${dir}/node_modules/left-pad`, { recursive: true });
+      await fs.writeFile(`${dir}/node_modules/left-pad/index.js`, 'module.exports = 1;\n');
+      await fs.writeFile(`${dir}/gone.txt`, 'only in v10\n');
+      const steps: string[] = [];
+      const build = (version: number) =>
+        buildReleaseImage({ docker, stackImage: STACK, appDir: dir, app, version, labels: TEST_LABELS, onProgress: () => {}, onStep: (l) => steps.push(l) });
+      await build(10);
+      expect(steps.at(-1)).toMatch(/dependency layer changed: building slipway\/.*:deps-[0-9a-f]{16}/);
+      await fs.rm(`${dir}/gone.txt`);
+      await fs.writeFile(`${dir}/index.html`, 'deps-two');
+      // Same bytes, new timestamps: still the same dependency image.
+      await fs.utimes(`${dir}/node_modules/left-pad/index.js`, new Date(), new Date());
+      await build(11);
+      expect(steps.at(-1)).toMatch(/dependency layer unchanged: reusing/);
+      const run = await docker.run(releaseImageRef(app, 11), ['ls /app/node_modules/left-pad; cat /app/index.html; ls /app/gone.txt 2>&1 || true'], process.stdout, {
+        Labels: TEST_LABELS,
+        HostConfig: { AutoRemove: false },
+      });
+      const container = run[1] as { remove(): Promise<unknown>; logs(o: object): Promise<Buffer> };
+      const out = (await container.logs({ stdout: true, stderr: true })).toString();
+      await container.remove();
+      expect(out).toContain('index.js');
+      expect(out).toContain('deps-two');
+      expect(out).toMatch(/No such file/);
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
