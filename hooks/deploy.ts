@@ -17,6 +17,7 @@ import { buildReleaseImage } from '../runtime/images.js';
 import { deployFormation } from '../runtime/formation.js';
 import { chooseBuildpacks, type BuildpackCatalog } from './choose-buildpacks.js';
 import { prepareMirror } from './prepare-mirror.js';
+import type { PackumentCache } from '../buildpacks/mirror/fetch.js';
 
 export interface DeployDeps {
   docker: Dockerode;
@@ -27,6 +28,7 @@ export interface DeployDeps {
   logger: Logger;
   stackImage: () => string;
   buildpacks: BuildpackCatalog;
+  packuments: PackumentCache;
   /** Limits builds across apps; a deploy of one app is already serialized by its own queue. */
   buildQueue: PQueue;
 }
@@ -93,7 +95,7 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     const record = await deps.apps.get(app);
     const choice = await chooseBuildpacks(deps.buildpacks, record.buildpacks, appDir);
     if (choice.pinnedBy) say(header(`Using buildpacks pinned by ${choice.pinnedBy}: ${choice.candidates.map((c) => c.name).join(', ')}`));
-    const buildEnv = await prepareMirror({ appDir, config: deps.config, paths: deps.paths, candidates: choice.candidates, say });
+    const buildEnv = await prepareMirror({ appDir, config: deps.config, paths: deps.paths, candidates: choice.candidates, say, packuments: deps.packuments });
 
     const cacheDir = appCachePath(deps.paths, app);
     await fs.mkdir(cacheDir, { recursive: true });

@@ -5,6 +5,7 @@ import { SlipwayError } from '../platform/errors.js';
 import type { Paths } from '../platform/paths.js';
 import type { BuildpackRef } from '../buildpacks/runner.js';
 import { ensureNpmPackages, lockfilePackages, resolveNodeRuntime } from '../buildpacks/mirror/npm.js';
+import type { PackumentCache } from '../buildpacks/mirror/fetch.js';
 
 /**
  * Builds run with no network, so everything they install must be in the mirror before they
@@ -19,6 +20,7 @@ export async function prepareMirror(o: {
   paths: Paths;
   candidates: BuildpackRef[];
   say: (text: string) => void;
+  packuments: PackumentCache;
 }): Promise<Record<string, string>> {
   if (!o.candidates.some((c) => c.name === 'node')) return {};
   const pkgText = await fs.readFile(path.join(o.appDir, 'package.json'), 'utf8').catch(() => null);
@@ -34,7 +36,7 @@ export async function prepareMirror(o: {
   const progress = (line: string) => o.say(`${line}\n`);
   const upstream = o.config.npmUpstream;
   progress(`-----> Resolving Node.js ${requested ? `engines.node "${range}"` : `(no engines.node; default ${range})`}`);
-  const runtime = await resolveNodeRuntime({ mirrorDir: o.paths.mirrorDir, range, upstream, progress });
+  const runtime = await resolveNodeRuntime({ mirrorDir: o.paths.mirrorDir, range, upstream, progress, packuments: o.packuments });
   progress(`       Node.js ${runtime.node}, npm ${runtime.npm}`);
   const lockText = await fs.readFile(path.join(o.appDir, 'package-lock.json'), 'utf8').catch(() => null);
   if (lockText !== null) {

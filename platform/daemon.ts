@@ -19,6 +19,7 @@ import { SshKeyStore } from '../receiver/ssh-keys.js';
 import { startSshServer, type SshExec } from '../receiver/ssh-server.js';
 import { directoryCatalog } from '../hooks/choose-buildpacks.js';
 import { buildpacksHome } from '../buildpacks/runner.js';
+import { PackumentCache } from '../buildpacks/mirror/fetch.js';
 import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
 import { AppQueues, handlePush } from '../hooks/push.js';
 import { LABELS, listAppContainers, removeApp } from '../runtime/containers.js';
@@ -73,6 +74,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     stackImage: stackImageRef,
     buildpacks: directoryCatalog(builtinBuildpacksDir, paths.buildpacksDir),
     buildQueue: new PQueue({ concurrency: config.buildConcurrency }),
+    packuments: new PackumentCache(),
   };
 
   await adoptRunningApps({ docker, apps, routes, logger });

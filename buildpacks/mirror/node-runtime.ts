@@ -2,7 +2,7 @@ import path from 'node:path';
 import semver from 'semver';
 import { SlipwayError } from '../../platform/errors.js';
 import { mirroredVersions, NODE_PACKAGE, npmTarballPath, NPM_PACKAGE } from './layout.js';
-import { ensureNpmPackages, fetchPackument } from './fetch.js';
+import { ensureNpmPackages, fetchPackument, type PackumentCache } from './fetch.js';
 import { readTgzPackageJson } from './tgz.js';
 
 export interface ResolveNodeOptions {
@@ -11,6 +11,8 @@ export interface ResolveNodeOptions {
   range: string;
   upstream: string | null;
   progress: (line: string) => void;
+  /** Shares registry answers between builds (the daemon keeps one). */
+  packuments?: PackumentCache;
 }
 
 /**
@@ -84,7 +86,7 @@ async function availableVersions(
 ): Promise<{ versions: string[]; engines: Record<string, string | undefined> | null }> {
   if (o.upstream !== null) {
     try {
-      const doc = await fetchPackument(o.upstream, name);
+      const doc = await fetchPackument(o.upstream, name, o.packuments);
       const engines: Record<string, string | undefined> = {};
       for (const [v, meta] of Object.entries(doc.versions)) engines[v] = meta.engines?.node;
       return { versions: Object.keys(doc.versions), engines };

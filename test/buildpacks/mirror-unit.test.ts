@@ -169,3 +169,24 @@ describe('build output', () => {
     expect(() => parseMemory('2 gb')).toThrow(/invalid memory size/);
   });
 });
+
+describe('PackumentCache', () => {
+  it('answers from memory within its lifetime and asks again after it, or after a failure', async () => {
+    const { PackumentCache } = await import('../../buildpacks/mirror/fetch.js');
+    const cache = new PackumentCache(1000);
+    let loads = 0;
+    const load = async () => {
+      loads += 1;
+      return { versions: { '1.0.0': {} } };
+    };
+    await cache.get('u', load, 0);
+    await cache.get('u', load, 999);
+    expect(loads).toBe(1);
+    await cache.get('u', load, 1000);
+    expect(loads).toBe(2);
+    await expect(cache.get('bad', () => Promise.reject(new Error('down')), 0)).rejects.toThrow('down');
+    await new Promise((r) => setImmediate(r));
+    await cache.get('bad', load, 1);
+    expect(loads).toBe(3);
+  });
+});
