@@ -15,6 +15,9 @@ import { parseProcfile } from '../buildpacks/procfile.js';
 import { runBuild } from '../buildpacks/runner.js';
 import { buildReleaseImage } from '../runtime/images.js';
 import { deployFormation } from '../runtime/formation.js';
+import { parseAppJson, type HealthCheck } from '../runtime/healthchecks.js';
+import { runReleaseCommand } from '../runtime/oneoff.js';
+import { pruneReleaseImages } from '../runtime/release-images.js';
 import { chooseBuildpacks, type BuildpackCatalog } from './choose-buildpacks.js';
 import { prepareMirror } from './prepare-mirror.js';
 import type { PackumentCache } from '../buildpacks/mirror/fetch.js';
@@ -91,6 +94,8 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
       maxBytes: deps.config.maxPushBytes,
     });
     say(`       ${tree.files} files, ${formatBytes(tree.bytes)}\n`);
+    // Read before the build so a broken app.json fails the push in seconds, not minutes.
+    const healthchecks = await readHealthChecks(appDir);
 
     const record = await deps.apps.get(app);
     const choice = await chooseBuildpacks(deps.buildpacks, record.buildpacks, appDir);
@@ -139,6 +144,21 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     const env = { ...result.configVars, ...record.config };
     const formation = { ...record.formation };
     if (formation.web === undefined && processTypes.web) formation.web = 1;
+    if (processTypes.release) {
+      say(header(`Running release command: ${processTypes.release}`));
+      await runReleaseCommand({
+        docker: deps.docker,
+        app,
+        image,
+        release: version,
+        command: processTypes.release,
+        env,
+        ...(record.limits ? { limits: record.limits } : {}),
+        timeoutSeconds: deps.config.buildTimeoutSeconds,
+        onOutput: (line) => say(`       ${line}\n`),
+        signal: io.signal,
+      });
+    }
     say(header(`Releasing v${version}`));
     await deployFormation({
       docker: deps.docker,
@@ -155,6 +175,8 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
       onRoutes: (upstreams: string[]) => deps.routes.setApp(app, upstreams),
       progress: (line: string) => say(`       ${line}\n`),
       logger: deps.logger,
+      ...(record.limits ? { limits: record.limits } : {}),
+      ...(healthchecks.length > 0 ? { healthchecks } : {}),
     });
 
     const release: Release = {
@@ -168,6 +190,8 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
       createdAt: new Date().toISOString(),
       by: req.pusher,
       description: `deploy ${rev.slice(0, 7)}`,
+      config: record.config,
+      ...(healthchecks.length > 0 ? { healthchecks } : {}),
     };
     const durationMs = Date.now() - started;
     await deps.apps.update(app, (a) => {
@@ -179,6 +203,9 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     const { httpPort, domain } = deps.config;
     say(header(`Deployed ${app} v${version} in ${(durationMs / 1000).toFixed(1)} s`));
     if (processTypes.web) say(`       http://${app}.${domain}:${httpPort}/\n`);
+    await pruneReleaseImages({ docker: deps.docker, apps: deps.apps, app, keep: deps.config.keepReleases, progress: (line) => say(`       ${line}\n`) }).catch(
+      (err: unknown) => deps.logger.warn({ app, err: oneLine(err) }, 'pruning release images failed'),
+    );
     return release;
   } catch (err) {
     const message = oneLine(err);
@@ -192,6 +219,18 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     logStream.end();
     await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+/** app.json's web health checks, validated; none when the app has no app.json. */
+async function readHealthChecks(appDir: string): Promise<HealthCheck[]> {
+  let text: string;
+  try {
+    text = await fs.readFile(path.join(appDir, 'app.json'), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return parseAppJson(text);
 }
 
 /** The Procfile of the built app wins; without one, the buildpack's default process types. */

@@ -22,6 +22,7 @@ import { buildpacksHome } from '../buildpacks/runner.js';
 import { PackumentCache } from '../buildpacks/mirror/fetch.js';
 import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
 import { AppQueues, handlePush } from '../hooks/push.js';
+import { Operations } from '../hooks/operations.js';
 import { LABELS, listAppContainers, removeApp } from '../runtime/containers.js';
 import { removeAppImages } from '../runtime/images.js';
 import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
@@ -85,6 +86,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     logger,
     apps,
     keys,
+    ops: new Operations({ docker, config, apps, routes, queues, logger }),
     async status(): Promise<StatusInfo> {
       const dockerVersion = await docker
         .version()
@@ -133,14 +135,17 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     },
     async processes(app): Promise<ProcessInfo[]> {
       const list = await listAppContainers(docker, app);
+      const limits = await Promise.all(list.map((c) => docker.getContainer(c.Id).inspect().then((i) => i.HostConfig, () => null)));
       return list
-        .map((c) => ({
+        .map((c, i) => ({
           name: (c.Names[0] ?? '').replace(/^\//, ''),
           type: c.Labels[LABELS.type] ?? '?',
           index: Number(c.Labels[LABELS.index] ?? 0),
           state: c.State,
           release: c.Labels[LABELS.release] ? Number(c.Labels[LABELS.release]) : null,
           hostPort: c.Ports.find((p) => p.PrivatePort === 5000 && p.PublicPort)?.PublicPort ?? null,
+          memory: limits[i]?.Memory ? formatMemory(limits[i].Memory) : null,
+          cpus: limits[i]?.NanoCpus ? limits[i].NanoCpus / 1e9 : null,
         }))
         .sort((a, b) => a.type.localeCompare(b.type) || a.index - b.index);
     },
@@ -248,11 +253,19 @@ async function adoptRunningApps(o: { docker: Dockerode; apps: AppStore; routes: 
   for (const app of await o.apps.list()) {
     table[app.name] = containers
       .filter((c) => c.Labels[LABELS.app] === app.name && c.Labels[LABELS.type] === 'web' && c.State === 'running')
-      .filter((c) => app.current === null || c.Labels[LABELS.release] === String(app.current))
+      // Up to the current release: a config change with --no-restart leaves containers of the one before serving.
+      .filter((c) => app.current === null || Number(c.Labels[LABELS.release]) <= app.current)
       .flatMap((c) => c.Ports.filter((p) => p.PrivatePort === 5000 && p.PublicPort).map((p) => `127.0.0.1:${p.PublicPort}`));
   }
   await o.routes.replace(table, o.routes.table.git);
   o.logger.info({ apps: Object.keys(table).length }, 'adopted running apps');
+}
+
+function formatMemory(bytes: number): string {
+  for (const [unit, size] of [['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]] as const) {
+    if (bytes % size === 0) return `${bytes / size}${unit}`;
+  }
+  return String(bytes);
 }
 
 type Handler = (req: Request, send: (f: Frame) => void, signal: AbortSignal) => Promise<number>;

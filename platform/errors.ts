@@ -25,6 +25,8 @@ export type ErrorCode =
   | 'E_DEPLOY'
   | 'E_HEALTHCHECK'
   | 'E_RELEASE'
+  | 'E_APP_JSON'
+  | 'E_SCALE'
   | 'E_DAEMON'
   | 'E_ROUTES'
   | 'E_BUILDPACK'

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { SlipwayError } from './errors.js';
 import { readJson, writeJsonAtomic } from './files.js';
+import type { HealthCheck } from '../runtime/healthchecks.js';
 
 /** One deployed version of an app: an image plus the config it ran with. */
 export interface Release {
@@ -16,6 +17,12 @@ export interface Release {
   createdAt: string;
   by: string;
   description: string;
+  /** The user config this release runs with, so a rollback restores it. Secrets: never log. */
+  config?: Record<string, string>;
+  /** app.json `healthchecks.web` of the deployed tree; restarts and rollbacks apply them too. */
+  healthchecks?: HealthCheck[];
+  /** Its image tag was removed to save space (config.keepReleases); it can no longer be rolled back to. */
+  imagePruned?: boolean;
 }
 
 export interface BuildRecord {
@@ -41,6 +48,14 @@ export interface AppRecord {
   /** The release that serves now; null before the first deploy. */
   current: number | null;
   builds: BuildRecord[];
+  /** Per-container resource limits (`ps:set`); applied whenever a container starts. */
+  limits?: Limits;
+}
+
+export interface Limits {
+  /** Docker's memory syntax: `512m`, `2g`. */
+  memory?: string;
+  cpus?: number;
 }
 
 const KEEP_BUILD_RECORDS = 100;

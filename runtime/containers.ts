@@ -28,6 +28,8 @@ export interface ProcessSpec {
   env: Record<string, string>;
   web: boolean;
   memory?: string;
+  /** CPUs the container may use, as Docker's `--cpus`. */
+  cpus?: number;
   extraLabels?: Record<string, string>;
 }
 
@@ -78,6 +80,7 @@ export function containerOptions(spec: ProcessSpec, name: string): Dockerode.Con
       Init: true,
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
       ...(spec.memory ? { Memory: parseMemory(spec.memory) } : {}),
+      ...(spec.cpus ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
     },
   };
 }

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import { SlipwayError } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
+import type { Limits } from '../platform/store.js';
 import {
   LABELS,
   containerName,
@@ -11,6 +12,7 @@ import {
   waitHealthy,
   type ContainerSummary,
 } from './containers.js';
+import { runHealthChecks, type HealthCheck } from './healthchecks.js';
 
 export { removeApp } from './containers.js';
 
@@ -31,6 +33,12 @@ export interface FormationOptions {
   logger: Logger;
   /** Added to every container's labels (tests mark theirs). */
   labels?: Record<string, string>;
+  /** Per-container memory and CPU limits (`ps:set`). */
+  limits?: Limits;
+  /** app.json web checks: new web containers must pass them before they take traffic. */
+  healthchecks?: readonly HealthCheck[];
+  /** Replace only this process type and leave the others alone (`ps:restart <app> <type>`). */
+  only?: string;
 }
 
 const TYPE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]*$/;
@@ -73,6 +81,10 @@ export async function deployFormation(o: FormationOptions): Promise<{ upstreams:
     byType.set(type, [...(byType.get(type) ?? []), c]);
   }
 
+  if (o.only !== undefined) {
+    const upstreams = await replaceType(o, o.only, counts.get(o.only) ?? 0, byType.get(o.only) ?? []);
+    return { upstreams };
+  }
   const upstreams = await replaceType(o, 'web', counts.get('web') ?? 0, byType.get('web') ?? []);
 
   const failures: string[] = [];
@@ -113,13 +125,15 @@ async function replaceType(o: FormationOptions, type: string, n: number, old: Co
           command: command ?? '',
           env: o.env,
           web,
+          ...(o.limits?.memory ? { memory: o.limits.memory } : {}),
+          ...(o.limits?.cpus ? { cpus: o.limits.cpus } : {}),
           ...(o.labels ? { extraLabels: o.labels } : {}),
         }),
       );
       o.progress(`Started ${containerName(o.app, type, index)}`);
     }
     if (web) {
-      await allHealthy(o, fresh);
+      await webReady(o, fresh);
       upstreams = fresh.map((f) => `127.0.0.1:${f.hostPort}`);
       await o.onRoutes(upstreams);
     }
@@ -168,9 +182,16 @@ async function restore(o: FormationOptions, moved: Old[]): Promise<void> {
   }
 }
 
-/** Waits for every new container; the first failure cancels the other waits. */
-async function allHealthy(o: FormationOptions, fresh: { id: string; hostPort: number | null }[]): Promise<void> {
+/**
+ * Waits for every new web container: its port answers and it stays up, then app.json's checks
+ * pass. The first failure cancels the other waits.
+ */
+export async function webReady(
+  o: Pick<FormationOptions, 'docker' | 'settleMs' | 'healthTimeoutMs' | 'healthchecks' | 'progress'>,
+  fresh: { id: string; name?: string; hostPort: number | null }[],
+): Promise<void> {
   const stop = new AbortController();
+  const checks = o.healthchecks ?? [];
   try {
     await Promise.all(
       fresh.map((f) =>
@@ -181,10 +202,15 @@ async function allHealthy(o: FormationOptions, fresh: { id: string; hostPort: nu
           settleMs: o.settleMs,
           timeoutMs: o.healthTimeoutMs,
           signal: stop.signal,
-        }).catch((err: unknown) => {
-          stop.abort();
-          throw err;
-        }),
+        })
+          .then(async () => {
+            if (checks.length === 0 || f.hostPort === null) return;
+            await runHealthChecks({ hostPort: f.hostPort, container: f.name ?? f.id.slice(0, 12), checks, progress: o.progress, signal: stop.signal });
+          })
+          .catch((err: unknown) => {
+            stop.abort();
+            throw err;
+          }),
       ),
     );
   } finally {

@@ -49,7 +49,9 @@ export const platformCommands: Command[] = [
         return;
       }
       // The contract fixes this format: `<app>.<type>.<n> <state> <release>`, one space apart.
-      io.out(procs.map((p) => `${p.name} ${p.state} ${p.release === null ? '-' : `v${p.release}`}\n`).join(''));
+      // Limits (ps:set) follow the three fixed columns, only when set.
+      const limits = (p: (typeof procs)[number]) => `${p.memory ? ` memory=${p.memory}` : ''}${p.cpus ? ` cpus=${p.cpus}` : ''}`;
+      io.out(procs.map((p) => `${p.name} ${p.state} ${p.release === null ? '-' : `v${p.release}`}${limits(p)}\n`).join(''));
     },
   },
   {

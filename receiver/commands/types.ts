@@ -1,6 +1,7 @@
 import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/log.js';
 import type { AppStore } from '../../platform/store.js';
+import type { Operations } from '../../hooks/operations.js';
 import type { SshKeyStore } from '../ssh-keys.js';
 
 /** How a command talks to whoever ran it: the local CLI over the socket, or an SSH channel. */
@@ -22,6 +23,9 @@ export interface ProcessInfo {
   state: string;
   release: number | null;
   hostPort: number | null;
+  /** The container's limits as the engine applies them; null when unlimited. */
+  memory: string | null;
+  cpus: number | null;
 }
 
 export interface StatusInfo {
@@ -43,6 +47,8 @@ export interface Platform {
   logger: Logger;
   apps: AppStore;
   keys: SshKeyStore;
+  /** Config, formation, restarts, releases and rollback (hooks/operations.ts). */
+  ops: Operations;
   status(): Promise<StatusInfo>;
   createApp(name: string): Promise<void>;
   destroyApp(name: string, progress: (line: string) => void): Promise<void>;

@@ -1,0 +1,315 @@
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type Dockerode from 'dockerode';
+import type { Config } from '../platform/config.js';
+import { SlipwayError } from '../platform/errors.js';
+import type { Logger } from '../platform/log.js';
+import type { RouteBook } from '../platform/routes.js';
+import { currentRelease, nextReleaseVersion, type AppRecord, type AppStore, type Limits, type Release } from '../platform/store.js';
+import { LABELS, containerName, listAppContainers, startProcess, stopAndRemove, WEB_PORT, type ContainerSummary } from '../runtime/containers.js';
+import { deployFormation, desiredCounts, webReady, type FormationOptions } from '../runtime/formation.js';
+import { imageExists, pruneReleaseImages, removeReleaseTag, tagReleaseImage } from '../runtime/release-images.js';
+import { planScale, type Running } from '../runtime/scale-plan.js';
+import { hashConfig, header } from './deploy.js';
+import type { AppQueues } from './push.js';
+
+export interface OperationsDeps {
+  docker: Dockerode;
+  config: Config;
+  apps: AppStore;
+  routes: RouteBook;
+  queues: AppQueues;
+  logger: Logger;
+}
+
+export type Progress = (line: string) => void;
+
+/** What a config change did: the release it made (null before the first deploy) and whether it restarted. */
+export interface ConfigOutcome {
+  release: number | null;
+  restarted: boolean;
+  changed: string[];
+}
+
+const HEALTH_TIMEOUT_MS = 60_000;
+const nameOf = (c: ContainerSummary): string => (c.Names[0] ?? '').replace(/^\//, '');
+/** Containers an interrupted deploy left aside are not part of the formation. */
+const isFormation = (c: ContainerSummary): boolean => !nameOf(c).includes('.old-');
+
+/** The environment a release's containers get: buildpack defaults, then the user's config. */
+export function releaseEnv(release: Release, app: AppRecord): Record<string, string> {
+  return { ...release.defaultConfig, ...(release.config ?? app.config) };
+}
+
+/**
+ * Config, formation, restarts and releases of deployed apps. Every operation runs in the app's
+ * queue, the same one pushes use, so a scale during a deploy waits its turn; state is written
+ * only after the containers did what was asked, so a failure leaves the app as it was.
+ */
+export class Operations {
+  readonly #d: OperationsDeps;
+
+  constructor(deps: OperationsDeps) {
+    this.#d = deps;
+  }
+
+  async setConfig(app: string, change: { set: Record<string, string>; unset: string[] }, o: { restart: boolean; actor: string; progress: Progress }): Promise<ConfigOutcome> {
+    return this.#queued(app, o.progress, async () => {
+      const record = await this.#d.apps.get(app);
+      const config = { ...record.config, ...change.set };
+      for (const k of change.unset) delete config[k];
+      const changed = [...Object.keys(change.set).filter((k) => record.config[k] !== change.set[k]), ...change.unset.filter((k) => k in record.config)];
+      if (changed.length === 0) return { release: record.current, restarted: false, changed };
+      const current = currentRelease(record);
+      if (!current) {
+        await this.#d.apps.update(app, (a) => {
+          a.config = config;
+        });
+        o.progress(header('Config stored; it applies at the first deploy'));
+        return { release: null, restarted: false, changed };
+      }
+      const what = Object.keys(change.set).length > 0 ? `config set ${Object.keys(change.set).join(', ')}` : `config unset ${change.unset.join(', ')}`;
+      const release = await this.#newRelease(record, current, { config, actor: o.actor, description: what });
+      const restarted = o.restart && (await this.#hasContainers(app));
+      if (restarted) await this.#roll(record, release, o.progress, {}, () => removeReleaseTag(this.#d.docker, release.image));
+      await this.#record(app, release, { config });
+      o.progress(header(`Released v${release.version} (${what})${restarted ? '' : o.restart ? '; no containers run: it applies at `ps:start`' : '; it applies at the next restart or deploy'}`));
+      await this.#prune(app, o.progress);
+      return { release: release.version, restarted, changed };
+    });
+  }
+
+  async scale(app: string, wanted: Record<string, number>, progress: Progress): Promise<void> {
+    await this.#queued(app, progress, async () => {
+      const record = await this.#d.apps.get(app);
+      const current = this.#deployed(record);
+      const known = Object.keys(current.processTypes).filter((t) => t !== 'release');
+      for (const type of Object.keys(wanted)) {
+        if (!known.includes(type)) {
+          throw new SlipwayError('E_SCALE', `${app} has no process type "${type}": its release v${current.version} has ${known.join(', ')}`);
+        }
+      }
+      await this.#converge(record, current, new Map(Object.entries(wanted)), progress);
+      await this.#d.apps.update(app, (a) => {
+        a.formation = { ...a.formation, ...wanted };
+      });
+    });
+  }
+
+  async restart(app: string, type: string | undefined, progress: Progress): Promise<void> {
+    await this.#queued(app, progress, async () => {
+      const record = await this.#d.apps.get(app);
+      const current = this.#deployed(record);
+      if (type !== undefined && (type === 'release' || !(type in current.processTypes))) {
+        throw new SlipwayError('E_SCALE', `${app} has no process type "${type}": its release v${current.version} has ${Object.keys(current.processTypes).filter((t) => t !== 'release').join(', ')}`);
+      }
+      progress(header(`Restarting ${type === undefined ? app : `${app} ${type}`} (v${current.version})`));
+      await this.#roll(record, current, progress, type === undefined ? {} : { only: type });
+    });
+  }
+
+  /** Stops every container; the formation stays, so `ps:start` brings the same scale back. */
+  async stop(app: string, progress: Progress): Promise<void> {
+    await this.#queued(app, progress, async () => {
+      await this.#d.apps.get(app);
+      await this.#d.routes.setApp(app, []);
+      const containers = await listAppContainers(this.#d.docker, app);
+      progress(header(`Stopping ${containers.length} container${containers.length === 1 ? '' : 's'} of ${app}`));
+      await Promise.all(containers.map((c) => stopAndRemove(this.#d.docker, c.Id, this.#d.config.stopGraceSeconds)));
+    });
+  }
+
+  /** Starts what the formation wants and does not run; running containers are left alone. */
+  async start(app: string, progress: Progress): Promise<void> {
+    await this.#queued(app, progress, async () => {
+      const record = await this.#d.apps.get(app);
+      const current = this.#deployed(record);
+      progress(header(`Starting ${app} (v${current.version})`));
+      await this.#converge(record, current, desiredCounts(current.processTypes, record.formation), progress);
+    });
+  }
+
+  async setLimits(app: string, change: { memory?: string | null; cpus?: number | null }, o: { restart: boolean; progress: Progress }): Promise<Limits> {
+    if (change.cpus) {
+      const available = await this.#d.docker.info().then((i: { NCPU?: number }) => i.NCPU ?? os.cpus().length);
+      if (change.cpus > available) throw new SlipwayError('E_SCALE', `cpus=${change.cpus} is more than the ${available} CPUs Docker has: use at most ${available}`);
+    }
+    return this.#queued(app, o.progress, async () => {
+      const record = await this.#d.apps.get(app);
+      const limits: Limits = { ...record.limits };
+      for (const key of ['memory', 'cpus'] as const) {
+        if (change[key] === null) delete limits[key];
+        else if (change[key] !== undefined) (limits as Record<string, unknown>)[key] = change[key];
+      }
+      const current = currentRelease(record);
+      // Restart first, store after: limits that stop the app from starting are never kept.
+      if (o.restart && current && (await this.#hasContainers(app))) {
+        o.progress(header(`Restarting ${app} with the new limits`));
+        await this.#roll({ ...record, limits }, current, o.progress);
+      }
+      await this.#d.apps.update(app, (a) => {
+        a.limits = limits;
+      });
+      return limits;
+    });
+  }
+
+  async rollback(app: string, version: number, o: { actor: string; progress: Progress }): Promise<Release> {
+    return this.#queued(app, o.progress, async () => {
+      const record = await this.#d.apps.get(app);
+      const target = record.releases.find((r) => r.version === version);
+      if (!target) {
+        throw new SlipwayError('E_RELEASE', `${app} has no release v${version}: see \`slipway releases ${app}\``);
+      }
+      if (target.imagePruned || !(await imageExists(this.#d.docker, target.image))) {
+        const how = target.commit ? `push commit ${target.commit.slice(0, 7)} again` : 'deploy it again';
+        throw new SlipwayError('E_RELEASE', `the image of ${app} v${version} was pruned (only the last ${this.#d.config.keepReleases} are kept): ${how}`);
+      }
+      const config = target.config ?? record.config;
+      o.progress(header(`Rolling back ${app} to v${version}`));
+      const release = await this.#newRelease(record, target, { config, actor: o.actor, description: `rollback to v${version}` });
+      await this.#roll({ ...record, config }, release, o.progress, {}, () => removeReleaseTag(this.#d.docker, release.image));
+      await this.#record(app, release, { config });
+      o.progress(header(`Released v${release.version} (rollback to v${version})`));
+      await this.#prune(app, o.progress);
+      return release;
+    });
+  }
+
+  /** A new release from an existing one: same image (tagged anew), same types, the given config. */
+  async #newRelease(record: AppRecord, from: Release, o: { config: Record<string, string>; actor: string; description: string }): Promise<Release> {
+    const version = nextReleaseVersion(record);
+    const image = await tagReleaseImage(this.#d.docker, from.image, record.name, version);
+    const { imagePruned: _pruned, ...rest } = from;
+    return {
+      ...rest,
+      version,
+      image,
+      config: o.config,
+      configHash: hashConfig(o.config),
+      createdAt: new Date().toISOString(),
+      by: o.actor,
+      description: o.description,
+    };
+  }
+
+  async #record(app: string, release: Release, o: { config: Record<string, string> }): Promise<void> {
+    await this.#d.apps.update(app, (a) => {
+      a.releases.push(release);
+      a.current = release.version;
+      a.config = o.config;
+    });
+  }
+
+  /** Replaces the app's containers with `release`'s, web without downtime (runtime/formation.ts). */
+  async #roll(record: AppRecord, release: Release, progress: Progress, extra: Pick<FormationOptions, 'only'> = {}, undo?: () => Promise<unknown>): Promise<void> {
+    const { config } = this.#d;
+    try {
+      await deployFormation({
+        docker: this.#d.docker,
+        app: record.name,
+        release: release.version,
+        image: release.image,
+        processTypes: release.processTypes,
+        formation: record.formation,
+        env: releaseEnv(release, record),
+        settleMs: config.healthSettleMs,
+        healthTimeoutMs: HEALTH_TIMEOUT_MS,
+        drainMs: config.drainMs,
+        graceSeconds: config.stopGraceSeconds,
+        onRoutes: (upstreams) => this.#d.routes.setApp(record.name, upstreams),
+        progress: (line) => progress(`       ${line}\n`),
+        logger: this.#d.logger,
+        ...(record.limits ? { limits: record.limits } : {}),
+        ...(release.healthchecks ? { healthchecks: release.healthchecks } : {}),
+        ...extra,
+      });
+    } catch (err) {
+      await undo?.().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Starts and stops only the difference between what runs and `wanted` (numbered 1..n per
+   * type). New web containers take traffic once healthy; removed ones leave the routes first.
+   */
+  async #converge(record: AppRecord, release: Release, wanted: ReadonlyMap<string, number>, progress: Progress): Promise<void> {
+    const { docker, config } = this.#d;
+    const app = record.name;
+    const containers = (await listAppContainers(docker, app)).filter(isFormation);
+    const running: Running[] = containers.map((c) => ({ id: c.Id, type: c.Labels[LABELS.type] ?? '', index: Number(c.Labels[LABELS.index] ?? 0) }));
+    const plan = planScale(running, wanted);
+    const env = releaseEnv(release, record);
+    const fresh: { id: string; name: string; type: string; hostPort: number | null }[] = [];
+    try {
+      for (const s of plan.start) {
+        const started = await startProcess(docker, {
+          app,
+          type: s.type,
+          index: s.index,
+          image: release.image,
+          release: release.version,
+          command: release.processTypes[s.type] ?? '',
+          env,
+          web: s.type === 'web',
+          ...(record.limits?.memory ? { memory: record.limits.memory } : {}),
+          ...(record.limits?.cpus ? { cpus: record.limits.cpus } : {}),
+        });
+        fresh.push({ ...started, type: s.type });
+        progress(`       Started ${containerName(app, s.type, s.index)}\n`);
+      }
+      const freshWeb = fresh.filter((f) => f.type === 'web');
+      await webReady(
+        { docker, settleMs: config.healthSettleMs, healthTimeoutMs: HEALTH_TIMEOUT_MS, progress: (l) => progress(`       ${l}\n`), ...(release.healthchecks ? { healthchecks: release.healthchecks } : {}) },
+        freshWeb,
+      );
+    } catch (err) {
+      await Promise.all(fresh.map((f) => stopAndRemove(docker, f.id, 0).catch(() => {})));
+      throw err;
+    }
+    const stoppingWeb = plan.stop.some((c) => c.type === 'web');
+    if (wanted.has('web') || fresh.some((f) => f.type === 'web')) {
+      const keptIds = new Set(plan.keep.map((k) => k.id));
+      const kept = containers
+        .filter((c) => keptIds.has(c.Id) && c.Labels[LABELS.type] === 'web' && c.State === 'running')
+        .flatMap((c) => c.Ports.filter((p) => p.PrivatePort === WEB_PORT && p.PublicPort).map((p) => `127.0.0.1:${p.PublicPort}`));
+      const added = fresh.filter((f) => f.type === 'web' && f.hostPort !== null).map((f) => `127.0.0.1:${f.hostPort}`);
+      await this.#d.routes.setApp(app, [...new Set([...kept, ...added])]);
+    }
+    // Let requests already sent to a removed web container finish before it goes.
+    if (stoppingWeb && config.drainMs > 0) await sleep(config.drainMs);
+    for (const c of plan.stop) progress(`       Stopping ${containerName(app, c.type, c.index)}\n`);
+    await Promise.all(plan.stop.map((c) => stopAndRemove(docker, c.id, config.stopGraceSeconds)));
+    const counts = [...wanted].map(([t, n]) => `${t}=${n}`).join(' ');
+    progress(header(`${app} now runs ${counts || 'nothing'} (${plan.start.length} started, ${plan.stop.length} stopped, ${plan.keep.length} untouched)`));
+  }
+
+  #deployed(record: AppRecord): Release {
+    const current = currentRelease(record);
+    if (!current) throw new SlipwayError('E_STATE', `${record.name} has not been deployed yet: git push it first`);
+    return current;
+  }
+
+  async #hasContainers(app: string): Promise<boolean> {
+    return (await listAppContainers(this.#d.docker, app)).some(isFormation);
+  }
+
+  async #prune(app: string, progress: Progress): Promise<void> {
+    try {
+      await pruneReleaseImages({ docker: this.#d.docker, apps: this.#d.apps, app, keep: this.#d.config.keepReleases, progress: (l) => progress(`       ${l}\n`) });
+    } catch (err) {
+      // Pruning saves disk; failing at it must not fail the change that already went live.
+      this.#d.logger.warn({ app, err: (err as Error).message }, 'pruning release images failed');
+    }
+  }
+
+  /** Runs in the app's queue; says so when an earlier deploy or operation holds it. */
+  #queued<T>(app: string, progress: Progress, task: () => Promise<T>): Promise<T> {
+    const waiting = setTimeout(() => progress(header(`Waiting for an earlier deploy or change of ${app} to finish`)), 500);
+    return this.#d.queues.run(app, async () => {
+      clearTimeout(waiting);
+      return task();
+    });
+  }
+}
