@@ -76,10 +76,27 @@ export async function pruneReleaseImages(o: {
     const release = record.releases.find((r) => r.version === version)!;
     if (await removeReleaseTag(o.docker, release.image)) pruned.push(version);
   }
+  await pruneDependencyImages(o.docker, o.app, record.releases.filter((r) => !r.imagePruned && !pruned.includes(r.version)).map((r) => r.image));
   if (pruned.length === 0) return pruned;
   await o.apps.update(o.app, (a) => {
     for (const r of a.releases) if (pruned.includes(r.version)) r.imagePruned = true;
   });
   o.progress(`Pruned the images of ${pruned.map((v) => `v${v}`).join(', ')} (keeping the last ${o.keep})`);
   return pruned;
+}
+
+/**
+ * Untags dependency images (`slipway/<app>:deps-<digest>`) that no kept release is built on.
+ * Release images inherit the `slipway.deps` label of their dependency image, which says which.
+ */
+export async function pruneDependencyImages(docker: Dockerode, app: string, keptImages: string[]): Promise<void> {
+  const used = new Set<string>();
+  for (const ref of keptImages) {
+    const info = await docker.getImage(ref).inspect().catch(() => null);
+    const digest = info?.Config?.Labels?.['slipway.deps'];
+    if (digest) used.add(`slipway/${app}:deps-${digest}`);
+  }
+  const images = await docker.listImages({ filters: { reference: [`slipway/${app}`] } });
+  const stale = images.flatMap((i) => i.RepoTags ?? []).filter((t) => t.startsWith(`slipway/${app}:deps-`) && !used.has(t));
+  for (const tag of stale) await removeReleaseTag(docker, tag);
 }
