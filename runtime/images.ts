@@ -1,5 +1,4 @@
 import crypto from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -99,9 +98,15 @@ export function buildContext(appDir: string, dockerfile: string, include: (topLe
 const DEPENDENCY_DOCKERFILE = (stackImage: string): string =>
   [`FROM ${checkImageRef(stackImage)}`, 'COPY --chown=1000:1000 app/ /app/', ''].join('\n');
 
+/** Files up to this size are hashed by content; larger ones (runtimes, native binaries) by size and mtime. */
+const CONTENT_HASH_LIMIT = 1024 * 1024;
+
 /**
- * A digest of the dependency folders' content (paths, modes, link targets, bytes), so the same
- * dependencies map to the same image whatever their timestamps. Null when there are none.
+ * A digest of the dependency folders (paths, modes, link targets, and the bytes of every file up
+ * to 1 MiB), so the same dependencies map to the same image. Large files count by size and mtime,
+ * like rsync's quick check: hashing the 120 MB Node binary on every push would cost seconds, and
+ * any version change also changes a small file beside it (package.json, node_version.h).
+ * Null when there are no dependency folders.
  */
 export async function dependencyDigest(appDir: string, stackImage: string): Promise<string | null> {
   const present: string[] = [];
@@ -117,10 +122,11 @@ export async function dependencyDigest(appDir: string, stackImage: string): Prom
       const child = path.join(rel, e.name);
       const full = path.join(appDir, child);
       const stat = await fs.lstat(full);
-      hash.update(`${child}\0${stat.mode}\0`);
+      hash.update(`${child}\0${stat.mode}\0${stat.size}\0`);
       if (e.isDirectory()) await walk(child);
       else if (e.isSymbolicLink()) hash.update(await fs.readlink(full));
-      else if (e.isFile()) for await (const chunk of createReadStream(full)) hash.update(chunk as Buffer);
+      else if (e.isFile() && stat.size > CONTENT_HASH_LIMIT) hash.update(`mtime ${stat.mtimeMs}`);
+      else if (e.isFile()) hash.update(await fs.readFile(full));
     }
   };
   for (const dir of present) await walk(dir);
