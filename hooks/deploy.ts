@@ -29,6 +29,8 @@ export interface DeployDeps {
   buildpacks: BuildpackCatalog;
   /** Limits builds across apps; a deploy of one app is already serialized by its own queue. */
   buildQueue: PQueue;
+  /** The npm/pypi upstream in force now (`mirror:upstream` may change it while the daemon runs). */
+  mirrorUpstream: (kind: 'npm' | 'pypi') => Promise<string | null>;
 }
 
 export interface DeployRequest {
@@ -93,7 +95,7 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     const record = await deps.apps.get(app);
     const choice = await chooseBuildpacks(deps.buildpacks, record.buildpacks, appDir);
     if (choice.pinnedBy) say(header(`Using buildpacks pinned by ${choice.pinnedBy}: ${choice.candidates.map((c) => c.name).join(', ')}`));
-    const buildEnv = await prepareMirror({ appDir, config: deps.config, paths: deps.paths, candidates: choice.candidates, say });
+    const buildEnv = await prepareMirror({ appDir, config: deps.config, paths: deps.paths, candidates: choice.candidates, say, npmUpstream: await deps.mirrorUpstream('npm') });
 
     const cacheDir = appCachePath(deps.paths, app);
     await fs.mkdir(cacheDir, { recursive: true });

@@ -10,6 +10,7 @@ import { SlipwayError, oneLine } from './errors.js';
 import type { Logger } from './log.js';
 import { appCachePath, repoPath, type Paths } from './paths.js';
 import { RouteBook } from './routes.js';
+import { SettingsStore } from './settings.js';
 import { AppStore } from './store.js';
 import { decodeLines, encode, MAX_REQUEST_BYTES, parseRequest, type Frame, type Request } from './wire.js';
 import { commands, runCommand, type CommandIO, type Platform, type ProcessInfo, type StatusInfo } from '../receiver/commands/index.js';
@@ -20,6 +21,7 @@ import { startSshServer, type SshExec } from '../receiver/ssh-server.js';
 import { directoryCatalog } from '../hooks/choose-buildpacks.js';
 import { buildpacksHome } from '../buildpacks/runner.js';
 import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
+import { MirrorAdmin } from '../hooks/mirror-admin.js';
 import { AppQueues, handlePush } from '../hooks/push.js';
 import { LABELS, listAppContainers, removeApp } from '../runtime/containers.js';
 import { removeAppImages } from '../runtime/images.js';
@@ -63,6 +65,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const keys = new SshKeyStore(path.join(paths.stateDir, 'ssh-keys.json'));
   const routes = new RouteBook(paths.routeTable, config.domain);
   const queues = new AppQueues();
+  const mirror = new MirrorAdmin({ config, paths, docker, settings: new SettingsStore(path.join(paths.stateDir, 'settings.json')), serialize: (app, task) => queues.run(app, task) });
   const deployDeps: DeployDeps = {
     docker,
     config,
@@ -73,6 +76,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     stackImage: stackImageRef,
     buildpacks: directoryCatalog(builtinBuildpacksDir, paths.buildpacksDir),
     buildQueue: new PQueue({ concurrency: config.buildConcurrency }),
+    mirrorUpstream: (kind) => mirror.upstream(kind),
   };
 
   await adoptRunningApps({ docker, apps, routes, logger });
@@ -83,6 +87,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     logger,
     apps,
     keys,
+    mirror,
     async status(): Promise<StatusInfo> {
       const dockerVersion = await docker
         .version()

@@ -22,15 +22,18 @@ const FETCH_TIMEOUT_MS = 120_000;
 export const registryBase = (upstream: string): string => (upstream.endsWith('/') ? upstream : `${upstream}/`);
 
 /** Fetches a packument in npm's abbreviated form (it still carries dist and engines). */
-export async function fetchPackument(upstream: string, name: string): Promise<{ versions: Record<string, PackumentVersion> }> {
+export async function fetchPackument(
+  upstream: string,
+  name: string,
+): Promise<{ versions: Record<string, PackumentVersion>; distTags: Record<string, string> }> {
   const url = `${registryBase(upstream)}${name.replace('/', '%2f')}`;
   const res = await fetch(url, {
     headers: { accept: 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8' },
     signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
   });
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  const doc = (await res.json()) as { versions?: Record<string, PackumentVersion> };
-  return { versions: doc.versions ?? {} };
+  const doc = (await res.json()) as { versions?: Record<string, PackumentVersion>; 'dist-tags'?: Record<string, string> };
+  return { versions: doc.versions ?? {}, distTags: doc['dist-tags'] ?? {} };
 }
 
 export interface PackumentVersion {
