@@ -120,6 +120,7 @@ interface Staged {
  * entry. Archive entries that are not plain files under npm/ or pypi/ are refused.
  */
 export async function importBundle(o: { mirrorDir: string; file: string; progress: Progress }): Promise<{ added: number }> {
+  if (!(await fsp.stat(o.file).catch(() => null))?.isFile()) throw new SlipwayError('E_MIRROR', `no such file: ${o.file}`);
   await fsp.mkdir(o.mirrorDir, { recursive: true });
   const staging = await fsp.mkdtemp(path.join(o.mirrorDir, '.import-'));
   const refuse = (why: string): SlipwayError => new SlipwayError('E_MIRROR', `${o.file} refused, nothing was imported: ${why}`);

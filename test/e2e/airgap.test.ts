@@ -57,6 +57,43 @@ describe('airgapped builds', () => {
     expect((await site.fetchApp(app)).body).toContain('hello from node-hello 1m');
   }, 600_000);
 
+  it('keeps build caches per app: another app with the same lockfile starts cold', async () => {
+    const other = uniqueApp('airgap-b');
+    await site.createApp(other);
+    const push = await site.push(wc, site.sshRemote(other));
+    expect(push.code, push.stderr).toBe(0);
+    expect(push.stderr).toContain('cache miss (no cache)');
+  }, 600_000);
+
+  it('refuses bad mirror inputs cleanly, and server paths and upstream changes over SSH', async () => {
+    const cases: [string[], number, RegExp][] = [
+      [['mirror:add', 'npm', '../etc'], 2, /^slipway: not an npm package spec/],
+      [['mirror:add', 'npm', 'x@$(touch /tmp/slipway-pwned)'], 2, /^slipway: not an npm package spec/],
+      [['mirror:add', 'rubygems', 'x'], 2, /^slipway: mirror:add: the kind is npm, node or pypi/],
+      [['mirror:add', 'pypi', '/tmp/../etc/passwd'], 1, /^slipway: "passwd" is not a wheel/],
+      [['mirror:add', 'pypi', 'relative-1.0.tar.gz'], 2, /absolute path/],
+      [['mirror:upstream', 'npm', 'file:///etc/passwd'], 2, /http:\/\/ or https:\/\//],
+      [['mirror:upstream', 'gems', 'off'], 2, /npm or pypi/],
+      [['mirror:export', '/tmp/x.tar', '--since', 'yesterday-ish'], 2, /--since needs a date/],
+      [['mirror:import', '/no/such/bundle.tar'], 1, /^slipway: no such file/],
+      [['stack:import', '/no/such/stack.tar'], 1, /no such file/],
+      [['apps:purge-cache', '../x'], 1, /invalid app name/],
+    ];
+    for (const [argv, code, message] of cases) {
+      const r = await site.cli(argv);
+      expect(r.code, argv.join(' ')).toBe(code);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr, argv.join(' ')).toMatch(message);
+    }
+    await expect(fs.access('/tmp/slipway-pwned')).rejects.toThrow();
+    for (const argv of [['mirror:upstream', 'npm', 'off'], ['mirror:import', '/tmp/b.tar'], ['mirror:add', 'pypi', '/tmp/a-1.0.tar.gz'], ['stack:export', '/tmp/s.tar']]) {
+      const r = await site.ssh(argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/^slipway: .*(on the server|local admin)/);
+    }
+    expect((await site.ssh(['mirror:status'])).stdout).toContain('npm upstream');
+  }, 120_000);
+
   it('reuses node_modules from the build cache when only app code changed', async () => {
     const server = path.join(wc, 'server.js');
     await fs.writeFile(server, (await fs.readFile(server, 'utf8')).replace('hello from', 'warm hello from'));
