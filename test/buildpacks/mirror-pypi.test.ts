@@ -1,4 +1,8 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { checkPythonRequirements } from '../../hooks/prepare-mirror.js';
 import { missingRequirements, normalizePypiName, normalizePypiVersion, parsePypiFilename, parseRequirements } from '../../buildpacks/mirror/pypi.js';
 import { parseNpmSpec, parseUpstreamUrl } from '../../hooks/mirror-admin.js';
 import { SlipwayError } from '../../platform/errors.js';
@@ -99,5 +103,30 @@ describe('npm specs and upstream URLs', () => {
     expect(parseUpstreamUrl('https://registry.example.com/npm')).toBe('https://registry.example.com/npm/');
     expect(parseUpstreamUrl('http://127.0.0.1:4873/?x=1')).toBe('http://127.0.0.1:4873/');
     for (const bad of ['file:///etc/passwd', 'ftp://x/', 'not a url', 'registry.npmjs.org']) expect(() => parseUpstreamUrl(bad), bad).toThrow(SlipwayError);
+  });
+});
+
+describe('checkPythonRequirements (before a Python build)', () => {
+  it('passes when every pin is mirrored, and names each missing one with the commands to add it', async () => {
+    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-pyreq-'));
+    try {
+      const app = path.join(tmp, 'app');
+      const mirror = path.join(tmp, 'mirror');
+      await fs.mkdir(app);
+      await fs.mkdir(path.join(mirror, 'pypi'), { recursive: true });
+      await fs.writeFile(path.join(mirror, 'pypi', 'Flask-3.0.0-py3-none-any.whl'), 'w');
+      const lines: string[] = [];
+      await checkPythonRequirements(app, mirror, (l) => lines.push(l)); // no requirements.txt: nothing to check
+      expect(lines).toEqual([]);
+      await fs.writeFile(path.join(app, 'requirements.txt'), 'flask==3.0.0\n');
+      await checkPythonRequirements(app, mirror, (l) => lines.push(l));
+      expect(lines).toEqual(['-----> Checking 1 Python requirement against the mirror']);
+      await fs.writeFile(path.join(app, 'requirements.txt'), 'flask==3.0.0\nitsdangerous==2.1.2\n');
+      await expect(checkPythonRequirements(app, mirror, () => undefined)).rejects.toThrow(
+        /missing from the mirror: itsdangerous==2\.1\.2; .*pip download --no-deps -d wheels itsdangerous==2\.1\.2.*slipway mirror:add pypi/,
+      );
+    } finally {
+      await fs.rm(tmp, { recursive: true, force: true });
+    }
   });
 });
