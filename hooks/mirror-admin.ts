@@ -112,6 +112,7 @@ export class MirrorAdmin {
   async addNpm(specs: string[], progress: Progress): Promise<string[]> {
     const upstream = await this.upstream('npm');
     const wanted = specs.map(parseNpmSpec);
+    progress(`-----> Resolving ${wanted.length} package spec${wanted.length === 1 ? '' : 's'} ${upstream === null ? 'in the mirror (upstream off)' : `at ${upstream}`}`);
     const resolved: LockedPackage[] = [];
     await Promise.all(
       wanted.map(async ({ name, range }) => {
@@ -144,7 +145,7 @@ export class MirrorAdmin {
       const packages = resolved.filter((p) => (p.name === NODE_PACKAGE) === (kind === 'node'));
       if (packages.length > 0) await ensureNpmPackages({ mirrorDir: this.mirrorDir, packages, upstream, progress, kind });
     }
-    return resolved.map((p) => `${p.name}@${p.version}`);
+    return resolved.map((p) => `${p.name}@${p.version}`).sort();
   }
 
   /** Every registry package a package-lock.json names. */
