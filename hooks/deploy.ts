@@ -34,6 +34,8 @@ export interface DeployDeps {
   packuments: PackumentCache;
   /** Limits builds across apps; a deploy of one app is already serialized by its own queue. */
   buildQueue: PQueue;
+  /** The npm/pypi upstream in force now (`mirror:upstream` may change it while the daemon runs). */
+  mirrorUpstream: (kind: 'npm' | 'pypi') => Promise<string | null>;
 }
 
 export interface DeployRequest {
@@ -100,7 +102,15 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     const record = await deps.apps.get(app);
     const choice = await chooseBuildpacks(deps.buildpacks, record.buildpacks, appDir);
     if (choice.pinnedBy) say(header(`Using buildpacks pinned by ${choice.pinnedBy}: ${choice.candidates.map((c) => c.name).join(', ')}`));
-    const buildEnv = await prepareMirror({ appDir, config: deps.config, paths: deps.paths, candidates: choice.candidates, say, packuments: deps.packuments });
+    const buildEnv = await prepareMirror({
+      appDir,
+      config: deps.config,
+      paths: deps.paths,
+      candidates: choice.candidates,
+      say,
+      packuments: deps.packuments,
+      npmUpstream: await deps.mirrorUpstream('npm'),
+    });
 
     const cacheDir = appCachePath(deps.paths, app);
     await fs.mkdir(cacheDir, { recursive: true });

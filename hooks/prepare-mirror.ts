@@ -6,6 +6,7 @@ import type { Paths } from '../platform/paths.js';
 import type { BuildpackRef } from '../buildpacks/runner.js';
 import { ensureNpmPackages, lockfilePackages, resolveNodeRuntime } from '../buildpacks/mirror/npm.js';
 import type { PackumentCache } from '../buildpacks/mirror/fetch.js';
+import { missingRequirements, parseRequirements } from '../buildpacks/mirror/pypi.js';
 
 /**
  * Builds run with no network, so everything they install must be in the mirror before they
@@ -21,7 +22,10 @@ export async function prepareMirror(o: {
   candidates: BuildpackRef[];
   say: (text: string) => void;
   packuments: PackumentCache;
+  /** The npm upstream in force now; null when the mirror is strict. */
+  npmUpstream: string | null;
 }): Promise<Record<string, string>> {
+  if (o.candidates.some((c) => c.name === 'python')) await checkPythonRequirements(o.appDir, o.paths.mirrorDir, (line) => o.say(`${line}\n`));
   if (!o.candidates.some((c) => c.name === 'node')) return {};
   const pkgText = await fs.readFile(path.join(o.appDir, 'package.json'), 'utf8').catch(() => null);
   if (pkgText === null) return {};
@@ -34,7 +38,7 @@ export async function prepareMirror(o: {
   const requested = typeof pkg.engines?.node === 'string' ? pkg.engines.node : null;
   const range = requested ?? o.config.defaultNodeRange;
   const progress = (line: string) => o.say(`${line}\n`);
-  const upstream = o.config.npmUpstream;
+  const upstream = o.npmUpstream;
   progress(`-----> Resolving Node.js ${requested ? `engines.node "${range}"` : `(no engines.node; default ${range})`}`);
   const runtime = await resolveNodeRuntime({ mirrorDir: o.paths.mirrorDir, range, upstream, progress, packuments: o.packuments });
   progress(`       Node.js ${runtime.node}, npm ${runtime.npm}`);
@@ -44,4 +48,24 @@ export async function prepareMirror(o: {
     await ensureNpmPackages({ mirrorDir: o.paths.mirrorDir, packages, upstream, progress });
   }
   return { SLIPWAY_NODE_VERSION: runtime.node, SLIPWAY_NPM_VERSION: runtime.npm };
+}
+
+/**
+ * A Python build installs with `pip install --no-index --find-links /mirror/pypi`: check here,
+ * before the build, that every pinned requirement has a wheel or sdist in the mirror, and name
+ * the missing ones with the command that adds them, instead of a pip error deep in the build.
+ */
+export async function checkPythonRequirements(appDir: string, mirrorDir: string, progress: (line: string) => void): Promise<void> {
+  const text = await fs.readFile(path.join(appDir, 'requirements.txt'), 'utf8').catch(() => null);
+  if (text === null) return;
+  const requirements = parseRequirements(text);
+  progress(`-----> Checking ${requirements.length} Python requirement${requirements.length === 1 ? '' : 's'} against the mirror`);
+  const files = await fs.readdir(path.join(mirrorDir, 'pypi')).catch(() => [] as string[]);
+  const missing = missingRequirements(requirements, files).map((r) => `${r.name}==${r.version}`);
+  if (missing.length === 0) return;
+  const shown = missing.length > 20 ? [...missing.slice(0, 20), `and ${missing.length - 20} more`] : missing;
+  throw new SlipwayError(
+    'E_MIRROR',
+    `missing from the mirror: ${shown.join(', ')}; on a connected machine run \`pip download --no-deps -d wheels ${missing.join(' ')}\`, then add the files with: slipway mirror:add pypi <file.whl|sdist>...`,
+  );
 }

@@ -10,6 +10,7 @@ import { SlipwayError, oneLine } from './errors.js';
 import type { Logger } from './log.js';
 import { appCachePath, repoPath, type Paths } from './paths.js';
 import { RouteBook } from './routes.js';
+import { SettingsStore } from './settings.js';
 import { AppStore } from './store.js';
 import { decodeLines, encode, MAX_REQUEST_BYTES, parseRequest, type Frame, type Request } from './wire.js';
 import { commands, runCommand, type CommandIO, type Platform, type ProcessInfo, type StatusInfo } from '../receiver/commands/index.js';
@@ -21,6 +22,7 @@ import { directoryCatalog } from '../hooks/choose-buildpacks.js';
 import { buildpacksHome } from '../buildpacks/runner.js';
 import { PackumentCache } from '../buildpacks/mirror/fetch.js';
 import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
+import { MirrorAdmin } from '../hooks/mirror-admin.js';
 import { AppQueues, handlePush } from '../hooks/push.js';
 import { Operations } from '../hooks/operations.js';
 import { LABELS, listAppContainers, removeApp } from '../runtime/containers.js';
@@ -65,6 +67,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const keys = new SshKeyStore(path.join(paths.stateDir, 'ssh-keys.json'));
   const routes = new RouteBook(paths.routeTable, config.domain);
   const queues = new AppQueues();
+  const mirror = new MirrorAdmin({ config, paths, docker, settings: new SettingsStore(path.join(paths.stateDir, 'settings.json')), serialize: (app, task) => queues.run(app, task) });
   const deployDeps: DeployDeps = {
     docker,
     config,
@@ -76,6 +79,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     buildpacks: directoryCatalog(builtinBuildpacksDir, paths.buildpacksDir),
     buildQueue: new PQueue({ concurrency: config.buildConcurrency }),
     packuments: new PackumentCache(),
+    mirrorUpstream: (kind) => mirror.upstream(kind),
   };
 
   await adoptRunningApps({ docker, apps, routes, logger });
@@ -87,6 +91,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     apps,
     keys,
     ops: new Operations({ docker, config, apps, routes, queues, logger }),
+    mirror,
     async status(): Promise<StatusInfo> {
       const dockerVersion = await docker
         .version()

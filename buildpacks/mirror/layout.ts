@@ -54,6 +54,9 @@ export function npmTarballPath(name: string, version: string): string {
 
 export const manifestKey = (kind: MirrorKind, name: string, version: string): string => `${kind}:${name}@${version}`;
 
+/** One version of a Python package has many files (one wheel per platform): those are keyed by file. */
+export const entryKey = (e: MirrorEntry): string => (e.kind === 'pypi' ? `pypi:${e.file}` : manifestKey(e.kind, e.name, e.version));
+
 export function manifestPath(mirrorDir: string): string {
   return path.join(mirrorDir, 'manifest.json');
 }
@@ -75,7 +78,7 @@ export async function addManifestEntries(mirrorDir: string, entries: MirrorEntry
   const key = path.resolve(mirrorDir);
   const run = (turns.get(key) ?? Promise.resolve()).catch(() => undefined).then(async () => {
     const m = await readManifest(mirrorDir);
-    for (const e of entries) m.entries[manifestKey(e.kind, e.name, e.version)] = e;
+    for (const e of entries) m.entries[entryKey(e)] = e;
     await writeJsonAtomic(manifestPath(mirrorDir), m, 0o644);
   });
   turns.set(key, run);

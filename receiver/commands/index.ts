@@ -1,5 +1,6 @@
 import { appCommands } from './apps.js';
 import { opsCommands } from './ops.js';
+import { mirrorCommands } from './mirror.js';
 import { platformCommands } from './platform.js';
 import { sshKeyCommands } from './ssh-keys.js';
 import type { Command } from './types.js';
@@ -8,4 +9,4 @@ export { runCommand } from './registry.js';
 export type { Command, CommandIO, Platform, ProcessInfo, StatusInfo } from './types.js';
 
 /** Every command of the contract, in help order. */
-export const commands: readonly Command[] = [...platformCommands, ...appCommands, ...sshKeyCommands, ...opsCommands];
+export const commands: readonly Command[] = [...platformCommands, ...appCommands, ...sshKeyCommands, ...opsCommands, ...mirrorCommands];

@@ -2,6 +2,7 @@ import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/log.js';
 import type { AppStore } from '../../platform/store.js';
 import type { Operations } from '../../hooks/operations.js';
+import type { MirrorAdmin } from '../../hooks/mirror-admin.js';
 import type { SshKeyStore } from '../ssh-keys.js';
 
 /** How a command talks to whoever ran it: the local CLI over the socket, or an SSH channel. */
@@ -49,6 +50,8 @@ export interface Platform {
   keys: SshKeyStore;
   /** Config, formation, restarts, releases and rollback (hooks/operations.ts). */
   ops: Operations;
+  /** The offline package mirror, stack image transfer and build caches. */
+  mirror: MirrorAdmin;
   status(): Promise<StatusInfo>;
   createApp(name: string): Promise<void>;
   destroyApp(name: string, progress: (line: string) => void): Promise<void>;

@@ -71,13 +71,16 @@ export class TestPlatform {
     this.keyFile = path.join(home, 'test-client-key');
   }
 
-  static async start(o: { config?: Record<string, unknown> } = {}): Promise<TestPlatform> {
+  /** `sharedMirror: false` gives the platform an empty mirror of its own (to test imports). */
+  static async start(o: { config?: Record<string, unknown>; sharedMirror?: boolean } = {}): Promise<TestPlatform> {
     const home = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-e2e-'));
     const p = new TestPlatform(home, await freePort(), await freePort());
-    // Share one mirror between test platforms: the Node runtime is large, fetch it once per machine.
-    const shared = process.env.SLIPWAY_TEST_MIRROR ?? path.join(repoRoot, '.cache', 'test-mirror');
-    await fs.mkdir(shared, { recursive: true });
-    await fs.symlink(shared, path.join(home, 'mirror'));
+    if (o.sharedMirror !== false) {
+      // Share one mirror between test platforms: the Node runtime is large, fetch it once per machine.
+      const shared = process.env.SLIPWAY_TEST_MIRROR ?? path.join(repoRoot, '.cache', 'test-mirror');
+      await fs.mkdir(shared, { recursive: true });
+      await fs.symlink(shared, path.join(home, 'mirror'));
+    }
     await fs.writeFile(path.join(home, 'config.json'), JSON.stringify({ healthSettleMs: 500, drainMs: 500, stopGraceSeconds: 2, ...o.config }));
     await p.#startServer();
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', p.keyFile]);
