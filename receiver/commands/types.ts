@@ -2,6 +2,7 @@ import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/log.js';
 import type { AppStore } from '../../platform/store.js';
 import type { SshKeyStore } from '../ssh-keys.js';
+import type { TokenStore } from '../tokens.js';
 
 /** How a command talks to whoever ran it: the local CLI over the socket, or an SSH channel. */
 export interface CommandIO {
@@ -43,6 +44,7 @@ export interface Platform {
   logger: Logger;
   apps: AppStore;
   keys: SshKeyStore;
+  tokens: TokenStore;
   status(): Promise<StatusInfo>;
   createApp(name: string): Promise<void>;
   destroyApp(name: string, progress: (line: string) => void): Promise<void>;
