@@ -59,7 +59,7 @@ export class TokenStore {
   }
 
   /** Returns the new token: the only time it exists outside the client. */
-  create(name: string): Promise<{ token: string; info: TokenInfo }> {
+  async create(name: string): Promise<{ token: string; info: TokenInfo }> {
     checkTokenName(name);
     return this.#change(async (tokens) => {
       if (tokens.some((t) => t.name === name)) {
