@@ -22,8 +22,9 @@ const MAX_TOKEN_LENGTH = 256;
 const LAST_USED_RESOLUTION_MS = 60_000;
 
 export function checkTokenName(name: string): string {
-  if (!TOKEN_NAME_PATTERN.test(name)) {
-    throw new SlipwayError('E_TOKEN', `invalid token name ${JSON.stringify(name.slice(0, 64))}: use 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit`);
+  // Names never reach a path, but `..` in one is a probe, not a name: refuse it like app names.
+  if (!TOKEN_NAME_PATTERN.test(name) || name.includes('..')) {
+    throw new SlipwayError('E_TOKEN', `invalid token name ${JSON.stringify(name.slice(0, 64))}: use 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit, no ".."`);
   }
   return name;
 }

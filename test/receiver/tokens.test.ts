@@ -61,7 +61,7 @@ describe('TokenStore', () => {
   it('refuses duplicate and malformed names with E_TOKEN', async () => {
     await store.create('ci');
     await expect(store.create('ci')).rejects.toThrow(/exists already/);
-    for (const bad of ['', '-x', '../x', 'a b', 'a;b', 'x'.repeat(65), 'é']) {
+    for (const bad of ['', '-x', '../x', 'a..b', 'a b', 'a;b', 'x'.repeat(65), 'é']) {
       const err = await store.create(bad).catch((e: unknown) => e);
       expect(err, bad).toBeInstanceOf(SlipwayError);
       expect((err as SlipwayError).code).toBe('E_TOKEN');
