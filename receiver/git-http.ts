@@ -8,7 +8,7 @@ import { oneLine } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import { spawnGitService, type GitService, type GitServiceOptions } from './git.js';
 import { clientAddress, parseBasicAuth, type FailureLimiter } from './http-auth.js';
-import { serviceAnnouncement } from './pkt-line.js';
+import { requestedCapabilities, serviceAnnouncement, sidebandError } from './pkt-line.js';
 
 type Service = 'git-upload-pack' | 'git-receive-pack';
 
@@ -139,6 +139,22 @@ export function createGitHttpHandler(deps: GitHttpDeps): http.RequestListener {
       rpc(route.service, options, pusher);
     }
 
+    /**
+     * Refuses an oversized push in words the pusher sees: on side-band when the request asked for
+     * it (git shows HTTP error bodies of a POST to no one), else as a plain 413.
+     */
+    function refuseTooLarge(head: Buffer, bytes: number, pusher: string): void {
+      log(413, { token: pusher, bytes });
+      const caps = requestedCapabilities(head);
+      if (res.headersSent || !(caps.includes('side-band-64k') || caps.includes('side-band'))) {
+        refuse(res, 413, tooLarge(bytes, deps.maxPushBytes));
+        return;
+      }
+      const body = sidebandError(tooLarge(bytes, deps.maxPushBytes));
+      res.writeHead(200, { 'content-type': 'application/x-git-receive-pack-result', 'content-length': body.length, connection: 'close', ...NO_CACHE });
+      res.end(body);
+    }
+
     function rpc(service: Service, options: GitServiceOptions, pusher: string): void {
       const contentType = req.headers['content-type'];
       if (contentType !== `application/x-${service}-request`) {
@@ -154,15 +170,16 @@ export function createGitHttpHandler(deps: GitHttpDeps): http.RequestListener {
       }
       const declared = Number(req.headers['content-length'] ?? 0);
       if (declared > deps.maxPushBytes) {
-        log(413, { token: pusher, bytes: declared });
-        refuse(res, 413, tooLarge(declared, deps.maxPushBytes));
+        // Read just the first command line, to learn whether the client takes side-band errors.
+        void readHead(req, encoding === 'identity' && service === 'git-receive-pack').then((head) => refuseTooLarge(head, declared, pusher));
         return;
       }
 
       const child = spawnGit(options);
-      const stages: NodeJS.ReadWriteStream[] = [new ByteLimit(deps.maxPushBytes)];
+      const rawLimit = new ByteLimit(deps.maxPushBytes);
       // The inflated size is capped too, so a small gzip body cannot expand into a huge pack.
-      if (encoding !== 'identity') stages.push(zlib.createGunzip(), new ByteLimit(deps.maxPushBytes));
+      const bodyLimit = encoding === 'identity' ? rawLimit : new ByteLimit(deps.maxPushBytes);
+      const stages = encoding === 'identity' ? [rawLimit] : [rawLimit, zlib.createGunzip(), bodyLimit];
       let failed = false;
       // Only this sink ever ends git's stdin, and only after the whole body arrived intact: on
       // any failure git is killed first, so it never sees a clean end of a truncated body.
@@ -171,10 +188,12 @@ export function createGitHttpHandler(deps: GitHttpDeps): http.RequestListener {
         failed = true;
         child.kill('SIGKILL');
         child.stdin?.destroy();
-        const status = err instanceof TooLarge ? 413 : 400;
-        const message = err instanceof TooLarge ? tooLarge(err.seen, deps.maxPushBytes) : `unreadable request body (${oneLine(err)}): nothing was changed`;
-        log(status, { token: pusher, err: oneLine(err) });
-        refuse(res, status, message);
+        if (err instanceof TooLarge) {
+          refuseTooLarge(service === 'git-receive-pack' ? bodyLimit.head : Buffer.alloc(0), err.seen, pusher);
+          return;
+        }
+        log(400, { token: pusher, err: oneLine(err) });
+        refuse(res, 400, `unreadable request body (${oneLine(err)}): nothing was changed`);
       });
       res.on('close', () => {
         if (!res.writableFinished) child.kill('SIGKILL');
@@ -199,6 +218,26 @@ export async function listenGitHttp(socketPath: string, handler: http.RequestLis
   });
   await fs.chmod(socketPath, 0o600);
   return server;
+}
+
+/**
+ * The first chunk of a body (git writes its commands first, in one go), without reading on; a
+ * client that sends nothing gets its answer after a short wait instead of holding us.
+ */
+function readHead(req: http.IncomingMessage, wanted: boolean): Promise<Buffer> {
+  if (!wanted) return Promise.resolve(Buffer.alloc(0));
+  return new Promise((resolve) => {
+    const done = (head: Buffer): void => {
+      clearTimeout(timer);
+      req.off('data', done);
+      req.pause();
+      resolve(head);
+    };
+    const timer = setTimeout(() => done(Buffer.alloc(0)), 2000);
+    req.once('data', done);
+    req.once('end', () => done(Buffer.alloc(0)));
+    req.once('error', () => done(Buffer.alloc(0)));
+  });
 }
 
 /** Only `key=value` items separated by colons, as git sends; anything else is dropped. */
@@ -267,13 +306,18 @@ class TooLarge extends Error {
   }
 }
 
-/** Passes bytes through until more than `max` went by, then fails the pipeline. */
+/** The start of a request body worth keeping: room for the first pkt-line of any real push. */
+const HEAD_BYTES = 4096;
+
+/** Passes bytes through until more than `max` went by, then fails the pipeline; keeps the head. */
 class ByteLimit extends Transform {
   #seen = 0;
+  head = Buffer.alloc(0);
   constructor(readonly max: number) {
     super();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.head.length < HEAD_BYTES) this.head = Buffer.concat([this.head, chunk]).subarray(0, HEAD_BYTES);
     this.#seen += chunk.length;
     if (this.#seen > this.max) cb(new TooLarge(this.#seen));
     else cb(null, chunk);

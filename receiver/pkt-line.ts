@@ -19,3 +19,24 @@ export function serviceAnnouncement(service: 'git-upload-pack' | 'git-receive-pa
   return Buffer.concat([pktLine(`# service=${service}\n`), Buffer.from(FLUSH)]);
 }
 
+
+/**
+ * The capabilities a client asked for in the first pkt-line of a receive-pack request
+ * (`<old> <new> <ref>\0<cap> <cap>...`), or [] when `head` does not hold a whole first line.
+ */
+export function requestedCapabilities(head: Buffer): string[] {
+  if (head.length < 4) return [];
+  const len = parseInt(head.subarray(0, 4).toString('latin1'), 16);
+  if (!Number.isInteger(len) || len <= 4 || len > head.length) return [];
+  const line = head.subarray(4, len).toString('latin1');
+  const nul = line.indexOf('\0');
+  return nul === -1 ? [] : line.slice(nul + 1).trim().split(' ').filter(Boolean);
+}
+
+/**
+ * A fatal error on side-band channel 3: git prints it as `remote error: ...` and stops, which is
+ * the only way to show the pusher our own words once a push request is under way.
+ */
+export function sidebandError(message: string): Buffer {
+  return Buffer.concat([pktLine(Buffer.concat([Buffer.from([3]), Buffer.from(`${message}\n`)])), Buffer.from(FLUSH)]);
+}

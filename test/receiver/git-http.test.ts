@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -227,7 +228,7 @@ describe('git over smart HTTP', () => {
       headers: { ...headers, 'transfer-encoding': 'chunked' },
       body: (req) => {
         // Commands first, then far more "pack" than allowed, streamed in 16 KiB pieces.
-        req.write(Buffer.concat([pktLine(`${'0'.repeat(40)} ${'1'.repeat(40)} refs/heads/big\0report-status\n`), Buffer.from('0000')]));
+        req.write(Buffer.concat([pktLine(`${'0'.repeat(40)} ${'1'.repeat(40)} refs/heads/huge\0report-status side-band-64k\n`), Buffer.from('0000')]));
         let left = 64;
         const more = (): void => {
           while (left-- > 0) if (!req.write(Buffer.alloc(16 * 1024, 7))) return void req.once('drain', more);
@@ -237,8 +238,26 @@ describe('git over smart HTTP', () => {
       },
     }).catch((err: Error) => ({ status: -1, headers: {}, body: Buffer.from(err.message) }));
     // The server may hang up before the client has written everything; either way, nothing is stored.
-    if (chunked.status !== -1) expect(chunked.body.toString()).toMatch(/^push too large: \d+ bytes is over the limit of 65536/);
-    expect(await head()).not.toContain('refs/heads/big');
+    if (chunked.status !== -1) {
+      // This client asked for side-band, so the refusal comes as a fatal message on band 3.
+      expect(chunked.status).toBe(200);
+      expect(chunked.body.toString()).toMatch(/^[0-9a-f]{4}\x03push too large: \d+ bytes is over the limit of 65536/);
+    }
+    expect(await head()).not.toContain('refs/heads/huge');
+  });
+
+  it('fails a real git push over maxPushBytes and stores nothing of it', async () => {
+    const before = await head();
+    await git(wc, ['checkout', '-q', '-b', 'big']);
+    await fs.writeFile(path.join(wc, 'blob.bin'), crypto.randomBytes(200 * 1024));
+    await git(wc, ['add', 'blob.bin']);
+    await git(wc, ['commit', '-q', '-m', 'big']);
+    const push = await git(wc, ['push', remote(token, small.url), 'big']);
+    expect(push.code).not.toBe(0);
+    // On side-band, so git shows our words rather than a bare "HTTP 413".
+    expect(push.stderr).toMatch(/remote: push too large: \d+ bytes is over the limit of 65536 \(maxPushBytes in config.json\)/);
+    expect(await head()).toBe(before);
+    await git(wc, ['checkout', '-q', 'main']);
   });
 
   it('refuses dumb HTTP, wrong methods, bad names and unknown apps with one clear line', async () => {

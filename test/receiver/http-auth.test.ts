@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FailureLimiter, clientAddress, parseBasicAuth } from '../../receiver/http-auth.js';
-import { FLUSH, pktLine, serviceAnnouncement } from '../../receiver/pkt-line.js';
+import { FLUSH, pktLine, requestedCapabilities, serviceAnnouncement, sidebandError } from '../../receiver/pkt-line.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -86,5 +86,17 @@ describe('pkt-line', () => {
 
   it('announces a service the way git-http-backend does', () => {
     expect(serviceAnnouncement('git-upload-pack').toString()).toBe('001e# service=git-upload-pack\n0000');
+  });
+
+  it('reads the capabilities of a push request from its first line', () => {
+    const first = pktLine(`${'0'.repeat(40)} ${'a'.repeat(40)} refs/heads/main\0 report-status side-band-64k agent=git/2.39\n`);
+    expect(requestedCapabilities(Buffer.concat([first, Buffer.from('0000PACK')]))).toEqual(['report-status', 'side-band-64k', 'agent=git/2.39']);
+    expect(requestedCapabilities(first.subarray(0, 20))).toEqual([]);
+    expect(requestedCapabilities(Buffer.from('zzzz'))).toEqual([]);
+    expect(requestedCapabilities(pktLine('no caps here\n'))).toEqual([]);
+  });
+
+  it('frames a fatal side-band message on channel 3', () => {
+    expect(sidebandError('no').toString('latin1')).toBe('0008\x03no\n0000');
   });
 });
