@@ -58,8 +58,6 @@ export interface GitHttpDeps {
   maxPushBytes: number;
   hookEnv(app: string, pusher: string): Record<string, string>;
   logger: Logger;
-  /** Injected so tests can stand in for git; defaults to the real one. */
-  spawn?: (o: GitServiceOptions) => ChildProcess;
 }
 
 const NO_CACHE = { 'cache-control': 'no-cache, max-age=0, must-revalidate', expires: 'Fri, 01 Jan 1980 00:00:00 GMT', pragma: 'no-cache' };
@@ -70,14 +68,14 @@ const NO_CACHE = { 'cache-control': 'no-cache, max-age=0, must-revalidate', expi
  * bodies streamed (and gunzipped) into git with a byte cap, git's output streamed back.
  */
 export function createGitHttpHandler(deps: GitHttpDeps): http.RequestListener {
-  const spawnGit = deps.spawn ?? spawnGitService;
   return (req, res) => {
     const client = clientAddress(req.headers['x-forwarded-for']);
     const log = (status: number, extra: Record<string, unknown> = {}) =>
       deps.logger.info({ method: req.method, path: (req.url ?? '').split('?')[0], status, client, ...extra }, 'git http');
     serve().catch((err: unknown) => {
       deps.logger.error({ err: oneLine(err), client }, 'git http request failed');
-      refuse(res, 500, `internal error: ${oneLine(err)}; see the server log`);
+      // The cause may name server paths: it goes to the log, not to the client.
+      refuse(res, 500, 'internal error: see the Slipway server log');
     });
 
     async function serve(): Promise<void> {
@@ -132,7 +130,7 @@ export function createGitHttpHandler(deps: GitHttpDeps): http.RequestListener {
       if (route.kind === 'advertise') {
         // Like git-http-backend: protocol v2 has its own capability advertisement, no service line.
         const preface = /(^|:)version=2(:|$)/.test(gitProtocol ?? '') ? null : serviceAnnouncement(route.service);
-        relay(spawnGit(options), res, `application/x-git-${route.service.slice(4)}-advertisement`, preface, (status) => log(status, { token: pusher }));
+        relay(spawnGitService(options), res, `application/x-git-${route.service.slice(4)}-advertisement`, preface, (status) => log(status, { token: pusher }));
         req.resume();
         return;
       }
@@ -175,7 +173,7 @@ export function createGitHttpHandler(deps: GitHttpDeps): http.RequestListener {
         return;
       }
 
-      const child = spawnGit(options);
+      const child = spawnGitService(options);
       const rawLimit = new ByteLimit(deps.maxPushBytes);
       // The inflated size is capped too, so a small gzip body cannot expand into a huge pack.
       const bodyLimit = encoding === 'identity' ? rawLimit : new ByteLimit(deps.maxPushBytes);
