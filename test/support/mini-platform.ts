@@ -13,7 +13,8 @@ import { TokenStore } from '../../receiver/tokens.js';
 /**
  * A Platform made of the real stores in a temp dir and nothing that reaches Docker or git:
  * enough to drive every command's argument handling. Anything a command would do beyond the
- * stores fails loudly. Built as a Partial so fields other areas add do not break it.
+ * stores fails as a SlipwayError; so does any field this file does not know (fields other areas
+ * add later), so a command that validates its input first is tested all the same.
  */
 export interface MiniPlatform {
   platform: Platform;
@@ -50,7 +51,9 @@ export async function miniPlatform(): Promise<MiniPlatform> {
     processes: async () => [],
     buildStack: offline('buildStack'),
   };
-  const platform = partial as Platform;
+  const platform = new Proxy(partial, {
+    get: (target, prop, receiver) => (prop in target ? Reflect.get(target, prop, receiver) : unavailable(String(prop))),
+  }) as Platform;
   const files = async (): Promise<string[]> => (await fs.readdir(dir, { recursive: true })).map(String).sort();
   return {
     platform,
@@ -72,4 +75,14 @@ export async function miniPlatform(): Promise<MiniPlatform> {
     },
     close: () => fs.rm(dir, { recursive: true, force: true }),
   };
+}
+
+/** A stand-in for a service the test platform lacks: any call through it fails cleanly. */
+function unavailable(name: string): unknown {
+  return new Proxy(() => undefined, {
+    get: (_target, prop) => (prop === 'then' ? undefined : unavailable(`${name}.${String(prop)}`)),
+    apply: () => {
+      throw new SlipwayError('E_INTERNAL', `${name} is not available on the test platform`);
+    },
+  });
 }
