@@ -15,9 +15,12 @@ import { AppStore } from './store.js';
 import { decodeLines, encode, MAX_REQUEST_BYTES, parseRequest, type Frame, type Request } from './wire.js';
 import { commands, runCommand, type CommandIO, type Platform, type ProcessInfo, type StatusInfo } from '../receiver/commands/index.js';
 import { initBareRepo, spawnGitService } from '../receiver/git.js';
+import { createGitHttpHandler, listenGitHttp } from '../receiver/git-http.js';
+import { FailureLimiter } from '../receiver/http-auth.js';
 import { splitCommandLine } from '../receiver/split.js';
 import { SshKeyStore } from '../receiver/ssh-keys.js';
 import { startSshServer, type SshExec } from '../receiver/ssh-server.js';
+import { TokenStore } from '../receiver/tokens.js';
 import { directoryCatalog } from '../hooks/choose-buildpacks.js';
 import { buildpacksHome } from '../buildpacks/runner.js';
 import { PackumentCache } from '../buildpacks/mirror/fetch.js';
@@ -65,6 +68,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const apps = new AppStore(paths.appsDir);
   await apps.init();
   const keys = new SshKeyStore(path.join(paths.stateDir, 'ssh-keys.json'));
+  const tokens = new TokenStore(path.join(paths.stateDir, 'tokens.json'));
   const routes = new RouteBook(paths.routeTable, config.domain);
   const queues = new AppQueues();
   const mirror = new MirrorAdmin({ config, paths, docker, settings: new SettingsStore(path.join(paths.stateDir, 'settings.json')), serialize: (app, task) => queues.run(app, task) });
@@ -92,6 +96,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     keys,
     ops: new Operations({ docker, config, apps, routes, queues, logger }),
     mirror,
+    tokens,
     async status(): Promise<StatusInfo> {
       const dockerVersion = await docker
         .version()
@@ -236,13 +241,28 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     logger,
   });
   sshPort = ssh.port;
+  const gitSocket = path.join(paths.runDir, 'git-http.sock');
+  const gitHttp = await listenGitHttp(gitSocket, createGitHttpHandler({
+    findApp: (name) => apps.find(name),
+    verifyToken: (secret) => tokens.verify(secret),
+    limiter: new FailureLimiter(),
+    repoDir: (app) => repoPath(paths, app),
+    hooksDir: gitHooksDir,
+    maxPushBytes: config.maxPushBytes,
+    hookEnv,
+    logger,
+  }));
+  await routes.setGit(`unix:${gitSocket}`);
   logger.info({ ssh: `${config.listen}:${ssh.port}`, socket: paths.socket }, 'daemon ready');
 
   return {
     platform,
     sshPort: ssh.port,
     async close() {
-      await Promise.all([ssh.close(), new Promise<void>((resolve) => socketServer.close(() => resolve()))]);
+      // The router answers git requests with a clear 503 while no daemon serves them.
+      await routes.setGit(null);
+      gitHttp.closeAllConnections();
+      await Promise.all([ssh.close(), new Promise<void>((resolve) => socketServer.close(() => resolve())), new Promise<void>((resolve) => gitHttp.close(() => resolve()))]);
       await fs.rm(paths.socket, { force: true });
     },
   };

@@ -3,10 +3,11 @@ import { opsCommands } from './ops.js';
 import { mirrorCommands } from './mirror.js';
 import { platformCommands } from './platform.js';
 import { sshKeyCommands } from './ssh-keys.js';
+import { tokenCommands } from './tokens.js';
 import type { Command } from './types.js';
 
 export { runCommand } from './registry.js';
 export type { Command, CommandIO, Platform, ProcessInfo, StatusInfo } from './types.js';
 
 /** Every command of the contract, in help order. */
-export const commands: readonly Command[] = [...platformCommands, ...appCommands, ...sshKeyCommands, ...opsCommands, ...mirrorCommands];
+export const commands: readonly Command[] = [...platformCommands, ...appCommands, ...sshKeyCommands, ...tokenCommands, ...opsCommands, ...mirrorCommands];

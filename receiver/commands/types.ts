@@ -4,6 +4,7 @@ import type { AppStore } from '../../platform/store.js';
 import type { Operations } from '../../hooks/operations.js';
 import type { MirrorAdmin } from '../../hooks/mirror-admin.js';
 import type { SshKeyStore } from '../ssh-keys.js';
+import type { TokenStore } from '../tokens.js';
 
 /** How a command talks to whoever ran it: the local CLI over the socket, or an SSH channel. */
 export interface CommandIO {
@@ -52,6 +53,7 @@ export interface Platform {
   ops: Operations;
   /** The offline package mirror, stack image transfer and build caches. */
   mirror: MirrorAdmin;
+  tokens: TokenStore;
   status(): Promise<StatusInfo>;
   createApp(name: string): Promise<void>;
   destroyApp(name: string, progress: (line: string) => void): Promise<void>;
