@@ -10,6 +10,7 @@ import { SlipwayError, oneLine } from './errors.js';
 import type { Logger } from './log.js';
 import { appCachePath, repoPath, type Paths } from './paths.js';
 import { RouteBook } from './routes.js';
+import { Life } from './life.js';
 import { AppStore } from './store.js';
 import { decodeLines, encode, MAX_REQUEST_BYTES, parseRequest, type Frame, type Request } from './wire.js';
 import { commands, runCommand, type CommandIO, type Platform, type ProcessInfo, type StatusInfo } from '../receiver/commands/index.js';
@@ -21,6 +22,7 @@ import { directoryCatalog } from '../hooks/choose-buildpacks.js';
 import { buildpacksHome } from '../buildpacks/runner.js';
 import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
 import { AppQueues, handlePush } from '../hooks/push.js';
+import { BranchGuard, refReader } from '../hooks/branch-guard.js';
 import { LABELS, listAppContainers, removeApp } from '../runtime/containers.js';
 import { removeAppImages } from '../runtime/images.js';
 import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
@@ -63,6 +65,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const keys = new SshKeyStore(path.join(paths.stateDir, 'ssh-keys.json'));
   const routes = new RouteBook(paths.routeTable, config.domain);
   const queues = new AppQueues();
+  const branches = new BranchGuard(refReader((app) => repoPath(paths, app)));
   const deployDeps: DeployDeps = {
     docker,
     config,
@@ -75,7 +78,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     buildQueue: new PQueue({ concurrency: config.buildConcurrency }),
   };
 
-  await adoptRunningApps({ docker, apps, routes, logger });
+  const life = new Life({ docker, apps, routes, paths, logger, graceSeconds: config.stopGraceSeconds });
+  await life.start((line) => logger.info({ line }, 'recovery'));
 
   let sshPort = config.sshPort;
   const platform: Platform = {
@@ -143,6 +147,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         .sort((a, b) => a.type.localeCompare(b.type) || a.index - b.index);
     },
     buildStack: (progress) => ensureStackImage(docker, { progress, force: true, logger }),
+    life,
   };
 
   const hookEnv = (app: string, pusher: string) => ({
@@ -164,7 +169,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       };
       return runCommand(commands, req.argv, io, platform);
     }
-    return handlePush({ apps, queues, logger, deploy }, req, { out: (d) => send({ t: 'out', d }), signal });
+    return handlePush({ apps, queues, logger, deploy, branches }, req, { out: (d) => send({ t: 'out', d }), signal });
   });
 
   const onExec = async (exec: SshExec): Promise<number> => {
@@ -230,27 +235,11 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     platform,
     sshPort: ssh.port,
     async close() {
+      life.close();
       await Promise.all([ssh.close(), new Promise<void>((resolve) => socketServer.close(() => resolve()))]);
       await fs.rm(paths.socket, { force: true });
     },
   };
-}
-
-/**
- * Rebuilds the route table from the containers that are running now, so a restarted daemon
- * serves what was already live, without restarting anything.
- */
-async function adoptRunningApps(o: { docker: Dockerode; apps: AppStore; routes: RouteBook; logger: Logger }): Promise<void> {
-  const table: Record<string, string[]> = {};
-  const containers = await listAppContainers(o.docker);
-  for (const app of await o.apps.list()) {
-    table[app.name] = containers
-      .filter((c) => c.Labels[LABELS.app] === app.name && c.Labels[LABELS.type] === 'web' && c.State === 'running')
-      .filter((c) => app.current === null || c.Labels[LABELS.release] === String(app.current))
-      .flatMap((c) => c.Ports.filter((p) => p.PrivatePort === 5000 && p.PublicPort).map((p) => `127.0.0.1:${p.PublicPort}`));
-  }
-  await o.routes.replace(table, o.routes.table.git);
-  o.logger.info({ apps: Object.keys(table).length }, 'adopted running apps');
 }
 
 type Handler = (req: Request, send: (f: Frame) => void, signal: AbortSignal) => Promise<number>;
