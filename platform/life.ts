@@ -44,8 +44,13 @@ export class Life implements LifeService {
   /** Watches Docker first (so nothing is missed), then recovers state left by the last daemon. */
   async start(progress: (line: string) => void): Promise<void> {
     await this.#events.start();
-    await recover({ ...this.#d, progress });
-    await this.#keeper.resync();
+    try {
+      await recover({ ...this.#d, progress });
+      await this.#keeper.resync();
+    } catch (err) {
+      this.close(); // an open event stream would keep a failed daemon's process alive
+      throw err;
+    }
   }
 
   close(): void {

@@ -32,9 +32,10 @@ export interface RecoverDeps {
  * the previous process; it all comes from the state files and Docker's labels.
  */
 export async function recover(d: RecoverDeps): Promise<void> {
-  await clearTmp(d.paths.tmpDir);
   const apps = await d.apps.list();
+  // Build containers first: one still running keeps writing into its work dir under tmp.
   await removeOrphanBuilds(d, new Set(apps.map((a) => a.name)));
+  await clearTmp(d);
   const starts: { app: AppRecord; action: Extract<ReconcileAction, { kind: 'start' }> }[] = [];
   for (const app of apps) {
     if (app.builds.some((b) => b.status === 'running')) await markInterrupted(d, app.name);
@@ -85,10 +86,13 @@ export async function recover(d: RecoverDeps): Promise<void> {
   }
 }
 
-/** Build work dirs of a dead daemon: nothing can use them any more. */
-async function clearTmp(dir: string): Promise<void> {
-  for (const entry of await fs.readdir(dir).catch(() => [] as string[])) {
-    await fs.rm(path.join(dir, entry), { recursive: true, force: true });
+/** Build work dirs of a dead daemon: nothing can use them any more. Left over is not fatal. */
+async function clearTmp(d: RecoverDeps): Promise<void> {
+  for (const entry of await fs.readdir(d.paths.tmpDir).catch(() => [] as string[])) {
+    d.progress(`-----> removing ${entry} left in ${d.paths.tmpDir}`);
+    await fs
+      .rm(path.join(d.paths.tmpDir, entry), { recursive: true, force: true, maxRetries: 3 })
+      .catch((err: unknown) => d.logger.warn({ entry, err: oneLine(err) }, 'could not clear a temp dir; remove it by hand'));
   }
 }
 

@@ -42,11 +42,14 @@ export async function streamAppLogs(o: AppLogsOptions): Promise<void> {
     : () => true;
   try {
     const containers = (await listAppContainers(o.docker, o.app)).filter((c) => wanted(c.Labels[LABELS.type]));
+    // Where following picks up, per container: after its last line shown, or after this read
+    // (so `-n 0 --follow` and a quiet container do not replay their whole history).
     const last = new Map<string, string>();
+    const readAt = nowStamp();
     const history = await Promise.all(
       containers.map(async (c) => {
         const lines = await readLines(o.docker, c.Id, nameOf(c), o.lines);
-        if (lines.length > 0) last.set(c.Id, lines[lines.length - 1]!.time);
+        last.set(c.Id, lines.length > 0 ? lines[lines.length - 1]!.time : readAt);
         return lines;
       }),
     );

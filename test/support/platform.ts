@@ -40,6 +40,8 @@ export function run(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; c
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 300_000);
     child.on('error', reject);
+    // A program that exits without reading its input must not fail the test run with EPIPE.
+    child.stdin.on('error', () => {});
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout, stderr });
