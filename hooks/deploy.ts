@@ -9,6 +9,7 @@ import { SlipwayError, oneLine } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import { appCachePath, repoPath, type Paths } from '../platform/paths.js';
 import type { RouteBook } from '../platform/routes.js';
+import { BUILD_APP_LABEL } from '../platform/recover.js';
 import { nextReleaseVersion, type AppStore, type Release } from '../platform/store.js';
 import { extractRevision } from '../buildpacks/extract.js';
 import { parseProcfile } from '../buildpacks/procfile.js';
@@ -131,6 +132,8 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
           timeoutSeconds: deps.config.buildTimeoutSeconds,
           onOutput: say,
           signal: io.signal,
+          // A restarted daemon finds and removes the build containers of its own apps by this label.
+          labels: { [BUILD_APP_LABEL]: app },
         }),
     );
     buildpackNames = result.buildpacks;

@@ -4,6 +4,7 @@ import { oneLine, SlipwayError } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import type { AppStore } from '../platform/store.js';
 import type { PushRef } from '../platform/wire.js';
+import type { BranchGuard } from './branch-guard.js';
 import { header, type DeployOutput, type DeployRequest } from './deploy.js';
 
 const ZERO = /^0{40}$/;
@@ -48,7 +49,14 @@ export function deployTarget(refs: PushRef[]): PushRef | null {
  * refs, anything else refuses the whole push.
  */
 export async function handlePush(
-  deps: { apps: AppStore; queues: AppQueues; logger: Logger; deploy: (req: DeployRequest, io: DeployOutput) => Promise<unknown> },
+  deps: {
+    apps: AppStore;
+    queues: AppQueues;
+    logger: Logger;
+    deploy: (req: DeployRequest, io: DeployOutput) => Promise<unknown>;
+    /** Refuses a push whose branch moved while it waited (see BranchGuard). */
+    branches?: BranchGuard;
+  },
   req: PushRequest,
   io: DeployOutput,
 ): Promise<number> {
@@ -71,8 +79,10 @@ export async function handlePush(
     const waiting = setTimeout(() => io.out(header('Waiting for an earlier deploy of this app to finish')), 500);
     await deps.queues.run(app, async () => {
       clearTimeout(waiting);
+      await deps.branches?.check(app, target);
       explained = true;
       await deps.deploy({ app, rev: target.newRev, gitEnv: req.gitEnv, pusher: req.pusher }, io);
+      deps.branches?.landed(app, target);
     });
     return 0;
   } catch (err) {

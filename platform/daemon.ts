@@ -11,6 +11,7 @@ import type { Logger } from './log.js';
 import { appCachePath, repoPath, type Paths } from './paths.js';
 import { RouteBook } from './routes.js';
 import { SettingsStore } from './settings.js';
+import { Life } from './life.js';
 import { AppStore } from './store.js';
 import { decodeLines, encode, MAX_REQUEST_BYTES, parseRequest, type Frame, type Request } from './wire.js';
 import { commands, runCommand, type CommandIO, type Platform, type ProcessInfo, type StatusInfo } from '../receiver/commands/index.js';
@@ -28,6 +29,7 @@ import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
 import { MirrorAdmin } from '../hooks/mirror-admin.js';
 import { AppQueues, handlePush } from '../hooks/push.js';
 import { Operations } from '../hooks/operations.js';
+import { BranchGuard, refReader } from '../hooks/branch-guard.js';
 import { LABELS, listAppContainers, removeApp } from '../runtime/containers.js';
 import { removeAppImages } from '../runtime/images.js';
 import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
@@ -72,6 +74,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const routes = new RouteBook(paths.routeTable, config.domain);
   const queues = new AppQueues();
   const mirror = new MirrorAdmin({ config, paths, docker, settings: new SettingsStore(path.join(paths.stateDir, 'settings.json')), serialize: (app, task) => queues.run(app, task) });
+  const branches = new BranchGuard(refReader((app) => repoPath(paths, app)));
   const deployDeps: DeployDeps = {
     docker,
     config,
@@ -86,7 +89,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     mirrorUpstream: (kind) => mirror.upstream(kind),
   };
 
-  await adoptRunningApps({ docker, apps, routes, logger });
+  const life = new Life({ docker, apps, routes, paths, logger, graceSeconds: config.stopGraceSeconds });
+  await life.start((line) => logger.info({ line }, 'recovery'));
 
   let sshPort = config.sshPort;
   const platform: Platform = {
@@ -160,6 +164,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         .sort((a, b) => a.type.localeCompare(b.type) || a.index - b.index);
     },
     buildStack: (progress) => ensureStackImage(docker, { progress, force: true, logger }),
+    life,
   };
 
   const hookEnv = (app: string, pusher: string) => ({
@@ -181,7 +186,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       };
       return runCommand(commands, req.argv, io, platform);
     }
-    return handlePush({ apps, queues, logger, deploy }, req, { out: (d) => send({ t: 'out', d }), signal });
+    return handlePush({ apps, queues, logger, deploy, branches }, req, { out: (d) => send({ t: 'out', d }), signal });
   });
 
   const onExec = async (exec: SshExec): Promise<number> => {
@@ -262,28 +267,11 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       // The router answers git requests with a clear 503 while no daemon serves them.
       await routes.setGit(null);
       gitHttp.closeAllConnections();
+      life.close();
       await Promise.all([ssh.close(), new Promise<void>((resolve) => socketServer.close(() => resolve())), new Promise<void>((resolve) => gitHttp.close(() => resolve()))]);
       await fs.rm(paths.socket, { force: true });
     },
   };
-}
-
-/**
- * Rebuilds the route table from the containers that are running now, so a restarted daemon
- * serves what was already live, without restarting anything.
- */
-async function adoptRunningApps(o: { docker: Dockerode; apps: AppStore; routes: RouteBook; logger: Logger }): Promise<void> {
-  const table: Record<string, string[]> = {};
-  const containers = await listAppContainers(o.docker);
-  for (const app of await o.apps.list()) {
-    table[app.name] = containers
-      .filter((c) => c.Labels[LABELS.app] === app.name && c.Labels[LABELS.type] === 'web' && c.State === 'running')
-      // Up to the current release: a config change with --no-restart leaves containers of the one before serving.
-      .filter((c) => app.current === null || Number(c.Labels[LABELS.release]) <= app.current)
-      .flatMap((c) => c.Ports.filter((p) => p.PrivatePort === 5000 && p.PublicPort).map((p) => `127.0.0.1:${p.PublicPort}`));
-  }
-  await o.routes.replace(table, o.routes.table.git);
-  o.logger.info({ apps: Object.keys(table).length }, 'adopted running apps');
 }
 
 function formatMemory(bytes: number): string {

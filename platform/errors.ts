@@ -31,6 +31,8 @@ export type ErrorCode =
   | 'E_ROUTES'
   | 'E_BUILDPACK'
   | 'E_TOO_LARGE'
+  | 'E_BUILD_ID'
+  | 'E_BUILD_NOT_FOUND'
   | 'E_INTERNAL';
 
 export class SlipwayError extends Error {

@@ -89,6 +89,11 @@ export async function startSshServer(o: SshServerOptions): Promise<{ port: numbe
           const channel = accept();
           const controller = new AbortController();
           channel.on('close', () => controller.abort());
+          // A channel whose stdin nobody reads (`logs --follow`) emits 'close' only after its
+          // input ends, which never happens if the client just vanishes: watch the connection too.
+          const gone = () => controller.abort();
+          client.once('close', gone);
+          controller.signal.addEventListener('abort', () => client.off('close', gone), { once: true });
           o.onExec({ command: info.command, user, stdin: channel, stdout: channel, stderr: channel.stderr, signal: controller.signal })
             .catch((err: unknown) => {
               channel.stderr.write(`slipway: ${oneLine(err)}\n`);

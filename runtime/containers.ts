@@ -168,11 +168,17 @@ export function demuxBuffer(buf: Buffer): string {
 export async function containerLogs(
   docker: Dockerode,
   id: string,
-  o: { tail?: number; follow?: boolean; timestamps?: boolean } = {},
+  o: { tail?: number; follow?: boolean; timestamps?: boolean; since?: string } = {},
 ): Promise<Readable> {
   const container = docker.getContainer(id);
   const info = await container.inspect();
-  const base = { stdout: true, stderr: true, timestamps: o.timestamps ?? false, ...(o.tail !== undefined ? { tail: o.tail } : {}) };
+  const base = {
+    stdout: true,
+    stderr: true,
+    timestamps: o.timestamps ?? false,
+    ...(o.tail !== undefined ? { tail: o.tail } : {}),
+    ...(o.since !== undefined ? { since: o.since } : {}),
+  };
   const out = new PassThrough();
   if (!o.follow) {
     const buf = (await container.logs({ ...base, follow: false })) as unknown as Buffer;

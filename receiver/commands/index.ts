@@ -1,6 +1,7 @@
 import { appCommands } from './apps.js';
 import { opsCommands } from './ops.js';
 import { mirrorCommands } from './mirror.js';
+import { lifeCommands } from './life.js';
 import { platformCommands } from './platform.js';
 import { sshKeyCommands } from './ssh-keys.js';
 import { tokenCommands } from './tokens.js';
@@ -10,4 +11,12 @@ export { runCommand } from './registry.js';
 export type { Command, CommandIO, Platform, ProcessInfo, StatusInfo } from './types.js';
 
 /** Every command of the contract, in help order. */
-export const commands: readonly Command[] = [...platformCommands, ...appCommands, ...sshKeyCommands, ...tokenCommands, ...opsCommands, ...mirrorCommands];
+export const commands: readonly Command[] = [
+  ...platformCommands,
+  ...appCommands,
+  ...sshKeyCommands,
+  ...tokenCommands,
+  ...opsCommands,
+  ...lifeCommands,
+  ...mirrorCommands,
+];

@@ -1,6 +1,6 @@
 import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/log.js';
-import type { AppStore } from '../../platform/store.js';
+import type { AppStore, BuildRecord } from '../../platform/store.js';
 import type { Operations } from '../../hooks/operations.js';
 import type { MirrorAdmin } from '../../hooks/mirror-admin.js';
 import type { SshKeyStore } from '../ssh-keys.js';
@@ -59,6 +59,15 @@ export interface Platform {
   destroyApp(name: string, progress: (line: string) => void): Promise<void>;
   processes(app: string): Promise<ProcessInfo[]>;
   buildStack(progress: (line: string) => void): Promise<string>;
+  life: LifeService;
+}
+
+/** App output and build history (receiver/commands/life.ts; implemented by platform/life.ts). */
+export interface LifeService {
+  /** Writes the app's log lines; with `follow`, keeps writing until `signal` aborts. */
+  logs(app: string, o: { lines: number; type?: string; follow: boolean }, io: { out(text: string): void; signal: AbortSignal }): Promise<void>;
+  /** A build (the latest when `id` is undefined) and its full log; refuses malformed ids. */
+  buildLog(app: string, id: string | undefined): Promise<{ build: BuildRecord; text: string }>;
 }
 
 export type FlagSpec = Record<string, { type: 'boolean' | 'string'; short?: string; multiple?: boolean }>;
