@@ -15,6 +15,14 @@ export STACK=slipway HOME=/home/slipway
 
 count=${SLIPWAY_BP_COUNT:?}
 name_of() { local var="SLIPWAY_BP_NAME_$1"; printf '%s' "${!var}"; }
+# `slipway buildpacks:test` asks for each phase's duration (SLIPWAY_PHASE_TIMES=1).
+now_us() { printf '%s' "${EPOCHREALTIME/./}"; }
+took() {
+  if [ "${SLIPWAY_PHASE_TIMES:-0}" = 1 ]; then
+    local us=$(($(now_us) - $2))
+    printf '       %s took %d.%03d s\n' "$1" $((us / 1000000)) $((us / 1000 % 1000))
+  fi
+}
 
 # Buildpacks are mounted read-only; each runs from a private writable copy because the v2 API
 # has it write its `export` file next to its bin/.
@@ -30,7 +38,9 @@ else
   also=()
   for ((i = 0; i < count; i++)); do
     [ -x "$work/$i/bin/detect" ] || continue
+    t0=$(now_us)
     if label=$(cd "$BUILD_DIR" && "$work/$i/bin/detect" "$BUILD_DIR" </dev/null); then
+      took "detect ($(name_of "$i"), matched)" "$t0"
       if [ ${#chosen[@]} -eq 0 ]; then
         chosen=("$i")
         label=${label%%$'\n'*}
@@ -38,6 +48,8 @@ else
       else
         also+=("$(name_of "$i")")
       fi
+    else
+      took "detect ($(name_of "$i"), no match)" "$t0"
     fi
   done
   if [ ${#chosen[@]} -eq 0 ]; then
@@ -56,8 +68,10 @@ for i in "${chosen[@]}"; do
     echo "$i" >"$OUT/failed"
     exit 4
   fi
+  t0=$(now_us)
   (cd "$BUILD_DIR" && "$work/$i/bin/compile" "$BUILD_DIR" "$CACHE_DIR" "$ENV_DIR" </dev/null)
   status=$?
+  took "compile ($name)" "$t0"
   if [ $status -ne 0 ]; then
     echo "$i $status" >"$OUT/failed"
     exit 4
@@ -70,10 +84,14 @@ done
 
 last=${chosen[${#chosen[@]} - 1]}
 if [ -x "$work/$last/bin/release" ]; then
+  t0=$(now_us)
   if ! (cd "$BUILD_DIR" && "$work/$last/bin/release" "$BUILD_DIR" </dev/null >"$OUT/release.yml"); then
     echo "$last" >"$OUT/failed"
     exit 5
   fi
+  took "release ($(name_of "$last"))" "$t0"
+else
+  echo "       $(name_of "$last") has no bin/release: no default process types (the Procfile decides)"
 fi
 
 for i in "${chosen[@]}"; do name_of "$i"; echo; done >"$OUT/buildpacks"

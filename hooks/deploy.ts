@@ -9,13 +9,14 @@ import { SlipwayError, oneLine } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import { appCachePath, repoPath, type Paths } from '../platform/paths.js';
 import type { RouteBook } from '../platform/routes.js';
-import { nextReleaseVersion, type AppStore, type Release } from '../platform/store.js';
+import { nextReleaseVersion, type AppRecord, type AppStore, type Release } from '../platform/store.js';
 import { extractRevision } from '../buildpacks/extract.js';
 import { parseProcfile } from '../buildpacks/procfile.js';
 import { runBuild } from '../buildpacks/runner.js';
 import { buildReleaseImage } from '../runtime/images.js';
+import { buildDockerfileImage } from '../runtime/dockerfile.js';
 import { deployFormation } from '../runtime/formation.js';
-import { chooseBuildpacks, type BuildpackCatalog } from './choose-buildpacks.js';
+import { chooseBuildpacks, readBuildpacksFile, type BuildpackCatalog } from './choose-buildpacks.js';
 import { prepareMirror } from './prepare-mirror.js';
 
 export interface DeployDeps {
@@ -91,47 +92,11 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     say(`       ${tree.files} files, ${formatBytes(tree.bytes)}\n`);
 
     const record = await deps.apps.get(app);
-    const choice = await chooseBuildpacks(deps.buildpacks, record.buildpacks, appDir);
-    if (choice.pinnedBy) say(header(`Using buildpacks pinned by ${choice.pinnedBy}: ${choice.candidates.map((c) => c.name).join(', ')}`));
-    const buildEnv = await prepareMirror({ appDir, config: deps.config, paths: deps.paths, candidates: choice.candidates, say });
-
-    const cacheDir = appCachePath(deps.paths, app);
-    await fs.mkdir(cacheDir, { recursive: true });
-    const result = await deps.buildQueue.add(
-      () =>
-        runBuild({
-          docker: deps.docker,
-          stackImage: deps.stackImage(),
-          appDir,
-          cacheDir,
-          envVars: record.config,
-          candidates: choice.candidates,
-          pinned: choice.pinnedBy !== null,
-          mirrorDir: deps.paths.mirrorDir,
-          buildEnv,
-          memory: deps.config.buildMemory,
-          pidsLimit: deps.config.buildPidsLimit,
-          timeoutSeconds: deps.config.buildTimeoutSeconds,
-          onOutput: say,
-          signal: io.signal,
-        }),
-    );
-    buildpackNames = result.buildpacks;
-
-    const processTypes = await readProcessTypes(appDir, result.processTypes);
-    say(header(`Process types: ${Object.keys(processTypes).join(', ')}`));
-
     const version = nextReleaseVersion(record);
-    say(header(`Building release image slipway/${app}:v${version}`));
-    const image = await buildReleaseImage({
-      docker: deps.docker,
-      stackImage: deps.stackImage(),
-      appDir,
-      app,
-      version,
-      labels: { 'slipway.build': buildId, 'slipway.commit': rev },
-      onProgress: (line) => deps.logger.debug({ app, line }, 'image build'),
-    });
+    const ctx: BuildContext = { app, rev, buildId, version, appDir, record, say, signal: io.signal };
+    const result = (await usesDockerfile(record.buildpacks, appDir)) ? await buildWithDockerfile(deps, ctx) : await buildWithBuildpacks(deps, ctx);
+    buildpackNames = result.buildpacks;
+    const { processTypes, image } = result;
 
     const env = { ...result.configVars, ...record.config };
     const formation = { ...record.formation };
@@ -189,6 +154,101 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     logStream.end();
     await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+interface BuildContext {
+  app: string;
+  rev: string;
+  buildId: string;
+  version: number;
+  appDir: string;
+  record: AppRecord;
+  say: (text: string) => void;
+  signal: AbortSignal;
+}
+
+interface Built {
+  buildpacks: string[];
+  processTypes: Record<string, string>;
+  configVars: Record<string, string>;
+  image: string;
+}
+
+/** Buildpacks in the stack image, then the launcher image around the built app. */
+async function buildWithBuildpacks(deps: DeployDeps, { app, rev, buildId, version, appDir, record, say, signal }: BuildContext): Promise<Built> {
+  const choice = await chooseBuildpacks(deps.buildpacks, record.buildpacks, appDir, (line) => say(`${line}\n`));
+  if (choice.pinnedBy) say(header(`Using buildpacks pinned by ${choice.pinnedBy}: ${choice.candidates.map((c) => c.name).join(', ')}`));
+  const buildEnv = await prepareMirror({ appDir, config: deps.config, paths: deps.paths, candidates: choice.candidates, say });
+
+  const cacheDir = appCachePath(deps.paths, app);
+  await fs.mkdir(cacheDir, { recursive: true });
+  const result = await deps.buildQueue.add(
+    () =>
+      runBuild({
+        docker: deps.docker,
+        stackImage: deps.stackImage(),
+        appDir,
+        cacheDir,
+        envVars: record.config,
+        candidates: choice.candidates,
+        pinned: choice.pinnedBy !== null,
+        mirrorDir: deps.paths.mirrorDir,
+        buildEnv,
+        memory: deps.config.buildMemory,
+        pidsLimit: deps.config.buildPidsLimit,
+        timeoutSeconds: deps.config.buildTimeoutSeconds,
+        onOutput: say,
+        signal,
+      }),
+  );
+
+  const processTypes = await readProcessTypes(appDir, result.processTypes);
+  say(header(`Process types: ${Object.keys(processTypes).join(', ')}`));
+
+  say(header(`Building release image slipway/${app}:v${version}`));
+  const image = await buildReleaseImage({
+    docker: deps.docker,
+    stackImage: deps.stackImage(),
+    appDir,
+    app,
+    version,
+    labels: { 'slipway.build': buildId, 'slipway.commit': rev },
+    onProgress: (line) => deps.logger.debug({ app, line }, 'image build'),
+  });
+  return { buildpacks: result.buildpacks, processTypes, configVars: result.configVars, image };
+}
+
+/**
+ * An app with a Dockerfile and no pinned buildpacks builds with the engine, offline. The Procfile
+ * decides the processes; without one, the image's ENTRYPOINT and CMD run as `web`.
+ */
+async function buildWithDockerfile(deps: DeployDeps, { app, rev, buildId, version, appDir, record, say, signal }: BuildContext): Promise<Built> {
+  const built = await deps.buildQueue.add(() =>
+    buildDockerfileImage({
+      docker: deps.docker,
+      appDir,
+      app,
+      version,
+      config: record.config,
+      labels: { 'slipway.build': buildId, 'slipway.commit': rev },
+      timeoutSeconds: deps.config.buildTimeoutSeconds,
+      say: (line) => say(`${line}\n`),
+      signal,
+    }),
+  );
+  const hasProcfile = await fs.lstat(path.join(appDir, 'Procfile')).then(() => true, () => false);
+  if (!hasProcfile && built.command === null) {
+    throw new SlipwayError('E_PROCFILE', 'the image has no CMD and the app no Procfile: add CMD to the Dockerfile or a Procfile such as "web: ./server"');
+  }
+  const processTypes = await readProcessTypes(appDir, built.command === null ? {} : { web: built.command });
+  say(header(`Process types: ${Object.keys(processTypes).join(', ')}${hasProcfile ? '' : ' (the image\'s CMD)'}`));
+  return { buildpacks: ['dockerfile'], processTypes, configVars: {}, image: built.image };
+}
+
+/** A Dockerfile builds the app unless buildpacks are pinned (buildpacks:set or .buildpacks). */
+export async function usesDockerfile(appPin: string[], appDir: string): Promise<boolean> {
+  if (appPin.length > 0 || (await readBuildpacksFile(appDir)) !== null) return false;
+  return fs.lstat(path.join(appDir, 'Dockerfile')).then((s) => s.isFile(), () => false);
 }
 
 /** The Procfile of the built app wins; without one, the buildpack's default process types. */

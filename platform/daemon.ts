@@ -18,6 +18,8 @@ import { splitCommandLine } from '../receiver/split.js';
 import { SshKeyStore } from '../receiver/ssh-keys.js';
 import { startSshServer, type SshExec } from '../receiver/ssh-server.js';
 import { directoryCatalog } from '../hooks/choose-buildpacks.js';
+import { BuildpackService } from '../hooks/buildpack-service.js';
+import { BuildpackPlugins } from '../buildpacks/plugins.js';
 import { buildpacksHome } from '../buildpacks/runner.js';
 import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
 import { AppQueues, handlePush } from '../hooks/push.js';
@@ -83,6 +85,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     logger,
     apps,
     keys,
+    buildpacks: new BuildpackService({ plugins: new BuildpackPlugins(builtinBuildpacksDir, paths.buildpacksDir), apps, docker, config, paths, stackImage: stackImageRef }),
     async status(): Promise<StatusInfo> {
       const dockerVersion = await docker
         .version()
@@ -209,6 +212,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       out: write(exec.stdout),
       err: write(exec.stderr),
       readStdin: () => readAll(exec.stdin, 64 * 1024),
+      readStdinBytes: (limit) => readAllBytes(exec.stdin, limit),
       signal: exec.signal,
       actor: exec.user,
     };
@@ -303,6 +307,17 @@ async function clearStaleSocket(file: string): Promise<void> {
   });
   if (alive) throw new SlipwayError('E_DAEMON', `a Slipway daemon already answers on ${file}: stop it first, or use another SLIPWAY_HOME`);
   await fs.rm(file, { force: true });
+}
+
+async function readAllBytes(stream: NodeJS.ReadableStream, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const d of stream) {
+    size += (d as Buffer).length;
+    if (size > limit) throw new SlipwayError('E_TOO_LARGE', `standard input is larger than ${limit} bytes`);
+    chunks.push(d as Buffer);
+  }
+  return Buffer.concat(chunks);
 }
 
 function readAll(stream: NodeJS.ReadableStream, limit: number): Promise<string> {

@@ -1,4 +1,5 @@
 import { appCommands } from './apps.js';
+import { buildpackCommands } from './buildpacks.js';
 import { platformCommands } from './platform.js';
 import { sshKeyCommands } from './ssh-keys.js';
 import type { Command } from './types.js';
@@ -7,4 +8,4 @@ export { runCommand } from './registry.js';
 export type { Command, CommandIO, Platform, ProcessInfo, StatusInfo } from './types.js';
 
 /** Every command of the contract, in help order. */
-export const commands: readonly Command[] = [...platformCommands, ...appCommands, ...sshKeyCommands];
+export const commands: readonly Command[] = [...platformCommands, ...appCommands, ...sshKeyCommands, ...buildpackCommands];

@@ -1,6 +1,7 @@
 import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/log.js';
 import type { AppStore } from '../../platform/store.js';
+import type { BuildpackService } from '../../hooks/buildpack-service.js';
 import type { SshKeyStore } from '../ssh-keys.js';
 
 /** How a command talks to whoever ran it: the local CLI over the socket, or an SSH channel. */
@@ -9,6 +10,8 @@ export interface CommandIO {
   err(text: string): void;
   /** The caller's standard input, read to the end (for `ssh-keys:add name -`). */
   readStdin(): Promise<string>;
+  /** Standard input as bytes, up to `limit` (over SSH only: `buildpacks:install - < bp.tgz`). */
+  readStdinBytes?(limit: number): Promise<Buffer>;
   /** Aborted when the caller goes away (for `logs --follow`). */
   signal: AbortSignal;
   /** Who asked: `cli` for the local admin, else the SSH key or token name. */
@@ -43,6 +46,7 @@ export interface Platform {
   logger: Logger;
   apps: AppStore;
   keys: SshKeyStore;
+  buildpacks: BuildpackService;
   status(): Promise<StatusInfo>;
   createApp(name: string): Promise<void>;
   destroyApp(name: string, progress: (line: string) => void): Promise<void>;
