@@ -3,7 +3,8 @@
 # detect (unless pinned), compile each buildpack in order, then the last one's release.
 # Reads SLIPWAY_BP_COUNT, SLIPWAY_BP_NAME_<i> and SLIPWAY_PINNED; buildpack i is mounted at
 # /tmp/buildpacks/<i>. Reports to the platform through /tmp/out and its exit status:
-#   0 built, 3 nothing detected, 4 a compile failed, 5 release failed (out/failed = the index).
+#   0 built, 3 nothing detected, 4 a compile failed, 5 release failed, 6 a pinned buildpack's
+#   detect refused the app (out/failed = the index).
 set -o pipefail
 
 BUILD_DIR=/tmp/build
@@ -67,6 +68,20 @@ for i in "${chosen[@]}"; do
     echo "-----> Buildpack $name has no executable bin/compile"
     echo "$i" >"$OUT/failed"
     exit 4
+  fi
+  # A pinned buildpack still checks the app, as Heroku does, but on the BUILD_DIR the buildpacks
+  # before it left: a first one may produce what the next one detects.
+  if [ "${SLIPWAY_PINNED:-0}" = 1 ] && [ -x "$work/$i/bin/detect" ]; then
+    t0=$(now_us)
+    if label=$(cd "$BUILD_DIR" && "$work/$i/bin/detect" "$BUILD_DIR" </dev/null); then
+      label=${label%%$'\n'*}
+      echo "-----> $name app detected${label:+ ($label)}"
+      took "detect ($name, matched)" "$t0"
+    else
+      echo "-----> App not compatible with buildpack $name"
+      echo "$i" >"$OUT/failed"
+      exit 6
+    fi
   fi
   t0=$(now_us)
   (cd "$BUILD_DIR" && "$work/$i/bin/compile" "$BUILD_DIR" "$CACHE_DIR" "$ENV_DIR" </dev/null)

@@ -309,15 +309,20 @@ async function clearStaleSocket(file: string): Promise<void> {
   await fs.rm(file, { force: true });
 }
 
-async function readAllBytes(stream: NodeJS.ReadableStream, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const d of stream) {
-    size += (d as Buffer).length;
-    if (size > limit) throw new SlipwayError('E_TOO_LARGE', `standard input is larger than ${limit} bytes`);
-    chunks.push(d as Buffer);
-  }
-  return Buffer.concat(chunks);
+// Events, not `for await`: async iteration destroys the stream at its end, and this one is the
+// SSH channel the answer still has to go out on.
+function readAllBytes(stream: NodeJS.ReadableStream, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on('data', (d: Buffer) => {
+      size += d.length;
+      if (size > limit) reject(new SlipwayError('E_TOO_LARGE', `standard input is larger than ${limit} bytes`));
+      else chunks.push(d);
+    });
+    stream.on('end', () => resolve(Buffer.concat(chunks)));
+    stream.on('error', reject);
+  });
 }
 
 function readAll(stream: NodeJS.ReadableStream, limit: number): Promise<string> {
