@@ -38,7 +38,7 @@ export function parseBuildpackUrl(line: string): BuildpackUrl | null {
   } catch {
     throw refuse('is not a valid URL');
   }
-  if (!['https:', 'http:', 'git:'].includes(u.protocol)) throw refuse(`uses ${u.protocol.slice(0, 20)}: only https, http and git URLs are fetched`);
+  if (!['https:', 'http:', 'git:'].includes(u.protocol)) throw refuse(`uses the ${u.protocol.slice(0, 20)} scheme: only https, http and git URLs are fetched`);
   const fragment = decodeURIComponent(u.hash.slice(1));
   u.hash = '';
   const isTgz = /\.(tgz|tar\.gz)$/.test(u.pathname);

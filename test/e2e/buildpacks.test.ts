@@ -294,7 +294,7 @@ describe('buildpacks end to end', () => {
     expect(pathOverSsh.stderr).toMatch(/^slipway: buildpacks:install with a path works only for the local admin/);
     const app = await newApp('bp-refuse');
     const pin = await platform.cli(['buildpacks:set', app, 'file:///etc/x']);
-    expect(pin.stderr).toMatch(/^slipway: buildpack URL "file:\/\/\/etc\/x" uses file: only https, http and git URLs are fetched\n$/);
+    expect(pin.stderr).toMatch(/^slipway: buildpack URL "file:\/\/\/etc\/x" uses the file: scheme: only https, http and git URLs are fetched\n$/);
     const unknown = await platform.cli(['buildpacks:set', app, 'no-such-bp']);
     expect(unknown.stderr).toMatch(/^slipway: buildpack "no-such-bp" is not installed/);
     const names = (JSON.parse((await platform.cli(['buildpacks:list', '--json'])).stdout) as { name: string }[]).map((b) => b.name);

@@ -44,6 +44,8 @@ export function run(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; c
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout, stderr });
     });
+    // A program that exits without reading its input (a refused SSH command) must not crash the run.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(o.input ?? '');
   });
 }
