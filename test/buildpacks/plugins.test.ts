@@ -1,5 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -125,6 +127,39 @@ describe('buildpack URLs', () => {
     const again = await fetchBuildpack(bp, { cacheDir, say: (l) => lines.push(l) });
     expect(again.dir).toBe(ref.dir);
     expect(lines.join('\n')).toContain('(cached)');
+  });
+
+  it('downloads a .tgz named in .buildpacks into the catalog cache and runs it pinned', async () => {
+    const data = await tgz([
+      { name: 'remote-bp/bin/detect', body: script('exit 0'), mode: 0o755 },
+      { name: 'remote-bp/bin/compile', body: script('true'), mode: 0o755 },
+    ]);
+    let requests = 0;
+    const server = http.createServer((req, res) => {
+      requests++;
+      if (req.url === '/dl/remote-bp.tgz') res.end(data);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const app = path.join(tmp, 'url-app');
+      await fs.mkdir(app, { recursive: true });
+      await fs.writeFile(path.join(app, '.buildpacks'), `http://127.0.0.1:${port}/dl/remote-bp.tgz\nstatic\n`);
+      const installed = path.join(tmp, 'url-installed');
+      const choice = await chooseBuildpacks(directoryCatalog(buildpacksHome(), installed), [], app);
+      expect(choice.pinnedBy).toBe('.buildpacks');
+      expect(choice.candidates.map((c) => c.name)).toEqual(['remote-bp', 'static']);
+      expect(path.dirname(choice.candidates[0]!.dir)).toBe(path.join(installed, '.fetched'));
+      await chooseBuildpacks(directoryCatalog(buildpacksHome(), installed), [], app);
+      expect(requests).toBe(1);
+      // Fetched buildpacks are not installed ones: they do not join detection.
+      expect((await directoryCatalog(buildpacksHome(), installed).list()).map((b) => b.name)).toEqual(['node', 'python', 'static']);
+      await fs.writeFile(path.join(app, '.buildpacks'), `http://127.0.0.1:${port}/dl/missing.tgz\n`);
+      await expect(chooseBuildpacks(directoryCatalog(buildpacksHome(), installed), [], app)).rejects.toThrow(/cannot fetch buildpack .*missing\.tgz: HTTP 404/);
+    } finally {
+      server.close();
+    }
   });
 
   it('explains how to install first when a URL cannot be reached', async () => {
