@@ -3,7 +3,8 @@
 # detect (unless pinned), compile each buildpack in order, then the last one's release.
 # Reads SLIPWAY_BP_COUNT, SLIPWAY_BP_NAME_<i> and SLIPWAY_PINNED; buildpack i is mounted at
 # /tmp/buildpacks/<i>. Reports to the platform through /tmp/out and its exit status:
-#   0 built, 3 nothing detected, 4 a compile failed, 5 release failed (out/failed = the index).
+#   0 built, 3 nothing detected, 4 a compile failed, 5 release failed, 6 a pinned buildpack's
+#   detect refused the app (out/failed = the index).
 set -o pipefail
 
 BUILD_DIR=/tmp/build
@@ -15,6 +16,14 @@ export STACK=slipway HOME=/home/slipway
 
 count=${SLIPWAY_BP_COUNT:?}
 name_of() { local var="SLIPWAY_BP_NAME_$1"; printf '%s' "${!var}"; }
+# `slipway buildpacks:test` asks for each phase's duration (SLIPWAY_PHASE_TIMES=1).
+now_us() { printf '%s' "${EPOCHREALTIME/./}"; }
+took() {
+  if [ "${SLIPWAY_PHASE_TIMES:-0}" = 1 ]; then
+    local us=$(($(now_us) - $2))
+    printf '       %s took %d.%03d s\n' "$1" $((us / 1000000)) $((us / 1000 % 1000))
+  fi
+}
 
 # Buildpacks are mounted read-only; each runs from a private writable copy because the v2 API
 # has it write its `export` file next to its bin/.
@@ -30,7 +39,9 @@ else
   also=()
   for ((i = 0; i < count; i++)); do
     [ -x "$work/$i/bin/detect" ] || continue
+    t0=$(now_us)
     if label=$(cd "$BUILD_DIR" && "$work/$i/bin/detect" "$BUILD_DIR" </dev/null); then
+      took "detect ($(name_of "$i"), matched)" "$t0"
       if [ ${#chosen[@]} -eq 0 ]; then
         chosen=("$i")
         label=${label%%$'\n'*}
@@ -38,6 +49,8 @@ else
       else
         also+=("$(name_of "$i")")
       fi
+    else
+      took "detect ($(name_of "$i"), no match)" "$t0"
     fi
   done
   if [ ${#chosen[@]} -eq 0 ]; then
@@ -56,8 +69,24 @@ for i in "${chosen[@]}"; do
     echo "$i" >"$OUT/failed"
     exit 4
   fi
+  # A pinned buildpack still checks the app, as Heroku does, but on the BUILD_DIR the buildpacks
+  # before it left: a first one may produce what the next one detects.
+  if [ "${SLIPWAY_PINNED:-0}" = 1 ] && [ -x "$work/$i/bin/detect" ]; then
+    t0=$(now_us)
+    if label=$(cd "$BUILD_DIR" && "$work/$i/bin/detect" "$BUILD_DIR" </dev/null); then
+      label=${label%%$'\n'*}
+      echo "-----> $name app detected${label:+ ($label)}"
+      took "detect ($name, matched)" "$t0"
+    else
+      echo "-----> App not compatible with buildpack $name"
+      echo "$i" >"$OUT/failed"
+      exit 6
+    fi
+  fi
+  t0=$(now_us)
   (cd "$BUILD_DIR" && "$work/$i/bin/compile" "$BUILD_DIR" "$CACHE_DIR" "$ENV_DIR" </dev/null)
   status=$?
+  took "compile ($name)" "$t0"
   if [ $status -ne 0 ]; then
     echo "$i $status" >"$OUT/failed"
     exit 4
@@ -70,10 +99,14 @@ done
 
 last=${chosen[${#chosen[@]} - 1]}
 if [ -x "$work/$last/bin/release" ]; then
+  t0=$(now_us)
   if ! (cd "$BUILD_DIR" && "$work/$last/bin/release" "$BUILD_DIR" </dev/null >"$OUT/release.yml"); then
     echo "$last" >"$OUT/failed"
     exit 5
   fi
+  took "release ($(name_of "$last"))" "$t0"
+else
+  echo "       $(name_of "$last") has no bin/release: no default process types (the Procfile decides)"
 fi
 
 for i in "${chosen[@]}"; do name_of "$i"; echo; done >"$OUT/buildpacks"

@@ -54,6 +54,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const EXIT_NOTHING_DETECTED = 3;
 const EXIT_COMPILE_FAILED = 4;
 const EXIT_RELEASE_FAILED = 5;
+const EXIT_PINNED_NOT_DETECTED = 6;
 
 /**
  * The folder holding driver.sh and the built-in buildpacks. They are not compiled, so from
@@ -194,6 +195,9 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildResult> {
     if (status === EXIT_COMPILE_FAILED) {
       const f = await failed();
       throw new SlipwayError('E_BUILD', `buildpack ${f.name} failed to compile${f.code ? ` (exit status ${f.code})` : ''}`);
+    }
+    if (status === EXIT_PINNED_NOT_DETECTED) {
+      throw new SlipwayError('E_DETECT', `pinned buildpack ${(await failed()).name} does not apply to this app (its bin/detect refused it, after the buildpacks before it ran): fix the app or the list in .buildpacks / buildpacks:set`);
     }
     if (status === EXIT_RELEASE_FAILED) throw new SlipwayError('E_BUILD', `buildpack ${(await failed()).name}: bin/release failed`);
     if (status !== 0) {

@@ -8,6 +8,7 @@ import { ensureDocker } from '../platform/setup.js';
 import { runServer } from '../platform/server.js';
 import { ensureStackImage } from '../runtime/stack.js';
 import { runRemote } from './client.js';
+import { absolutePathArgs } from '../receiver/commands/buildpacks.js';
 
 const serverFlags = {
   'ssh-port': { type: 'string' },
@@ -78,7 +79,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     default: {
       const stdin = rest.includes('-') && !process.stdin.isTTY ? await readStdin() : undefined;
-      return runRemote(pathsFor(home).socket, argv, stdin);
+      return runRemote(pathsFor(home).socket, absolutePathArgs(argv, process.cwd()), stdin);
     }
   }
 }

@@ -1,11 +1,18 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { isValidAppName } from '../platform/app-name.js';
 import { SlipwayError } from '../platform/errors.js';
+import { fetchBuildpack, parseBuildpackUrl, type BuildpackUrl } from '../buildpacks/fetch-url.js';
+import { BuildpackPlugins, BUILTIN_BUILDPACKS } from '../buildpacks/plugins.js';
 import type { BuildpackRef } from '../buildpacks/runner.js';
+
+export { BUILTIN_BUILDPACKS };
 
 /** Where buildpacks come from: the built-ins shipped with Slipway, then the ones an operator installed. */
 export interface BuildpackCatalog {
   list(): Promise<BuildpackRef[]>;
+  /** A buildpack named by URL in .buildpacks or buildpacks:set: from the cache, else fetched. */
+  fetch?(url: BuildpackUrl, say: (line: string) => void): Promise<BuildpackRef>;
 }
 
 export interface BuildpackChoice {
@@ -14,19 +21,12 @@ export interface BuildpackChoice {
   pinnedBy: 'buildpacks:set' | '.buildpacks' | null;
 }
 
-/** Built-ins in detection order: the most specific first, so a Node app with an index.html is Node. */
-export const BUILTIN_BUILDPACKS = ['node'] as const;
-
+/** Installed buildpacks live in `installedDir`; ones fetched by URL in its hidden `.fetched/<hash>`. */
 export function directoryCatalog(builtinDir: string, installedDir: string): BuildpackCatalog {
+  const plugins = new BuildpackPlugins(builtinDir, installedDir);
   return {
-    async list() {
-      const builtins = BUILTIN_BUILDPACKS.map((name) => ({ name, dir: path.join(builtinDir, name) }));
-      const installed = (await fs.readdir(installedDir, { withFileTypes: true }).catch(() => []))
-        .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
-        .map((e) => ({ name: e.name, dir: path.join(installedDir, e.name) }))
-        .sort((a, b) => a.name.localeCompare(b.name));
-      return [...builtins, ...installed];
-    },
+    list: () => plugins.list(),
+    fetch: (url, say) => fetchBuildpack(url, { cacheDir: path.join(installedDir, '.fetched'), say }),
   };
 }
 
@@ -38,28 +38,54 @@ export function parseBuildpacksFile(text: string): string[] {
     .filter((l) => l.length > 0 && !l.startsWith('#'));
 }
 
+/** Checks one pinned entry without touching the disk or the network: a buildpack name or a URL. Pure. */
+export function checkBuildpackEntry(entry: string, source: string): BuildpackUrl | string {
+  const url = parseBuildpackUrl(entry);
+  if (url) return url;
+  if (!isValidAppName(entry)) {
+    throw new SlipwayError('E_BUILDPACK', `${source} names ${JSON.stringify(entry.slice(0, 100))}, which is neither a buildpack name (a-z, 0-9, '-') nor an https/git URL`);
+  }
+  return entry;
+}
+
+/** Reads the pushed tree's `.buildpacks`, or null when there is none (or it lists nothing). */
+export async function readBuildpacksFile(appDir: string): Promise<string[] | null> {
+  const file = path.join(appDir, '.buildpacks');
+  const st = await fs.lstat(file).catch(() => null);
+  if (!st) return null;
+  if (!st.isFile()) throw new SlipwayError('E_BUILDPACK', '.buildpacks must be a regular file (one buildpack per line)');
+  const names = parseBuildpacksFile(await fs.readFile(file, 'utf8'));
+  return names.length > 0 ? names : null;
+}
+
 /**
  * Precedence: `buildpacks:set` on the app, then `.buildpacks` in the pushed tree, then detection
  * over every known buildpack (built-ins first).
  */
-export async function chooseBuildpacks(catalog: BuildpackCatalog, appPin: string[], appDir: string): Promise<BuildpackChoice> {
+export async function chooseBuildpacks(catalog: BuildpackCatalog, appPin: string[], appDir: string, say: (line: string) => void = () => {}): Promise<BuildpackChoice> {
   const known = await catalog.list();
-  const lookup = (names: string[], source: string): BuildpackRef[] =>
-    names.map((name) => {
-      const found = known.find((b) => b.name === name);
+  const lookup = async (entries: string[], source: string): Promise<BuildpackRef[]> => {
+    const refs: BuildpackRef[] = [];
+    for (const entry of entries) {
+      const checked = checkBuildpackEntry(entry, source);
+      if (typeof checked !== 'string') {
+        if (!catalog.fetch) throw new SlipwayError('E_BUILDPACK', `${source} names a URL, which this platform does not fetch`);
+        refs.push(await catalog.fetch(checked, say));
+        continue;
+      }
+      const found = known.find((b) => b.name === checked);
       if (!found) {
         throw new SlipwayError(
           'E_BUILDPACK',
-          `${source} names buildpack "${name.slice(0, 100)}", which is not installed (known: ${known.map((b) => b.name).join(', ')}); install it with \`slipway buildpacks:install <dir|tarball>\``,
+          `${source} names buildpack "${checked}", which is not installed (known: ${known.map((b) => b.name).join(', ')}); install it with \`slipway buildpacks:install <dir|tarball>\``,
         );
       }
-      return found;
-    });
-  if (appPin.length > 0) return { candidates: lookup(appPin, 'buildpacks:set'), pinnedBy: 'buildpacks:set' };
-  const file = await fs.readFile(path.join(appDir, '.buildpacks'), 'utf8').catch(() => null);
-  if (file !== null) {
-    const names = parseBuildpacksFile(file);
-    if (names.length > 0) return { candidates: lookup(names, '.buildpacks'), pinnedBy: '.buildpacks' };
-  }
+      refs.push(found);
+    }
+    return refs;
+  };
+  if (appPin.length > 0) return { candidates: await lookup(appPin, 'buildpacks:set'), pinnedBy: 'buildpacks:set' };
+  const names = await readBuildpacksFile(appDir);
+  if (names) return { candidates: await lookup(names, '.buildpacks'), pinnedBy: '.buildpacks' };
   return { candidates: known, pinnedBy: null };
 }

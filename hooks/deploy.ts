@@ -10,16 +10,17 @@ import type { Logger } from '../platform/log.js';
 import { appCachePath, repoPath, type Paths } from '../platform/paths.js';
 import type { RouteBook } from '../platform/routes.js';
 import { BUILD_APP_LABEL } from '../platform/recover.js';
-import { nextReleaseVersion, type AppStore, type Release } from '../platform/store.js';
+import { nextReleaseVersion, type AppRecord, type AppStore, type Release } from '../platform/store.js';
 import { extractRevision } from '../buildpacks/extract.js';
 import { parseProcfile } from '../buildpacks/procfile.js';
 import { runBuild } from '../buildpacks/runner.js';
 import { buildReleaseImage } from '../runtime/images.js';
+import { buildDockerfileImage } from '../runtime/dockerfile.js';
 import { deployFormation } from '../runtime/formation.js';
 import { parseAppJson, type HealthCheck } from '../runtime/healthchecks.js';
 import { runReleaseCommand } from '../runtime/oneoff.js';
 import { pruneReleaseImages } from '../runtime/release-images.js';
-import { chooseBuildpacks, type BuildpackCatalog } from './choose-buildpacks.js';
+import { chooseBuildpacks, readBuildpacksFile, type BuildpackCatalog } from './choose-buildpacks.js';
 import { prepareMirror } from './prepare-mirror.js';
 import type { PackumentCache } from '../buildpacks/mirror/fetch.js';
 
@@ -101,58 +102,11 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     const healthchecks = await readHealthChecks(appDir);
 
     const record = await deps.apps.get(app);
-    const choice = await chooseBuildpacks(deps.buildpacks, record.buildpacks, appDir);
-    if (choice.pinnedBy) say(header(`Using buildpacks pinned by ${choice.pinnedBy}: ${choice.candidates.map((c) => c.name).join(', ')}`));
-    const buildEnv = await prepareMirror({
-      appDir,
-      config: deps.config,
-      paths: deps.paths,
-      candidates: choice.candidates,
-      say,
-      packuments: deps.packuments,
-      npmUpstream: await deps.mirrorUpstream('npm'),
-    });
-
-    const cacheDir = appCachePath(deps.paths, app);
-    await fs.mkdir(cacheDir, { recursive: true });
-    const result = await deps.buildQueue.add(
-      () =>
-        runBuild({
-          docker: deps.docker,
-          stackImage: deps.stackImage(),
-          appDir,
-          cacheDir,
-          envVars: record.config,
-          candidates: choice.candidates,
-          pinned: choice.pinnedBy !== null,
-          mirrorDir: deps.paths.mirrorDir,
-          buildEnv,
-          memory: deps.config.buildMemory,
-          pidsLimit: deps.config.buildPidsLimit,
-          timeoutSeconds: deps.config.buildTimeoutSeconds,
-          onOutput: say,
-          signal: io.signal,
-          // A restarted daemon finds and removes the build containers of its own apps by this label.
-          labels: { [BUILD_APP_LABEL]: app },
-        }),
-    );
-    buildpackNames = result.buildpacks;
-
-    const processTypes = await readProcessTypes(appDir, result.processTypes);
-    say(header(`Process types: ${Object.keys(processTypes).join(', ')}`));
-
     const version = nextReleaseVersion(record);
-    say(header(`Building release image slipway/${app}:v${version}`));
-    const image = await buildReleaseImage({
-      docker: deps.docker,
-      stackImage: deps.stackImage(),
-      appDir,
-      app,
-      version,
-      labels: { 'slipway.build': buildId, 'slipway.commit': rev },
-      onProgress: (line) => deps.logger.debug({ app, line }, 'image build'),
-      onStep: (line) => say(`       ${line}\n`),
-    });
+    const ctx: BuildContext = { app, rev, buildId, version, appDir, record, say, signal: io.signal };
+    const result = (await usesDockerfile(record.buildpacks, appDir)) ? await buildWithDockerfile(deps, ctx) : await buildWithBuildpacks(deps, ctx);
+    buildpackNames = result.buildpacks;
+    const { processTypes, image } = result;
 
     const env = { ...result.configVars, ...record.config };
     const formation = { ...record.formation };
@@ -244,6 +198,112 @@ async function readHealthChecks(appDir: string): Promise<HealthCheck[]> {
     throw err;
   }
   return parseAppJson(text);
+}
+
+interface BuildContext {
+  app: string;
+  rev: string;
+  buildId: string;
+  version: number;
+  appDir: string;
+  record: AppRecord;
+  say: (text: string) => void;
+  signal: AbortSignal;
+}
+
+interface Built {
+  buildpacks: string[];
+  processTypes: Record<string, string>;
+  configVars: Record<string, string>;
+  image: string;
+}
+
+/** Buildpacks in the stack image, then the launcher image around the built app. */
+async function buildWithBuildpacks(deps: DeployDeps, { app, rev, buildId, version, appDir, record, say, signal }: BuildContext): Promise<Built> {
+  const choice = await chooseBuildpacks(deps.buildpacks, record.buildpacks, appDir, (line) => say(`${line}\n`));
+  if (choice.pinnedBy) say(header(`Using buildpacks pinned by ${choice.pinnedBy}: ${choice.candidates.map((c) => c.name).join(', ')}`));
+  const buildEnv = await prepareMirror({
+    appDir,
+    config: deps.config,
+    paths: deps.paths,
+    candidates: choice.candidates,
+    say,
+    packuments: deps.packuments,
+    npmUpstream: await deps.mirrorUpstream('npm'),
+  });
+
+  const cacheDir = appCachePath(deps.paths, app);
+  await fs.mkdir(cacheDir, { recursive: true });
+  const result = await deps.buildQueue.add(
+    () =>
+      runBuild({
+        docker: deps.docker,
+        stackImage: deps.stackImage(),
+        appDir,
+        cacheDir,
+        envVars: record.config,
+        candidates: choice.candidates,
+        pinned: choice.pinnedBy !== null,
+        mirrorDir: deps.paths.mirrorDir,
+        buildEnv,
+        memory: deps.config.buildMemory,
+        pidsLimit: deps.config.buildPidsLimit,
+        timeoutSeconds: deps.config.buildTimeoutSeconds,
+        onOutput: say,
+        signal,
+        // A restarted daemon finds and removes the build containers of its own apps by this label.
+        labels: { [BUILD_APP_LABEL]: app },
+      }),
+  );
+
+  const processTypes = await readProcessTypes(appDir, result.processTypes);
+  say(header(`Process types: ${Object.keys(processTypes).join(', ')}`));
+
+  say(header(`Building release image slipway/${app}:v${version}`));
+  const image = await buildReleaseImage({
+    docker: deps.docker,
+    stackImage: deps.stackImage(),
+    appDir,
+    app,
+    version,
+    labels: { 'slipway.build': buildId, 'slipway.commit': rev },
+    onProgress: (line) => deps.logger.debug({ app, line }, 'image build'),
+    onStep: (line) => say(`       ${line}\n`),
+  });
+  return { buildpacks: result.buildpacks, processTypes, configVars: result.configVars, image };
+}
+
+/**
+ * An app with a Dockerfile and no pinned buildpacks builds with the engine, offline. The Procfile
+ * decides the processes; without one, the image's ENTRYPOINT and CMD run as `web`.
+ */
+async function buildWithDockerfile(deps: DeployDeps, { app, rev, buildId, version, appDir, record, say, signal }: BuildContext): Promise<Built> {
+  const built = await deps.buildQueue.add(() =>
+    buildDockerfileImage({
+      docker: deps.docker,
+      appDir,
+      app,
+      version,
+      config: record.config,
+      labels: { 'slipway.build': buildId, 'slipway.commit': rev },
+      timeoutSeconds: deps.config.buildTimeoutSeconds,
+      say: (line) => say(`${line}\n`),
+      signal,
+    }),
+  );
+  const hasProcfile = await fs.lstat(path.join(appDir, 'Procfile')).then(() => true, () => false);
+  if (!hasProcfile && built.command === null) {
+    throw new SlipwayError('E_PROCFILE', 'the image has no CMD and the app no Procfile: add CMD to the Dockerfile or a Procfile such as "web: ./server"');
+  }
+  const processTypes = await readProcessTypes(appDir, built.command === null ? {} : { web: built.command });
+  say(header(`Process types: ${Object.keys(processTypes).join(', ')}${hasProcfile ? '' : ' (the image\'s CMD)'}`));
+  return { buildpacks: ['dockerfile'], processTypes, configVars: {}, image: built.image };
+}
+
+/** A Dockerfile builds the app unless buildpacks are pinned (buildpacks:set or .buildpacks). */
+export async function usesDockerfile(appPin: string[], appDir: string): Promise<boolean> {
+  if (appPin.length > 0 || (await readBuildpacksFile(appDir)) !== null) return false;
+  return fs.lstat(path.join(appDir, 'Dockerfile')).then((s) => s.isFile(), () => false);
 }
 
 /** The Procfile of the built app wins; without one, the buildpack's default process types. */

@@ -23,6 +23,8 @@ import { SshKeyStore } from '../receiver/ssh-keys.js';
 import { startSshServer, type SshExec } from '../receiver/ssh-server.js';
 import { TokenStore } from '../receiver/tokens.js';
 import { directoryCatalog } from '../hooks/choose-buildpacks.js';
+import { BuildpackService } from '../hooks/buildpack-service.js';
+import { BuildpackPlugins } from '../buildpacks/plugins.js';
 import { buildpacksHome } from '../buildpacks/runner.js';
 import { PackumentCache } from '../buildpacks/mirror/fetch.js';
 import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
@@ -101,6 +103,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ops: new Operations({ docker, config, apps, routes, queues, logger }),
     mirror,
     tokens,
+    buildpacks: new BuildpackService({ plugins: new BuildpackPlugins(builtinBuildpacksDir, paths.buildpacksDir), apps, docker, config, paths, stackImage: stackImageRef }),
     async status(): Promise<StatusInfo> {
       const dockerVersion = await docker
         .version()
@@ -231,6 +234,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       out: write(exec.stdout),
       err: write(exec.stderr),
       readStdin: () => readAll(exec.stdin, 64 * 1024),
+      readStdinBytes: (limit) => readAllBytes(exec.stdin, limit),
       signal: exec.signal,
       actor: exec.user,
     };
@@ -331,6 +335,22 @@ async function clearStaleSocket(file: string): Promise<void> {
   });
   if (alive) throw new SlipwayError('E_DAEMON', `a Slipway daemon already answers on ${file}: stop it first, or use another SLIPWAY_HOME`);
   await fs.rm(file, { force: true });
+}
+
+// Events, not `for await`: async iteration destroys the stream at its end, and this one is the
+// SSH channel the answer still has to go out on.
+function readAllBytes(stream: NodeJS.ReadableStream, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on('data', (d: Buffer) => {
+      size += d.length;
+      if (size > limit) reject(new SlipwayError('E_TOO_LARGE', `standard input is larger than ${limit} bytes`));
+      else chunks.push(d);
+    });
+    stream.on('end', () => resolve(Buffer.concat(chunks)));
+    stream.on('error', reject);
+  });
 }
 
 function readAll(stream: NodeJS.ReadableStream, limit: number): Promise<string> {

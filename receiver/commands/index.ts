@@ -2,6 +2,7 @@ import { appCommands } from './apps.js';
 import { opsCommands } from './ops.js';
 import { mirrorCommands } from './mirror.js';
 import { lifeCommands } from './life.js';
+import { buildpackCommands } from './buildpacks.js';
 import { platformCommands } from './platform.js';
 import { sshKeyCommands } from './ssh-keys.js';
 import { tokenCommands } from './tokens.js';
@@ -18,5 +19,6 @@ export const commands: readonly Command[] = [
   ...tokenCommands,
   ...opsCommands,
   ...lifeCommands,
+  ...buildpackCommands,
   ...mirrorCommands,
 ];

@@ -3,6 +3,7 @@ import type { Logger } from '../../platform/log.js';
 import type { AppStore, BuildRecord } from '../../platform/store.js';
 import type { Operations } from '../../hooks/operations.js';
 import type { MirrorAdmin } from '../../hooks/mirror-admin.js';
+import type { BuildpackService } from '../../hooks/buildpack-service.js';
 import type { SshKeyStore } from '../ssh-keys.js';
 import type { TokenStore } from '../tokens.js';
 
@@ -12,6 +13,8 @@ export interface CommandIO {
   err(text: string): void;
   /** The caller's standard input, read to the end (for `ssh-keys:add name -`). */
   readStdin(): Promise<string>;
+  /** Standard input as bytes, up to `limit` (over SSH only: `buildpacks:install - < bp.tgz`). */
+  readStdinBytes?(limit: number): Promise<Buffer>;
   /** Aborted when the caller goes away (for `logs --follow`). */
   signal: AbortSignal;
   /** Who asked: `cli` for the local admin, else the SSH key or token name. */
@@ -54,6 +57,7 @@ export interface Platform {
   /** The offline package mirror, stack image transfer and build caches. */
   mirror: MirrorAdmin;
   tokens: TokenStore;
+  buildpacks: BuildpackService;
   status(): Promise<StatusInfo>;
   createApp(name: string): Promise<void>;
   destroyApp(name: string, progress: (line: string) => void): Promise<void>;

@@ -1,0 +1,177 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type Dockerode from 'dockerode';
+import { isValidAppName } from '../platform/app-name.js';
+import type { Config } from '../platform/config.js';
+import { SlipwayError } from '../platform/errors.js';
+import { repoPath, type Paths } from '../platform/paths.js';
+import type { AppStore } from '../platform/store.js';
+import { copyTree, validateBuildpack, type BuildpackInfo, type BuildpackPlugins } from '../buildpacks/plugins.js';
+import { parseProcfile } from '../buildpacks/procfile.js';
+import { runBuild } from '../buildpacks/runner.js';
+import { checkBuildpackEntry, parseBuildpacksFile } from './choose-buildpacks.js';
+import { scaffoldFiles } from '../buildpacks/skeleton.js';
+
+const execFileP = promisify(execFile);
+
+/** What `buildpacks <app>` reports. */
+export interface AppBuildpacks {
+  app: string;
+  /** How the next deploy chooses: pinned by the app, by `.buildpacks`, a Dockerfile, or detection. */
+  mode: 'buildpacks:set' | '.buildpacks' | 'dockerfile' | 'detect';
+  /** The pinned list, or the buildpacks detection tries, in order. */
+  buildpacks: string[];
+  /** The commit `.buildpacks` or the Dockerfile was read from, if any. */
+  commit: string | null;
+}
+
+export interface TestReport {
+  buildpacks: string[];
+  processTypes: Record<string, string>;
+  fromProcfile: boolean;
+  configVars: Record<string, string>;
+  seconds: number;
+}
+
+export interface BuildpackServiceDeps {
+  plugins: BuildpackPlugins;
+  apps: AppStore;
+  docker: Dockerode;
+  config: Config;
+  paths: Paths;
+  stackImage: () => string;
+}
+
+/** The `buildpacks:*` commands' view of the platform: installed buildpacks, app pins, authoring tools. */
+export class BuildpackService {
+  readonly #d: BuildpackServiceDeps;
+
+  constructor(deps: BuildpackServiceDeps) {
+    this.#d = deps;
+  }
+
+  list(): Promise<BuildpackInfo[]> {
+    return this.#d.plugins.describe();
+  }
+
+  install(o: Parameters<BuildpackPlugins['install']>[0]): ReturnType<BuildpackPlugins['install']> {
+    return this.#d.plugins.install(o);
+  }
+
+  /** Pins the app's buildpacks; names must be known now, URLs are fetched at the next deploy. */
+  async set(app: string, entries: string[]): Promise<string[]> {
+    const known = (await this.#d.plugins.list()).map((b) => b.name);
+    for (const entry of entries) {
+      const checked = checkBuildpackEntry(entry, 'buildpacks:set');
+      if (typeof checked === 'string' && !known.includes(checked)) {
+        throw new SlipwayError('E_BUILDPACK', `buildpack "${checked}" is not installed (known: ${known.join(', ')}): install it with \`slipway buildpacks:install <dir|tarball>\``);
+      }
+    }
+    await this.#d.apps.update(app, (a) => {
+      a.buildpacks = [...entries];
+    });
+    return entries;
+  }
+
+  async clear(app: string): Promise<void> {
+    await this.#d.apps.update(app, (a) => {
+      a.buildpacks = [];
+    });
+  }
+
+  /** What the next deploy of `app` will use, judged from the last deployed (or pushed) commit. */
+  async forApp(app: string): Promise<AppBuildpacks> {
+    const record = await this.#d.apps.get(app);
+    if (record.buildpacks.length > 0) return { app, mode: 'buildpacks:set', buildpacks: record.buildpacks, commit: null };
+    const commit = await this.#latestCommit(app, record.releases.find((r) => r.version === record.current)?.commit ?? null);
+    if (commit) {
+      const file = await this.#show(app, commit, '.buildpacks');
+      const pinned = file === null ? [] : parseBuildpacksFile(file);
+      if (pinned.length > 0) return { app, mode: '.buildpacks', buildpacks: pinned, commit };
+      if ((await this.#show(app, commit, 'Dockerfile')) !== null) return { app, mode: 'dockerfile', buildpacks: [], commit };
+    }
+    return { app, mode: 'detect', buildpacks: (await this.#d.plugins.list()).map((b) => b.name), commit };
+  }
+
+  /** Writes a working buildpack skeleton into an empty or new folder. */
+  async scaffold(name: string, dir: string): Promise<string[]> {
+    if (!isValidAppName(name)) throw new SlipwayError('E_BUILDPACK', `invalid buildpack name ${JSON.stringify(name.slice(0, 60))}: use 1-30 characters of a-z, 0-9 and '-', starting with a letter`);
+    const existing = await fs.readdir(dir).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? [] : Promise.reject(err)));
+    if (existing.length > 0) throw new SlipwayError('E_BUILDPACK', `${dir} is not empty: pick a new folder`);
+    const written: string[] = [];
+    for (const file of scaffoldFiles(name)) {
+      const abs = path.join(dir, file.path);
+      await fs.mkdir(path.dirname(abs), { recursive: true });
+      await fs.writeFile(abs, file.text, { mode: file.executable ? 0o755 : 0o644, flag: 'wx' });
+      written.push(file.path);
+    }
+    return written;
+  }
+
+  /**
+   * Runs a buildpack over an app folder the way a deploy does (detect, compile, release in the
+   * stack image, offline, as the build user), then reports the process types. Nothing is kept:
+   * the app copy, the cache and the build container are thrown away.
+   */
+  async test(o: { buildpackDir: string; appDir: string; out: (text: string) => void; signal: AbortSignal }): Promise<TestReport> {
+    const started = Date.now();
+    for (const dir of [o.buildpackDir, o.appDir]) {
+      if (!(await fs.stat(dir).then((s) => s.isDirectory(), () => false))) throw new SlipwayError('E_BUILDPACK', `no such folder: ${dir}`);
+    }
+    await validateBuildpack(o.buildpackDir);
+    await fs.mkdir(this.#d.paths.tmpDir, { recursive: true });
+    const work = await fs.mkdtemp(path.join(this.#d.paths.tmpDir, 'bp-test-'));
+    try {
+      // Copies, as install and extract would make them: modes normalized, `.git` left out.
+      const bpName = path.basename(o.buildpackDir).replace(/[^a-z0-9-]/g, '-') || 'buildpack';
+      await copyTree(o.buildpackDir, path.join(work, 'bp'));
+      await copyTree(o.appDir, path.join(work, 'app'));
+      o.out(`-----> Testing buildpack ${bpName} on ${o.appDir} (stack ${this.#d.stackImage()}, no network)\n`);
+      const result = await runBuild({
+        docker: this.#d.docker,
+        stackImage: this.#d.stackImage(),
+        appDir: path.join(work, 'app'),
+        cacheDir: path.join(work, 'cache'),
+        envVars: {},
+        candidates: [{ name: bpName, dir: path.join(work, 'bp') }],
+        pinned: false,
+        mirrorDir: this.#d.paths.mirrorDir,
+        buildEnv: { SLIPWAY_PHASE_TIMES: '1' },
+        memory: this.#d.config.buildMemory,
+        pidsLimit: this.#d.config.buildPidsLimit,
+        timeoutSeconds: this.#d.config.buildTimeoutSeconds,
+        onOutput: o.out,
+        signal: o.signal,
+      });
+      const procfile = await fs.readFile(path.join(work, 'app', 'Procfile'), 'utf8').catch(() => null);
+      const processTypes = procfile === null ? result.processTypes : parseProcfile(procfile);
+      return { buildpacks: result.buildpacks, processTypes, fromProcfile: procfile !== null, configVars: result.configVars, seconds: (Date.now() - started) / 1000 };
+    } finally {
+      await fs.rm(work, { recursive: true, force: true });
+    }
+  }
+
+  async #latestCommit(app: string, deployed: string | null): Promise<string | null> {
+    if (deployed && /^[0-9a-f]{40}$/.test(deployed)) return deployed;
+    for (const ref of ['refs/heads/main', 'refs/heads/master']) {
+      const out = await this.#git(app, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`]);
+      if (out !== null && /^[0-9a-f]{40}$/.test(out.trim())) return out.trim();
+    }
+    return null;
+  }
+
+  #show(app: string, commit: string, file: string): Promise<string | null> {
+    return this.#git(app, ['show', '--end-of-options', `${commit}:${file}`]);
+  }
+
+  async #git(app: string, args: string[]): Promise<string | null> {
+    try {
+      const { stdout } = await execFileP('git', ['--git-dir', repoPath(this.#d.paths, app), ...args], { maxBuffer: 1024 * 1024 });
+      return stdout;
+    } catch {
+      return null;
+    }
+  }
+}
