@@ -49,9 +49,12 @@ async function seedSource(): Promise<void> {
 }
 
 /** A tar built by hand, for archives mirror:export would never write. */
-async function rawTar(entries: { header: tar.Headers; body?: string }[]): Promise<string> {
+async function rawTar(entries: { header: Partial<tar.Header> & { name: string }; body?: string }[]): Promise<string> {
   const pack = tar.pack();
-  for (const e of entries) pack.entry(e.header, e.body);
+  for (const e of entries) {
+    if (e.body === undefined) pack.entry(e.header);
+    else pack.entry(e.header, e.body);
+  }
   pack.finalize();
   const chunks: Buffer[] = [];
   for await (const c of pack) chunks.push(c as Buffer);
@@ -155,7 +158,7 @@ describe('mirror bundles', () => {
       { header: { name: 'manifest.json' }, body: manifestFor(files) },
       { header: { name: 'pypi/Flask-3.0.0-py3-none-any.whl' }, body: 'w' },
     ];
-    const cases: [tar.Headers, string | undefined, RegExp][] = [
+    const cases: [Partial<tar.Header> & { name: string }, string | undefined, RegExp][] = [
       [{ name: '/etc/evil' }, 'x', /unsafe or unexpected path/],
       [{ name: 'npm/../../evil' }, 'x', /unsafe or unexpected path/],
       [{ name: '../evil' }, 'x', /unsafe or unexpected path/],

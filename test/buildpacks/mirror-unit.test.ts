@@ -177,7 +177,7 @@ describe('PackumentCache', () => {
     let loads = 0;
     const load = async () => {
       loads += 1;
-      return { versions: { '1.0.0': {} } };
+      return { versions: { '1.0.0': {} }, distTags: {} };
     };
     await cache.get('u', load, 0);
     await cache.get('u', load, 999);

@@ -37,13 +37,13 @@ describe('buildContext', () => {
   it('puts the app under app/ with modes and symlinks kept, leaves .git out, and ships the launcher', async () => {
     const dir = await makeAppDir('hi');
     try {
-      const entries = new Map<string, tar.Headers>();
+      const entries = new Map<string, tar.Header>();
       const extract = tar.extract();
       extract.on('entry', (header, stream, next) => {
         entries.set(header.name, header);
         stream.on('end', next).resume();
       });
-      const done = new Promise((resolve) => extract.on('finish', resolve));
+      const done = new Promise<void>((resolve) => extract.on('finish', () => resolve()));
       buildContext(dir, 'FROM x\n').pipe(extract);
       await done;
       expect(entries.get('Dockerfile')).toBeDefined();
