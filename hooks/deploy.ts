@@ -14,7 +14,7 @@ import { nextReleaseVersion, type AppRecord, type AppStore, type Release } from 
 import { extractRevision } from '../buildpacks/extract.js';
 import { parseProcfile } from '../buildpacks/procfile.js';
 import { runBuild } from '../buildpacks/runner.js';
-import { buildReleaseImage } from '../runtime/images.js';
+import { buildReleaseImage, releaseImageRef } from '../runtime/images.js';
 import { buildDockerfileImage } from '../runtime/dockerfile.js';
 import { deployFormation } from '../runtime/formation.js';
 import { parseAppJson, type HealthCheck } from '../runtime/healthchecks.js';
@@ -86,6 +86,7 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
   });
   const workDir = await fs.mkdtemp(path.join(deps.paths.tmpDir, `build-${app}-`));
   let buildpackNames: string[] = [];
+  let pendingVersion: number | null = null;
   try {
     say(header(`Building ${app} from ${rev.slice(0, 7)} (build ${buildId})`));
     const appDir = path.join(workDir, 'app');
@@ -103,6 +104,7 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
 
     const record = await deps.apps.get(app);
     const version = nextReleaseVersion(record);
+    pendingVersion = version;
     const ctx: BuildContext = { app, rev, buildId, version, appDir, record, say, signal: io.signal };
     const result = (await usesDockerfile(record.buildpacks, appDir)) ? await buildWithDockerfile(deps, ctx) : await buildWithBuildpacks(deps, ctx);
     buildpackNames = result.buildpacks;
@@ -175,6 +177,14 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     );
     return release;
   } catch (err) {
+    // The image of a release that never went live only takes space (and would lose its tag to
+    // the next build of the same version): remove it; the dependency image stays for the retry.
+    if (pendingVersion !== null) {
+      await deps.docker
+        .getImage(releaseImageRef(app, pendingVersion))
+        .remove()
+        .catch(() => undefined);
+    }
     const message = oneLine(err);
     say(`\n !     ${message}\n`);
     say(' !     The push was refused; the running release is unchanged.\n');

@@ -243,22 +243,28 @@ export class Operations {
     const env = releaseEnv(release, record);
     const fresh: { id: string; name: string; type: string; hostPort: number | null }[] = [];
     try {
-      for (const s of plan.start) {
-        const started = await startProcess(docker, {
-          app,
-          type: s.type,
-          index: s.index,
-          image: release.image,
-          release: release.version,
-          command: release.processTypes[s.type] ?? '',
-          env,
-          web: s.type === 'web',
-          ...(record.limits?.memory ? { memory: record.limits.memory } : {}),
-          ...(record.limits?.cpus ? { cpus: record.limits.cpus } : {}),
-        });
-        fresh.push({ ...started, type: s.type });
-        progress(`       Started ${containerName(app, s.type, s.index)}\n`);
-      }
+      // Started side by side: scaling web 1 -> 10 should cost one container start, not ten.
+      const results = await Promise.allSettled(
+        plan.start.map(async (s) => {
+          const started = await startProcess(docker, {
+            app,
+            type: s.type,
+            index: s.index,
+            image: release.image,
+            release: release.version,
+            command: release.processTypes[s.type] ?? '',
+            env,
+            web: s.type === 'web',
+            ...(record.limits?.memory ? { memory: record.limits.memory } : {}),
+            ...(record.limits?.cpus ? { cpus: record.limits.cpus } : {}),
+          });
+          progress(`       Started ${containerName(app, s.type, s.index)}\n`);
+          return { ...started, type: s.type };
+        }),
+      );
+      for (const r of results) if (r.status === 'fulfilled') fresh.push(r.value);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
       const freshWeb = fresh.filter((f) => f.type === 'web');
       await webReady(
         { docker, settleMs: config.healthSettleMs, healthTimeoutMs: HEALTH_TIMEOUT_MS, progress: (l) => progress(`       ${l}\n`), ...(release.healthchecks ? { healthchecks: release.healthchecks } : {}) },

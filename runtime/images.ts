@@ -200,4 +200,8 @@ export async function removeAppImages(docker: Dockerode, app: string): Promise<v
       }
     }
   }
+  // Images that lost their tag (a failed deploy's image replaced by a later build of the same
+  // version) still carry the app's label: they go too.
+  const untagged = await docker.listImages({ filters: { label: [`slipway.app=${app}`], dangling: ['true'] } });
+  for (const image of untagged) await docker.getImage(image.Id).remove().catch(() => undefined);
 }
