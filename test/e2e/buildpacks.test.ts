@@ -212,13 +212,15 @@ describe('buildpacks end to end', () => {
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toContain('Virtualenv: cache hit');
 
-    // A compile that fails (a requirement the mirror lacks): the push fails, v2 keeps serving.
+    // A requirement the mirror lacks: refused before the build, by name, with the command to add
+    // it; v2 keeps serving.
     await fs.appendFile(path.join(wc, 'requirements.txt'), 'not-in-the-mirror==9.9\n');
     await platform.commitAll(wc, 'missing requirement');
     const broken = await push(wc, app);
     expect(broken.code).not.toBe(0);
-    expect(broken.stderr).toContain('pip could not install requirements.txt offline');
-    expect(broken.stderr).toMatch(/buildpack python failed to compile/);
+    expect(broken.stderr).toContain('missing from the mirror: not-in-the-mirror==9.9');
+    expect(broken.stderr).toContain('slipway mirror:add pypi');
+    expect(broken.stderr).not.toContain('Running buildpack python');
     expect(broken.stderr).toContain('running release is unchanged');
     expect((await get(platform.httpPort, app, '/')).body).toBe('hello from a wheel prefix=/app/.venv');
     const apps = JSON.parse((await platform.cli(['apps:info', app, '--json'])).stdout) as { release: string };
