@@ -4,14 +4,23 @@ import type { Config } from '../platform/config.js';
 import { SlipwayError } from '../platform/errors.js';
 import type { Paths } from '../platform/paths.js';
 import type { BuildpackRef } from '../buildpacks/runner.js';
-import { ensureNpmPackages, lockfilePackages, resolveNodeRuntime } from '../buildpacks/mirror/npm.js';
+import {
+  ensureNpmPackages,
+  lockfilePackages,
+  parsePackageManagerField,
+  pnpmLockPackages,
+  pnpmRangeFor,
+  resolveNodeRuntime,
+  resolvePackageManager,
+  yarnLockPackages,
+} from '../buildpacks/mirror/npm.js';
 import type { PackumentCache } from '../buildpacks/mirror/fetch.js';
 import { missingRequirements, parseRequirements } from '../buildpacks/mirror/pypi.js';
 
 /**
  * Builds run with no network, so everything they install must be in the mirror before they
- * start. For a Node app that means the runtime `engines.node` asks for, npm, and every package
- * the lockfile names. With an upstream configured, what is missing is fetched now (pull-through);
+ * start. For a Node app that means the runtime `engines.node` asks for, npm, the package manager
+ * its lockfile needs (yarn, pnpm), and every package the lockfile names. With an upstream configured, what is missing is fetched now (pull-through);
  * without one, what is missing fails the build here, by name, before compile.
  * Returns the hints the node buildpack reads (the resolved versions).
  */
@@ -29,7 +38,7 @@ export async function prepareMirror(o: {
   if (!o.candidates.some((c) => c.name === 'node')) return {};
   const pkgText = await fs.readFile(path.join(o.appDir, 'package.json'), 'utf8').catch(() => null);
   if (pkgText === null) return {};
-  let pkg: { engines?: { node?: unknown } };
+  let pkg: { engines?: { node?: unknown }; packageManager?: unknown };
   try {
     pkg = JSON.parse(pkgText) as typeof pkg;
   } catch {
@@ -42,12 +51,38 @@ export async function prepareMirror(o: {
   progress(`-----> Resolving Node.js ${requested ? `engines.node "${range}"` : `(no engines.node; default ${range})`}`);
   const runtime = await resolveNodeRuntime({ mirrorDir: o.paths.mirrorDir, range, upstream, progress, packuments: o.packuments });
   progress(`       Node.js ${runtime.node}, npm ${runtime.npm}`);
-  const lockText = await fs.readFile(path.join(o.appDir, 'package-lock.json'), 'utf8').catch(() => null);
+  const hints: Record<string, string> = { SLIPWAY_NODE_VERSION: runtime.node, SLIPWAY_NPM_VERSION: runtime.npm };
+  const read = (file: string) => fs.readFile(path.join(o.appDir, file), 'utf8').catch(() => null);
+  const lockText = await read('package-lock.json');
   if (lockText !== null) {
     const packages = lockfilePackages(lockText);
     await ensureNpmPackages({ mirrorDir: o.paths.mirrorDir, packages, upstream, progress });
+    return hints;
   }
-  return { SLIPWAY_NODE_VERSION: runtime.node, SLIPWAY_NPM_VERSION: runtime.npm };
+  // The buildpack's order: npm's lockfiles, then yarn.lock, then pnpm-lock.yaml.
+  if ((await read('npm-shrinkwrap.json')) !== null) return hints;
+  const pinned = parsePackageManagerField(pkg.packageManager);
+  const pinnedFor = (tool: string) => (pinned?.name === tool ? pinned.version : null);
+  const yarnLock = await read('yarn.lock');
+  if (yarnLock !== null) {
+    progress('-----> Resolving yarn (yarn.lock)');
+    const packages = yarnLockPackages(yarnLock);
+    const yarn = await resolvePackageManager({ mirrorDir: o.paths.mirrorDir, tool: 'yarn', pinned: pinnedFor('yarn'), range: '1.x', upstream, progress, packuments: o.packuments });
+    progress(`       yarn ${yarn}`);
+    await ensureNpmPackages({ mirrorDir: o.paths.mirrorDir, packages, upstream, progress });
+    return { ...hints, SLIPWAY_YARN_VERSION: yarn };
+  }
+  const pnpmLock = await read('pnpm-lock.yaml');
+  if (pnpmLock !== null) {
+    progress('-----> Resolving pnpm (pnpm-lock.yaml)');
+    const lock = pnpmLockPackages(pnpmLock);
+    const range = pnpmRangeFor(lock.lockfileVersion);
+    const pnpm = await resolvePackageManager({ mirrorDir: o.paths.mirrorDir, tool: 'pnpm', pinned: pinnedFor('pnpm'), range, upstream, progress, packuments: o.packuments });
+    progress(`       pnpm ${pnpm}`);
+    await ensureNpmPackages({ mirrorDir: o.paths.mirrorDir, packages: lock.packages, upstream, progress });
+    return { ...hints, SLIPWAY_PNPM_VERSION: pnpm };
+  }
+  return hints;
 }
 
 /**
