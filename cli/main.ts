@@ -62,7 +62,8 @@ async function main(argv: string[]): Promise<number> {
     case 'setup': {
       // What `./scripts/test` and operators run to prepare a machine without starting the platform.
       const { config } = await loadConfig(home);
-      const logger = createLogger(config.logLevel);
+      // Progress lines speak to the operator here; only problems need the structured log.
+      const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
       const progress = (line: string) => process.stdout.write(`${line}\n`);
       const docker = await ensureDocker({ progress, logger });
       await ensureStackImage(docker, { progress, logger });
