@@ -9,7 +9,8 @@ import { isValidAppName } from '../platform/app-name.js';
 import { SlipwayError } from '../platform/errors.js';
 import { readJson, writeJsonAtomic } from '../platform/files.js';
 import type { BuildpackRef } from './runner.js';
-import { entryComponents, symlinkAncestor, symlinkEscapes } from './safe-paths.js';
+import { symlinkEscapes } from './safe-paths.js';
+import { extractSafely } from './safe-tar.js';
 
 /** Built-ins in detection order: the most specific first, so a Node app with an index.html is Node. */
 export const BUILTIN_BUILDPACKS = ['node', 'python', 'static'] as const;
@@ -222,49 +223,18 @@ export async function copyTree(src: string, dest: string): Promise<void> {
  */
 export async function extractTarball(data: Buffer, dest: string): Promise<void> {
   await fs.mkdir(dest, { recursive: true, mode: 0o755 });
-  const symlinks = new Map<string, string>();
   const extract = tar.extract();
-  let bytes = 0;
   const feeding = pipeline(Readable.from([data]), zlib.createGunzip(), extract).catch((err: unknown) => {
     extract.destroy(err as Error);
   });
   try {
-    for await (const entry of extract) {
-      const h = entry.header;
-      const refuse = (why: string) => new SlipwayError('E_ARCHIVE', `refusing tarball entry ${JSON.stringify(h.name.slice(0, 200))}: ${why}`);
-      const parts = entryComponents(h.name);
-      if (typeof parts === 'string') {
-        // `./` alone is the root folder some tar tools write first.
-        if (h.type === 'directory' && parts === 'has an empty path') {
-          entry.resume();
-          continue;
-        }
-        throw refuse(parts);
-      }
-      const rel = parts.join('/');
-      const through = symlinkAncestor(parts, symlinks);
-      if (through !== undefined) throw refuse(`it lies under the symlink ${through}`);
-      const abs = path.join(dest, ...parts);
-      if (h.type === 'directory') {
-        await fs.mkdir(abs, { recursive: true, mode: 0o755 });
-        entry.resume();
-      } else if (h.type === 'file') {
-        bytes += h.size ?? 0;
-        if (bytes > MAX_BUILDPACK_BYTES) throw new SlipwayError('E_TOO_LARGE', `the tarball unpacks to more than ${MAX_BUILDPACK_BYTES / 1024 / 1024} MiB`);
-        await fs.mkdir(path.dirname(abs), { recursive: true, mode: 0o755 });
-        const fh = await fs.open(abs, 'wx', (h.mode ?? 0) & 0o111 ? 0o755 : 0o644);
-        await pipeline(entry, fh.createWriteStream());
-      } else if (h.type === 'symlink') {
-        const target = h.linkname ?? '';
-        if (target === '' || symlinkEscapes(rel, target, new Map([...symlinks, [rel, target]]))) throw refuse(`the symlink points outside the buildpack (${target.slice(0, 200)})`);
-        await fs.mkdir(path.dirname(abs), { recursive: true, mode: 0o755 });
-        await fs.symlink(target, abs);
-        symlinks.set(rel, target);
-        entry.resume();
-      } else {
-        throw refuse(`unsupported entry type ${h.type ?? 'unknown'}`);
-      }
-    }
+    await extractSafely(extract, {
+      dest: await fs.realpath(dest),
+      maxBytes: MAX_BUILDPACK_BYTES,
+      entryLabel: 'tarball',
+      treeLabel: 'the buildpack',
+      tooLarge: `the tarball unpacks to more than ${MAX_BUILDPACK_BYTES / 1024 / 1024} MiB`,
+    });
   } catch (err) {
     if (err instanceof SlipwayError) throw err;
     throw new SlipwayError('E_ARCHIVE', `not a gzipped tar archive, or a damaged one: ${(err as Error).message}`);
