@@ -30,11 +30,17 @@ exec bash -c "$1"
 `;
 
 /**
- * Top-level folders where buildpacks put runtimes and installed dependencies: large (the Node.js
- * binary alone is 120 MB) and unchanged by most pushes. They go into a dependency image of their
- * own, keyed by their content, so a code-only push sends and stores only the code.
+ * Top-level folders where buildpacks put language runtimes (the Node.js binary alone is 120 MB).
+ * They become a runtime image shared by every app with the same runtime, keyed by content:
+ * `slipway/runtime:<digest>`.
  */
-export const DEPENDENCY_DIRS = ['.slipway', '.heroku', '.venv', 'node_modules', 'vendor'] as const;
+export const RUNTIME_DIRS = ['.slipway', '.heroku'] as const;
+/**
+ * Top-level folders of installed dependencies: unchanged by most pushes, so they get an image of
+ * their own per app, `slipway/<app>:deps-<digest>`, on top of the runtime image.
+ */
+export const DEPENDENCY_DIRS = ['.venv', 'node_modules', 'vendor'] as const;
+export const RUNTIME_REPO = 'slipway/runtime';
 
 const checkImageRef = (ref: string): string => {
   if (!/^[a-z0-9][a-z0-9._/:@-]*$/.test(ref)) {
@@ -95,27 +101,26 @@ export function buildContext(appDir: string, dockerfile: string, include: (topLe
   return tarFs.pack(appDir, options) as unknown as Readable;
 }
 
-const DEPENDENCY_DOCKERFILE = (stackImage: string): string =>
-  [`FROM ${checkImageRef(stackImage)}`, 'COPY --chown=1000:1000 app/ /app/', ''].join('\n');
+const LAYER_DOCKERFILE = (base: string): string => [`FROM ${checkImageRef(base)}`, 'COPY --chown=1000:1000 app/ /app/', ''].join('\n');
 
 /** Files up to this size are hashed by content; larger ones (runtimes, native binaries) by size and mtime. */
 const CONTENT_HASH_LIMIT = 1024 * 1024;
 
 /**
- * A digest of the dependency folders (paths, modes, link targets, and the bytes of every file up
- * to 1 MiB), so the same dependencies map to the same image. Large files count by size and mtime,
- * like rsync's quick check: hashing the 120 MB Node binary on every push would cost seconds, and
- * any version change also changes a small file beside it (package.json, node_version.h).
- * Null when there are no dependency folders.
+ * A digest of some top-level folders (paths, modes, link targets, and the bytes of every file up
+ * to 1 MiB) on a given base image, so the same content maps to the same image. Large files count
+ * by size and mtime, like rsync's quick check: hashing the 120 MB Node binary on every push would
+ * cost seconds, and any version change also changes a small file beside it (package.json,
+ * node_version.h). Null when none of the folders is there.
  */
-export async function dependencyDigest(appDir: string, stackImage: string): Promise<string | null> {
+export async function folderDigest(appDir: string, dirs: readonly string[], base: string): Promise<string | null> {
   const present: string[] = [];
-  for (const dir of DEPENDENCY_DIRS) {
+  for (const dir of dirs) {
     const stat = await fs.lstat(path.join(appDir, dir)).catch(() => null);
     if (stat?.isDirectory()) present.push(dir);
   }
   if (present.length === 0) return null;
-  const hash = crypto.createHash('sha256').update(`${stackImage}\n`);
+  const hash = crypto.createHash('sha256').update(`${base}\n`);
   const walk = async (rel: string): Promise<void> => {
     const entries = (await fs.readdir(path.join(appDir, rel), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
     for (const e of entries) {
@@ -151,9 +156,10 @@ async function build(docker: Dockerode, context: Readable, tag: string, labels: 
 }
 
 /**
- * Bakes `slipway/<app>:v<N>` in two steps: a dependency image (`slipway/<app>:deps-<digest>`,
- * built only when the dependency folders changed) and, on top, the app's own files. A warm,
- * code-only deploy therefore sends megabytes of code instead of the runtime and node_modules.
+ * Bakes `slipway/<app>:v<N>` in up to three steps, each reused while its content is unchanged:
+ * the runtime image (`slipway/runtime:<digest>`, shared by apps), the app's dependency image
+ * (`slipway/<app>:deps-<digest>`), and on top the app's own files. A code-only deploy sends
+ * megabytes of code; a new app on a known runtime skips the runtime's 120 MB.
  */
 export async function buildReleaseImage(o: {
   docker: Dockerode;
@@ -164,26 +170,45 @@ export async function buildReleaseImage(o: {
   labels: Record<string, string>;
   /** Docker's build output, line by line. */
   onProgress: (line: string) => void;
-  /** What a pusher wants to see: whether the dependency layer was reused. */
+  /** What a pusher wants to see: whether the runtime and dependency layers were reused. */
   onStep?: (line: string) => void;
 }): Promise<string> {
   const ref = releaseImageRef(o.app, o.version);
   const step = o.onStep ?? o.onProgress;
-  const isDependency = (top: string) => (DEPENDENCY_DIRS as readonly string[]).includes(top);
+  const layered = new Set<string>([...RUNTIME_DIRS, ...DEPENDENCY_DIRS]);
   let base = o.stackImage;
-  const digest = await dependencyDigest(o.appDir, o.stackImage);
-  if (digest !== null) {
-    base = `slipway/${o.app}:deps-${digest}`;
-    if (!(await imageExists(o.docker, base))) {
-      step(`dependency layer changed: building ${base}`);
-      await build(o.docker, buildContext(o.appDir, DEPENDENCY_DOCKERFILE(o.stackImage), isDependency), base, { 'slipway.app': o.app, 'slipway.deps': digest }, o.onProgress);
+  const layer = async (what: string, dirs: readonly string[], tagFor: (digest: string) => string, labels: (digest: string) => Record<string, string>) => {
+    const digest = await folderDigest(o.appDir, dirs, base);
+    if (digest === null) return;
+    const tag = tagFor(digest);
+    if (await imageExists(o.docker, tag)) {
+      step(`${what} layer unchanged: reusing ${tag}`);
     } else {
-      step(`dependency layer unchanged: reusing ${base}`);
+      step(`${what} layer changed: building ${tag}`);
+      await build(o.docker, buildContext(o.appDir, LAYER_DOCKERFILE(base), (top) => dirs.includes(top)), tag, labels(digest), o.onProgress);
     }
-  }
+    base = tag;
+  };
+  await layer('runtime', RUNTIME_DIRS, (d) => `${RUNTIME_REPO}:${d}`, (d) => ({ 'slipway.runtime': d }));
+  await layer('dependency', DEPENDENCY_DIRS, (d) => `slipway/${o.app}:deps-${d}`, (d) => ({ 'slipway.app': o.app, 'slipway.deps': d }));
   const labels = { ...o.labels, 'slipway.app': o.app, 'slipway.release': String(o.version) };
-  await build(o.docker, buildContext(o.appDir, releaseDockerfile(base), (top) => !isDependency(top)), ref, labels, o.onProgress);
+  await build(o.docker, buildContext(o.appDir, releaseDockerfile(base), (top) => !layered.has(top)), ref, labels, o.onProgress);
   return ref;
+}
+
+/**
+ * Untags runtime images no other image is built on. Images built on one inherit its
+ * `slipway.runtime` label, so a runtime image alone under its label serves nobody.
+ */
+export async function removeUnusedRuntimeImages(docker: Dockerode): Promise<void> {
+  const runtimes = await docker.listImages({ filters: { reference: [RUNTIME_REPO] } });
+  for (const image of runtimes) {
+    const digest = image.Labels?.['slipway.runtime'];
+    if (!digest) continue;
+    const users = await docker.listImages({ filters: { label: [`slipway.runtime=${digest}`] } });
+    if (users.some((u) => u.Id !== image.Id)) continue;
+    for (const tag of image.RepoTags ?? []) await docker.getImage(tag).remove().catch(() => undefined);
+  }
 }
 
 /** Removes every `slipway/<app>:*` tag (and so the images no other tag keeps). */
@@ -204,4 +229,5 @@ export async function removeAppImages(docker: Dockerode, app: string): Promise<v
   // version) still carry the app's label: they go too.
   const untagged = await docker.listImages({ filters: { label: [`slipway.app=${app}`], dangling: ['true'] } });
   for (const image of untagged) await docker.getImage(image.Id).remove().catch(() => undefined);
+  await removeUnusedRuntimeImages(docker);
 }

@@ -146,6 +146,34 @@ describe('buildReleaseImage (real engine)', () => {
     }
   });
 
+  it('shares a runtime image between apps with the same runtime, and drops it with its last user', async () => {
+    const other = randomApp();
+    const dirs = [await makeAppDir('rt-one'), await makeAppDir('rt-two')];
+    try {
+      for (const dir of dirs) {
+        await fs.mkdir(`${dir}/.slipway/bin`, { recursive: true });
+        await fs.writeFile(`${dir}/.slipway/bin/tool`, `runtime ${app}\n`, { mode: 0o755 });
+      }
+      const steps: string[] = [];
+      const onStep = (l: string) => steps.push(l);
+      await buildReleaseImage({ docker, stackImage: STACK, appDir: dirs[0]!, app, version: 20, labels: TEST_LABELS, onProgress: () => {}, onStep });
+      const runtime = /runtime layer changed: building (slipway\/runtime:[0-9a-f]{16})/.exec(steps.join('\n'))?.[1];
+      expect(runtime).toBeDefined();
+      steps.length = 0;
+      await buildReleaseImage({ docker, stackImage: STACK, appDir: dirs[1]!, app: other, version: 1, labels: TEST_LABELS, onProgress: () => {}, onStep });
+      expect(steps).toContain(`runtime layer unchanged: reusing ${runtime}`);
+
+      await removeAppImages(docker, app);
+      // Still used by the other app's release.
+      await expect(docker.getImage(runtime!).inspect()).resolves.toBeDefined();
+      await removeAppImages(docker, other);
+      await expect(docker.getImage(runtime!).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    } finally {
+      await cleanupApp(other);
+      for (const dir of dirs) await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('removeAppImages removes every tag of the app', async () => {
     await removeAppImages(docker, app);
     const left = await docker.listImages({ filters: { reference: [`slipway/${app}`] } });
