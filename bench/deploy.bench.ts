@@ -94,7 +94,7 @@ async function timeBaseline(ctxDir: string, wc: string, marker: string, nocache:
   const started = performance.now();
   await fs.rm(path.join(ctxDir, 'app'), { recursive: true, force: true });
   await fs.cp(wc, path.join(ctxDir, 'app'), { recursive: true, filter: (src) => !src.includes(`${path.sep}.git`) });
-  const stream = await docker.buildImage(tarFs.pack(ctxDir) as never, { t: baselineTag, nocache, networkmode: 'none', labels: { 'slipway.test': '1' } });
+  const stream = await docker.buildImage(tarFs.pack(ctxDir) as never, { t: baselineTag, nocache, networkmode: 'none', labels: { 'slipway.test': '1', 'slipway.bench': app } });
   await followToEnd(docker, stream, () => undefined);
   for (const c of await docker.listContainers({ all: true, filters: { label: [`slipway.bench=${app}`] } })) await stopAndRemove(docker, c.Id, 2);
   const container = await docker.createContainer({
@@ -117,7 +117,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of await docker.listContainers({ all: true, filters: { label: [`slipway.bench=${app}`] } })) await stopAndRemove(docker, c.Id, 1);
-  await docker.getImage(baselineTag).remove({ force: true }).catch(() => undefined);
+  // Every baseline build, including the ones a later build took the tag from.
+  for (const image of await docker.listImages({ all: true, filters: { label: [`slipway.bench=${app}`] } })) {
+    await docker.getImage(image.Id).remove({ force: true }).catch(() => undefined);
+  }
   await platform?.stop();
   const ratio = (a: string, b: string) => (results[a]! / results[b]!).toFixed(2);
   const s = (k: string) => `${(results[k]! / 1000).toFixed(2)} s`;
