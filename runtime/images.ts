@@ -49,19 +49,32 @@ const checkImageRef = (ref: string): string => {
   return ref;
 };
 
-// Labels are passed to the build API rather than written here: they change every release and
-// would otherwise need escaping.
-export function releaseDockerfile(baseImage: string): string {
+/**
+ * What every release runs on: the stack, the launcher and the process settings. Built once per
+ * stack and launcher, so a release build is a single COPY (the classic builder commits a layer
+ * for each instruction, metadata ones included).
+ */
+export function launchBaseDockerfile(stackImage: string): string {
   return [
-    `FROM ${checkImageRef(baseImage)}`,
+    `FROM ${checkImageRef(stackImage)}`,
     `COPY slipway-exec ${LAUNCHER_PATH}`,
-    'COPY --chown=1000:1000 app/ /app/',
     'WORKDIR /app',
     'ENV HOME=/app',
     'USER 1000:1000',
     `ENTRYPOINT ["${LAUNCHER_PATH}"]`,
     '',
   ].join('\n');
+}
+
+export function launchBaseRef(stackImage: string): string {
+  const digest = crypto.createHash('sha256').update(launchBaseDockerfile(stackImage)).update(LAUNCHER_SCRIPT).digest('hex').slice(0, 12);
+  return `slipway/base:${digest}`;
+}
+
+// Labels are passed to the build API rather than written here: they change every release and
+// would otherwise need escaping. COPY runs as root whatever USER says, hence --chown.
+export function releaseDockerfile(baseImage: string): string {
+  return [`FROM ${checkImageRef(baseImage)}`, 'COPY --chown=1000:1000 app/ /app/', ''].join('\n');
 }
 
 export function releaseImageRef(app: string, version: number): string {
@@ -101,7 +114,7 @@ export function buildContext(appDir: string, dockerfile: string, include: (topLe
   return tarFs.pack(appDir, options) as unknown as Readable;
 }
 
-const LAYER_DOCKERFILE = (base: string): string => [`FROM ${checkImageRef(base)}`, 'COPY --chown=1000:1000 app/ /app/', ''].join('\n');
+
 
 /** Files up to this size are hashed by content; larger ones (runtimes, native binaries) by size and mtime. */
 const CONTENT_HASH_LIMIT = 1024 * 1024;
@@ -176,7 +189,11 @@ export async function buildReleaseImage(o: {
   const ref = releaseImageRef(o.app, o.version);
   const step = o.onStep ?? o.onProgress;
   const layered = new Set<string>([...RUNTIME_DIRS, ...DEPENDENCY_DIRS]);
-  let base = o.stackImage;
+  let base = launchBaseRef(o.stackImage);
+  if (!(await imageExists(o.docker, base))) {
+    step(`building the launch base ${base}`);
+    await build(o.docker, buildContext(o.appDir, launchBaseDockerfile(o.stackImage), () => false), base, { 'slipway.base': base.split(':')[1]! }, o.onProgress);
+  }
   const layer = async (what: string, dirs: readonly string[], tagFor: (digest: string) => string, labels: (digest: string) => Record<string, string>) => {
     const digest = await folderDigest(o.appDir, dirs, base);
     if (digest === null) return;
@@ -185,7 +202,7 @@ export async function buildReleaseImage(o: {
       step(`${what} layer unchanged: reusing ${tag}`);
     } else {
       step(`${what} layer changed: building ${tag}`);
-      await build(o.docker, buildContext(o.appDir, LAYER_DOCKERFILE(base), (top) => dirs.includes(top)), tag, labels(digest), o.onProgress);
+      await build(o.docker, buildContext(o.appDir, releaseDockerfile(base), (top) => dirs.includes(top)), tag, labels(digest), o.onProgress);
     }
     base = tag;
   };

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import tar from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { containerLogs, startProcess, stopAndRemove, waitHealthy } from '../../runtime/containers.js';
-import { LAUNCHER_SCRIPT, buildContext, buildReleaseImage, releaseDockerfile, releaseImageRef, removeAppImages } from '../../runtime/images.js';
+import { LAUNCHER_SCRIPT, buildContext, buildReleaseImage, launchBaseDockerfile, launchBaseRef, releaseDockerfile, releaseImageRef, removeAppImages } from '../../runtime/images.js';
 import { STACK, TEST_LABELS, WEB_COMMAND, buildTestImage, cleanupApp, docker, httpGet, makeAppDir, randomApp } from './helpers.js';
 
 describe('releaseImageRef', () => {
@@ -17,19 +17,25 @@ describe('releaseImageRef', () => {
   });
 });
 
-describe('releaseDockerfile', () => {
-  it('orders layers for caching and runs as uid 1000 through the launcher', () => {
-    const text = releaseDockerfile('slipway/stack:abc123');
-    const lines = text.trim().split('\n');
+describe('release Dockerfiles', () => {
+  it('puts the launcher and process settings in a base built once, and runs as uid 1000', () => {
+    const lines = launchBaseDockerfile('slipway/stack:abc123').trim().split('\n');
     expect(lines[0]).toBe('FROM slipway/stack:abc123');
-    expect(lines.indexOf('COPY slipway-exec /usr/local/bin/slipway-exec')).toBeLessThan(lines.indexOf('COPY --chown=1000:1000 app/ /app/'));
+    expect(lines).toContain('COPY slipway-exec /usr/local/bin/slipway-exec');
     expect(lines).toContain('USER 1000:1000');
     expect(lines).toContain('ENV HOME=/app');
     expect(lines.at(-1)).toBe('ENTRYPOINT ["/usr/local/bin/slipway-exec"]');
+    expect(launchBaseRef('slipway/stack:abc123')).toMatch(/^slipway\/base:[0-9a-f]{12}$/);
+    expect(launchBaseRef('slipway/stack:abc123')).not.toBe(launchBaseRef('slipway/stack:def456'));
   });
 
-  it('refuses a stack reference that could inject instructions', () => {
+  it('makes a release one COPY of the app owned by uid 1000', () => {
+    expect(releaseDockerfile('slipway/base:0123456789ab').trim().split('\n')).toEqual(['FROM slipway/base:0123456789ab', 'COPY --chown=1000:1000 app/ /app/']);
+  });
+
+  it('refuses an image reference that could inject instructions', () => {
     expect(() => releaseDockerfile('x\nRUN rm -rf /')).toThrow(/invalid image reference/);
+    expect(() => launchBaseDockerfile('x\nRUN rm -rf /')).toThrow(/invalid image reference/);
   });
 });
 
