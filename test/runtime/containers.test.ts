@@ -149,7 +149,7 @@ describe('process containers (real engine)', () => {
       let text = '';
       for await (const chunk of stream) {
         text += String(chunk);
-        if (text.includes('err-3')) break;
+        if (text.includes('out-3\n') && text.includes('err-3\n')) break;
       }
       // stdout and stderr are separate pipes: lines written together may arrive in either order,
       // but the first round comes before the third.
