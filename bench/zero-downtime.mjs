@@ -47,7 +47,7 @@ const cli = (...args) => run(slipway, args, { env });
 let server = null;
 
 async function start() {
-  await fs.symlink(process.env.SLIPWAY_TEST_MIRROR ?? path.join(root, '.cache', 'test-mirror'), path.join(home, 'mirror'));
+  await fs.symlink(path.resolve(process.env.SLIPWAY_TEST_MIRROR ?? path.join(root, '.cache', 'test-mirror')), path.join(home, 'mirror'));
   await fs.writeFile(path.join(home, 'config.json'), JSON.stringify({ healthSettleMs: 500, drainMs: 500, stopGraceSeconds: 2 }));
   server = spawn(slipway, ['server', '--ssh-port', String(sshPort), '--http-port', String(httpPort)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
