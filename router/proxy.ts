@@ -48,6 +48,20 @@ export function sendRawText(socket: Duplex, status: number, body: string): void 
   );
 }
 
+
+/** The request to one upstream: same method, path and (filtered) headers, strict parsing. */
+function upstreamRequest(target: string, req: http.IncomingMessage, headers: http.OutgoingHttpHeaders, agent: http.Agent | false): http.ClientRequest {
+  return http.request({
+    ...parseUpstream(target),
+    agent,
+    method: req.method,
+    path: req.url,
+    headers,
+    setHost: false,
+    insecureHTTPParser: false,
+  });
+}
+
 /**
  * Forwards one request, streaming both bodies. Targets are tried in order: a target that refuses
  * the connection passes the request to the next one, which is safe because the request body is
@@ -77,15 +91,7 @@ export function proxyRequest(
     const target = targets[index]!;
     let bodyStarted = false;
     let responded = false;
-    const preq = http.request({
-      ...parseUpstream(target),
-      agent: ctx.agent,
-      method: req.method,
-      path: req.url,
-      headers,
-      setHost: false,
-      insecureHTTPParser: false,
-    });
+    const preq = upstreamRequest(target, req, headers, ctx.agent);
     current = preq;
 
     const startBody = (): void => {
@@ -161,15 +167,8 @@ export function proxyUpgrade(
 
   const attempt = (index: number): void => {
     const target = targets[index]!;
-    const preq = http.request({
-      ...parseUpstream(target),
-      agent: false,
-      method: req.method,
-      path: req.url,
-      headers,
-      setHost: false,
-      insecureHTTPParser: false,
-    });
+    // Upgraded sockets leave the pool for good: never take one from the keep-alive agent.
+    const preq = upstreamRequest(target, req, headers, false);
     current = preq;
 
     preq.on('upgrade', (pres, usocket, uhead) => {
