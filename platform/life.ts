@@ -1,23 +1,12 @@
-import type Dockerode from 'dockerode';
-import type { Logger } from './log.js';
-import type { Paths } from './paths.js';
-import type { RouteBook } from './routes.js';
-import type { AppStore } from './store.js';
 import { readBuildLog } from './build-logs.js';
-import { recover } from './recover.js';
+import { recover, type RecoverDeps } from './recover.js';
 import { RouteKeeper } from './route-keeper.js';
 import type { LifeService } from '../receiver/commands/types.js';
 import { streamAppLogs } from '../runtime/app-logs.js';
 import { ContainerEvents } from '../runtime/events.js';
 
-export interface LifeDeps {
-  docker: Dockerode;
-  apps: AppStore;
-  routes: RouteBook;
-  paths: Paths;
-  logger: Logger;
-  graceSeconds: number;
-}
+/** What recovery needs, less the progress callback that `start()` takes. */
+export type LifeDeps = Omit<RecoverDeps, 'progress'>;
 
 /**
  * Logs, build history, and what keeps apps alive around the daemon: one Docker event stream
