@@ -223,13 +223,15 @@ export async function copyTree(src: string, dest: string): Promise<void> {
  */
 export async function extractTarball(data: Buffer, dest: string): Promise<void> {
   await fs.mkdir(dest, { recursive: true, mode: 0o755 });
+  // Resolved before the stream starts: entries must not flow before extractSafely listens.
+  const realDest = await fs.realpath(dest);
   const extract = tar.extract();
   const feeding = pipeline(Readable.from([data]), zlib.createGunzip(), extract).catch((err: unknown) => {
     extract.destroy(err as Error);
   });
   try {
     await extractSafely(extract, {
-      dest: await fs.realpath(dest),
+      dest: realDest,
       maxBytes: MAX_BUILDPACK_BYTES,
       entryLabel: 'tarball',
       treeLabel: 'the buildpack',

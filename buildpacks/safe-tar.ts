@@ -30,14 +30,15 @@ export async function extractSafely(extract: tar.Extract, o: SafeExtractOptions)
   let bytes = 0;
   const refuse = (name: string, why: string) =>
     new SlipwayError('E_ARCHIVE', `refusing ${o.entryLabel} entry ${JSON.stringify(name.slice(0, 200))}: ${why}`);
-  for await (const entry of extract) {
+  type Entry = typeof extract extends AsyncIterable<infer E> ? E : never;
+  const write = async (entry: Entry): Promise<void> => {
     const h = entry.header;
     const parts = entryComponents(h.name);
     if (typeof parts === 'string') {
       // `./` alone is the root folder some tar tools write first.
       if (h.type === 'directory' && parts === 'has an empty path') {
         entry.resume();
-        continue;
+        return;
       }
       throw refuse(h.name, parts);
     }
@@ -70,7 +71,25 @@ export async function extractSafely(extract: tar.Extract, o: SafeExtractOptions)
     } else {
       throw refuse(h.name, `unsupported entry type ${h.type ?? 'unknown'}`);
     }
-  }
+  };
+  // The event API rather than `for await`: on a refused entry we reject at once and destroy the
+  // stream; the iterator's return() waits for a 'close' that streamx does not always deliver.
+  await new Promise<void>((resolve, reject) => {
+    extract.on('entry', (_header, entry, next) => {
+      write(entry).then(
+        () => next(),
+        (err: unknown) => {
+          entry.resume();
+          reject(err);
+          extract.destroy(err as Error);
+        },
+      );
+    });
+    extract.on('finish', () => resolve());
+    extract.on('error', reject);
+    // Destroyed without an error (the feed was cut): settled here rather than never.
+    extract.on('close', () => reject(new SlipwayError('E_ARCHIVE', `the ${o.entryLabel} archive ended early`)));
+  });
   // A later symlink can change where an earlier one leads (`a -> b/..`, then `b -> .`): check all
   // of them again against the complete set.
   for (const [rel, target] of symlinks) {
