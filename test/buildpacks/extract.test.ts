@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extractRevision } from '../../buildpacks/extract.js';
 import { entryComponents, symlinkAncestor, symlinkEscapes } from '../../buildpacks/safe-paths.js';
-import { SlipwayError } from '../../platform/errors.js';
+import { rejectsOneLine } from '../support/errors.js';
 
 let tmp: string;
 const git = (cwd: string, ...args: string[]) =>
@@ -32,16 +32,6 @@ async function repoWith(name: string, files: Record<string, string | { link: str
   const bare = path.join(tmp, `${name}.git`);
   git(tmp, 'clone', '-q', '--bare', work, bare);
   return { repoDir: bare, rev: git(bare, 'rev-parse', 'HEAD') };
-}
-
-async function refusal(p: Promise<unknown>): Promise<SlipwayError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(SlipwayError);
-  expect((err as SlipwayError).message).not.toContain('\n');
-  return err as SlipwayError;
 }
 
 beforeAll(async () => {
@@ -72,35 +62,35 @@ describe('extractRevision', () => {
 
   it('refuses a symlink to an absolute path outside the app', async () => {
     const { repoDir, rev } = await repoWith('abs', { 'a.txt': 'a', passwd: { link: '/etc/passwd' } });
-    const err = await refusal(extractRevision({ repoDir, rev, gitEnv: {}, dest: path.join(tmp, 'abs-out'), maxBytes: 1 << 20 }));
+    const err = await rejectsOneLine(extractRevision({ repoDir, rev, gitEnv: {}, dest: path.join(tmp, 'abs-out'), maxBytes: 1 << 20 }));
     expect(err.code).toBe('E_ARCHIVE');
     expect(err.message).toMatch(/"passwd".*outside the app/);
   });
 
   it('refuses a symlink that climbs out with ..', async () => {
     const { repoDir, rev } = await repoWith('dotdot', { 'sub/x': { link: '../../x' }, y: { link: '../x' } });
-    const err = await refusal(extractRevision({ repoDir, rev, gitEnv: {}, dest: path.join(tmp, 'dotdot-out'), maxBytes: 1 << 20 }));
+    const err = await rejectsOneLine(extractRevision({ repoDir, rev, gitEnv: {}, dest: path.join(tmp, 'dotdot-out'), maxBytes: 1 << 20 }));
     expect(err.code).toBe('E_ARCHIVE');
     expect(err.message).toMatch(/outside the app/);
   });
 
   it('refuses a symlink chain that only escapes once followed (b -> ., a -> b/..)', async () => {
     const { repoDir, rev } = await repoWith('chain', { a: { link: 'b/..' }, b: { link: '.' } });
-    const err = await refusal(extractRevision({ repoDir, rev, gitEnv: {}, dest: path.join(tmp, 'chain-out'), maxBytes: 1 << 20 }));
+    const err = await rejectsOneLine(extractRevision({ repoDir, rev, gitEnv: {}, dest: path.join(tmp, 'chain-out'), maxBytes: 1 << 20 }));
     expect(err.code).toBe('E_ARCHIVE');
     expect(err.message).toMatch(/"a".*outside the app/);
   });
 
   it('stops past maxBytes', async () => {
     const { repoDir, rev } = await repoWith('big', { 'big.bin': 'x'.repeat(5000) });
-    const err = await refusal(extractRevision({ repoDir, rev, gitEnv: {}, dest: path.join(tmp, 'big-out'), maxBytes: 4096 }));
+    const err = await rejectsOneLine(extractRevision({ repoDir, rev, gitEnv: {}, dest: path.join(tmp, 'big-out'), maxBytes: 4096 }));
     expect(err.code).toBe('E_TOO_LARGE');
   });
 
   it('refuses a revision that is not a full commit id, before running git', async () => {
     const { repoDir } = await repoWith('rev', { a: 'a' });
     for (const rev of ['--output=/tmp/pwned', 'HEAD', 'a'.repeat(39), `${'a'.repeat(40)}\n`]) {
-      const err = await refusal(extractRevision({ repoDir, rev, gitEnv: {}, dest: path.join(tmp, 'rev-out'), maxBytes: 1 << 20 }));
+      const err = await rejectsOneLine(extractRevision({ repoDir, rev, gitEnv: {}, dest: path.join(tmp, 'rev-out'), maxBytes: 1 << 20 }));
       expect(err.code).toBe('E_ARCHIVE');
     }
     await expect(fs.access('/tmp/pwned')).rejects.toThrow();
@@ -108,7 +98,7 @@ describe('extractRevision', () => {
 
   it('reports a commit git does not have', async () => {
     const { repoDir } = await repoWith('missing', { a: 'a' });
-    const err = await refusal(extractRevision({ repoDir, rev: 'f'.repeat(40), gitEnv: {}, dest: path.join(tmp, 'missing-out'), maxBytes: 1 << 20 }));
+    const err = await rejectsOneLine(extractRevision({ repoDir, rev: 'f'.repeat(40), gitEnv: {}, dest: path.join(tmp, 'missing-out'), maxBytes: 1 << 20 }));
     expect(err.code).toBe('E_ARCHIVE');
     expect(err.message).toMatch(/git archive ffffffffffff failed/);
   });
@@ -120,7 +110,7 @@ describe('extractRevision', () => {
     await fs.rename(path.join(repoDir, 'objects'), quarantine);
     await fs.mkdir(path.join(repoDir, 'objects'));
     const dest = path.join(tmp, 'quarantine-out');
-    await refusal(extractRevision({ repoDir, rev, gitEnv: {}, dest: path.join(tmp, 'quarantine-none'), maxBytes: 1 << 20 }));
+    await rejectsOneLine(extractRevision({ repoDir, rev, gitEnv: {}, dest: path.join(tmp, 'quarantine-none'), maxBytes: 1 << 20 }));
     await extractRevision({ repoDir, rev, gitEnv: { GIT_OBJECT_DIRECTORY: quarantine }, dest, maxBytes: 1 << 20 });
     expect(await fs.readFile(path.join(dest, 'q.txt'), 'utf8')).toBe('quarantined\n');
   });

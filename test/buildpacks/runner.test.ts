@@ -9,7 +9,7 @@ import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildpacksHome, runBuild, type BuildpackRef, type RunBuildOptions } from '../../buildpacks/runner.js';
 import { ensureNpmPackages, lockfilePackages, resolveNodeRuntime } from '../../buildpacks/mirror/npm.js';
-import { SlipwayError } from '../../platform/errors.js';
+import { rejectsOneLine } from '../support/errors.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const stackImage = process.env.SLIPWAY_TEST_STACK_IMAGE ?? 'slipway/stack:test';
@@ -48,16 +48,6 @@ function build(over: Partial<RunBuildOptions> & Pick<RunBuildOptions, 'appDir' |
       },
     }))();
   return { promise, output: () => output };
-}
-
-async function failure(p: Promise<unknown>): Promise<SlipwayError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(SlipwayError);
-  expect((err as SlipwayError).message).not.toContain('\n');
-  return err as SlipwayError;
 }
 
 async function leftoverContainers(): Promise<number> {
@@ -127,7 +117,7 @@ describe('runBuild sandbox', () => {
 
   it('fails with E_DETECT naming every buildpack it tried', async () => {
     const b = build({ appDir: await appFrom(null), candidates: [fixtureBp('never'), nodeBp] });
-    const err = await failure(b.promise);
+    const err = await rejectsOneLine(b.promise);
     expect(err.code).toBe('E_DETECT');
     expect(err.message).toBe(
       'no buildpack detected this app (tried: never, node); pin one with a .buildpacks file or `slipway buildpacks:set <app> <buildpack>`',
@@ -139,7 +129,7 @@ describe('runBuild sandbox', () => {
     const mirrorDir = path.join(tmp, 'ro-mirror');
     await fs.mkdir(mirrorDir);
     const b = build({ appDir: await appFrom(null), candidates: [fixtureBp('mirror-writer')], mirrorDir });
-    const err = await failure(b.promise);
+    const err = await rejectsOneLine(b.promise);
     expect(err.code).toBe('E_BUILD');
     expect(err.message).toBe('buildpack mirror-writer failed to compile (exit status 1)');
     expect(b.output()).toContain('Read-only file system');
@@ -152,7 +142,7 @@ describe('runBuild sandbox', () => {
     await fs.mkdir(path.join(slow, 'bin'), { recursive: true });
     await fs.writeFile(path.join(slow, 'bin', 'compile'), '#!/usr/bin/env bash\necho sleeping\nsleep 600\n', { mode: 0o755 });
     const started = Date.now();
-    const err = await failure(build({ appDir, candidates: [{ name: 'slow', dir: slow }], pinned: true, timeoutSeconds: 3 }).promise);
+    const err = await rejectsOneLine(build({ appDir, candidates: [{ name: 'slow', dir: slow }], pinned: true, timeoutSeconds: 3 }).promise);
     expect(err.code).toBe('E_BUILD');
     expect(err.message).toBe('build timed out after 3 s');
     expect(Date.now() - started).toBeLessThan(60_000);
@@ -167,13 +157,13 @@ describe('runBuild sandbox', () => {
     const b = build({ appDir: await appFrom(null), candidates: [{ name: 'slow', dir: slow }], pinned: true, signal: controller.signal });
     while (!b.output().includes('started')) await new Promise((r) => setTimeout(r, 100));
     controller.abort();
-    const err = await failure(b.promise);
+    const err = await rejectsOneLine(b.promise);
     expect(err.message).toBe('build cancelled');
     expect(await leftoverContainers()).toBe(0);
   });
 
   it('refuses config var names that could leave ENV_DIR', async () => {
-    const err = await failure(build({ appDir: await appFrom(null), candidates: [fixtureBp('probe')], envVars: { '../x': 'y' } }).promise);
+    const err = await rejectsOneLine(build({ appDir: await appFrom(null), candidates: [fixtureBp('probe')], envVars: { '../x': 'y' } }).promise);
     expect(err.code).toBe('E_BUILD');
   });
 });
@@ -216,7 +206,7 @@ describe('the node buildpack', () => {
       mirrorDir: sharedMirror,
       buildEnv: { SLIPWAY_NODE_VERSION: runtime.node, SLIPWAY_NPM_VERSION: runtime.npm },
     });
-    const err = await failure(b.promise);
+    const err = await rejectsOneLine(b.promise);
     expect(err.code).toBe('E_BUILD');
     expect(err.message).toBe('buildpack node failed to compile (exit status 1)');
     expect(b.output()).toContain('node-broken: failing on purpose');
@@ -227,7 +217,7 @@ describe('the node buildpack', () => {
     const appDir = await appFrom('node-hello');
     await fs.rm(path.join(appDir, 'package-lock.json'));
     const b = build({ appDir, candidates: [nodeBp], mirrorDir: sharedMirror, buildEnv: { SLIPWAY_NODE_VERSION: runtime.node, SLIPWAY_NPM_VERSION: runtime.npm } });
-    const err = await failure(b.promise);
+    const err = await rejectsOneLine(b.promise);
     expect(err.code).toBe('E_BUILD');
     expect(b.output()).toMatch(/no package-lock.json: builds run without network/);
   });
