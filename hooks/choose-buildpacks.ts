@@ -3,7 +3,7 @@ import path from 'node:path';
 import { isValidAppName } from '../platform/app-name.js';
 import { SlipwayError } from '../platform/errors.js';
 import { fetchBuildpack, parseBuildpackUrl, type BuildpackUrl } from '../buildpacks/fetch-url.js';
-import { BuildpackPlugins, BUILTIN_BUILDPACKS } from '../buildpacks/plugins.js';
+import { BUILTIN_BUILDPACKS, type BuildpackPlugins } from '../buildpacks/plugins.js';
 import type { BuildpackRef } from '../buildpacks/runner.js';
 
 export { BUILTIN_BUILDPACKS };
@@ -22,11 +22,10 @@ export interface BuildpackChoice {
 }
 
 /** Installed buildpacks live in `installedDir`; ones fetched by URL in its hidden `.fetched/<hash>`. */
-export function directoryCatalog(builtinDir: string, installedDir: string): BuildpackCatalog {
-  const plugins = new BuildpackPlugins(builtinDir, installedDir);
+export function directoryCatalog(plugins: BuildpackPlugins): BuildpackCatalog {
   return {
     list: () => plugins.list(),
-    fetch: (url, say) => fetchBuildpack(url, { cacheDir: path.join(installedDir, '.fetched'), say }),
+    fetch: (url, say) => fetchBuildpack(url, { cacheDir: path.join(plugins.installedDir, '.fetched'), say }),
   };
 }
 

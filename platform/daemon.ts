@@ -77,6 +77,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const queues = new AppQueues();
   const mirror = new MirrorAdmin({ config, paths, docker, settings: new SettingsStore(path.join(paths.stateDir, 'settings.json')), serialize: (app, task) => queues.run(app, task) });
   const branches = new BranchGuard(refReader((app) => repoPath(paths, app)));
+  // One view of the built-in and installed buildpacks, for deploys and for the buildpacks commands.
+  const plugins = new BuildpackPlugins(builtinBuildpacksDir, paths.buildpacksDir);
   const deployDeps: DeployDeps = {
     docker,
     config,
@@ -85,7 +87,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     routes,
     logger,
     stackImage: stackImageRef,
-    buildpacks: directoryCatalog(builtinBuildpacksDir, paths.buildpacksDir),
+    buildpacks: directoryCatalog(plugins),
     buildQueue: new PQueue({ concurrency: config.buildConcurrency }),
     packuments: new PackumentCache(),
     mirrorUpstream: (kind) => mirror.upstream(kind),
@@ -103,7 +105,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ops: new Operations({ docker, config, apps, routes, queues, logger }),
     mirror,
     tokens,
-    buildpacks: new BuildpackService({ plugins: new BuildpackPlugins(builtinBuildpacksDir, paths.buildpacksDir), apps, docker, config, paths, stackImage: stackImageRef }),
+    buildpacks: new BuildpackService({ plugins, apps, docker, config, paths, stackImage: stackImageRef }),
     async status(): Promise<StatusInfo> {
       const dockerVersion = await docker
         .version()

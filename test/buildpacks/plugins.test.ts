@@ -147,16 +147,16 @@ describe('buildpack URLs', () => {
       await fs.mkdir(app, { recursive: true });
       await fs.writeFile(path.join(app, '.buildpacks'), `http://127.0.0.1:${port}/dl/remote-bp.tgz\nstatic\n`);
       const installed = path.join(tmp, 'url-installed');
-      const choice = await chooseBuildpacks(directoryCatalog(buildpacksHome(), installed), [], app);
+      const choice = await chooseBuildpacks(directoryCatalog(new BuildpackPlugins(buildpacksHome(), installed)), [], app);
       expect(choice.pinnedBy).toBe('.buildpacks');
       expect(choice.candidates.map((c) => c.name)).toEqual(['remote-bp', 'static']);
       expect(path.dirname(choice.candidates[0]!.dir)).toBe(path.join(installed, '.fetched'));
-      await chooseBuildpacks(directoryCatalog(buildpacksHome(), installed), [], app);
+      await chooseBuildpacks(directoryCatalog(new BuildpackPlugins(buildpacksHome(), installed)), [], app);
       expect(requests).toBe(1);
       // Fetched buildpacks are not installed ones: they do not join detection.
-      expect((await directoryCatalog(buildpacksHome(), installed).list()).map((b) => b.name)).toEqual(['node', 'python', 'static']);
+      expect((await directoryCatalog(new BuildpackPlugins(buildpacksHome(), installed)).list()).map((b) => b.name)).toEqual(['node', 'python', 'static']);
       await fs.writeFile(path.join(app, '.buildpacks'), `http://127.0.0.1:${port}/dl/missing.tgz\n`);
-      await expect(chooseBuildpacks(directoryCatalog(buildpacksHome(), installed), [], app)).rejects.toThrow(/cannot fetch buildpack .*missing\.tgz: HTTP 404/);
+      await expect(chooseBuildpacks(directoryCatalog(new BuildpackPlugins(buildpacksHome(), installed)), [], app)).rejects.toThrow(/cannot fetch buildpack .*missing\.tgz: HTTP 404/);
     } finally {
       server.close();
     }
@@ -175,14 +175,14 @@ describe('choosing buildpacks', () => {
     const installed = path.join(tmp, 'installed-order');
     for (const n of ['zeta', 'alpha']) await fs.mkdir(path.join(installed, n), { recursive: true });
     await fs.mkdir(path.join(installed, '.fetched'), { recursive: true });
-    const names = (await directoryCatalog(buildpacksHome(), installed).list()).map((b) => b.name);
+    const names = (await directoryCatalog(new BuildpackPlugins(buildpacksHome(), installed)).list()).map((b) => b.name);
     expect(names).toEqual(['node', 'python', 'static', 'alpha', 'zeta']);
   });
 
   it('prefers buildpacks:set over .buildpacks, and .buildpacks over detection', async () => {
     const app = path.join(tmp, 'choose-app');
     await fs.mkdir(app, { recursive: true });
-    const catalog = directoryCatalog(buildpacksHome(), path.join(tmp, 'none'));
+    const catalog = directoryCatalog(new BuildpackPlugins(buildpacksHome(), path.join(tmp, 'none')));
     expect((await chooseBuildpacks(catalog, [], app)).pinnedBy).toBeNull();
     await fs.writeFile(path.join(app, '.buildpacks'), 'static\npython\n');
     const byFile = await chooseBuildpacks(catalog, [], app);
