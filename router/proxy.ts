@@ -27,13 +27,28 @@ function clientInfo(ctx: ProxyContext, req: http.IncomingMessage): ClientInfo {
   return { remoteAddress: req.socket.remoteAddress, proto: ctx.proto, port: req.socket.localPort };
 }
 
-export function sendText(res: http.ServerResponse, status: number, body: string): void {
+/** A short plain-text answer the router gives itself, rather than an upstream's. */
+export interface Answer {
+  status: number;
+  body: string;
+  headers?: http.OutgoingHttpHeaders;
+}
+
+export function sendText(res: http.ServerResponse, { status, body, headers }: Answer): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+/** The bytes of a plain-text answer that closes the connection, for writing onto a bare socket. */
+export function rawText(status: number, body: string): string {
+  return (
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n` +
+    `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  );
 }
 
 /** An HTTP response written straight onto a socket that asked for an upgrade. */
@@ -42,10 +57,7 @@ export function sendRawText(socket: Duplex, status: number, body: string): void 
     socket.destroy();
     return;
   }
-  socket.end(
-    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n` +
-      `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  socket.end(rawText(status, body));
 }
 
 
@@ -65,8 +77,9 @@ function upstreamRequest(target: string, req: http.IncomingMessage, headers: htt
 /**
  * Forwards one request, streaming both bodies. Targets are tried in order: a target that refuses
  * the connection passes the request to the next one, which is safe because the request body is
- * only piped once the connection is up. A kept-alive socket that turns out dead is retried once
- * for requests without a body. Anything else is a 502.
+ * only piped once the connection is up. When the last one refuses too, the client gets
+ * `unreachable` if given. A kept-alive socket that turns out dead is retried once for requests
+ * without a body. Anything else is a 502.
  */
 export function proxyRequest(
   ctx: ProxyContext,
@@ -74,6 +87,7 @@ export function proxyRequest(
   res: http.ServerResponse,
   targets: readonly string[],
   label: string,
+  unreachable?: Answer,
 ): void {
   const headers = upstreamRequestHeaders(req.rawHeaders, clientInfo(ctx, req));
   const bodyless = !hasBody(req.headers);
@@ -134,10 +148,11 @@ export function proxyRequest(
         attempt(index);
         return;
       }
-      ctx.logger.error({ route: label, upstream: target, err: oneLine(err) }, 'upstream failed');
+      const down = !bodyStarted && isConnectFailure(err) ? unreachable : undefined;
+      ctx.logger.error({ route: label, upstream: target, err: oneLine(err) }, down ? 'upstream unreachable' : 'upstream failed');
       // Part of the request body may still be unread: this connection cannot carry another request.
       if (!req.complete) res.setHeader('connection', 'close');
-      sendText(res, 502, `bad gateway: ${label} did not answer\n`);
+      sendText(res, down ?? { status: 502, body: `bad gateway: ${label} did not answer\n` });
     });
   };
 

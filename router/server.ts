@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { SlipwayError } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import { requestProblem } from './headers.js';
-import { createUpstreamAgent, proxyRequest, proxyUpgrade, sendRawText, sendText, type ProxyContext } from './proxy.js';
+import { createUpstreamAgent, proxyRequest, proxyUpgrade, sendRawText, sendText, type Answer, type ProxyContext } from './proxy.js';
 import { watchRouteTable, type RouteTableSource } from './source.js';
 import { resolveRoute, type Route } from './table.js';
 import { rotate } from './upstream.js';
@@ -33,17 +33,25 @@ export interface RunningRouter {
 /** Only app names reach response bodies: the rest of a request line is the client's to make up. */
 const named = (app: string | null): string => (app !== null && /^[a-z][a-z0-9-]{0,29}$/.test(app) ? `: ${app}` : '');
 
-/** What to do with one request: answer it here, or which targets to try in which order. */
-type Decision = { status: number; body: string } | { targets: string[]; label: string };
+/**
+ * What to do with one request: answer it here, or which targets to try in which order (and what
+ * to answer when none of them accepts the connection, instead of a 502).
+ */
+type Decision = Answer | { targets: string[]; label: string; unreachable?: Answer };
+
+/** docs/http.md: git over HTTP answers 503 while the daemon is stopped, whether it cleared its route or crashed. */
+const DAEMON_DOWN: Answer = {
+  status: 503,
+  body: 'git over HTTP is not available: the platform daemon is not running; start it with `slipway server`\n',
+  headers: { 'retry-after': '10' },
+};
 
 function decide(route: Route, git: string | null, turn: () => number): Decision {
   switch (route.kind) {
     case 'unknown':
       return { status: 404, body: `app not found${named(route.app)}\n` };
     case 'git':
-      return git === null
-        ? { status: 503, body: 'git over HTTP is not available: the platform daemon is not running\n' }
-        : { targets: [git], label: '_git' };
+      return git === null ? DAEMON_DOWN : { targets: [git], label: '_git', unreachable: DAEMON_DOWN };
     case 'app':
       return route.upstreams.length === 0
         ? { status: 503, body: `app ${route.app} has no running web process: deploy it or run ps:start/ps:scale\n` }
@@ -76,7 +84,7 @@ export async function startRouter(o: RouterOptions): Promise<RunningRouter> {
     return n;
   };
 
-  const decideFor = (req: http.IncomingMessage): Decision | { status: 400; body: string } => {
+  const decideFor = (req: http.IncomingMessage): Decision => {
     const problem = requestProblem(req.rawHeaders, req.url);
     if (problem) return { status: 400, body: `bad request: ${problem}\n` };
     const table = source.current();
@@ -91,8 +99,8 @@ export async function startRouter(o: RouterOptions): Promise<RunningRouter> {
       log.debug({ method: req.method, url: req.url, host: req.headers.host }, 'request');
       if ('status' in d) {
         if (d.status === 400) res.setHeader('connection', 'close');
-        sendText(res, d.status, d.body);
-      } else proxyRequest(ctx, req, res, d.targets, d.label);
+        sendText(res, d);
+      } else proxyRequest(ctx, req, res, d.targets, d.label, d.unreachable);
     };
     const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
       const d = decideFor(req);

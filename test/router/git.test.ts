@@ -4,7 +4,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRouterFixture, type RouterFixture } from './helpers.js';
+import { request, startRouterFixture, type Reply, type RouterFixture } from './helpers.js';
 
 const MB = 1024 * 1024;
 
@@ -99,5 +99,53 @@ describe('git over HTTP to a unix-socket upstream', () => {
     expect(received).toBe(total * MB);
     expect(backBytes).toBe(total * MB);
     expect(back.digest('hex')).toBe(sent.digest('hex'));
+  });
+});
+
+describe('git over HTTP while the daemon is down', () => {
+  let dir: string;
+  const infoRefs = { host: 'localhost', path: '/_git/app.git/info/refs?service=git-upload-pack' };
+
+  beforeAll(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-git-down-'));
+  });
+  afterAll(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  /** The replies of a router whose route table names `git` as the daemon's endpoint. */
+  const repliesWith = async (git: string | null): Promise<Reply[]> => {
+    const fx = await startRouterFixture({ version: 1, domain: 'localhost', apps: {}, git });
+    try {
+      return [
+        await request(fx.router.port, infoRefs),
+        // A push body is refused the same way, before any of it is forwarded.
+        await request(fx.router.port, { ...infoRefs, method: 'POST', path: '/_git/app.git/git-receive-pack', body: Buffer.alloc(64 * 1024) }),
+      ];
+    } finally {
+      await fx.close();
+    }
+  };
+  const expectDaemonDown = (replies: Reply[]): void => {
+    for (const reply of replies) {
+      expect(reply.status).toBe(503);
+      expect(reply.headers['retry-after']).toBe('10');
+      expect(reply.body).toBe('git over HTTP is not available: the platform daemon is not running; start it with `slipway server`\n');
+    }
+  };
+
+  // A daemon that crashed (or was killed) never cleared its route: the table still names its socket.
+  it('answers 503 with Retry-After when the socket in the route table is gone', async () => {
+    expectDaemonDown(await repliesWith(`unix:${path.join(dir, 'git-http.sock')}`));
+  });
+
+  it('answers 503 when a stale socket file is left but nothing listens on it', async () => {
+    const stale = path.join(dir, 'stale.sock');
+    await fs.writeFile(stale, '');
+    expectDaemonDown(await repliesWith(`unix:${stale}`));
+  });
+
+  it('answers the same 503 when the daemon cleared its route on a clean stop', async () => {
+    expectDaemonDown(await repliesWith(null));
   });
 });
