@@ -5,8 +5,9 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { SlipwayError } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
-import { requestProblem } from './headers.js';
-import { createUpstreamAgent, proxyRequest, proxyUpgrade, sendRawText, sendText, type Answer, type ProxyContext } from './proxy.js';
+import { hasBody, requestProblem } from './headers.js';
+import { createUpstreamAgent, proxyRequest, proxyUpgrade, rawText, sendRawText, sendText, type Answer, type ProxyContext } from './proxy.js';
+import { createBodyWatch, DEFAULT_CLIENT_TIMEOUTS, serverTimeoutOptions, type ClientTimeouts } from './slow-clients.js';
 import { watchRouteTable, type RouteTableSource } from './source.js';
 import { resolveRoute, type Route } from './table.js';
 import { rotate } from './upstream.js';
@@ -22,6 +23,8 @@ export interface RouterOptions {
   closeGraceMs?: number;
   /** Route table poll interval (the fs.watch fallback); default 1 s. */
   pollMs?: number;
+  /** Slow-client bounds; the defaults (DEFAULT_CLIENT_TIMEOUTS) are meant for production. */
+  timeouts?: Partial<ClientTimeouts>;
 }
 
 export interface RunningRouter {
@@ -75,6 +78,7 @@ export async function startRouter(o: RouterOptions): Promise<RunningRouter> {
     logger: log,
     ...(o.pollMs === undefined ? {} : { pollMs: o.pollMs }),
   });
+  const timeouts: ClientTimeouts = { ...DEFAULT_CLIENT_TIMEOUTS, ...o.timeouts };
   const agent = createUpstreamAgent();
   const tunnels = new Set<Duplex>();
   const turns = new Map<string, number>();
@@ -83,6 +87,15 @@ export async function startRouter(o: RouterOptions): Promise<RunningRouter> {
     turns.set(app, (n + 1) % 1_000_000_000);
     return n;
   };
+
+  const bodies = createBodyWatch(timeouts, (req, res) => {
+    log.warn({ method: req.method, url: req.url, host: req.headers.host, client: req.socket.remoteAddress }, 'request body too slow; connection closed');
+    // The 408 only if no answer has begun, then close at once: the rest of the body never comes.
+    if (!res.headersSent && req.socket.writable) {
+      req.socket.write(rawText(408, `request body too slow: send at least ${timeouts.bodyMinBytesPerSecond} bytes/s, or retry on a faster link\n`));
+    }
+    req.socket.destroy();
+  });
 
   const decideFor = (req: http.IncomingMessage): Decision => {
     const problem = requestProblem(req.rawHeaders, req.url);
@@ -97,6 +110,7 @@ export async function startRouter(o: RouterOptions): Promise<RunningRouter> {
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       const d = decideFor(req);
       log.debug({ method: req.method, url: req.url, host: req.headers.host }, 'request');
+      if (hasBody(req.headers)) bodies.watch(req, res);
       if ('status' in d) {
         if (d.status === 400) res.setHeader('connection', 'close');
         sendText(res, d);
@@ -107,9 +121,8 @@ export async function startRouter(o: RouterOptions): Promise<RunningRouter> {
       if ('status' in d) sendRawText(socket, d.status, d.body);
       else proxyUpgrade(ctx, req, socket, head, d.targets, d.label);
     };
-    // Strict parsing stays on explicitly, whatever NODE_OPTIONS says. No request timeout: a
-    // large git push may stream for a long time; headersTimeout still bounds slow headers.
-    const options: http.ServerOptions = { insecureHTTPParser: false, requestTimeout: 0 };
+    // Strict parsing stays on explicitly, whatever NODE_OPTIONS says.
+    const options: http.ServerOptions = { insecureHTTPParser: false, ...serverTimeoutOptions(timeouts) };
     const server = tls
       ? https.createServer({ ...options, cert: tls[0], key: tls[1] }, onRequest)
       : http.createServer(options, onRequest);
@@ -144,6 +157,7 @@ export async function startRouter(o: RouterOptions): Promise<RunningRouter> {
     const close = (): Promise<void> => {
       closing ??= (async () => {
         source.close();
+        bodies.stop();
         const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
         for (const s of servers) s.closeIdleConnections();
         const grace = new Promise<void>((resolve) => setTimeout(resolve, o.closeGraceMs ?? 10_000).unref());
@@ -159,6 +173,7 @@ export async function startRouter(o: RouterOptions): Promise<RunningRouter> {
     return httpsPort === undefined ? { port, close } : { port, httpsPort, close };
   } catch (err) {
     source.close();
+    bodies.stop();
     agent.destroy();
     for (const s of servers) s.close();
     throw new SlipwayError('E_CONFIG', `router cannot listen on ${o.listen}: ${(err as Error).message}`, { cause: err });

@@ -3,11 +3,15 @@ import fs from 'node:fs/promises';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRouterFixture, startUpstream, type RouterFixture, type Upstream } from './helpers.js';
+import { rawExchange, startRouterFixture, startUpstream, type RouterFixture, type Upstream } from './helpers.js';
 
 const run = promisify(execFile);
+/** A small header bound so the slow-client checks run in seconds. */
+const HEADERS_MS = 1500;
+const SLACK = 1500;
 
 describe('HTTPS listener', () => {
   let dir: string;
@@ -27,7 +31,7 @@ describe('HTTPS listener', () => {
     up = await startUpstream('app');
     fx = await startRouterFixture(
       { version: 1, domain: 'localhost', apps: { app: { upstreams: [up.target] } }, git: null },
-      { https: { port: 0, cert: certFile, key: keyFile } },
+      { https: { port: 0, cert: certFile, key: keyFile }, timeouts: { headersMs: HEADERS_MS, checkMs: 100 } },
     );
   });
   afterAll(async () => {
@@ -56,4 +60,29 @@ describe('HTTPS listener', () => {
     expect(seen.headers['x-forwarded-proto']).toBe('https');
     expect(seen.headers['x-forwarded-port']).toBe(String(port));
   });
+
+  it('closes a TCP connection that never starts the TLS handshake within the header bound', async () => {
+    const started = Date.now();
+    await rawExchange(fx.router.httpsPort!, '', 10_000);
+    expect(Date.now() - started).toBeLessThan(HEADERS_MS + SLACK);
+  }, 15_000);
+
+  it('answers 408 to a TLS client that never sends its request', async () => {
+    const hits = up.hits.length;
+    const started = Date.now();
+    const reply = await new Promise<string>((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: fx.router.httpsPort!, servername: 'app.localhost', ca: cert });
+      let text = '';
+      const timer = setTimeout(() => socket.destroy(), 10_000);
+      socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(text);
+      });
+      socket.on('error', (err) => ((err as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(err)));
+    });
+    expect(Date.now() - started).toBeLessThan(HEADERS_MS + SLACK);
+    expect(reply).toMatch(/^HTTP\/1\.1 408 /);
+    expect(up.hits).toHaveLength(hits);
+  }, 15_000);
 });
