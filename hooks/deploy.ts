@@ -17,7 +17,8 @@ import { runBuild } from '../buildpacks/runner.js';
 import { buildReleaseImage, releaseImageRef } from '../runtime/images.js';
 import { buildDockerfileImage } from '../runtime/dockerfile.js';
 import { deployFormation } from '../runtime/formation.js';
-import { parseAppJson, type HealthCheck } from '../runtime/healthchecks.js';
+import { parseAppSettings, type AppSettings } from '../runtime/healthchecks.js';
+import { isolationLabels } from '../runtime/isolation.js';
 import { runReleaseCommand } from '../runtime/oneoff.js';
 import { pruneReleaseImages } from '../runtime/release-images.js';
 import { chooseBuildpacks, readBuildpacksFile, type BuildpackCatalog } from './choose-buildpacks.js';
@@ -100,12 +101,15 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     });
     say(`       ${tree.files} files, ${formatBytes(tree.bytes)}\n`);
     // Read before the build so a broken app.json fails the push in seconds, not minutes.
-    const healthchecks = await readHealthChecks(appDir);
+    const settings = await readAppSettings(appDir);
+    const healthchecks = settings.healthchecks;
 
     const record = await deps.apps.get(app);
     const version = nextReleaseVersion(record);
     pendingVersion = version;
-    const ctx: BuildContext = { app, rev, buildId, version, appDir, record, say, signal: io.signal };
+    // The release image carries app.json's isolation settings, so rollbacks and restarts keep them.
+    const imageLabels = { 'slipway.build': buildId, 'slipway.commit': rev, ...isolationLabels(settings) };
+    const ctx: BuildContext = { app, rev, buildId, version, appDir, record, say, signal: io.signal, imageLabels };
     const result = (await usesDockerfile(record.buildpacks, appDir)) ? await buildWithDockerfile(deps, ctx) : await buildWithBuildpacks(deps, ctx);
     buildpackNames = result.buildpacks;
     const { processTypes, image } = result;
@@ -198,16 +202,16 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
   }
 }
 
-/** app.json's web health checks, validated; none when the app has no app.json. */
-async function readHealthChecks(appDir: string): Promise<HealthCheck[]> {
+/** app.json's web health checks and Slipway settings, validated; defaults when the app has no app.json. */
+async function readAppSettings(appDir: string): Promise<AppSettings> {
   let text: string;
   try {
     text = await fs.readFile(path.join(appDir, 'app.json'), 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { healthchecks: [], readonly: false };
     throw err;
   }
-  return parseAppJson(text);
+  return parseAppSettings(text);
 }
 
 interface BuildContext {
@@ -219,6 +223,8 @@ interface BuildContext {
   record: AppRecord;
   say: (text: string) => void;
   signal: AbortSignal;
+  /** Labels of the release image. */
+  imageLabels: Record<string, string>;
 }
 
 interface Built {
@@ -229,7 +235,7 @@ interface Built {
 }
 
 /** Buildpacks in the stack image, then the launcher image around the built app. */
-async function buildWithBuildpacks(deps: DeployDeps, { app, rev, buildId, version, appDir, record, say, signal }: BuildContext): Promise<Built> {
+async function buildWithBuildpacks(deps: DeployDeps, { app, version, appDir, record, say, signal, imageLabels }: BuildContext): Promise<Built> {
   const choice = await chooseBuildpacks(deps.buildpacks, record.buildpacks, appDir, (line) => say(`${line}\n`));
   if (choice.pinnedBy) say(header(`Using buildpacks pinned by ${choice.pinnedBy}: ${choice.candidates.map((c) => c.name).join(', ')}`));
   const buildEnv = await prepareMirror({
@@ -276,7 +282,7 @@ async function buildWithBuildpacks(deps: DeployDeps, { app, rev, buildId, versio
     appDir,
     app,
     version,
-    labels: { 'slipway.build': buildId, 'slipway.commit': rev },
+    labels: imageLabels,
     onProgress: (line) => deps.logger.debug({ app, line }, 'image build'),
     onStep: (line) => say(`       ${line}\n`),
   });
@@ -287,7 +293,7 @@ async function buildWithBuildpacks(deps: DeployDeps, { app, rev, buildId, versio
  * An app with a Dockerfile and no pinned buildpacks builds with the engine, offline. The Procfile
  * decides the processes; without one, the image's ENTRYPOINT and CMD run as `web`.
  */
-async function buildWithDockerfile(deps: DeployDeps, { app, rev, buildId, version, appDir, record, say, signal }: BuildContext): Promise<Built> {
+async function buildWithDockerfile(deps: DeployDeps, { app, version, appDir, record, say, signal, imageLabels }: BuildContext): Promise<Built> {
   const built = await deps.buildQueue.add(() =>
     buildDockerfileImage({
       docker: deps.docker,
@@ -295,7 +301,7 @@ async function buildWithDockerfile(deps: DeployDeps, { app, rev, buildId, versio
       app,
       version,
       config: record.config,
-      labels: { 'slipway.build': buildId, 'slipway.commit': rev },
+      labels: imageLabels,
       timeoutSeconds: deps.config.buildTimeoutSeconds,
       say: (line) => say(`${line}\n`),
       signal,

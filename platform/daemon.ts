@@ -34,6 +34,8 @@ import { Operations } from '../hooks/operations.js';
 import { BranchGuard, refReader } from '../hooks/branch-guard.js';
 import { LABELS, listAppContainers, removeApp } from '../runtime/containers.js';
 import { removeAppImages } from '../runtime/images.js';
+import { removeAppNetwork } from '../runtime/networks.js';
+import { installAppFirewall } from './firewall.js';
 import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -93,6 +95,9 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     mirrorUpstream: (kind) => mirror.upstream(kind),
   };
 
+  // Before any app container starts: apps must never reach the host (docs/security.md).
+  await installAppFirewall({ logger });
+
   const life = new Life({ docker, apps, routes, paths, logger, graceSeconds: config.stopGraceSeconds });
   await life.start((line) => logger.info({ line }, 'recovery'));
 
@@ -143,6 +148,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         progress('-----> Removing containers');
         await removeApp(docker, name);
         await routes.removeApp(name);
+        await removeAppNetwork(docker, name);
         progress('-----> Removing images');
         await removeAppImages(docker, name);
         progress('-----> Removing repository, build cache and logs');

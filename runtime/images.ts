@@ -49,6 +49,9 @@ const checkImageRef = (ref: string): string => {
   return ref;
 };
 
+/** Clears the setuid and setgid bits of every file on the image's own filesystem. */
+export const STRIP_SETUID = 'find / -xdev -type f -perm /6000 -exec chmod ug-s {} +';
+
 /**
  * What every release runs on: the stack, the launcher and the process settings. Built once per
  * stack and launcher, so a release build is a single COPY (the classic builder commits a layer
@@ -58,6 +61,9 @@ export function launchBaseDockerfile(stackImage: string): string {
   return [
     `FROM ${checkImageRef(stackImage)}`,
     `COPY slipway-exec ${LAUNCHER_PATH}`,
+    // No setuid/setgid programs (su, passwd, mount, ...) in what apps run: together with
+    // no-new-privileges (runtime/isolation.ts) nothing in the container can become root.
+    `RUN ${STRIP_SETUID}`,
     'WORKDIR /app',
     'ENV HOME=/app',
     'USER 1000:1000',
@@ -160,7 +166,8 @@ async function imageExists(docker: Dockerode, ref: string): Promise<boolean> {
 }
 
 async function build(docker: Dockerode, context: Readable, tag: string, labels: Record<string, string>, onProgress: (line: string) => void): Promise<void> {
-  const stream = await docker.buildImage(context, { t: tag, labels, rm: true, forcerm: true, pull: false } as Dockerode.ImageBuildOptions);
+  // The launch base has a RUN step; nothing here needs the network.
+  const stream = await docker.buildImage(context, { t: tag, labels, rm: true, forcerm: true, pull: false, networkmode: 'none' } as Dockerode.ImageBuildOptions);
   await followToEnd(docker, stream, (entry) => {
     for (const line of (entry.stream ?? '').split('\n')) {
       if (line.trim()) onProgress(line.trimEnd());
