@@ -26,6 +26,7 @@ import { directoryCatalog } from '../hooks/choose-buildpacks.js';
 import { BuildpackService } from '../hooks/buildpack-service.js';
 import { BuildpackPlugins } from '../buildpacks/plugins.js';
 import { buildpacksHome } from '../buildpacks/runner.js';
+import { machineAddresses, UrlGuard } from '../buildpacks/url-guard.js';
 import { PackumentCache } from '../buildpacks/mirror/fetch.js';
 import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
 import { MirrorAdmin } from '../hooks/mirror-admin.js';
@@ -87,7 +88,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     routes,
     logger,
     stackImage: stackImageRef,
-    buildpacks: directoryCatalog(plugins),
+    buildpacks: directoryCatalog(plugins, new UrlGuard({ allow: config.buildpackUrlAllow, ownAddresses: () => machineAddresses(config.listen) })),
     buildQueue: new PQueue({ concurrency: config.buildConcurrency }),
     packuments: new PackumentCache(),
     mirrorUpstream: (kind) => mirror.upstream(kind),
