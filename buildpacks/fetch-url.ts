@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import type { LookupFunction } from 'node:net';
+import net, { type LookupFunction } from 'node:net';
 import path from 'node:path';
 import { SlipwayError } from '../platform/errors.js';
 import { copyTree, extractTarball, MAX_BUILDPACK_BYTES, swapInto, tarballRoot, validateBuildpack } from './plugins.js';
@@ -129,7 +129,8 @@ export function gitCloneArgs(url: URL, pinned: VettedAddress): { args: string[];
     direct.hostname = addr;
     return { args, cloneUrl: direct.toString() };
   }
-  args.push('-c', `http.curloptResolve=${pinned.host}:${pinned.port}:${addr}`);
+  // An address literal needs no resolving (and would not parse as curl's host:port:addr).
+  if (net.isIP(pinned.host) === 0) args.push('-c', `http.curloptResolve=${pinned.host}:${pinned.port}:${addr}`);
   return { args, cloneUrl: url.toString() };
 }
 

@@ -148,6 +148,8 @@ describe('vetting a URL', () => {
     expect(https.cloneUrl).toBe('https://bp.example/org/bp.git');
     const v6 = gitCloneArgs(new URL('http://bp.example:8080/bp.git'), { host: 'bp.example', port: 8080, address: '2606:4700::1', family: 6 });
     expect(v6.args).toContain('http.curloptResolve=bp.example:8080:[2606:4700::1]');
+    const literal = gitCloneArgs(new URL('http://[2606:4700::1]/bp.git'), { host: '2606:4700::1', port: 80, address: '2606:4700::1', family: 6 });
+    expect(literal.args.some((a) => a.startsWith('http.curloptResolve'))).toBe(false);
     const git = gitCloneArgs(new URL('git://bp.example/bp'), { host: 'bp.example', port: 9418, address: '93.184.216.34', family: 4 });
     expect(git.cloneUrl).toBe('git://93.184.216.34/bp');
   });
