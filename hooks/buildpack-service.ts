@@ -12,6 +12,7 @@ import { copyTree, validateBuildpack, type BuildpackInfo, type BuildpackPlugins 
 import { parseProcfile } from '../buildpacks/procfile.js';
 import { runBuild } from '../buildpacks/runner.js';
 import { checkBuildpackEntry, parseBuildpacksFile } from './choose-buildpacks.js';
+import { deployBranchOf } from './deploy-branch.js';
 import { scaffoldFiles } from '../buildpacks/skeleton.js';
 
 const execFileP = promisify(execFile);
@@ -85,7 +86,7 @@ export class BuildpackService {
   async forApp(app: string): Promise<AppBuildpacks> {
     const record = await this.#d.apps.get(app);
     if (record.buildpacks.length > 0) return { app, mode: 'buildpacks:set', buildpacks: record.buildpacks, commit: null };
-    const commit = await this.#latestCommit(app, record.releases.find((r) => r.version === record.current)?.commit ?? null);
+    const commit = await this.#latestCommit(app, record.releases.find((r) => r.version === record.current)?.commit ?? null, deployBranchOf(record));
     if (commit) {
       const file = await this.#show(app, commit, '.buildpacks');
       const pinned = file === null ? [] : parseBuildpacksFile(file);
@@ -153,9 +154,9 @@ export class BuildpackService {
     }
   }
 
-  async #latestCommit(app: string, deployed: string | null): Promise<string | null> {
+  async #latestCommit(app: string, deployed: string | null, branch: string): Promise<string | null> {
     if (deployed && /^[0-9a-f]{40}$/.test(deployed)) return deployed;
-    for (const ref of ['refs/heads/main', 'refs/heads/master']) {
+    for (const ref of [`refs/heads/${branch}`]) {
       const out = await this.#git(app, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`]);
       if (out !== null && /^[0-9a-f]{40}$/.test(out.trim())) return out.trim();
     }

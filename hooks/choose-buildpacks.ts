@@ -5,6 +5,7 @@ import { SlipwayError } from '../platform/errors.js';
 import { fetchBuildpack, parseBuildpackUrl, type BuildpackUrl } from '../buildpacks/fetch-url.js';
 import { BUILTIN_BUILDPACKS, type BuildpackPlugins } from '../buildpacks/plugins.js';
 import type { BuildpackRef } from '../buildpacks/runner.js';
+import { UrlGuard } from '../buildpacks/url-guard.js';
 
 export { BUILTIN_BUILDPACKS };
 
@@ -21,11 +22,14 @@ export interface BuildpackChoice {
   pinnedBy: 'buildpacks:set' | '.buildpacks' | null;
 }
 
-/** Installed buildpacks live in `installedDir`; ones fetched by URL in its hidden `.fetched/<hash>`. */
-export function directoryCatalog(plugins: BuildpackPlugins): BuildpackCatalog {
+/**
+ * Installed buildpacks live in `installedDir`; ones fetched by URL in its hidden `.fetched/<hash>`.
+ * Fetches go through `guard` (without one: public addresses only, nothing allowed inward).
+ */
+export function directoryCatalog(plugins: BuildpackPlugins, guard: UrlGuard = new UrlGuard({ allow: [] })): BuildpackCatalog {
   return {
     list: () => plugins.list(),
-    fetch: (url, say) => fetchBuildpack(url, { cacheDir: path.join(plugins.installedDir, '.fetched'), say }),
+    fetch: (url, say) => fetchBuildpack(url, { cacheDir: path.join(plugins.installedDir, '.fetched'), say, guard }),
   };
 }
 

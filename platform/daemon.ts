@@ -26,12 +26,14 @@ import { directoryCatalog } from '../hooks/choose-buildpacks.js';
 import { BuildpackService } from '../hooks/buildpack-service.js';
 import { BuildpackPlugins } from '../buildpacks/plugins.js';
 import { buildpacksHome } from '../buildpacks/runner.js';
+import { machineAddresses, UrlGuard } from '../buildpacks/url-guard.js';
 import { PackumentCache } from '../buildpacks/mirror/fetch.js';
 import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
 import { MirrorAdmin } from '../hooks/mirror-admin.js';
 import { AppQueues, handlePush } from '../hooks/push.js';
 import { Operations } from '../hooks/operations.js';
 import { BranchGuard, refReader } from '../hooks/branch-guard.js';
+import { migrateDeployBranches } from '../hooks/deploy-branch.js';
 import { LABELS, listAppContainers, removeApp } from '../runtime/containers.js';
 import { removeAppImages } from '../runtime/images.js';
 import { removeAppNetwork } from '../runtime/networks.js';
@@ -78,7 +80,9 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const routes = new RouteBook(paths.routeTable, config.domain);
   const queues = new AppQueues();
   const mirror = new MirrorAdmin({ config, paths, docker, settings: new SettingsStore(path.join(paths.stateDir, 'settings.json')), serialize: (app, task) => queues.run(app, task) });
-  const branches = new BranchGuard(refReader((app) => repoPath(paths, app)));
+  const readRef = refReader((app) => repoPath(paths, app));
+  const branches = new BranchGuard(readRef);
+  await migrateDeployBranches(apps, readRef, logger);
   // One view of the built-in and installed buildpacks, for deploys and for the buildpacks commands.
   const plugins = new BuildpackPlugins(builtinBuildpacksDir, paths.buildpacksDir);
   const deployDeps: DeployDeps = {
@@ -89,7 +93,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     routes,
     logger,
     stackImage: stackImageRef,
-    buildpacks: directoryCatalog(plugins),
+    buildpacks: directoryCatalog(plugins, new UrlGuard({ allow: config.buildpackUrlAllow, ownAddresses: () => machineAddresses(config.listen) })),
     buildQueue: new PQueue({ concurrency: config.buildConcurrency }),
     packuments: new PackumentCache(),
     mirrorUpstream: (kind) => mirror.upstream(kind),
@@ -194,6 +198,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         readStdin: async () => req.stdin ?? '',
         signal,
         actor: 'cli',
+        local: true,
       };
       return runCommand(commands, req.argv, io, platform);
     }
@@ -245,6 +250,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       readStdinBytes: (limit) => readAllBytes(exec.stdin, limit),
       signal: exec.signal,
       actor: exec.user,
+      local: false,
     };
     return runCommand(commands, argv, io, platform);
   };
