@@ -9,7 +9,7 @@ import { SlipwayError } from '../platform/errors.js';
 import { repoPath, type Paths } from '../platform/paths.js';
 import type { AppStore } from '../platform/store.js';
 import { copyTree, validateBuildpack, type BuildpackInfo, type BuildpackPlugins } from '../buildpacks/plugins.js';
-import { parseProcfile } from '../buildpacks/procfile.js';
+import { readProcfile } from '../buildpacks/procfile.js';
 import { runBuild } from '../buildpacks/runner.js';
 import { checkBuildpackEntry, parseBuildpacksFile } from './choose-buildpacks.js';
 import { deployBranchOf } from './deploy-branch.js';
@@ -145,9 +145,10 @@ export class BuildpackService {
         timeoutSeconds: this.#d.config.buildTimeoutSeconds,
         onOutput: o.out,
         signal: o.signal,
+        scratchParent: this.#d.paths.tmpDir,
       });
-      const procfile = await fs.readFile(path.join(work, 'app', 'Procfile'), 'utf8').catch(() => null);
-      const processTypes = procfile === null ? result.processTypes : parseProcfile(procfile);
+      const procfile = await readProcfile(path.join(work, 'app'));
+      const processTypes = procfile ?? result.processTypes;
       return { buildpacks: result.buildpacks, processTypes, fromProcfile: procfile !== null, configVars: result.configVars, seconds: (Date.now() - started) / 1000 };
     } finally {
       await fs.rm(work, { recursive: true, force: true });

@@ -12,7 +12,8 @@ import type { RouteBook } from '../platform/routes.js';
 import { BUILD_APP_LABEL } from '../platform/recover.js';
 import { nextReleaseVersion, type AppRecord, type AppStore, type Release } from '../platform/store.js';
 import { extractRevision } from '../buildpacks/extract.js';
-import { parseProcfile } from '../buildpacks/procfile.js';
+import { readProcfile } from '../buildpacks/procfile.js';
+import { readFileUnder } from '../platform/safe-read.js';
 import { runBuild } from '../buildpacks/runner.js';
 import { buildReleaseImage, releaseImageRef } from '../runtime/images.js';
 import { buildDockerfileImage } from '../runtime/dockerfile.js';
@@ -204,14 +205,9 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
 
 /** app.json's web health checks and Slipway settings, validated; defaults when the app has no app.json. */
 async function readAppSettings(appDir: string): Promise<AppSettings> {
-  let text: string;
-  try {
-    text = await fs.readFile(path.join(appDir, 'app.json'), 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { healthchecks: [], readonly: false };
-    throw err;
-  }
-  return parseAppSettings(text);
+  // Read without following links: a pushed or built tree is not the host (platform/safe-read.ts).
+  const text = await readFileUnder(appDir, 'app.json', { maxBytes: 1024 * 1024, what: 'app.json' });
+  return text === null ? { healthchecks: [], readonly: false } : parseAppSettings(text);
 }
 
 interface BuildContext {
@@ -269,10 +265,12 @@ async function buildWithBuildpacks(deps: DeployDeps, { app, version, appDir, rec
         signal,
         // A restarted daemon finds and removes the build containers of its own apps by this label.
         labels: { [BUILD_APP_LABEL]: app },
+        // Root-only and emptied at every daemon start (platform/recover.ts), unlike /tmp.
+        scratchParent: deps.paths.tmpDir,
       }),
   );
 
-  const processTypes = await readProcessTypes(appDir, result.processTypes);
+  const processTypes = processTypesFrom(await readProcfile(appDir), result.processTypes);
   say(header(`Process types: ${Object.keys(processTypes).join(', ')}`));
 
   say(header(`Building release image slipway/${app}:v${version}`));
@@ -307,11 +305,12 @@ async function buildWithDockerfile(deps: DeployDeps, { app, version, appDir, rec
       signal,
     }),
   );
-  const hasProcfile = await fs.lstat(path.join(appDir, 'Procfile')).then(() => true, () => false);
+  const procfile = await readProcfile(appDir);
+  const hasProcfile = procfile !== null;
   if (!hasProcfile && built.command === null) {
     throw new SlipwayError('E_PROCFILE', 'the image has no CMD and the app no Procfile: add CMD to the Dockerfile or a Procfile such as "web: ./server"');
   }
-  const processTypes = await readProcessTypes(appDir, built.command === null ? {} : { web: built.command });
+  const processTypes = processTypesFrom(procfile, built.command === null ? {} : { web: built.command });
   say(header(`Process types: ${Object.keys(processTypes).join(', ')}${hasProcfile ? '' : ' (the image\'s CMD)'}`));
   return { buildpacks: ['dockerfile'], processTypes, configVars: {}, image: built.image };
 }
@@ -322,15 +321,9 @@ export async function usesDockerfile(appPin: string[], appDir: string): Promise<
   return fs.lstat(path.join(appDir, 'Dockerfile')).then((s) => s.isFile(), () => false);
 }
 
-/** The Procfile of the built app wins; without one, the buildpack's default process types. */
-async function readProcessTypes(appDir: string, defaults: Record<string, string>): Promise<Record<string, string>> {
-  let text: string | null = null;
-  try {
-    text = await fs.readFile(path.join(appDir, 'Procfile'), 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const types = text === null ? defaults : parseProcfile(text);
+/** The Procfile of the built app wins; without one, the buildpack's default process types. Pure. */
+function processTypesFrom(procfile: Record<string, string> | null, defaults: Record<string, string>): Record<string, string> {
+  const types = procfile ?? defaults;
   if (Object.keys(types).length === 0) {
     throw new SlipwayError('E_PROCFILE', 'no process types: add a Procfile such as "web: node server.js", or a start script the buildpack can use');
   }

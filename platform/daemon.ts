@@ -73,6 +73,9 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   // The mirror is read by build containers (as uid 1000, read-only): it must be traversable.
   await fs.chmod(paths.mirrorDir, 0o755);
   await fs.chmod(paths.home, 0o755);
+  // Build scratch (config values as ENV_DIR files, owned by the build's uid 1000, which may be a
+  // real host user) lives under tmp: only root may enter it, whatever an older version left.
+  await fs.chmod(paths.tmpDir, 0o700);
   const apps = new AppStore(paths.appsDir);
   await apps.init();
   const keys = new SshKeyStore(path.join(paths.stateDir, 'ssh-keys.json'));

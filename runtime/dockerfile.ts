@@ -1,10 +1,10 @@
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import tarFs from 'tar-fs';
 import tar from 'tar-stream';
 import { SlipwayError } from '../platform/errors.js';
+import { readFileUnder } from '../platform/safe-read.js';
 import { followToEnd } from './docker-progress.js';
 import { releaseImageRef } from './images.js';
 
@@ -151,7 +151,8 @@ export interface DockerfileBuildOptions {
  */
 export async function buildDockerfileImage(o: DockerfileBuildOptions): Promise<{ image: string; command: string | null }> {
   const ref = releaseImageRef(o.app, o.version);
-  const text = await fs.readFile(path.join(o.appDir, 'Dockerfile'), 'utf8');
+  // Never through a link, only a regular file (platform/safe-read.ts); usesDockerfile saw one.
+  const text = (await readFileUnder(o.appDir, 'Dockerfile', { maxBytes: 1024 * 1024, what: 'Dockerfile' })) ?? '';
   // Which ARGs exist does not depend on their values: the first pass only lists them.
   const buildArgs = buildArgsFor(parseDockerfile(text, o.config), o.config);
   const info = parseDockerfile(text, buildArgs);
