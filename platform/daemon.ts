@@ -35,6 +35,8 @@ import { BranchGuard, refReader } from '../hooks/branch-guard.js';
 import { LABELS, listAppContainers, removeApp } from '../runtime/containers.js';
 import { removeAppImages } from '../runtime/images.js';
 import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
+import { assertAppNameFree, scopeToInstance } from '../runtime/instance-engine.js';
+import { ensureInstanceId } from './instance-id.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The repository's own folders, found relative to the compiled daemon (dist/platform). */
@@ -62,7 +64,9 @@ export interface Daemon {
  * dependencies from here.
  */
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
-  const { config, paths, docker, logger } = o;
+  const { config, paths, logger } = o;
+  // Every engine call below sees only this instance's objects (docs/security.md).
+  const docker = scopeToInstance(o.docker, await ensureInstanceId(paths.instanceIdFile));
   for (const dir of [paths.stateDir, paths.appsDir, paths.reposDir, paths.cacheDir, paths.buildsDir, paths.mirrorDir, paths.buildpacksDir, paths.tmpDir, paths.runDir, paths.logDir]) {
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   }
@@ -128,6 +132,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       };
     },
     async createApp(name) {
+      await assertAppNameFree(docker, name);
       await apps.create(name);
       try {
         await fs.rm(repoPath(paths, name), { recursive: true, force: true });
