@@ -25,7 +25,7 @@ describe('release Dockerfiles', () => {
     expect(lines).toContain('USER 1000:1000');
     expect(lines).toContain('ENV HOME=/app');
     expect(lines.at(-1)).toBe('ENTRYPOINT ["/usr/local/bin/slipway-exec"]');
-    expect(launchBaseRef('slipway/stack:abc123')).toMatch(/^slipway\/base:[0-9a-f]{12}$/);
+    expect(launchBaseRef('slipway/stack:abc123')).toMatch(/^slipway-platform\/base:[0-9a-f]{12}$/);
     expect(launchBaseRef('slipway/stack:abc123')).not.toBe(launchBaseRef('slipway/stack:def456'));
   });
 
