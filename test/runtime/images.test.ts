@@ -163,7 +163,7 @@ describe('buildReleaseImage (real engine)', () => {
       const steps: string[] = [];
       const onStep = (l: string) => steps.push(l);
       await buildReleaseImage({ docker, stackImage: STACK, appDir: dirs[0]!, app, version: 20, labels: TEST_LABELS, onProgress: () => {}, onStep });
-      const runtime = /runtime layer changed: building (slipway\/runtime:[0-9a-f]{16})/.exec(steps.join('\n'))?.[1];
+      const runtime = /runtime layer changed: building (slipway-platform\/runtime:[0-9a-f]{16})/.exec(steps.join('\n'))?.[1];
       expect(runtime).toBeDefined();
       steps.length = 0;
       await buildReleaseImage({ docker, stackImage: STACK, appDir: dirs[1]!, app: other, version: 1, labels: TEST_LABELS, onProgress: () => {}, onStep });
