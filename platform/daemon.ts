@@ -36,7 +36,7 @@ import { LABELS, listAppContainers, removeApp } from '../runtime/containers.js';
 import { removeAppImages } from '../runtime/images.js';
 import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
 import { assertAppNameFree, scopeToInstance } from '../runtime/instance-engine.js';
-import { ensureInstanceId } from './instance-id.js';
+import { loadInstance } from './instance-id.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The repository's own folders, found relative to the compiled daemon (dist/platform). */
@@ -65,8 +65,6 @@ export interface Daemon {
  */
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const { config, paths, logger } = o;
-  // Every engine call below sees only this instance's objects (docs/security.md).
-  const docker = scopeToInstance(o.docker, await ensureInstanceId(paths.instanceIdFile));
   for (const dir of [paths.stateDir, paths.appsDir, paths.reposDir, paths.cacheDir, paths.buildsDir, paths.mirrorDir, paths.buildpacksDir, paths.tmpDir, paths.runDir, paths.logDir]) {
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   }
@@ -75,6 +73,9 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   await fs.chmod(paths.home, 0o755);
   const apps = new AppStore(paths.appsDir);
   await apps.init();
+  // Every engine call below sees only this instance's objects (docs/security.md).
+  const instance = await loadInstance({ idFile: paths.instanceIdFile, legacyAppsFile: paths.legacyAppsFile, listApps: async () => (await apps.list()).map((a) => a.name) });
+  const docker = scopeToInstance(o.docker, instance.id, { legacyApps: instance.legacyApps });
   const keys = new SshKeyStore(path.join(paths.stateDir, 'ssh-keys.json'));
   const tokens = new TokenStore(path.join(paths.stateDir, 'tokens.json'));
   const routes = new RouteBook(paths.routeTable, config.domain);

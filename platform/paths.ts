@@ -20,6 +20,8 @@ export interface Paths {
   runDir: string;
   /** This instance's id (platform/instance-id.ts), the label on every engine object it makes. */
   instanceIdFile: string;
+  /** Apps whose engine objects predate instance ids (platform/instance-id.ts). */
+  legacyAppsFile: string;
 }
 
 export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -46,6 +48,7 @@ export function pathsFor(home: string): Paths {
     tmpDir: p('tmp'),
     runDir: p('run'),
     instanceIdFile: p('instance-id'),
+    legacyAppsFile: p('state', 'unlabelled-apps.json'),
   };
 }
 

@@ -13,6 +13,7 @@ import { INSTANCE_LABEL, instanceFilter, instanceLabels, ownedBy } from './label
 interface Scope {
   raw: Dockerode;
   instanceId: string;
+  owns: (labels: Record<string, string> | null | undefined) => boolean;
 }
 
 const scopes = new WeakMap<object, Scope>();
@@ -42,33 +43,52 @@ function notOurs(kind: string, name: string, verb: string): SlipwayError {
   return new SlipwayError('E_DOCKER', `refusing to ${verb} ${kind} ${name}: it does not carry this Slipway instance's label (${INSTANCE_LABEL}); another instance or program owns it`);
 }
 
+type Labels = Record<string, string> | null | undefined;
+const APP_LABELS = ['slipway.app', 'slipway.build-app', 'slipway.oneoff.app'] as const;
+
+/**
+ * Whether an object is this instance's: it carries our id, or it predates instance ids (no id
+ * at all) and belongs to an app this SLIPWAY_HOME had when it got its id (an upgrade).
+ */
+export function ownsObject(labels: Labels, instanceId: string, legacyApps: ReadonlySet<string> = new Set()): boolean {
+  if (ownedBy(labels, instanceId)) return true;
+  if (!labels || labels[INSTANCE_LABEL] !== undefined || legacyApps.size === 0) return false;
+  return APP_LABELS.some((l) => labels[l] !== undefined && legacyApps.has(labels[l]!));
+}
+
 /** Replaces `methods` of `target` by versions that first check, by inspecting, that the object is ours. */
-function guard(target: object, kind: string, name: string, methods: readonly string[], labelsOf: () => Promise<Record<string, string> | null | undefined>, instanceId: string): void {
+function guard(target: object, kind: string, name: string, methods: readonly string[], labelsOf: () => Promise<Labels>, owns: (labels: Labels) => boolean): void {
   const t = target as Record<string, unknown>;
   for (const method of methods) {
     const original = t[method];
     if (typeof original !== 'function') continue;
     t[method] = async (...args: unknown[]) => {
       // An inspect error (404 above all) goes to the caller as is: callers treat "gone" as done.
-      if (!ownedBy(await labelsOf(), instanceId)) throw notOurs(kind, name, method);
+      if (!owns(await labelsOf())) throw notOurs(kind, name, method);
       return (original as (...a: unknown[]) => unknown).apply(target, args);
     };
   }
 }
 
-export function scopeToInstance(docker: Dockerode, instanceId: string): Dockerode {
+export function scopeToInstance(docker: Dockerode, instanceId: string, o: { legacyApps?: ReadonlySet<string> } = {}): Dockerode {
   const labels = instanceLabels(instanceId);
+  const legacyApps = o.legacyApps ?? new Set<string>();
   const scoped = Object.create(docker) as Dockerode;
   const s = scoped as unknown as Record<string, unknown>;
-  const owned = <T extends { Labels?: Record<string, string> | null }>(items: T[]): T[] => items.filter((i) => ownedBy(i.Labels, instanceId));
+  const owns = (l: Labels): boolean => ownsObject(l, instanceId, legacyApps);
+  const owned = <T extends { Labels?: Labels }>(items: T[]): T[] => items.filter((i) => owns(i.Labels));
   const filtered = <T>(opts: T | undefined): T => withInstanceFilter(opts as { filters?: unknown }, instanceId) as T;
+  // Objects from before instance ids have no label to filter on: with some to adopt, lists are
+  // filtered here only.
+  const listFilter = <T>(opts: T | undefined): T => (legacyApps.size > 0 ? ((opts ?? {}) as T) : filtered(opts));
 
-  // Queries: the engine filters by label, and the results are checked again here.
-  s.listContainers = async (opts?: Dockerode.ContainerListOptions) => owned(await docker.listContainers(filtered(opts)));
-  s.listImages = async (opts?: Dockerode.ListImagesOptions) => owned(await docker.listImages(filtered(opts)));
-  s.listNetworks = async (opts?: Dockerode.NetworkListOptions) => owned(await docker.listNetworks(filtered(opts)));
+  // Queries: the engine filters by label, and the results are checked again here. Events and
+  // prunes are by label only: a pre-upgrade container is adopted, never pruned.
+  s.listContainers = async (opts?: Dockerode.ContainerListOptions) => owned(await docker.listContainers(listFilter(opts)));
+  s.listImages = async (opts?: Dockerode.ListImagesOptions) => owned(await docker.listImages(listFilter(opts)));
+  s.listNetworks = async (opts?: Dockerode.NetworkListOptions) => owned(await docker.listNetworks(listFilter(opts)));
   s.listVolumes = async (opts?: Dockerode.VolumeListOptions) => {
-    const res = await docker.listVolumes(filtered(opts ?? {}));
+    const res = await docker.listVolumes(listFilter(opts ?? {}));
     return { ...res, Volumes: owned(res.Volumes ?? []) };
   };
   s.getEvents = (opts?: Dockerode.GetEventsOptions) => docker.getEvents(filtered(opts ?? {}));
@@ -82,7 +102,7 @@ export function scopeToInstance(docker: Dockerode, instanceId: string): Dockerod
     try {
       return await docker.createContainer.call(scoped, { ...opts, Labels: { ...opts.Labels, ...labels } });
     } catch (err) {
-      throw (await nameConflict(docker, err, opts.name, instanceId)) ?? err;
+      throw (await nameConflict(docker, err, opts.name, owns)) ?? err;
     }
   };
   s.buildImage = (context: unknown, opts: Dockerode.ImageBuildOptions = {}) =>
@@ -93,36 +113,36 @@ export function scopeToInstance(docker: Dockerode, instanceId: string): Dockerod
   // Handles: acting on an object requires it to be ours.
   s.getContainer = (id: string) => {
     const c = docker.getContainer(id);
-    guard(c, 'container', id.length === 64 ? id.slice(0, 12) : id, CONTAINER_GUARDED, async () => (await c.inspect()).Config.Labels, instanceId);
+    guard(c, 'container', id.length === 64 ? id.slice(0, 12) : id, CONTAINER_GUARDED, async () => (await c.inspect()).Config.Labels, owns);
     return c;
   };
   s.getImage = (name: string) => {
     const i = docker.getImage(name);
-    guard(i, 'image', name, IMAGE_GUARDED, async () => (await i.inspect()).Config?.Labels, instanceId);
+    guard(i, 'image', name, IMAGE_GUARDED, async () => (await i.inspect()).Config?.Labels, owns);
     return i;
   };
   s.getNetwork = (id: string) => {
     const n = docker.getNetwork(id);
-    guard(n, 'network', id, NETWORK_GUARDED, async () => ((await n.inspect()) as { Labels?: Record<string, string> }).Labels, instanceId);
+    guard(n, 'network', id, NETWORK_GUARDED, async () => ((await n.inspect()) as { Labels?: Record<string, string> }).Labels, owns);
     return n;
   };
   s.getVolume = (name: string) => {
     const v = docker.getVolume(name);
-    guard(v, 'volume', name, VOLUME_GUARDED, async () => (await v.inspect()).Labels, instanceId);
+    guard(v, 'volume', name, VOLUME_GUARDED, async () => (await v.inspect()).Labels, owns);
     return v;
   };
-  scopes.set(scoped, { raw: docker, instanceId });
+  scopes.set(scoped, { raw: docker, instanceId, owns });
   return scoped;
 }
 
 /** A create that failed because the name is taken by another instance's container, as one clear line. */
-async function nameConflict(docker: Dockerode, err: unknown, name: string | undefined, instanceId: string): Promise<SlipwayError | null> {
+async function nameConflict(docker: Dockerode, err: unknown, name: string | undefined, owns: (labels: Labels) => boolean): Promise<SlipwayError | null> {
   if (!name || (err as { statusCode?: number }).statusCode !== 409) return null;
   const holder = await docker
     .getContainer(name)
     .inspect()
     .catch(() => null);
-  if (!holder || ownedBy(holder.Config.Labels, instanceId)) return null;
+  if (!holder || owns(holder.Config.Labels)) return null;
   return new SlipwayError('E_APP_EXISTS', `container name ${name} is taken on this Docker engine by another Slipway instance or program: use another app name, or remove that container if it is stale`);
 }
 
@@ -134,16 +154,16 @@ async function nameConflict(docker: Dockerode, err: unknown, name: string | unde
 export async function assertAppNameFree(docker: Dockerode, app: string): Promise<void> {
   const scope = scopes.get(docker);
   if (!scope) return;
-  const { raw, instanceId } = scope;
+  const { raw, owns } = scope;
   const byLabel = (label: string) => raw.listContainers({ all: true, filters: { label: [`${label}=${app}`] } });
   const containers = (await Promise.all(['slipway.app', 'slipway.build-app', 'slipway.oneoff.app'].map(byLabel))).flat();
   const images = [
     ...(await raw.listImages({ filters: { reference: [`slipway/${app}`] } })),
     ...(await raw.listImages({ all: true, filters: { label: [`slipway.app=${app}`] } })),
   ];
-  const foreign = [...containers, ...images].some((o) => !ownedBy(o.Labels, instanceId));
+  const foreign = [...containers, ...images].some((o) => !owns(o.Labels));
   const named = await raw.listContainers({ all: true, filters: { name: [`^/${app}\\.`] } });
-  if (foreign || named.some((c) => !ownedBy(c.Labels, instanceId))) {
+  if (foreign || named.some((c) => !owns(c.Labels))) {
     throw new SlipwayError('E_APP_EXISTS', `app name "${app}" is in use on this Docker engine by another Slipway instance (or containers named ${app}.*): choose another app name`);
   }
 }

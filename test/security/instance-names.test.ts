@@ -3,10 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { APP_NAME_PATTERN, RESERVED_APP_NAMES, parseAppName, parseNewAppName } from '../../platform/app-name.js';
-import { ensureInstanceId, INSTANCE_ID_PATTERN } from '../../platform/instance-id.js';
+import { ensureInstanceId, INSTANCE_ID_PATTERN, loadInstance } from '../../platform/instance-id.js';
 import { pathsFor } from '../../platform/paths.js';
 import { BASE_REPO, RUNTIME_REPO, launchBaseRef, releaseImageRef, runtimeImageRef } from '../../runtime/images.js';
-import { withInstanceFilter } from '../../runtime/instance-engine.js';
+import { ownsObject, withInstanceFilter } from '../../runtime/instance-engine.js';
 import { INSTANCE_LABEL, instanceFilter, instanceLabels, ownedBy } from '../../runtime/labels.js';
 import { STACK_REPO, stackImageRef } from '../../runtime/stack.js';
 import { miniPlatform } from '../support/mini-platform.js';
@@ -46,6 +46,37 @@ describe('instance id', () => {
     await fs.writeFile(paths.instanceIdFile, 'not-an-id\n');
     await expect(ensureInstanceId(paths.instanceIdFile)).rejects.toThrow(/is not a Slipway instance id .*restore it from a backup/);
     expect(await fs.readFile(paths.instanceIdFile, 'utf8')).toBe('not-an-id\n');
+  });
+});
+
+describe('upgrading an instance made before instance ids', () => {
+  const load = (home: string, apps: string[]) => {
+    const paths = pathsFor(home);
+    return loadInstance({ idFile: paths.instanceIdFile, legacyAppsFile: paths.legacyAppsFile, listApps: async () => apps });
+  };
+
+  it('adopts the unlabelled objects of the apps it had when it got its id, and only those', async () => {
+    const home = await tempHome();
+    const first = await load(home, ['old-one', 'old-two']);
+    expect([...first.legacyApps]).toEqual(['old-one', 'old-two']);
+    // Later starts keep the same list, whatever apps exist then.
+    const again = await load(home, ['old-one', 'old-two', 'new-app']);
+    expect(again).toEqual(first);
+    const id = first.id;
+    expect(ownsObject({ 'slipway.app': 'old-one' }, id, first.legacyApps)).toBe(true);
+    expect(ownsObject({ 'slipway.build-app': 'old-two' }, id, first.legacyApps)).toBe(true);
+    expect(ownsObject({ 'slipway.app': 'new-app' }, id, first.legacyApps)).toBe(false);
+    // An object labelled by another instance is never adopted, whatever its app.
+    expect(ownsObject({ 'slipway.app': 'old-one', 'slipway.instance': 'bbbbbbbbbbbbbbbb' }, id, first.legacyApps)).toBe(false);
+  });
+
+  it('a new home, or one that already had an id, adopts nothing', async () => {
+    expect((await load(await tempHome(), [])).legacyApps.size).toBe(0);
+    const home = await tempHome();
+    await ensureInstanceId(pathsFor(home).instanceIdFile);
+    const later = await load(home, ['made-after-the-id']);
+    expect(later.legacyApps.size).toBe(0);
+    expect(ownsObject({ 'slipway.app': 'made-after-the-id' }, later.id, later.legacyApps)).toBe(false);
   });
 });
 

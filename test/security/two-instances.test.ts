@@ -150,3 +150,40 @@ describe('two instances on one Docker engine', () => {
     expect(await stillRunning()).toBe(true);
   });
 });
+
+describe('an upgraded instance and objects from before instance ids', () => {
+  const app = `t-${randomBytes(5).toString('hex')}`;
+  let id: string;
+
+  beforeAll(async () => {
+    // What a Slipway without instance ids left running: app labels, no instance label.
+    const c = await raw.createContainer({
+      name: `${app}.web.1`,
+      Image: STACK,
+      Cmd: ['sleep', '600'],
+      Labels: { ...TEST_LABELS, 'slipway.app': app, 'slipway.type': 'web', 'slipway.index': '1', 'slipway.release': '1' },
+    });
+    await c.start();
+    id = c.id;
+  }, 60_000);
+
+  afterAll(async () => {
+    await raw.getContainer(id).remove({ force: true }).catch(() => undefined);
+  });
+
+  it('another instance neither sees nor removes it, and may not take its name', async () => {
+    const other = scopeToInstance(raw, 'cccccccccccccccc');
+    expect(await listAppContainers(other, app)).toEqual([]);
+    await rejectsOneLine(stopAndRemove(other, id, 0));
+    await rejectsOneLine(assertAppNameFree(other, app));
+    expect((await raw.getContainer(id).inspect()).State.Running).toBe(true);
+  });
+
+  it('the instance that had the app when it got its id adopts it (lists it, may stop it)', async () => {
+    const upgraded = scopeToInstance(raw, 'dddddddddddddddd', { legacyApps: new Set([app]) });
+    expect((await listAppContainers(upgraded, app)).map((c) => c.Id)).toEqual([id]);
+    await expect(assertAppNameFree(upgraded, app)).resolves.toBeUndefined();
+    await stopAndRemove(upgraded, id, 0);
+    await expect(raw.getContainer(id).inspect()).rejects.toMatchObject({ statusCode: 404 });
+  });
+});
