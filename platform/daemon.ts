@@ -174,7 +174,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         }))
         .sort((a, b) => a.type.localeCompare(b.type) || a.index - b.index);
     },
-    buildStack: (progress) => ensureStackImage(docker, { progress, force: true, logger }),
+    // The stack is shared by every instance on the engine (content-addressed, no instance label).
+    buildStack: (progress) => ensureStackImage(o.docker, { progress, force: true, logger }),
     life,
   };
 
