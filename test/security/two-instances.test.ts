@@ -186,4 +186,15 @@ describe('an upgraded instance and objects from before instance ids', () => {
     await stopAndRemove(upgraded, id, 0);
     await expect(raw.getContainer(id).inspect()).rejects.toMatchObject({ statusCode: 404 });
   });
+
+  it('a container of another program named like the app blocks the name too', async () => {
+    const name = `t-${randomBytes(5).toString('hex')}`;
+    const c = await raw.createContainer({ name: `${name}.web.1`, Image: STACK, Cmd: ['true'], Labels: TEST_LABELS });
+    try {
+      const err = await rejectsOneLine(assertAppNameFree(scopeToInstance(raw, 'eeeeeeeeeeeeeeee'), name));
+      expect(err.message).toMatch(/is in use on this Docker engine/);
+    } finally {
+      await c.remove({ force: true });
+    }
+  });
 });
