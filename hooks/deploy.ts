@@ -14,11 +14,11 @@ import { nextReleaseVersion, type AppRecord, type AppStore, type Release } from 
 import { extractRevision } from '../buildpacks/extract.js';
 import { parseProcfile } from '../buildpacks/procfile.js';
 import { runBuild } from '../buildpacks/runner.js';
+import { assertAppNameFree } from '../runtime/instance-engine.js';
 import { buildReleaseImage, releaseImageRef } from '../runtime/images.js';
 import { buildDockerfileImage } from '../runtime/dockerfile.js';
 import { deployFormation } from '../runtime/formation.js';
 import { parseAppJson, type HealthCheck } from '../runtime/healthchecks.js';
-import { assertAppNameFree } from '../runtime/instance-engine.js';
 import { runReleaseCommand } from '../runtime/oneoff.js';
 import { pruneReleaseImages } from '../runtime/release-images.js';
 import { chooseBuildpacks, readBuildpacksFile, type BuildpackCatalog } from './choose-buildpacks.js';
@@ -90,6 +90,8 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
   let pendingVersion: number | null = null;
   try {
     say(header(`Building ${app} from ${rev.slice(0, 7)} (build ${buildId})`));
+    // Another instance on this engine may have taken the name since apps:create.
+    await assertAppNameFree(deps.docker, app);
     const appDir = path.join(workDir, 'app');
     await fs.mkdir(appDir);
     const tree = await extractRevision({
@@ -104,8 +106,6 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     const healthchecks = await readHealthChecks(appDir);
 
     const record = await deps.apps.get(app);
-    // Another instance on this engine may have taken the name since apps:create.
-    await assertAppNameFree(deps.docker, app);
     const version = nextReleaseVersion(record);
     pendingVersion = version;
     const ctx: BuildContext = { app, rev, buildId, version, appDir, record, say, signal: io.signal };

@@ -18,6 +18,15 @@ interface Scope {
 
 const scopes = new WeakMap<object, Scope>();
 
+/**
+ * The whole engine behind a scoped view, for read-only questions about everything on it (which
+ * subnets are taken) and for the platform images every instance shares (the stack). Never for
+ * acting on app objects.
+ */
+export function unscopedEngine(docker: Dockerode): Dockerode {
+  return scopes.get(docker)?.raw ?? docker;
+}
+
 /** The instance a scoped engine view belongs to; null for a plain Dockerode. */
 export function engineInstance(docker: Dockerode): string | null {
   return scopes.get(docker)?.instanceId ?? null;
@@ -161,7 +170,8 @@ export async function assertAppNameFree(docker: Dockerode, app: string): Promise
     ...(await raw.listImages({ filters: { reference: [`slipway/${app}`] } })),
     ...(await raw.listImages({ all: true, filters: { label: [`slipway.app=${app}`] } })),
   ];
-  const foreign = [...containers, ...images].some((o) => !owns(o.Labels));
+  const networks = await raw.listNetworks({ filters: { label: [`slipway.app=${app}`] } });
+  const foreign = [...containers, ...images, ...networks].some((o) => !owns(o.Labels));
   const named = await raw.listContainers({ all: true, filters: { name: [`^/${app}\\.`] } });
   if (foreign || named.some((c) => !owns(c.Labels))) {
     throw new SlipwayError('E_APP_EXISTS', `app name "${app}" is in use on this Docker engine by another Slipway instance (or containers named ${app}.*): choose another app name`);
