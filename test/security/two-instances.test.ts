@@ -34,7 +34,8 @@ describe('two instances on one Docker engine', () => {
   const command = async (argv: string[]): Promise<{ code: number; out: string; err: string }> => {
     let out = '';
     let err = '';
-    const io: CommandIO = { out: (d) => void (out += d), err: (d) => void (err += d), readStdin: async () => '', signal: new AbortController().signal, actor: 'cli' };
+    // The local admin over the socket (`local` marks it where CommandIO has that field).
+    const io = { out: (d: string) => void (out += d), err: (d: string) => void (err += d), readStdin: async () => '', signal: new AbortController().signal, actor: 'cli', local: true } as CommandIO;
     const code = await runCommand(commands, argv, io, daemonB!.platform);
     return { code, out, err };
   };
