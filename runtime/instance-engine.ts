@@ -48,8 +48,20 @@ const IMAGE_GUARDED = ['remove', 'tag'] as const;
 const NETWORK_GUARDED = ['remove', 'connect', 'disconnect'] as const;
 const VOLUME_GUARDED = ['remove'] as const;
 
+/**
+ * Acting on an object of another instance. It answers like the engine's 404 (`statusCode`): for
+ * this instance the object does not exist, so "remove it, gone is fine" paths (apps:destroy)
+ * complete without touching it, and every other caller shows this one line.
+ */
+export class NotThisInstanceError extends SlipwayError {
+  readonly statusCode = 404;
+  constructor(kind: string, name: string, verb: string) {
+    super('E_DOCKER', `refusing to ${verb} ${kind} ${name}: it does not carry this Slipway instance's label (${INSTANCE_LABEL}); another instance or program owns it`);
+  }
+}
+
 function notOurs(kind: string, name: string, verb: string): SlipwayError {
-  return new SlipwayError('E_DOCKER', `refusing to ${verb} ${kind} ${name}: it does not carry this Slipway instance's label (${INSTANCE_LABEL}); another instance or program owns it`);
+  return new NotThisInstanceError(kind, name, verb);
 }
 
 type Labels = Record<string, string> | null | undefined;
