@@ -82,6 +82,8 @@ describe('two instances on one Docker engine', () => {
     await daemonB?.close();
     await removeApp(dockerA, app, 0).catch(() => undefined);
     await removeAppImages(dockerA, app).catch(() => undefined);
+    // A per-app network, where the runtime makes one.
+    for (const n of await raw.listNetworks({ filters: { label: [`slipway.app=${app}`, `slipway.instance=${idA}`] } })) await raw.getNetwork(n.Id).remove().catch(() => undefined);
     for (const home of [homeA, homeB]) if (home) await fs.rm(home, { recursive: true, force: true });
   }, 120_000);
 
