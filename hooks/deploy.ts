@@ -15,6 +15,7 @@ import { extractRevision } from '../buildpacks/extract.js';
 import { readProcfile } from '../buildpacks/procfile.js';
 import { readFileUnder } from '../platform/safe-read.js';
 import { runBuild } from '../buildpacks/runner.js';
+import { assertAppNameFree } from '../runtime/instance-engine.js';
 import { buildReleaseImage, releaseImageRef } from '../runtime/images.js';
 import { buildDockerfileImage } from '../runtime/dockerfile.js';
 import { deployFormation } from '../runtime/formation.js';
@@ -91,6 +92,8 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
   let pendingVersion: number | null = null;
   try {
     say(header(`Building ${app} from ${rev.slice(0, 7)} (build ${buildId})`));
+    // Another instance on this engine may have taken the name since apps:create.
+    await assertAppNameFree(deps.docker, app);
     const appDir = path.join(workDir, 'app');
     await fs.mkdir(appDir);
     const tree = await extractRevision({

@@ -28,3 +28,45 @@ export function parseAppName(raw: string, opts: { forRepo?: boolean } = {}): str
   }
   return name;
 }
+
+/**
+ * Names a new app may not take: the platform's own URL paths and host names (`_git`, the
+ * manager, portal and sign-in pages), its image repositories (`stack`, `runtime`, `base`) and
+ * words a visitor would take for the platform itself. Apps created before a name was reserved
+ * keep working; only `apps:create` refuses (README, "Reserved app names").
+ */
+export const RESERVED_APP_NAMES: ReadonlySet<string> = new Set([
+  '_git',
+  'admin',
+  'api',
+  'auth',
+  'base',
+  'dashboard',
+  'default',
+  'docker',
+  'git',
+  'localhost',
+  'manager',
+  'platform',
+  'portal',
+  'registry',
+  'root',
+  'router',
+  'runtime',
+  'slipway',
+  'slipway-platform',
+  'stack',
+  'static',
+  'status',
+  'system',
+  'www',
+]);
+
+/** An app name for `apps:create`: the contract's rule and not a reserved name. */
+export function parseNewAppName(raw: string): string {
+  const name = parseAppName(raw);
+  if (RESERVED_APP_NAMES.has(name)) {
+    throw new SlipwayError('E_APP_NAME', `app name "${name}" is reserved for the platform: choose another name (reserved: ${[...RESERVED_APP_NAMES].filter((n) => n !== '_git').join(', ')})`);
+  }
+  return name;
+}

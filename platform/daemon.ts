@@ -39,6 +39,8 @@ import { removeAppImages } from '../runtime/images.js';
 import { removeAppNetwork } from '../runtime/networks.js';
 import { installAppFirewall } from './firewall.js';
 import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
+import { assertAppNameFree, scopeToInstance } from '../runtime/instance-engine.js';
+import { loadInstance } from './instance-id.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The repository's own folders, found relative to the compiled daemon (dist/platform). */
@@ -66,7 +68,7 @@ export interface Daemon {
  * dependencies from here.
  */
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
-  const { config, paths, docker, logger } = o;
+  const { config, paths, logger } = o;
   for (const dir of [paths.stateDir, paths.appsDir, paths.reposDir, paths.cacheDir, paths.buildsDir, paths.mirrorDir, paths.buildpacksDir, paths.tmpDir, paths.runDir, paths.logDir]) {
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   }
@@ -78,6 +80,9 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   await fs.chmod(paths.tmpDir, 0o700);
   const apps = new AppStore(paths.appsDir);
   await apps.init();
+  // Every engine call below sees only this instance's objects (docs/security.md).
+  const instance = await loadInstance({ idFile: paths.instanceIdFile, legacyAppsFile: paths.legacyAppsFile, listApps: async () => (await apps.list()).map((a) => a.name) });
+  const docker = scopeToInstance(o.docker, instance.id, { legacyApps: instance.legacyApps });
   const keys = new SshKeyStore(path.join(paths.stateDir, 'ssh-keys.json'));
   const tokens = new TokenStore(path.join(paths.stateDir, 'tokens.json'));
   const routes = new RouteBook(paths.routeTable, config.domain);
@@ -140,6 +145,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       };
     },
     async createApp(name) {
+      await assertAppNameFree(docker, name);
       await apps.create(name);
       try {
         await fs.rm(repoPath(paths, name), { recursive: true, force: true });
@@ -181,7 +187,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         }))
         .sort((a, b) => a.type.localeCompare(b.type) || a.index - b.index);
     },
-    buildStack: (progress) => ensureStackImage(docker, { progress, force: true, logger }),
+    // The stack is shared by every instance on the engine (content-addressed, no instance label).
+    buildStack: (progress) => ensureStackImage(o.docker, { progress, force: true, logger }),
     life,
   };
 

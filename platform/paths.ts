@@ -18,6 +18,10 @@ export interface Paths {
   logDir: string;
   tmpDir: string;
   runDir: string;
+  /** This instance's id (platform/instance-id.ts), the label on every engine object it makes. */
+  instanceIdFile: string;
+  /** Apps whose engine objects predate instance ids (platform/instance-id.ts). */
+  legacyAppsFile: string;
 }
 
 export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -43,6 +47,8 @@ export function pathsFor(home: string): Paths {
     logDir: p('logs'),
     tmpDir: p('tmp'),
     runDir: p('run'),
+    instanceIdFile: p('instance-id'),
+    legacyAppsFile: p('state', 'unlabelled-apps.json'),
   };
 }
 

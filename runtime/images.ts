@@ -10,6 +10,7 @@ import { isValidAppName } from '../platform/app-name.js';
 import { SlipwayError } from '../platform/errors.js';
 import { openNoFollow, readOpened } from '../platform/safe-read.js';
 import { followToEnd } from './docker-progress.js';
+import { engineInstance } from './instance-engine.js';
 
 export const LAUNCHER_PATH = '/usr/local/bin/slipway-exec';
 
@@ -33,8 +34,8 @@ exec bash -c "$1"
 
 /**
  * Top-level folders where buildpacks put language runtimes (the Node.js binary alone is 120 MB).
- * They become a runtime image shared by every app with the same runtime, keyed by content:
- * `slipway/runtime:<digest>`.
+ * They become a runtime image shared by every app of an instance with the same runtime, keyed by
+ * content: `slipway-platform/runtime:<digest>-<instance>`.
  */
 export const RUNTIME_DIRS = ['.slipway', '.heroku'] as const;
 /**
@@ -42,7 +43,21 @@ export const RUNTIME_DIRS = ['.slipway', '.heroku'] as const;
  * their own per app, `slipway/<app>:deps-<digest>`, on top of the runtime image.
  */
 export const DEPENDENCY_DIRS = ['.venv', 'node_modules', 'vendor'] as const;
-export const RUNTIME_REPO = 'slipway/runtime';
+/**
+ * The platform's own images live under `slipway-platform/`, a repository no app maps to (app
+ * images are `slipway/<app>`), so no app name can reach, or destroy, them.
+ */
+export const PLATFORM_REPO_PREFIX = 'slipway-platform';
+export const RUNTIME_REPO = `${PLATFORM_REPO_PREFIX}/runtime`;
+export const BASE_REPO = `${PLATFORM_REPO_PREFIX}/base`;
+
+/**
+ * A runtime image's tag. Instances on one engine each keep their own tags (the layers are still
+ * shared by the engine's build cache), so one instance's pruning never untags another's.
+ */
+export function runtimeImageRef(digest: string, instanceId: string | null): string {
+  return `${RUNTIME_REPO}:${digest}${instanceId ? `-${instanceId}` : ''}`;
+}
 
 const checkImageRef = (ref: string): string => {
   if (!/^[a-z0-9][a-z0-9._/:@-]*$/.test(ref)) {
@@ -76,7 +91,7 @@ export function launchBaseDockerfile(stackImage: string): string {
 
 export function launchBaseRef(stackImage: string): string {
   const digest = crypto.createHash('sha256').update(launchBaseDockerfile(stackImage)).update(LAUNCHER_SCRIPT).digest('hex').slice(0, 12);
-  return `slipway/base:${digest}`;
+  return `${BASE_REPO}:${digest}`;
 }
 
 // Labels are passed to the build API rather than written here: they change every release and
@@ -203,7 +218,7 @@ async function build(docker: Dockerode, context: Readable, tag: string, labels: 
 
 /**
  * Bakes `slipway/<app>:v<N>` in up to three steps, each reused while its content is unchanged:
- * the runtime image (`slipway/runtime:<digest>`, shared by apps), the app's dependency image
+ * the runtime image (`slipway-platform/runtime:<digest>-<instance>`, shared by apps), the app's dependency image
  * (`slipway/<app>:deps-<digest>`), and on top the app's own files. A code-only deploy sends
  * megabytes of code; a new app on a known runtime skips the runtime's 120 MB.
  */
@@ -239,7 +254,7 @@ export async function buildReleaseImage(o: {
     }
     base = tag;
   };
-  await layer('runtime', RUNTIME_DIRS, (d) => `${RUNTIME_REPO}:${d}`, (d) => ({ 'slipway.runtime': d }));
+  await layer('runtime', RUNTIME_DIRS, (d) => runtimeImageRef(d, engineInstance(o.docker)), (d) => ({ 'slipway.runtime': d }));
   await layer('dependency', DEPENDENCY_DIRS, (d) => `slipway/${o.app}:deps-${d}`, (d) => ({ 'slipway.app': o.app, 'slipway.deps': d }));
   const labels = { ...o.labels, 'slipway.app': o.app, 'slipway.release': String(o.version) };
   await build(o.docker, buildContext(o.appDir, releaseDockerfile(base), (top) => !layered.has(top)), ref, labels, o.onProgress);
@@ -247,17 +262,21 @@ export async function buildReleaseImage(o: {
 }
 
 /**
- * Untags runtime images no other image is built on. Images built on one inherit its
- * `slipway.runtime` label, so a runtime image alone under its label serves nobody.
+ * Untags this instance's runtime images no other image is built on. Images built on one inherit
+ * its `slipway.runtime` label, so a runtime image alone under its label serves nobody. Only tags
+ * of this instance are touched (a scoped engine lists only its own images; the tag suffix says
+ * the same).
  */
 export async function removeUnusedRuntimeImages(docker: Dockerode): Promise<void> {
+  const instance = engineInstance(docker);
   const runtimes = await docker.listImages({ filters: { reference: [RUNTIME_REPO] } });
   for (const image of runtimes) {
     const digest = image.Labels?.['slipway.runtime'];
     if (!digest) continue;
     const users = await docker.listImages({ filters: { label: [`slipway.runtime=${digest}`] } });
     if (users.some((u) => u.Id !== image.Id)) continue;
-    for (const tag of image.RepoTags ?? []) await docker.getImage(tag).remove().catch(() => undefined);
+    const mine = (image.RepoTags ?? []).filter((t) => t.startsWith(`${RUNTIME_REPO}:`) && (instance === null || t.endsWith(`-${instance}`)));
+    for (const tag of mine) await docker.getImage(tag).remove().catch(() => undefined);
   }
 }
 

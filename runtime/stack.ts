@@ -13,7 +13,10 @@ import type { Logger } from '../platform/log.js';
 import { aptInstall, findProgram, type Progress } from '../platform/setup.js';
 import { followToEnd } from './docker-progress.js';
 
-export const STACK_REPO = 'slipway/stack';
+/** Under the platform's own namespace (runtime/images.ts): no app image is `slipway-platform/*`. */
+export const STACK_REPO = 'slipway-platform/stack';
+/** Where Slipway kept the stack before; an app named `stack` shared that repository. */
+const LEGACY_STACK_REPO = 'slipway/stack';
 export const STACK_LABEL = 'slipway.stack';
 
 export interface StackRecipe {
@@ -87,6 +90,7 @@ export async function ensureStackImage(
   o: { progress: Progress; force?: boolean; logger: Logger; /** Room for the ~300 MB root fs tar; default os.tmpdir(). */ tmpDir?: string },
 ): Promise<string> {
   const ref = stackImageRef();
+  if (!o.force && (await imageId(docker, ref)) === null) await adoptLegacyStack(docker, o.progress);
   const previous = await imageId(docker, ref);
   if (!o.force && previous !== null) return ref;
 
@@ -122,6 +126,23 @@ export async function ensureStackImage(
   o.logger.info({ ref, ms: Date.now() - started }, 'stack image built');
   o.progress(`-----> Stack image ${ref} ready`);
   return ref;
+}
+
+/**
+ * An upgrade finds the same stack under its old name: tag it into the new repository rather than
+ * rebuild it. Only an image carrying this recipe's stack label counts (an app's image never has
+ * the hash tag and label together).
+ */
+async function adoptLegacyStack(docker: Dockerode, progress: Progress): Promise<void> {
+  const hash = stackHash();
+  const legacy = `${LEGACY_STACK_REPO}:${hash}`;
+  const info = await docker
+    .getImage(legacy)
+    .inspect()
+    .catch(() => null);
+  if (info?.Config?.Labels?.[STACK_LABEL] !== hash) return;
+  await docker.getImage(info.Id).tag({ repo: STACK_REPO, tag: hash });
+  progress(`-----> Stack image ${legacy} is now ${STACK_REPO}:${hash}`);
 }
 
 /**

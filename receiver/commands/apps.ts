@@ -1,4 +1,4 @@
-import { parseAppName } from '../../platform/app-name.js';
+import { parseAppName, parseNewAppName } from '../../platform/app-name.js';
 import { SlipwayError } from '../../platform/errors.js';
 import { currentRelease } from '../../platform/store.js';
 import { deployBranchOf } from '../../hooks/deploy-branch.js';
@@ -14,7 +14,7 @@ export const appCommands: Command[] = [
     summary: 'Create an app and its git repository',
     args: [1, 1],
     async run(io, { positionals }, platform) {
-      const name = parseAppName(positionals[0]!);
+      const name = parseNewAppName(positionals[0]!);
       await platform.createApp(name);
       const { listen, sshPort, httpPort, domain } = platform.config;
       io.out(`-----> Created ${name}\n`);

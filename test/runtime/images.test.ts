@@ -25,7 +25,7 @@ describe('release Dockerfiles', () => {
     expect(lines).toContain('USER 1000:1000');
     expect(lines).toContain('ENV HOME=/app');
     expect(lines.at(-1)).toBe('ENTRYPOINT ["/usr/local/bin/slipway-exec"]');
-    expect(launchBaseRef('slipway/stack:abc123')).toMatch(/^slipway\/base:[0-9a-f]{12}$/);
+    expect(launchBaseRef('slipway/stack:abc123')).toMatch(/^slipway-platform\/base:[0-9a-f]{12}$/);
     expect(launchBaseRef('slipway/stack:abc123')).not.toBe(launchBaseRef('slipway/stack:def456'));
   });
 
@@ -163,7 +163,7 @@ describe('buildReleaseImage (real engine)', () => {
       const steps: string[] = [];
       const onStep = (l: string) => steps.push(l);
       await buildReleaseImage({ docker, stackImage: STACK, appDir: dirs[0]!, app, version: 20, labels: TEST_LABELS, onProgress: () => {}, onStep });
-      const runtime = /runtime layer changed: building (slipway\/runtime:[0-9a-f]{16})/.exec(steps.join('\n'))?.[1];
+      const runtime = /runtime layer changed: building (slipway-platform\/runtime:[0-9a-f]{16})/.exec(steps.join('\n'))?.[1];
       expect(runtime).toBeDefined();
       steps.length = 0;
       await buildReleaseImage({ docker, stackImage: STACK, appDir: dirs[1]!, app: other, version: 1, labels: TEST_LABELS, onProgress: () => {}, onStep });

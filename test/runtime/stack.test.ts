@@ -19,7 +19,7 @@ import { docker, randomApp } from './helpers.js';
 describe('stackImageRef', () => {
   it('is stable for one recipe and names the image by its hash', () => {
     expect(stackImageRef()).toBe(stackImageRef());
-    expect(stackImageRef()).toMatch(/^slipway\/stack:[0-9a-f]{12}$/);
+    expect(stackImageRef()).toMatch(/^slipway-platform\/stack:[0-9a-f]{12}$/);
     expect(stackImageRef({ ...STACK_RECIPE })).toBe(stackImageRef());
   });
 
@@ -108,7 +108,7 @@ describe('importStack', () => {
 
   it('refuses an archive of another image before loading anything', async () => {
     await docker.getImage(tag).remove();
-    await expect(importStack(docker, archive, () => {})).rejects.toThrow(/holds .*but this slipway needs slipway\/stack:/);
+    await expect(importStack(docker, archive, () => {})).rejects.toThrow(/holds .*but this slipway needs slipway-platform\/stack:/);
     // Nothing was loaded: the tag removed above is still gone.
     await expect(docker.getImage(tag).inspect()).rejects.toMatchObject({ statusCode: 404 });
   });
