@@ -4,6 +4,7 @@ import os from 'node:os';
 import type Dockerode from 'dockerode';
 import { isValidAppName } from '../platform/app-name.js';
 import { SlipwayError } from '../platform/errors.js';
+import { unscopedEngine } from './instance-engine.js';
 
 /**
  * Each app's containers live on a network of their own, `slipway-app-<app>`: a bridge with
@@ -88,7 +89,9 @@ async function hostRoutes(): Promise<string[]> {
 }
 
 async function usedSubnets(docker: Dockerode): Promise<string[]> {
-  const networks = await docker.listNetworks();
+  // Every network on the engine, other instances' and foreign ones too: a subnet is free only if
+  // nobody holds it (an instance-scoped engine would list only this instance's networks).
+  const networks = await unscopedEngine(docker).listNetworks();
   const fromDocker = networks.flatMap((n) => (n.IPAM?.Config ?? []).map((c) => c.Subnet ?? '')).filter(Boolean);
   const interfaces = Object.values(os.networkInterfaces())
     .flat()
