@@ -297,6 +297,8 @@ async function buildWithDockerfile(deps: DeployDeps, { app, rev, buildId, versio
       config: record.config,
       labels: { 'slipway.build': buildId, 'slipway.commit': rev },
       timeoutSeconds: deps.config.buildTimeoutSeconds,
+      memory: deps.config.buildMemory,
+      pidsLimit: deps.config.buildPidsLimit,
       say: (line) => say(`${line}\n`),
       signal,
     }),
