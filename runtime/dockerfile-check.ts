@@ -153,7 +153,7 @@ function resolveFromImage(word: string, line: number, esc: string, meta: Map<str
     }
     const arg = meta.get(name);
     if (!arg) throw refusal(line, `FROM ${word.slice(0, 80)} uses $${name}, which no ARG before the first FROM declares: add ARG ${name}=<image> before the first FROM`);
-    if (!arg.clean) throw refusal(line, `FROM ${word.slice(0, 80)} uses $${name}, whose ARG has quotes or escapes or is declared twice: declare it once as ARG ${name}=<image>`);
+    if (!arg.clean) throw refusal(line, `FROM ${word.slice(0, 80)} uses $${name}, whose ARG has quotes, escapes or variables, or is declared twice: declare it once as ARG ${name}=<image>`);
     const value = buildArgs[name] ?? arg.value;
     if (value === undefined || value === '') throw refusal(line, `FROM ${word.slice(0, 80)} uses $${name}, which has no value: give the ARG a default (ARG ${name}=<image>) or set the config var ${name}`);
     return value;
