@@ -127,12 +127,14 @@ export function checkDockerfile(parsed: ParsedDockerfile, buildArgs: Record<stri
 function declareArgs(ins: DockerfileInstruction, esc: string, meta: Map<string, MetaArg> | null, args: Set<string>): void {
   const tokens = ins.args.split(/[\t\v\f\r ]+/).filter((t) => t !== '');
   if (tokens.length === 0) throw refusal(ins.line, 'ARG needs a name: ARG NAME or ARG NAME=default');
-  const tricky = /["'$]/.test(ins.args) || ins.args.includes(esc);
+  // With quotes or escapes the engine splits the line differently: names are only guessed at.
+  const quoted = /["']/.test(ins.args) || ins.args.includes(esc);
+  const tricky = quoted || ins.args.includes('$');
   for (const token of tokens) {
     const eq = token.indexOf('=');
     const name = eq === -1 ? token : token.slice(0, eq);
     if (!ARG_NAME.test(name)) {
-      if (tricky) continue;
+      if (quoted) continue;
       throw refusal(ins.line, `ARG ${JSON.stringify(token.slice(0, 60))} is not a valid build argument name: use letters, digits and _`);
     }
     args.add(name);

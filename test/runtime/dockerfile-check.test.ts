@@ -86,7 +86,7 @@ describe('Dockerfile stage references', () => {
     refused(`ARG BASE=${OK}\nFROM \${BASE:-evil/img}\n`, 2, /only \$NAME and \$\{NAME\}/);
     refused('ARG BASE\nFROM $BASE\n', 2, /has no value/);
     refused(`FROM ${OK}\nARG LATE=x\nFROM $LATE\n`, 3, /no ARG before the first FROM/);
-    refused(`ARG BASE="${OK}"\nFROM $BASE\n`, 2, /quotes or escapes/);
+    refused(`ARG BASE="${OK}"\nFROM $BASE\n`, 2, /quotes, escapes/);
     refused(`ARG BASE=${OK}\nARG BASE=evil/img\nFROM $BASE\n`, 3, /declared twice/);
     refused('FROM "evil/img"\n', 1, /quotes and escapes/);
     refused(`ARG BASE=$OTHER\nFROM $BASE\n`, 2, /quotes, escapes or variables/);
