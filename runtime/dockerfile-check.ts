@@ -222,8 +222,29 @@ export async function checkLocalImages(docker: Dockerode, images: ImageReference
         `${ref.use} ${ref.image}: not on this machine, and builds cannot pull: on a connected machine run \`docker save ${ref.image} -o image.tar\`, copy image.tar here and run \`docker load -i image.tar\``,
       );
     }
+    // The engine falls back to an image-ID prefix when no tag matches (`FROM 3f`), which would
+    // reach untagged images: other apps' build steps among them.
+    if (!foundByName(ref.image, info)) throw refusal(ref.line, `${ref.use} ${ref.image}: name the image by repository and tag, not by image ID`);
     const owner = info.Config?.Labels?.[APP_LABEL];
     if (owner !== undefined && owner !== app) throw refusal(ref.line, `${ref.use} ${ref.image}: that image belongs to another app: build from a base image, not from an app's image`);
     if ((info.Config?.OnBuild ?? []).length > 0) throw refusal(ref.line, `${ref.use} ${ref.image}: that image has ONBUILD triggers, which are not supported: use an image without them`);
   }
+}
+
+/** Whether `image` names `info` by a tag or digest it carries (not by an ID prefix). Pure. */
+export function foundByName(image: string, info: { RepoTags?: string[] | null; RepoDigests?: string[] | null }): boolean {
+  const at = image.indexOf('@');
+  let name = at === -1 ? image : image.slice(0, at);
+  const digest = at === -1 ? null : image.slice(at + 1);
+  let tag: string | null = null;
+  const colon = name.lastIndexOf(':');
+  if (colon > name.lastIndexOf('/')) {
+    tag = name.slice(colon + 1);
+    name = name.slice(0, colon);
+  }
+  // The engine shows Docker Hub names short: `debian:12` for `docker.io/library/debian:12`.
+  name = name.replace(/^(?:docker\.io|index\.docker\.io)\//, '');
+  if (/^library\/[^/]+$/.test(name)) name = name.slice('library/'.length);
+  if (digest !== null) return (info.RepoDigests ?? []).includes(`${name}@${digest}`);
+  return (info.RepoTags ?? []).includes(`${name}:${tag ?? 'latest'}`);
 }

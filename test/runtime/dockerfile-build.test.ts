@@ -127,6 +127,12 @@ describe('Dockerfile builds refused before the engine sees them', () => {
     await refusedBeforeBuild(`# syntax=registry.invalid/frontend\n# escape=\`\nFROM ${STACK}\n`, /^Dockerfile line 1: the "# syntax=" directive/);
   });
 
+  it('an image ID prefix (the engine would take any untagged image, other apps\' steps too)', async () => {
+    const id = (await docker.getImage(STACK).inspect()).Id.replace('sha256:', '');
+    await refusedBeforeBuild(`FROM ${id.slice(0, 6)}\n`, /^Dockerfile line 1: FROM [0-9a-f]{6}: name the image by repository and tag, not by image ID$/);
+    await refusedBeforeBuild(`FROM ${STACK}\nCOPY --from=${id.slice(0, 12)} / /x\n`, /^Dockerfile line 2: COPY --from [0-9a-f]{12}: name the image by repository/);
+  });
+
   it('a heredoc', async () => {
     await refusedBeforeBuild(`FROM ${STACK}\nRUN <<EOF\necho hi\nEOF\n`, /^Dockerfile line 2: RUN with a heredoc/);
   });

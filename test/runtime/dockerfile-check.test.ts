@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkDockerfile } from '../../runtime/dockerfile-check.js';
+import { checkDockerfile, foundByName } from '../../runtime/dockerfile-check.js';
 import { parseDockerfileText } from '../../runtime/dockerfile-parse.js';
 import { buildStepObjects, planDockerfile } from '../../runtime/dockerfile.js';
 import { throwsOneLine } from '../support/errors.js';
@@ -137,6 +137,16 @@ describe('Dockerfile instructions that reach out', () => {
   it('checks every refusal kind with the checker alone, on the parsed file', () => {
     const plan = checkDockerfile(parseDockerfileText(`FROM ${OK}\nARG A\nARG B=1\n`));
     expect(plan).toEqual({ images: [{ image: OK, line: 1, use: 'FROM' }], args: ['A', 'B'] });
+  });
+});
+
+describe('images named by tag, not by ID', () => {
+  it('accepts a tag or digest the image carries, with Docker Hub names short or long', () => {
+    const info = { RepoTags: ['debian:12', 'reg.example:5000/team/img:1'], RepoDigests: ['debian@sha256:abcd'] };
+    for (const ok of ['debian:12', 'docker.io/library/debian:12', 'library/debian:12', 'reg.example:5000/team/img:1', 'debian@sha256:abcd', 'debian:12@sha256:abcd']) expect(foundByName(ok, info)).toBe(true);
+    for (const bad of ['debian', '3f2c1ab', 'sha256:3f2c1ab', 'reg.example:5000/team/img', 'debian@sha256:ffff']) expect(foundByName(bad, info)).toBe(false);
+    expect(foundByName('img', { RepoTags: ['img:latest'] })).toBe(true);
+    expect(foundByName('img', { RepoTags: null })).toBe(false);
   });
 });
 
