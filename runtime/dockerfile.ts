@@ -117,7 +117,8 @@ function appContext(appDir: string): Readable {
  * One classic-builder build (`version: '1'`: no BuildKit frontends, nothing fetched for them),
  * offline: RUN steps get `networkmode: none` and base images are never pulled (the stage check
  * has made sure they are local). A failed build's step containers go with `forcerm`; the images
- * its finished steps committed are removed here, as nothing else would ever find them.
+ * its finished steps committed, and the dead ends of earlier stages of a successful one, are
+ * removed here: they carry no label, so nothing else would ever find them.
  */
 async function build(o: DockerfileBuildOptions, context: Readable, extra: Record<string, unknown>, onLine: (line: string) => void): Promise<string> {
   const before = new Set((await o.docker.listImages({ all: true })).map((i) => shortId(i.Id)));
@@ -149,6 +150,10 @@ async function build(o: DockerfileBuildOptions, context: Readable, extra: Record
     if (why) throw new SlipwayError('E_BUILD', why);
     const id = [...entries].reverse().find((e) => e.aux?.ID)?.aux?.ID;
     if (!id) throw new SlipwayError('E_BUILD', 'the Docker build finished without an image id');
+    // Stages other than the last end in images nothing refers to: they go too, or they would
+    // outlive the app. The last stage's steps are the image's parents, which the engine keeps.
+    const made = buildStepObjects(lines);
+    await removeStepObjects(o.docker, { images: made.images.filter((i) => i !== shortId(id)), containers: [] }, before);
     return id;
   } catch (err) {
     await removeStepObjects(o.docker, buildStepObjects(lines), before);
@@ -183,10 +188,11 @@ export function buildStepObjects(lines: string[]): { images: string[]; container
 }
 
 /**
- * Removes what a failed build made: its step containers (forcerm covers the engine's own
- * failures, not a build cut short by a timeout) and the images it committed, newest first. Images
- * that existed before the build (bases, cache hits), carry a tag or have children another build
- * made are kept: `noprune` so removing one never takes an older untagged parent with it.
+ * Removes what a build made and nothing will use: the step containers of a failed build
+ * (forcerm covers the engine's own failures, not a build cut short by a timeout) and the images it
+ * committed, newest first. Images that existed before the build (bases, cache hits), carry a tag
+ * or have children (the engine refuses those: the final image's parents, steps another build
+ * reused) are kept: `noprune` so removing one never takes an older untagged parent with it.
  */
 async function removeStepObjects(docker: Dockerode, made: { images: string[]; containers: string[] }, before: Set<string>): Promise<void> {
   for (const id of made.containers) await docker.getContainer(id).remove({ force: true }).catch(() => undefined);

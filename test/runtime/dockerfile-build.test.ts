@@ -66,6 +66,9 @@ describe('Dockerfile builds on the engine', () => {
     );
     const { image } = await run;
     expect(image).toMatch(/^slipway\/t-[0-9a-f]+:v1$/);
+    // The first stage's step image is a dead end once the build is done: it is gone.
+    const firstStage = buildStepObjects(lines.map((l) => l.replace(/^ {7}/, ''))).images[1]!;
+    await expect(docker.getImage(firstStage).inspect()).rejects.toMatchObject({ statusCode: 404 });
     expect(lines.join('\n')).toMatch(/interfaces: lo$/m);
     expect(lines.join('\n')).toContain(`memory limit: ${256 * 1024 * 1024}`);
   });
