@@ -4,7 +4,7 @@
 # Reads SLIPWAY_BP_COUNT, SLIPWAY_BP_NAME_<i> and SLIPWAY_PINNED; buildpack i is mounted at
 # /tmp/buildpacks/<i>. Reports to the platform through /tmp/out and its exit status:
 #   0 built, 3 nothing detected, 4 a compile failed, 5 release failed, 6 a pinned buildpack's
-#   detect refused the app (out/failed = the index).
+#   detect refused the app (out/failed = the index). out/buildpacks lists the indices that ran.
 set -o pipefail
 
 BUILD_DIR=/tmp/build
@@ -109,5 +109,7 @@ else
   echo "       $(name_of "$last") has no bin/release: no default process types (the Procfile decides)"
 fi
 
-for i in "${chosen[@]}"; do name_of "$i"; echo; done >"$OUT/buildpacks"
+# Indices, not names: the platform maps them to the buildpacks it mounted and checks them, as
+# anything in /tmp/out may have been rewritten by the code that just ran.
+for i in "${chosen[@]}"; do echo "$i"; done >"$OUT/buildpacks"
 exit 0

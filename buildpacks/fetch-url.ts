@@ -1,10 +1,17 @@
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import net, { type LookupFunction } from 'node:net';
 import path from 'node:path';
 import { SlipwayError } from '../platform/errors.js';
 import { copyTree, extractTarball, MAX_BUILDPACK_BYTES, swapInto, tarballRoot, validateBuildpack } from './plugins.js';
 import type { BuildpackRef } from './runner.js';
+import type { UrlGuard, VettedAddress } from './url-guard.js';
+
+/** Redirects followed for a tarball download; each hop is vetted again (docs/security.md). */
+export const MAX_REDIRECTS = 5;
 
 /** A `.buildpacks` line that names a buildpack by URL. */
 export interface BuildpackUrl {
@@ -63,6 +70,8 @@ export interface FetchOptions {
   cacheDir: string;
   say: (line: string) => void;
   timeoutMs?: number;
+  /** Vets every address a fetch connects to (loopback, private, the platform's own: refused). */
+  guard: UrlGuard;
   /** For tests: the git program. */
   git?: string;
 }
@@ -85,13 +94,13 @@ export async function fetchBuildpack(bp: BuildpackUrl, o: FetchOptions): Promise
     const raw = path.join(work, 'raw');
     o.say(`-----> Fetching buildpack ${bp.display}`);
     if (bp.kind === 'git') {
-      // Only network transports, whatever git's defaults: no file://, ext:: or submodule tricks.
-      const allow = ['-c', 'protocol.allow=never', '-c', 'protocol.https.allow=always', '-c', 'protocol.http.allow=always', '-c', 'protocol.git.allow=always'];
-      const args = [...allow, 'clone', '--quiet', '--depth', '1', ...(bp.ref ? ['--branch', bp.ref] : []), '--', bp.url, raw];
-      await runGit(o.git ?? 'git', args, timeoutMs, bp.display);
+      const url = new URL(bp.url);
+      const pinned = await o.guard.vet(url);
+      const { args, cloneUrl } = gitCloneArgs(url, pinned);
+      await runGit(o.git ?? 'git', [...args, 'clone', '--quiet', '--depth', '1', ...(bp.ref ? ['--branch', bp.ref] : []), '--', cloneUrl, raw], timeoutMs, bp.display);
     } else {
       await fs.mkdir(raw);
-      await extractTarball(await download(bp, timeoutMs), raw);
+      await extractTarball(await download(bp, timeoutMs, o.guard), raw);
     }
     const staged = path.join(work, 'bp');
     await copyTree(await tarballRoot(raw), staged);
@@ -103,22 +112,94 @@ export async function fetchBuildpack(bp: BuildpackUrl, o: FetchOptions): Promise
   }
 }
 
-async function download(bp: BuildpackUrl, timeoutMs: number): Promise<Buffer> {
+/**
+ * The git options that make a clone go only where the guard said: the vetted address pinned for
+ * http(s) (`http.curloptResolve`, so curl never resolves the name again), no redirects, no proxy
+ * (a proxy would connect on our behalf to wherever it resolves; the environment drops proxies and
+ * the host's git config, whose `insteadOf` could rewrite the URL after vetting), and only network transports
+ * (no file://, ext:: or submodule tricks). git:// does not go through curl: its URL names the
+ * vetted address itself. Pure.
+ */
+export function gitCloneArgs(url: URL, pinned: VettedAddress): { args: string[]; cloneUrl: string } {
+  const args = ['-c', 'protocol.allow=never', '-c', 'protocol.https.allow=always', '-c', 'protocol.http.allow=always', '-c', 'protocol.git.allow=always'];
+  args.push('-c', 'http.followRedirects=false', '-c', 'http.proxy=');
+  const addr = pinned.family === 6 ? `[${pinned.address}]` : pinned.address;
+  if (url.protocol === 'git:') {
+    const direct = new URL(url.toString());
+    direct.hostname = addr;
+    return { args, cloneUrl: direct.toString() };
+  }
+  // An address literal needs no resolving (and would not parse as curl's host:port:addr).
+  if (net.isIP(pinned.host) === 0) args.push('-c', `http.curloptResolve=${pinned.host}:${pinned.port}:${addr}`);
+  return { args, cloneUrl: url.toString() };
+}
+
+/** A lookup that answers only with the vetted address, whatever name it is asked for. */
+function pinnedLookup(pinned: VettedAddress): LookupFunction {
+  return ((_host: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
+    if (options?.all) callback(null, [{ address: pinned.address, family: pinned.family }]);
+    else callback(null, pinned.address, pinned.family);
+  }) as unknown as LookupFunction;
+}
+
+/** One GET to the vetted address; resolves with the response (the caller reads or discards it). */
+function getPinned(url: URL, pinned: VettedAddress, signal: AbortSignal): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const mod = url.protocol === 'https:' ? https : http;
+    // agent: false: no pooled socket (from an earlier, differently vetted hop) is reused.
+    const req = mod.get(url, { lookup: pinnedLookup(pinned), agent: false, signal, headers: { 'user-agent': 'slipway' } }, resolve);
+    req.on('error', reject);
+  });
+}
+
+async function download(bp: BuildpackUrl, timeoutMs: number, guard: UrlGuard): Promise<Buffer> {
   const unreachable = (why: string) =>
     new SlipwayError('E_BUILDPACK', `cannot fetch buildpack ${bp.display}: ${why}; on an offline platform install it first with \`slipway buildpacks:install <tarball>\` and name it in .buildpacks`);
-  let res: Response;
-  try {
-    res = await fetch(bp.url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'follow' });
-  } catch (err) {
-    throw unreachable((err as Error).message);
+  const signal = AbortSignal.timeout(timeoutMs);
+  let url = new URL(bp.url);
+  let res: http.IncomingMessage;
+  for (let hop = 0; ; hop++) {
+    // Vetting errors (a refused address) surface as they are: one line naming the host.
+    const pinned = await guard.vet(url);
+    try {
+      res = await getPinned(url, pinned, signal);
+    } catch (err) {
+      throw unreachable((err as Error).message);
+    }
+    const status = res.statusCode ?? 0;
+    if (status < 300 || status >= 400 || status === 304) break;
+    res.resume();
+    const location = res.headers.location;
+    if (!location) throw unreachable(`HTTP ${status} without a Location`);
+    if (hop >= MAX_REDIRECTS) throw unreachable(`more than ${MAX_REDIRECTS} redirects`);
+    let next: URL;
+    try {
+      next = new URL(location, url);
+    } catch {
+      throw unreachable('a redirect to an invalid URL');
+    }
+    if (next.protocol !== 'https:' && next.protocol !== 'http:') throw unreachable(`a redirect to the ${next.protocol.slice(0, 20)} scheme`);
+    if (url.protocol === 'https:' && next.protocol === 'http:') throw unreachable('a redirect from https to plain http');
+    url = next;
   }
-  if (!res.ok || !res.body) throw unreachable(`HTTP ${res.status}`);
+  if (res.statusCode !== 200) {
+    res.resume();
+    throw unreachable(`HTTP ${res.statusCode}`);
+  }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    size += chunk.length;
-    if (size > MAX_BUILDPACK_BYTES) throw new SlipwayError('E_TOO_LARGE', `buildpack ${bp.display} is larger than ${MAX_BUILDPACK_BYTES / 1024 / 1024} MiB`);
-    chunks.push(Buffer.from(chunk));
+  try {
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_BUILDPACK_BYTES) {
+        res.destroy();
+        throw new SlipwayError('E_TOO_LARGE', `buildpack ${bp.display} is larger than ${MAX_BUILDPACK_BYTES / 1024 / 1024} MiB`);
+      }
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    if (err instanceof SlipwayError) throw err;
+    throw unreachable((err as Error).message);
   }
   return Buffer.concat(chunks);
 }
@@ -127,7 +208,7 @@ function runGit(git: string, args: string[], timeoutMs: number, display: string)
   return new Promise((resolve, reject) => {
     // No prompts: a URL that wants credentials fails at once instead of hanging the push.
     const child = spawn(git, args, {
-      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '/bin/false', SSH_ASKPASS: '/bin/false' },
+      env: { ...withoutProxies(process.env), GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '/bin/false', SSH_ASKPASS: '/bin/false' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -151,4 +232,13 @@ function runGit(git: string, args: string[], timeoutMs: number, display: string)
       );
     });
   });
+}
+
+/** The environment minus proxy settings: curl would hand the connection to a proxy, which resolves the name itself. */
+function withoutProxies(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const k of Object.keys(out)) {
+    if (/^(https?|all|ftp|no)_proxy$/i.test(k) || k === 'GIT_PROXY_COMMAND') delete out[k];
+  }
+  return out;
 }

@@ -1,4 +1,5 @@
 import { SlipwayError } from '../platform/errors.js';
+import { readFileUnder } from '../platform/safe-read.js';
 
 /** A process type becomes part of container names and labels, so it must be a DNS label. */
 const PROCESS_TYPE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -29,4 +30,17 @@ export function parseProcfile(text: string): Record<string, string> {
     types[type] = command;
   }
   return { ...types };
+}
+
+/** A Procfile longer than this is not a list of process types. */
+export const PROCFILE_MAX_BYTES = 256 * 1024;
+
+/**
+ * The built app's Procfile, parsed, or null when it has none. The build (uid 1000) may have
+ * replaced it, so it is read without following links and refused unless a regular file
+ * (platform/safe-read.ts): a symlink to a host file must never be read, shown or run.
+ */
+export async function readProcfile(appDir: string): Promise<Record<string, string> | null> {
+  const text = await readFileUnder(appDir, 'Procfile', { maxBytes: PROCFILE_MAX_BYTES, what: 'Procfile' });
+  return text === null ? null : parseProcfile(text);
 }

@@ -1,12 +1,12 @@
 import crypto from 'node:crypto';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type Dockerode from 'dockerode';
 import { SlipwayError } from '../platform/errors.js';
+import { readFileUnder } from '../platform/safe-read.js';
 import { lineIndenter } from './output.js';
 import { parseRelease } from './release.js';
 
@@ -46,6 +46,12 @@ export interface RunBuildOptions {
   signal?: AbortSignal;
   /** Extra labels for the build container (tests mark theirs). */
   labels?: Record<string, string>;
+  /**
+   * A root-only (0700) folder the build's scratch (ENV_DIR with the config values, the out
+   * folder) is made in: `$SLIPWAY_HOME/tmp` in the daemon, emptied at every start. Never /tmp,
+   * where host users could read the secrets and a crash would leave them (issue 9, medium 5).
+   */
+  scratchParent: string;
 }
 
 /** The uid:gid buildpacks run as in the stack image (user `slipway`). */
@@ -91,7 +97,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildResult> {
   const home = buildpacksHome();
   // A bind mount of a missing folder fails; an empty mirror is a valid (strict) one.
   await fs.mkdir(o.mirrorDir, { recursive: true });
-  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-build-'));
+  const scratch = await makeScratch(o.scratchParent);
   let container: Dockerode.Container | undefined;
   try {
     const envDir = path.join(scratch, 'env');
@@ -182,9 +188,12 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildResult> {
     if (stopped === 'timeout') throw new SlipwayError('E_BUILD', `build timed out after ${o.timeoutSeconds} s`);
     if (stopped === 'cancelled') throw new SlipwayError('E_BUILD', 'build cancelled');
 
+    // Everything in out/ was writable by the code that just ran: read it without following links
+    // (platform/safe-read.ts) and believe only what parses.
     const failed = async () => {
-      const [index, code] = (await fs.readFile(path.join(outDir, 'failed'), 'utf8').catch(() => '')).trim().split(' ');
-      return { name: o.candidates[Number(index)]?.name ?? 'unknown', code };
+      const text = (await readFileUnder(outDir, 'failed', { maxBytes: 1024, what: "the build's failure report (out/failed)" })) ?? '';
+      const m = /^([0-9]{1,4})(?: ([0-9]{1,3}))?$/.exec(text.trim());
+      return { name: (m && o.candidates[Number(m[1])]?.name) || 'unknown', code: m?.[2] };
     };
     if (status === EXIT_NOTHING_DETECTED) {
       throw new SlipwayError(
@@ -205,8 +214,8 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildResult> {
       throw new SlipwayError('E_BUILD', oom ? `build ran out of memory (limit ${o.memory})` : `build failed (exit status ${status})`);
     }
 
-    const ran = (await fs.readFile(path.join(outDir, 'buildpacks'), 'utf8')).split('\n').filter((l) => l !== '');
-    const releaseText = await fs.readFile(path.join(outDir, 'release.yml'), 'utf8').catch(() => '');
+    const ran = ranBuildpacks(await readFileUnder(outDir, 'buildpacks', { maxBytes: 64 * 1024, what: "the build's buildpack list (out/buildpacks)" }), o.candidates, o.pinned);
+    const releaseText = (await readFileUnder(outDir, 'release.yml', { maxBytes: 1024 * 1024, what: 'the bin/release output (out/release.yml)' })) ?? '';
     const release = parseRelease(releaseText, ran[ran.length - 1] ?? 'unknown');
     for (const note of release.notes) o.onOutput(`       Note: ${note}\n`);
     return { buildpacks: ran, processTypes: release.processTypes, configVars: release.configVars };
@@ -214,6 +223,36 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildResult> {
     if (container) await container.remove({ force: true }).catch(() => undefined);
     await fs.rm(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * The names of the buildpacks that ran, from the driver's list of indices. The list lives where
+ * build code could rewrite it, so it must name exactly what the driver runs: every candidate in
+ * order when pinned, else the one detected. Anything else fails the build. Pure.
+ */
+export function ranBuildpacks(text: string | null, candidates: BuildpackRef[], pinned: boolean): string[] {
+  const invalid = () => new SlipwayError('E_BUILD', "the build's list of buildpacks that ran (out/buildpacks) was tampered with: a buildpack or the app's build overwrote it; remove that step and push again");
+  if (text === null) throw invalid();
+  const lines = text.split('\n').filter((l) => l !== '');
+  if (!lines.every((l) => /^[0-9]{1,4}$/.test(l))) throw invalid();
+  const indices = lines.map(Number);
+  const expected = pinned ? candidates.map((_, i) => i) : indices.length === 1 && indices[0]! < candidates.length ? indices : null;
+  if (expected === null || indices.length !== expected.length || indices.some((v, i) => v !== expected[i])) throw invalid();
+  return indices.map((i) => candidates[i]!.name);
+}
+
+/**
+ * The build's own scratch folder inside `parent`, which must be a root-only folder: ENV_DIR holds
+ * the config values, readable by uid 1000, and uid 1000 may be a real user on the host.
+ */
+async function makeScratch(parent: string): Promise<string> {
+  if (!path.isAbsolute(parent)) throw new SlipwayError('E_INTERNAL', `build scratch folder ${parent} must be an absolute path`);
+  await fs.mkdir(parent, { recursive: true, mode: 0o700 });
+  const st = await fs.lstat(parent);
+  if (!st.isDirectory() || (st.mode & 0o077) !== 0 || (process.getuid?.() === 0 && st.uid !== 0)) {
+    throw new SlipwayError('E_INTERNAL', `build scratch folder ${parent} must be a folder only its owner (root) can enter: run \`chmod 700 ${parent}\``);
+  }
+  return fs.mkdtemp(path.join(parent, 'build-'));
 }
 
 /** chown -R to the build user, never following symlinks (a pushed tree may contain them). */

@@ -9,9 +9,10 @@ import { SlipwayError } from '../platform/errors.js';
 import { repoPath, type Paths } from '../platform/paths.js';
 import type { AppStore } from '../platform/store.js';
 import { copyTree, validateBuildpack, type BuildpackInfo, type BuildpackPlugins } from '../buildpacks/plugins.js';
-import { parseProcfile } from '../buildpacks/procfile.js';
+import { readProcfile } from '../buildpacks/procfile.js';
 import { runBuild } from '../buildpacks/runner.js';
 import { checkBuildpackEntry, parseBuildpacksFile } from './choose-buildpacks.js';
+import { deployBranchOf } from './deploy-branch.js';
 import { scaffoldFiles } from '../buildpacks/skeleton.js';
 
 const execFileP = promisify(execFile);
@@ -85,7 +86,7 @@ export class BuildpackService {
   async forApp(app: string): Promise<AppBuildpacks> {
     const record = await this.#d.apps.get(app);
     if (record.buildpacks.length > 0) return { app, mode: 'buildpacks:set', buildpacks: record.buildpacks, commit: null };
-    const commit = await this.#latestCommit(app, record.releases.find((r) => r.version === record.current)?.commit ?? null);
+    const commit = await this.#latestCommit(app, record.releases.find((r) => r.version === record.current)?.commit ?? null, deployBranchOf(record));
     if (commit) {
       const file = await this.#show(app, commit, '.buildpacks');
       const pinned = file === null ? [] : parseBuildpacksFile(file);
@@ -144,18 +145,19 @@ export class BuildpackService {
         timeoutSeconds: this.#d.config.buildTimeoutSeconds,
         onOutput: o.out,
         signal: o.signal,
+        scratchParent: this.#d.paths.tmpDir,
       });
-      const procfile = await fs.readFile(path.join(work, 'app', 'Procfile'), 'utf8').catch(() => null);
-      const processTypes = procfile === null ? result.processTypes : parseProcfile(procfile);
+      const procfile = await readProcfile(path.join(work, 'app'));
+      const processTypes = procfile ?? result.processTypes;
       return { buildpacks: result.buildpacks, processTypes, fromProcfile: procfile !== null, configVars: result.configVars, seconds: (Date.now() - started) / 1000 };
     } finally {
       await fs.rm(work, { recursive: true, force: true });
     }
   }
 
-  async #latestCommit(app: string, deployed: string | null): Promise<string | null> {
+  async #latestCommit(app: string, deployed: string | null, branch: string): Promise<string | null> {
     if (deployed && /^[0-9a-f]{40}$/.test(deployed)) return deployed;
-    for (const ref of ['refs/heads/main', 'refs/heads/master']) {
+    for (const ref of [`refs/heads/${branch}`]) {
       const out = await this.#git(app, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`]);
       if (out !== null && /^[0-9a-f]{40}$/.test(out.trim())) return out.trim();
     }

@@ -1,10 +1,11 @@
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { isValidAppName } from '../platform/app-name.js';
 import { SlipwayError } from '../platform/errors.js';
+import { readFileUnder } from '../platform/safe-read.js';
 import { fetchBuildpack, parseBuildpackUrl, type BuildpackUrl } from '../buildpacks/fetch-url.js';
 import { BUILTIN_BUILDPACKS, type BuildpackPlugins } from '../buildpacks/plugins.js';
 import type { BuildpackRef } from '../buildpacks/runner.js';
+import { UrlGuard } from '../buildpacks/url-guard.js';
 
 export { BUILTIN_BUILDPACKS };
 
@@ -21,11 +22,14 @@ export interface BuildpackChoice {
   pinnedBy: 'buildpacks:set' | '.buildpacks' | null;
 }
 
-/** Installed buildpacks live in `installedDir`; ones fetched by URL in its hidden `.fetched/<hash>`. */
-export function directoryCatalog(plugins: BuildpackPlugins): BuildpackCatalog {
+/**
+ * Installed buildpacks live in `installedDir`; ones fetched by URL in its hidden `.fetched/<hash>`.
+ * Fetches go through `guard` (without one: public addresses only, nothing allowed inward).
+ */
+export function directoryCatalog(plugins: BuildpackPlugins, guard: UrlGuard = new UrlGuard({ allow: [] })): BuildpackCatalog {
   return {
     list: () => plugins.list(),
-    fetch: (url, say) => fetchBuildpack(url, { cacheDir: path.join(plugins.installedDir, '.fetched'), say }),
+    fetch: (url, say) => fetchBuildpack(url, { cacheDir: path.join(plugins.installedDir, '.fetched'), say, guard }),
   };
 }
 
@@ -49,11 +53,10 @@ export function checkBuildpackEntry(entry: string, source: string): BuildpackUrl
 
 /** Reads the pushed tree's `.buildpacks`, or null when there is none (or it lists nothing). */
 export async function readBuildpacksFile(appDir: string): Promise<string[] | null> {
-  const file = path.join(appDir, '.buildpacks');
-  const st = await fs.lstat(file).catch(() => null);
-  if (!st) return null;
-  if (!st.isFile()) throw new SlipwayError('E_BUILDPACK', '.buildpacks must be a regular file (one buildpack per line)');
-  const names = parseBuildpacksFile(await fs.readFile(file, 'utf8'));
+  // Never through a link, only a regular file (platform/safe-read.ts).
+  const text = await readFileUnder(appDir, '.buildpacks', { maxBytes: 64 * 1024, what: '.buildpacks' });
+  if (text === null) return null;
+  const names = parseBuildpacksFile(text);
   return names.length > 0 ? names : null;
 }
 

@@ -12,12 +12,14 @@ import type { RouteBook } from '../platform/routes.js';
 import { BUILD_APP_LABEL } from '../platform/recover.js';
 import { nextReleaseVersion, type AppRecord, type AppStore, type Release } from '../platform/store.js';
 import { extractRevision } from '../buildpacks/extract.js';
-import { parseProcfile } from '../buildpacks/procfile.js';
+import { readProcfile } from '../buildpacks/procfile.js';
+import { readFileUnder } from '../platform/safe-read.js';
 import { runBuild } from '../buildpacks/runner.js';
 import { buildReleaseImage, releaseImageRef } from '../runtime/images.js';
 import { buildDockerfileImage } from '../runtime/dockerfile.js';
 import { deployFormation } from '../runtime/formation.js';
-import { parseAppJson, type HealthCheck } from '../runtime/healthchecks.js';
+import { parseAppSettings, type AppSettings } from '../runtime/healthchecks.js';
+import { isolationLabels } from '../runtime/isolation.js';
 import { runReleaseCommand } from '../runtime/oneoff.js';
 import { pruneReleaseImages } from '../runtime/release-images.js';
 import { chooseBuildpacks, readBuildpacksFile, type BuildpackCatalog } from './choose-buildpacks.js';
@@ -100,12 +102,15 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     });
     say(`       ${tree.files} files, ${formatBytes(tree.bytes)}\n`);
     // Read before the build so a broken app.json fails the push in seconds, not minutes.
-    const healthchecks = await readHealthChecks(appDir);
+    const settings = await readAppSettings(appDir);
+    const healthchecks = settings.healthchecks;
 
     const record = await deps.apps.get(app);
     const version = nextReleaseVersion(record);
     pendingVersion = version;
-    const ctx: BuildContext = { app, rev, buildId, version, appDir, record, say, signal: io.signal };
+    // The release image carries app.json's isolation settings, so rollbacks and restarts keep them.
+    const imageLabels = { 'slipway.build': buildId, 'slipway.commit': rev, ...isolationLabels(settings) };
+    const ctx: BuildContext = { app, rev, buildId, version, appDir, record, say, signal: io.signal, imageLabels };
     const result = (await usesDockerfile(record.buildpacks, appDir)) ? await buildWithDockerfile(deps, ctx) : await buildWithBuildpacks(deps, ctx);
     buildpackNames = result.buildpacks;
     const { processTypes, image } = result;
@@ -198,16 +203,11 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
   }
 }
 
-/** app.json's web health checks, validated; none when the app has no app.json. */
-async function readHealthChecks(appDir: string): Promise<HealthCheck[]> {
-  let text: string;
-  try {
-    text = await fs.readFile(path.join(appDir, 'app.json'), 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-  return parseAppJson(text);
+/** app.json's web health checks and Slipway settings, validated; defaults when the app has no app.json. */
+async function readAppSettings(appDir: string): Promise<AppSettings> {
+  // Read without following links: a pushed or built tree is not the host (platform/safe-read.ts).
+  const text = await readFileUnder(appDir, 'app.json', { maxBytes: 1024 * 1024, what: 'app.json' });
+  return text === null ? { healthchecks: [], readonly: false } : parseAppSettings(text);
 }
 
 interface BuildContext {
@@ -219,6 +219,8 @@ interface BuildContext {
   record: AppRecord;
   say: (text: string) => void;
   signal: AbortSignal;
+  /** Labels of the release image. */
+  imageLabels: Record<string, string>;
 }
 
 interface Built {
@@ -229,7 +231,7 @@ interface Built {
 }
 
 /** Buildpacks in the stack image, then the launcher image around the built app. */
-async function buildWithBuildpacks(deps: DeployDeps, { app, rev, buildId, version, appDir, record, say, signal }: BuildContext): Promise<Built> {
+async function buildWithBuildpacks(deps: DeployDeps, { app, version, appDir, record, say, signal, imageLabels }: BuildContext): Promise<Built> {
   const choice = await chooseBuildpacks(deps.buildpacks, record.buildpacks, appDir, (line) => say(`${line}\n`));
   if (choice.pinnedBy) say(header(`Using buildpacks pinned by ${choice.pinnedBy}: ${choice.candidates.map((c) => c.name).join(', ')}`));
   const buildEnv = await prepareMirror({
@@ -263,10 +265,12 @@ async function buildWithBuildpacks(deps: DeployDeps, { app, rev, buildId, versio
         signal,
         // A restarted daemon finds and removes the build containers of its own apps by this label.
         labels: { [BUILD_APP_LABEL]: app },
+        // Root-only and emptied at every daemon start (platform/recover.ts), unlike /tmp.
+        scratchParent: deps.paths.tmpDir,
       }),
   );
 
-  const processTypes = await readProcessTypes(appDir, result.processTypes);
+  const processTypes = processTypesFrom(await readProcfile(appDir), result.processTypes);
   say(header(`Process types: ${Object.keys(processTypes).join(', ')}`));
 
   say(header(`Building release image slipway/${app}:v${version}`));
@@ -276,7 +280,7 @@ async function buildWithBuildpacks(deps: DeployDeps, { app, rev, buildId, versio
     appDir,
     app,
     version,
-    labels: { 'slipway.build': buildId, 'slipway.commit': rev },
+    labels: imageLabels,
     onProgress: (line) => deps.logger.debug({ app, line }, 'image build'),
     onStep: (line) => say(`       ${line}\n`),
   });
@@ -287,7 +291,7 @@ async function buildWithBuildpacks(deps: DeployDeps, { app, rev, buildId, versio
  * An app with a Dockerfile and no pinned buildpacks builds with the engine, offline. The Procfile
  * decides the processes; without one, the image's ENTRYPOINT and CMD run as `web`.
  */
-async function buildWithDockerfile(deps: DeployDeps, { app, rev, buildId, version, appDir, record, say, signal }: BuildContext): Promise<Built> {
+async function buildWithDockerfile(deps: DeployDeps, { app, version, appDir, record, say, signal, imageLabels }: BuildContext): Promise<Built> {
   const built = await deps.buildQueue.add(() =>
     buildDockerfileImage({
       docker: deps.docker,
@@ -295,7 +299,7 @@ async function buildWithDockerfile(deps: DeployDeps, { app, rev, buildId, versio
       app,
       version,
       config: record.config,
-      labels: { 'slipway.build': buildId, 'slipway.commit': rev },
+      labels: imageLabels,
       timeoutSeconds: deps.config.buildTimeoutSeconds,
       memory: deps.config.buildMemory,
       pidsLimit: deps.config.buildPidsLimit,
@@ -303,11 +307,12 @@ async function buildWithDockerfile(deps: DeployDeps, { app, rev, buildId, versio
       signal,
     }),
   );
-  const hasProcfile = await fs.lstat(path.join(appDir, 'Procfile')).then(() => true, () => false);
+  const procfile = await readProcfile(appDir);
+  const hasProcfile = procfile !== null;
   if (!hasProcfile && built.command === null) {
     throw new SlipwayError('E_PROCFILE', 'the image has no CMD and the app no Procfile: add CMD to the Dockerfile or a Procfile such as "web: ./server"');
   }
-  const processTypes = await readProcessTypes(appDir, built.command === null ? {} : { web: built.command });
+  const processTypes = processTypesFrom(procfile, built.command === null ? {} : { web: built.command });
   say(header(`Process types: ${Object.keys(processTypes).join(', ')}${hasProcfile ? '' : ' (the image\'s CMD)'}`));
   return { buildpacks: ['dockerfile'], processTypes, configVars: {}, image: built.image };
 }
@@ -318,15 +323,9 @@ export async function usesDockerfile(appPin: string[], appDir: string): Promise<
   return fs.lstat(path.join(appDir, 'Dockerfile')).then((s) => s.isFile(), () => false);
 }
 
-/** The Procfile of the built app wins; without one, the buildpack's default process types. */
-async function readProcessTypes(appDir: string, defaults: Record<string, string>): Promise<Record<string, string>> {
-  let text: string | null = null;
-  try {
-    text = await fs.readFile(path.join(appDir, 'Procfile'), 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const types = text === null ? defaults : parseProcfile(text);
+/** The Procfile of the built app wins; without one, the buildpack's default process types. Pure. */
+function processTypesFrom(procfile: Record<string, string> | null, defaults: Record<string, string>): Record<string, string> {
+  const types = procfile ?? defaults;
   if (Object.keys(types).length === 0) {
     throw new SlipwayError('E_PROCFILE', 'no process types: add a Procfile such as "web: node server.js", or a start script the buildpack can use');
   }

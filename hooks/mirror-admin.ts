@@ -12,7 +12,7 @@ import { SlipwayError } from '../platform/errors.js';
 import { appCachePath, type Paths } from '../platform/paths.js';
 import type { SettingsStore } from '../platform/settings.js';
 import { exportBundle, hashing, importBundle } from '../buildpacks/mirror/bundle.js';
-import { ensureNpmPackages, fetchPackument } from '../buildpacks/mirror/fetch.js';
+import { ensureNpmPackages, fetchPackument, throwIfCancelled } from '../buildpacks/mirror/fetch.js';
 import { MultiHash } from '../buildpacks/mirror/integrity.js';
 import { addManifestEntries, isNpmName, mirroredVersions, NODE_PACKAGE, readManifest, type MirrorKind } from '../buildpacks/mirror/layout.js';
 import { lockfilePackages, type LockedPackage } from '../buildpacks/mirror/lockfile.js';
@@ -109,7 +109,7 @@ export class MirrorAdmin {
   }
 
   /** `name`, `name@version`, `name@range` or `name@tag`: resolved through the upstream, then fetched and verified. */
-  async addNpm(specs: string[], progress: Progress): Promise<string[]> {
+  async addNpm(specs: string[], progress: Progress, signal?: AbortSignal): Promise<string[]> {
     const upstream = await this.upstream('npm');
     const wanted = specs.map(parseNpmSpec);
     progress(`-----> Resolving ${wanted.length} package spec${wanted.length === 1 ? '' : 's'} ${upstream === null ? 'in the mirror (upstream off)' : `at ${upstream}`}`);
@@ -129,8 +129,9 @@ export class MirrorAdmin {
         }
         let doc;
         try {
-          doc = await fetchPackument(upstream, name);
+          doc = await fetchPackument(upstream, name, undefined, signal);
         } catch (err) {
+          throwIfCancelled(signal);
           throw new SlipwayError('E_MIRROR', `cannot resolve ${name}@${range} at ${upstream}: ${(err as Error).message}; check \`slipway mirror:upstream npm\``);
         }
         const version = doc.distTags[range] ?? semver.maxSatisfying(Object.keys(doc.versions), range);
@@ -143,21 +144,21 @@ export class MirrorAdmin {
     );
     for (const kind of ['node', 'npm'] as const) {
       const packages = resolved.filter((p) => (p.name === NODE_PACKAGE) === (kind === 'node'));
-      if (packages.length > 0) await ensureNpmPackages({ mirrorDir: this.mirrorDir, packages, upstream, progress, kind });
+      if (packages.length > 0) await ensureNpmPackages({ mirrorDir: this.mirrorDir, packages, upstream, progress, kind, ...(signal ? { signal } : {}) });
     }
     return resolved.map((p) => `${p.name}@${p.version}`).sort();
   }
 
   /** Every registry package a package-lock.json names. */
-  async addLockfile(lockText: string, progress: Progress): Promise<{ fetched: number; present: number }> {
+  async addLockfile(lockText: string, progress: Progress, signal?: AbortSignal): Promise<{ fetched: number; present: number }> {
     const packages = lockfilePackages(lockText);
     progress(`-----> ${packages.length} package${packages.length === 1 ? '' : 's'} in the lockfile`);
-    return ensureNpmPackages({ mirrorDir: this.mirrorDir, packages, upstream: await this.upstream('npm'), progress });
+    return ensureNpmPackages({ mirrorDir: this.mirrorDir, packages, upstream: await this.upstream('npm'), progress, ...(signal ? { signal } : {}) });
   }
 
   /** The newest Node.js release matching `range`, and an npm that supports it. */
-  async addNode(range: string, progress: Progress): Promise<{ node: string; npm: string }> {
-    return resolveNodeRuntime({ mirrorDir: this.mirrorDir, range, upstream: await this.upstream('npm'), progress });
+  async addNode(range: string, progress: Progress, signal?: AbortSignal): Promise<{ node: string; npm: string }> {
+    return resolveNodeRuntime({ mirrorDir: this.mirrorDir, range, upstream: await this.upstream('npm'), progress, ...(signal ? { signal } : {}) });
   }
 
   /**

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Config } from '../platform/config.js';
 import { SlipwayError } from '../platform/errors.js';
 import type { Paths } from '../platform/paths.js';
+import { readFileUnder } from '../platform/safe-read.js';
 import type { BuildpackRef } from '../buildpacks/runner.js';
 import {
   ensureNpmPackages,
@@ -16,6 +17,15 @@ import {
 } from '../buildpacks/mirror/npm.js';
 import type { PackumentCache } from '../buildpacks/mirror/fetch.js';
 import { missingRequirements, parseRequirements } from '../buildpacks/mirror/pypi.js';
+
+/** Lockfiles of large monorepos run to tens of megabytes; anything beyond this is not one. */
+const LOCKFILE_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A file of the pushed tree, read as root on the host: never through a link, only a regular file
+ * within the limit (platform/safe-read.ts); null when it is absent.
+ */
+const readAppFile = (appDir: string, file: string, maxBytes = 1024 * 1024): Promise<string | null> => readFileUnder(appDir, file, { maxBytes });
 
 /**
  * Builds run with no network, so everything they install must be in the mirror before they
@@ -36,7 +46,7 @@ export async function prepareMirror(o: {
 }): Promise<Record<string, string>> {
   if (o.candidates.some((c) => c.name === 'python')) await checkPythonRequirements(o.appDir, o.paths.mirrorDir, (line) => o.say(`${line}\n`));
   if (!o.candidates.some((c) => c.name === 'node')) return {};
-  const pkgText = await fs.readFile(path.join(o.appDir, 'package.json'), 'utf8').catch(() => null);
+  const pkgText = await readAppFile(o.appDir, 'package.json');
   if (pkgText === null) return {};
   let pkg: { engines?: { node?: unknown }; packageManager?: unknown };
   try {
@@ -52,7 +62,7 @@ export async function prepareMirror(o: {
   const runtime = await resolveNodeRuntime({ mirrorDir: o.paths.mirrorDir, range, upstream, progress, packuments: o.packuments });
   progress(`       Node.js ${runtime.node}, npm ${runtime.npm}`);
   const hints: Record<string, string> = { SLIPWAY_NODE_VERSION: runtime.node, SLIPWAY_NPM_VERSION: runtime.npm };
-  const read = (file: string) => fs.readFile(path.join(o.appDir, file), 'utf8').catch(() => null);
+  const read = (file: string) => readAppFile(o.appDir, file, LOCKFILE_MAX_BYTES);
   const lockText = await read('package-lock.json');
   if (lockText !== null) {
     const packages = lockfilePackages(lockText);
@@ -91,7 +101,7 @@ export async function prepareMirror(o: {
  * the missing ones with the command that adds them, instead of a pip error deep in the build.
  */
 export async function checkPythonRequirements(appDir: string, mirrorDir: string, progress: (line: string) => void): Promise<void> {
-  const text = await fs.readFile(path.join(appDir, 'requirements.txt'), 'utf8').catch(() => null);
+  const text = await readAppFile(appDir, 'requirements.txt');
   if (text === null) return;
   const requirements = parseRequirements(text);
   progress(`-----> Checking ${requirements.length} Python requirement${requirements.length === 1 ? '' : 's'} against the mirror`);

@@ -5,11 +5,11 @@ import type { Logger } from '../platform/log.js';
 import type { AppStore } from '../platform/store.js';
 import type { PushRef } from '../platform/wire.js';
 import type { BranchGuard } from './branch-guard.js';
+import { deployBranchOf } from './deploy-branch.js';
 import { header, type DeployOutput, type DeployRequest } from './deploy.js';
 
 const ZERO = /^0{40}$/;
 const SHA = /^[0-9a-f]{40}$/;
-export const DEPLOY_BRANCHES = ['refs/heads/main', 'refs/heads/master'];
 
 export interface PushRequest {
   app: string;
@@ -35,13 +35,9 @@ export class AppQueues {
   }
 }
 
-/** Picks the deploying ref of a push: main wins over master when both are pushed at once. */
-export function deployTarget(refs: PushRef[]): PushRef | null {
-  for (const branch of DEPLOY_BRANCHES) {
-    const ref = refs.find((r) => r.ref === branch && !ZERO.test(r.newRev));
-    if (ref) return ref;
-  }
-  return null;
+/** The ref update of a push that deploys: the app's deploy branch moving to a commit. Pure. */
+export function deployTarget(refs: PushRef[], branch: string): PushRef | null {
+  return refs.find((r) => r.ref === `refs/heads/${branch}` && !ZERO.test(r.newRev)) ?? null;
 }
 
 /**
@@ -64,18 +60,19 @@ export async function handlePush(
   let explained = false;
   try {
     const app = parseAppName(req.app);
-    await deps.apps.get(app);
+    const branch = deployBranchOf(await deps.apps.get(app));
     for (const r of req.refs) {
       if (!SHA.test(r.oldRev) || !SHA.test(r.newRev) || !r.ref.startsWith('refs/')) {
         throw new SlipwayError('E_DEPLOY', 'malformed ref update from git');
       }
     }
-    const target = deployTarget(req.refs);
-    if (!target) {
-      const names = req.refs.map((r) => r.ref.replace(/^refs\/heads\//, '')).join(', ');
-      io.out(header(`Received ${names}: kept, not deployed (only main or master deploys)`));
-      return 0;
+    const target = deployTarget(req.refs, branch);
+    const others = req.refs.filter((r) => r !== target && !ZERO.test(r.newRev));
+    if (others.length > 0) {
+      const names = others.map((r) => r.ref.replace(/^refs\/heads\//, '')).join(', ');
+      io.out(header(`Received ${names}: kept, not deployed: this app deploys from ${branch}`));
     }
+    if (!target) return 0;
     const waiting = setTimeout(() => io.out(header('Waiting for an earlier deploy of this app to finish')), 500);
     await deps.queues.run(app, async () => {
       clearTimeout(waiting);

@@ -35,6 +35,11 @@ export interface Config {
   drainMs: number;
   stopGraceSeconds: number;
   keepReleases: number;
+  /**
+   * Hosts, addresses and CIDRs a `.buildpacks` URL may reach although they are loopback, private
+   * or the platform's own (docs/security.md); empty: public addresses only.
+   */
+  buildpackUrlAllow: string[];
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -69,6 +74,12 @@ const schema: JSONSchemaType<ConfigInput> = {
     drainMs: { type: 'integer', nullable: true, minimum: 0, maximum: 600_000 },
     stopGraceSeconds: { type: 'integer', nullable: true, minimum: 0, maximum: 3600 },
     keepReleases: { type: 'integer', nullable: true, minimum: 1, maximum: 1000 },
+    buildpackUrlAllow: {
+      type: 'array',
+      nullable: true,
+      maxItems: 256,
+      items: { type: 'string', minLength: 1, maxLength: 253, pattern: '^(\\[?[0-9a-fA-F:.]+\\]?(/[0-9]{1,3})?|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\\.?)$' },
+    },
     logLevel: {
       type: 'string',
       nullable: true,
@@ -102,6 +113,7 @@ export function defaults(home: string): Config {
     drainMs: 2000,
     stopGraceSeconds: 10,
     keepReleases: 5,
+    buildpackUrlAllow: [],
     logLevel: 'info',
   };
 }

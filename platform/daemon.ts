@@ -26,14 +26,18 @@ import { directoryCatalog } from '../hooks/choose-buildpacks.js';
 import { BuildpackService } from '../hooks/buildpack-service.js';
 import { BuildpackPlugins } from '../buildpacks/plugins.js';
 import { buildpacksHome } from '../buildpacks/runner.js';
+import { machineAddresses, UrlGuard } from '../buildpacks/url-guard.js';
 import { PackumentCache } from '../buildpacks/mirror/fetch.js';
 import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
 import { MirrorAdmin } from '../hooks/mirror-admin.js';
 import { AppQueues, handlePush } from '../hooks/push.js';
 import { Operations } from '../hooks/operations.js';
 import { BranchGuard, refReader } from '../hooks/branch-guard.js';
+import { migrateDeployBranches } from '../hooks/deploy-branch.js';
 import { LABELS, listAppContainers, removeApp } from '../runtime/containers.js';
 import { removeAppImages } from '../runtime/images.js';
+import { removeAppNetwork } from '../runtime/networks.js';
+import { installAppFirewall } from './firewall.js';
 import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -69,6 +73,9 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   // The mirror is read by build containers (as uid 1000, read-only): it must be traversable.
   await fs.chmod(paths.mirrorDir, 0o755);
   await fs.chmod(paths.home, 0o755);
+  // Build scratch (config values as ENV_DIR files, owned by the build's uid 1000, which may be a
+  // real host user) lives under tmp: only root may enter it, whatever an older version left.
+  await fs.chmod(paths.tmpDir, 0o700);
   const apps = new AppStore(paths.appsDir);
   await apps.init();
   const keys = new SshKeyStore(path.join(paths.stateDir, 'ssh-keys.json'));
@@ -76,7 +83,9 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const routes = new RouteBook(paths.routeTable, config.domain);
   const queues = new AppQueues();
   const mirror = new MirrorAdmin({ config, paths, docker, settings: new SettingsStore(path.join(paths.stateDir, 'settings.json')), serialize: (app, task) => queues.run(app, task) });
-  const branches = new BranchGuard(refReader((app) => repoPath(paths, app)));
+  const readRef = refReader((app) => repoPath(paths, app));
+  const branches = new BranchGuard(readRef);
+  await migrateDeployBranches(apps, readRef, logger);
   // One view of the built-in and installed buildpacks, for deploys and for the buildpacks commands.
   const plugins = new BuildpackPlugins(builtinBuildpacksDir, paths.buildpacksDir);
   const deployDeps: DeployDeps = {
@@ -87,11 +96,14 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     routes,
     logger,
     stackImage: stackImageRef,
-    buildpacks: directoryCatalog(plugins),
+    buildpacks: directoryCatalog(plugins, new UrlGuard({ allow: config.buildpackUrlAllow, ownAddresses: () => machineAddresses(config.listen) })),
     buildQueue: new PQueue({ concurrency: config.buildConcurrency }),
     packuments: new PackumentCache(),
     mirrorUpstream: (kind) => mirror.upstream(kind),
   };
+
+  // Before any app container starts: apps must never reach the host (docs/security.md).
+  await installAppFirewall({ logger });
 
   const life = new Life({ docker, apps, routes, paths, logger, graceSeconds: config.stopGraceSeconds });
   await life.start((line) => logger.info({ line }, 'recovery'));
@@ -143,6 +155,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         progress('-----> Removing containers');
         await removeApp(docker, name);
         await routes.removeApp(name);
+        await removeAppNetwork(docker, name);
         progress('-----> Removing images');
         await removeAppImages(docker, name);
         progress('-----> Removing repository, build cache and logs');
@@ -188,6 +201,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         readStdin: async () => req.stdin ?? '',
         signal,
         actor: 'cli',
+        local: true,
       };
       return runCommand(commands, req.argv, io, platform);
     }
@@ -239,6 +253,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       readStdinBytes: (limit) => readAllBytes(exec.stdin, limit),
       signal: exec.signal,
       actor: exec.user,
+      local: false,
     };
     return runCommand(commands, argv, io, platform);
   };

@@ -33,6 +33,7 @@ export type ErrorCode =
   | 'E_TOO_LARGE'
   | 'E_BUILD_ID'
   | 'E_BUILD_NOT_FOUND'
+  | 'E_UNSAFE_FILE'
   | 'E_INTERNAL';
 
 export class SlipwayError extends Error {

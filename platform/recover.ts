@@ -78,6 +78,9 @@ export async function recover(d: RecoverDeps): Promise<void> {
         command: release.processTypes[action.type] ?? '',
         env: { ...release.defaultConfig, ...app.config },
         web: action.type === 'web',
+        // The same limits as a deploy would give it: a restart must not lift them.
+        ...(app.limits?.memory ? { memory: app.limits.memory } : {}),
+        ...(app.limits?.cpus ? { cpus: app.limits.cpus } : {}),
       });
     } catch (err) {
       d.logger.error({ app: app.name, container: action.name, err: oneLine(err) }, 'could not start a missing container');

@@ -50,6 +50,8 @@ export interface AppRecord {
   builds: BuildRecord[];
   /** Per-container resource limits (`ps:set`); applied whenever a container starts. */
   limits?: Limits;
+  /** The only branch whose pushes deploy (`git:set <app> deploy-branch`); `main` when unset. */
+  deployBranch?: string;
 }
 
 export interface Limits {

@@ -3,6 +3,8 @@ import { PassThrough, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import { SlipwayError } from '../platform/errors.js';
+import { hardenedHostConfig, inspectImageIsolation, type HostIsolation } from './isolation.js';
+import { ensureAppNetwork } from './networks.js';
 
 export type ContainerSummary = Dockerode.ContainerInfo;
 
@@ -63,7 +65,23 @@ export function processLabels(spec: ProcessSpec): Record<string, string> {
   };
 }
 
-export function containerOptions(spec: ProcessSpec, name: string): Dockerode.ContainerCreateOptions {
+/**
+ * What confines a container of `spec` (runtime/isolation.ts): the app's network, created when
+ * missing, the image's USER and readonly label, and the app's limits.
+ */
+export async function hostIsolationFor(docker: Dockerode, spec: Pick<ProcessSpec, 'app' | 'image' | 'memory' | 'cpus'>): Promise<HostIsolation> {
+  const network = await ensureAppNetwork(docker, spec.app);
+  const image = await inspectImageIsolation(docker, spec.image);
+  return {
+    ...image,
+    network,
+    ...(spec.memory ? { memory: parseMemory(spec.memory) } : {}),
+    ...(spec.cpus ? { nanoCpus: Math.round(spec.cpus * 1e9) } : {}),
+  };
+}
+
+/** The container spec; `host` (from `hostIsolationFor`) is required so no caller can skip the hardening. */
+export function containerOptions(spec: ProcessSpec, name: string, host: HostIsolation): Dockerode.ContainerCreateOptions {
   return {
     name,
     Image: spec.image,
@@ -79,8 +97,7 @@ export function containerOptions(spec: ProcessSpec, name: string): Dockerode.Con
       // tini as PID 1 forwards SIGTERM and reaps zombies the app's own processes leave.
       Init: true,
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
-      ...(spec.memory ? { Memory: parseMemory(spec.memory) } : {}),
-      ...(spec.cpus ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
+      ...hardenedHostConfig(host),
     },
   };
 }
@@ -92,8 +109,9 @@ export async function startProcess(
 ): Promise<{ id: string; name: string; hostPort: number | null }> {
   const name = o.name ?? containerName(spec.app, spec.type, spec.index);
   let container: Dockerode.Container;
+  const host = await hostIsolationFor(docker, spec);
   try {
-    container = await docker.createContainer(containerOptions(spec, name));
+    container = await docker.createContainer(containerOptions(spec, name, host));
   } catch (err) {
     throw dockerError(`creating container ${name}`, err);
   }

@@ -25,6 +25,15 @@ export interface HealthCheck {
 
 interface AppJson {
   healthchecks?: { web?: HealthCheck[] };
+  /** Slipway's own settings (README "What a Dockerfile app may do"). */
+  slipway?: { readonly?: boolean };
+}
+
+/** What Slipway reads from app.json. */
+export interface AppSettings {
+  healthchecks: HealthCheck[];
+  /** Run the release's containers with a read-only root filesystem (and a tmpfs /tmp). */
+  readonly: boolean;
 }
 
 const check: JSONSchemaType<HealthCheck> = {
@@ -57,6 +66,14 @@ const schema: JSONSchemaType<AppJson> = {
       required: [],
       properties: { web: { type: 'array', nullable: true, items: check, maxItems: 20 } },
     },
+    // Our own key: a typo in it must fail the push, not silently leave the app writable.
+    slipway: {
+      type: 'object',
+      nullable: true,
+      required: [],
+      additionalProperties: false,
+      properties: { readonly: { type: 'boolean', nullable: true } },
+    },
   },
 };
 
@@ -64,6 +81,11 @@ const validate = new Ajv({ allErrors: false }).compile(schema);
 
 /** Parses app.json text; returns the web startup checks (empty when none). */
 export function parseAppJson(text: string): HealthCheck[] {
+  return parseAppSettings(text).healthchecks;
+}
+
+/** Parses app.json text: the web startup checks and Slipway's own settings. */
+export function parseAppSettings(text: string): AppSettings {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -77,7 +99,7 @@ export function parseAppJson(text: string): HealthCheck[] {
     const why = extra ? 'is not a known field' : (e?.message ?? 'is invalid');
     throw new SlipwayError('E_APP_JSON', `app.json: ${field} ${why}: fix it and push again`);
   }
-  return value.healthchecks?.web ?? [];
+  return { healthchecks: value.healthchecks?.web ?? [], readonly: value.slipway?.readonly === true };
 }
 
 export const DEFAULT_ATTEMPTS = 5;

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import fsCallback from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -7,6 +8,7 @@ import tarFs from 'tar-fs';
 import tar from 'tar-stream';
 import { isValidAppName } from '../platform/app-name.js';
 import { SlipwayError } from '../platform/errors.js';
+import { openNoFollow, readOpened } from '../platform/safe-read.js';
 import { followToEnd } from './docker-progress.js';
 
 export const LAUNCHER_PATH = '/usr/local/bin/slipway-exec';
@@ -49,6 +51,9 @@ const checkImageRef = (ref: string): string => {
   return ref;
 };
 
+/** Clears the setuid and setgid bits of every file on the image's own filesystem. */
+export const STRIP_SETUID = 'find / -xdev -type f -perm /6000 -exec chmod ug-s {} +';
+
 /**
  * What every release runs on: the stack, the launcher and the process settings. Built once per
  * stack and launcher, so a release build is a single COPY (the classic builder commits a layer
@@ -58,6 +63,9 @@ export function launchBaseDockerfile(stackImage: string): string {
   return [
     `FROM ${checkImageRef(stackImage)}`,
     `COPY slipway-exec ${LAUNCHER_PATH}`,
+    // No setuid/setgid programs (su, passwd, mount, ...) in what apps run: together with
+    // no-new-privileges (runtime/isolation.ts) nothing in the container can become root.
+    `RUN ${STRIP_SETUID}`,
     'WORKDIR /app',
     'ENV HOME=/app',
     'USER 1000:1000',
@@ -89,8 +97,11 @@ export function releaseImageRef(app: string, version: number): string {
  * history, not the app, and would bust the layer cache on every push.
  */
 export function buildContext(appDir: string, dockerfile: string, include: (topLevel: string) => boolean = () => true): Readable {
-  const options: tarFs.PackOptions & { sort: boolean } = {
+  const options: tarFs.PackOptions & { sort: boolean; fs: typeof fsCallback } = {
     pack: tar.pack(),
+    // The tree was written by the build (uid 1000): files are opened with O_NOFOLLOW, so a link
+    // swapped in after tar-fs lstat'ed it fails the build instead of packing a host file.
+    fs: noFollowFs,
     dereference: false,
     // Sockets, fifos and devices are not app content: skip them rather than fail the build.
     strict: false,
@@ -115,6 +126,14 @@ export function buildContext(appDir: string, dockerfile: string, include: (topLe
 }
 
 
+
+/** node:fs for tar-fs, but files are read with O_NOFOLLOW|O_NONBLOCK (platform/safe-read.ts). */
+const noFollowFs = {
+  ...fsCallback,
+  createReadStream: (file: string, o: { start?: number; end?: number } = {}) =>
+    // Node's fs.open takes numeric flags; the typings only list strings.
+    fsCallback.createReadStream(file, { ...o, flags: (fsCallback.constants.O_RDONLY | fsCallback.constants.O_NOFOLLOW | fsCallback.constants.O_NONBLOCK) as unknown as string }),
+} as unknown as typeof fsCallback;
 
 /** Files up to this size are hashed by content; larger ones (runtimes, native binaries) by size and mtime. */
 const CONTENT_HASH_LIMIT = 1024 * 1024;
@@ -144,11 +163,24 @@ export async function folderDigest(appDir: string, dirs: readonly string[], base
       if (e.isDirectory()) await walk(child);
       else if (e.isSymbolicLink()) hash.update(await fs.readlink(full));
       else if (e.isFile() && stat.size > CONTENT_HASH_LIMIT) hash.update(`mtime ${stat.mtimeMs}`);
-      else if (e.isFile()) hash.update(await fs.readFile(full));
+      else if (e.isFile()) hash.update(await readNoFollow(full, child, stat.size));
     }
   };
   for (const dir of present) await walk(dir);
   return hash.digest('hex').slice(0, 16);
+}
+
+/** A file of the built tree the walk above lstat'ed as regular: opened without following a link. */
+async function readNoFollow(full: string, rel: string, size: number): Promise<Buffer> {
+  const file = await openNoFollow(full).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ELOOP') throw new SlipwayError('E_UNSAFE_FILE', `${rel} is a symlink; builds may not link files out of the app: replace it with a regular file`);
+    throw err;
+  });
+  try {
+    return await readOpened(file, rel, size);
+  } finally {
+    await file.close();
+  }
 }
 
 async function imageExists(docker: Dockerode, ref: string): Promise<boolean> {
@@ -160,7 +192,8 @@ async function imageExists(docker: Dockerode, ref: string): Promise<boolean> {
 }
 
 async function build(docker: Dockerode, context: Readable, tag: string, labels: Record<string, string>, onProgress: (line: string) => void): Promise<void> {
-  const stream = await docker.buildImage(context, { t: tag, labels, rm: true, forcerm: true, pull: false } as Dockerode.ImageBuildOptions);
+  // The launch base has a RUN step; nothing here needs the network.
+  const stream = await docker.buildImage(context, { t: tag, labels, rm: true, forcerm: true, pull: false, networkmode: 'none' } as Dockerode.ImageBuildOptions);
   await followToEnd(docker, stream, (entry) => {
     for (const line of (entry.stream ?? '').split('\n')) {
       if (line.trim()) onProgress(line.trimEnd());

@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import type Dockerode from 'dockerode';
 import { SlipwayError } from '../platform/errors.js';
 import type { Limits } from '../platform/store.js';
-import { containerOptions, stopAndRemove, type ProcessSpec } from './containers.js';
+import { containerOptions, hostIsolationFor, stopAndRemove, type ProcessSpec } from './containers.js';
 
 /**
  * One-off containers carry these labels instead of `slipway.app`, so formation code (which
@@ -15,8 +15,9 @@ export const ONEOFF_LABELS = { kind: 'slipway.oneoff', app: 'slipway.oneoff.app'
 
 /**
  * Runs the Procfile's `release` command once, in a throw-away container of the new image with
- * the app's environment and the same network as web containers. Output streams to `onOutput`
- * line by line; a non-zero exit throws E_RELEASE. The container is always removed.
+ * the app's environment, and the network and confinement (runtime/isolation.ts) of its web
+ * containers. Output streams to `onOutput` line by line; a non-zero exit throws E_RELEASE. The
+ * container is always removed.
  */
 export async function runReleaseCommand(o: {
   docker: Dockerode;
@@ -43,7 +44,7 @@ export async function runReleaseCommand(o: {
     ...(o.limits?.cpus ? { cpus: o.limits.cpus } : {}),
   };
   const name = `${o.app}.release-v${o.release}-${crypto.randomBytes(3).toString('hex')}`;
-  const base = containerOptions(spec, name);
+  const base = containerOptions(spec, name, await hostIsolationFor(o.docker, spec));
   const container = await o.docker
     .createContainer({
       ...base,

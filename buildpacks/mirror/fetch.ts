@@ -15,9 +15,20 @@ export interface EnsureNpmOptions {
   concurrency?: number;
   /** Manifest kind of these packages; Node.js runtimes are recorded as 'node'. */
   kind?: MirrorKind;
+  /** Aborts the fill: its caller went away (an SSH client that disconnected). */
+  signal?: AbortSignal;
 }
 
 const FETCH_TIMEOUT_MS = 120_000;
+
+/** Throws the one-line cancellation error once `signal` has aborted. */
+export function throwIfCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new SlipwayError('E_MIRROR', 'cancelled: the client that started it went away');
+}
+
+/** The per-request timeout, cut short when the caller's signal aborts. */
+const requestSignal = (signal: AbortSignal | undefined): AbortSignal =>
+  signal ? AbortSignal.any([AbortSignal.timeout(FETCH_TIMEOUT_MS), signal]) : AbortSignal.timeout(FETCH_TIMEOUT_MS);
 
 export const registryBase = (upstream: string): string => (upstream.endsWith('/') ? upstream : `${upstream}/`);
 
@@ -47,12 +58,12 @@ export class PackumentCache {
 }
 
 /** Fetches a packument in npm's abbreviated form (it still carries dist and engines). */
-export async function fetchPackument(upstream: string, name: string, cache?: PackumentCache): Promise<Packument> {
+export async function fetchPackument(upstream: string, name: string, cache?: PackumentCache, signal?: AbortSignal): Promise<Packument> {
   const url = `${registryBase(upstream)}${name.replace('/', '%2f')}`;
-  if (cache) return cache.get(url, () => fetchPackument(upstream, name));
+  if (cache) return cache.get(url, () => fetchPackument(upstream, name, undefined, signal));
   const res = await fetch(url, {
     headers: { accept: 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8' },
-    signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+    signal: requestSignal(signal),
   });
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   const doc = (await res.json()) as { versions?: Record<string, PackumentVersion>; 'dist-tags'?: Record<string, string> };
@@ -86,10 +97,12 @@ export async function ensureNpmPackages(o: EnsureNpmOptions): Promise<{ fetched:
     o.progress(`-----> Fetching ${missing.length} package${missing.length === 1 ? '' : 's'} into the mirror`);
     try {
       await eachLimit(missing, o.concurrency ?? 8, async (p) => {
+        throwIfCancelled(o.signal);
         try {
-          added.push(await fetchOne(o.mirrorDir, upstream, p, kind));
+          added.push(await fetchOne(o.mirrorDir, upstream, p, kind, o.signal));
           o.progress(`       ${p.name}@${p.version}`);
         } catch (err) {
+          throwIfCancelled(o.signal);
           if (err instanceof SlipwayError) throw err;
           o.progress(`       ${p.name}@${p.version}: ${(err as Error).message}`);
           unavailable.push(p);
@@ -113,18 +126,18 @@ export async function ensureNpmPackages(o: EnsureNpmOptions): Promise<{ fetched:
   return { fetched: added.length, present };
 }
 
-async function fetchOne(mirrorDir: string, upstream: string, p: LockedPackage, kind: MirrorKind): Promise<MirrorEntry> {
+async function fetchOne(mirrorDir: string, upstream: string, p: LockedPackage, kind: MirrorKind, signal?: AbortSignal): Promise<MirrorEntry> {
   const rel = npmTarballPath(p.name, p.version);
   let integrity = p.integrity;
   if (integrity === undefined) {
-    const dist = (await fetchPackument(upstream, p.name)).versions[p.version]?.dist;
+    const dist = (await fetchPackument(upstream, p.name, undefined, signal)).versions[p.version]?.dist;
     integrity = dist?.integrity ?? (dist?.shasum ? sha1HexToSri(dist.shasum) ?? undefined : undefined);
     if (integrity === undefined) throw new Error(`the registry has no integrity for ${p.name}@${p.version}`);
   }
   // Always the upstream's registry-shaped URL, never the lockfile's `resolved`: a lockfile must
   // not be able to point the platform at arbitrary hosts.
   const url = `${registryBase(upstream)}${rel.slice('npm/'.length)}`;
-  const res = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+  const res = await fetch(url, { signal: requestSignal(signal) });
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   const data = new Uint8Array(await res.arrayBuffer());
   if (!integrityMatches(data, integrity)) {

@@ -2,7 +2,7 @@ import path from 'node:path';
 import semver from 'semver';
 import { SlipwayError } from '../../platform/errors.js';
 import { mirroredVersions, NODE_PACKAGE, npmTarballPath, NPM_PACKAGE } from './layout.js';
-import { ensureNpmPackages, fetchPackument, type PackumentCache } from './fetch.js';
+import { ensureNpmPackages, fetchPackument, throwIfCancelled, type PackumentCache } from './fetch.js';
 import { readTgzPackageJson } from './tgz.js';
 
 export interface ResolveNodeOptions {
@@ -13,6 +13,8 @@ export interface ResolveNodeOptions {
   progress: (line: string) => void;
   /** Shares registry answers between builds (the daemon keeps one). */
   packuments?: PackumentCache;
+  /** Aborts the fetches: the caller went away. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -36,7 +38,7 @@ export async function resolveNodeRuntime(o: ResolveNodeOptions): Promise<{ node:
           : 'change engines.node in package.json'),
     );
   }
-  await ensureNpmPackages({ mirrorDir: o.mirrorDir, packages: [{ name: NODE_PACKAGE, version: node }], upstream: o.upstream, progress: o.progress, kind: 'node' });
+  await ensureNpmPackages({ mirrorDir: o.mirrorDir, packages: [{ name: NODE_PACKAGE, version: node }], upstream: o.upstream, progress: o.progress, kind: 'node', ...(o.signal ? { signal: o.signal } : {}) });
 
   const npmVersions = await availableVersions(o, NPM_PACKAGE);
   const accepts = async (v: string): Promise<boolean> => {
@@ -52,7 +54,7 @@ export async function resolveNodeRuntime(o: ResolveNodeOptions): Promise<{ node:
       `no npm release in the ${npmVersions.engines ? 'registry' : 'mirror'} supports Node.js ${node}; add one with: slipway mirror:add npm npm@<version>`,
     );
   }
-  await ensureNpmPackages({ mirrorDir: o.mirrorDir, packages: [{ name: NPM_PACKAGE, version: npm }], upstream: o.upstream, progress: o.progress });
+  await ensureNpmPackages({ mirrorDir: o.mirrorDir, packages: [{ name: NPM_PACKAGE, version: npm }], upstream: o.upstream, progress: o.progress, ...(o.signal ? { signal: o.signal } : {}) });
   return { node, npm };
 }
 
@@ -86,11 +88,12 @@ async function availableVersions(
 ): Promise<{ versions: string[]; engines: Record<string, string | undefined> | null }> {
   if (o.upstream !== null) {
     try {
-      const doc = await fetchPackument(o.upstream, name, o.packuments);
+      const doc = await fetchPackument(o.upstream, name, o.packuments, o.signal);
       const engines: Record<string, string | undefined> = {};
       for (const [v, meta] of Object.entries(doc.versions)) engines[v] = meta.engines?.node;
       return { versions: Object.keys(doc.versions), engines };
     } catch (err) {
+      throwIfCancelled(o.signal);
       // An unreachable upstream should not stop a site that already mirrors what it needs.
       o.progress(`       ${name}: upstream unavailable (${(err as Error).message}); using the mirror`);
     }

@@ -1,6 +1,7 @@
 import { parseAppName } from '../../platform/app-name.js';
 import { SlipwayError } from '../../platform/errors.js';
 import { currentRelease } from '../../platform/store.js';
+import { deployBranchOf } from '../../hooks/deploy-branch.js';
 import { json, table } from './output.js';
 import type { Command } from './types.js';
 
@@ -62,6 +63,7 @@ export const appCommands: Command[] = [
         formation: app.formation,
         processTypes: release?.processTypes ?? {},
         buildpacks: app.buildpacks,
+        deployBranch: deployBranchOf(app),
       };
       if (flags.json) {
         io.out(json(info));
@@ -76,6 +78,7 @@ export const appCommands: Command[] = [
           ['path url', info.pathUrl],
           ['git (ssh)', info.gitSsh],
           ['git (http)', info.gitHttp],
+          ['deploy branch', info.deployBranch],
           ['formation', Object.entries(info.formation).map(([t, n]) => `${t}=${n}`).join(' ') || '-'],
           ['buildpacks', info.buildpacks.join(' ') || '(detected)'],
           ['created', info.createdAt],

@@ -10,7 +10,7 @@ const jsonFlag = { json: { type: 'boolean' } } as const;
 
 /** A server path: only the local admin names one (over SSH the caller cannot see the server's files). */
 function localPath(io: CommandIO, command: string, p: string): string {
-  if (io.actor !== 'cli') throw new SlipwayError('E_BUILDPACK', `${command} with a path works only for the local admin on the server${command === 'buildpacks:install' ? '; over SSH send a tarball: ssh ... buildpacks:install - --name N < bp.tgz' : ''}`);
+  if (!io.local) throw new SlipwayError('E_BUILDPACK', `${command} with a path works only for the local admin on the server${command === 'buildpacks:install' ? '; over SSH send a tarball: ssh ... buildpacks:install - --name N < bp.tgz' : ''}`);
   if (!path.isAbsolute(p)) throw new SlipwayError('E_BUILDPACK', `${command}: give an absolute path, not ${JSON.stringify(p.slice(0, 100))}`);
   return p;
 }

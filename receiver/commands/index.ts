@@ -6,6 +6,7 @@ import { buildpackCommands } from './buildpacks.js';
 import { platformCommands } from './platform.js';
 import { sshKeyCommands } from './ssh-keys.js';
 import { tokenCommands } from './tokens.js';
+import { gitCommands } from './git.js';
 import type { Command } from './types.js';
 
 export { runCommand } from './registry.js';
@@ -15,6 +16,7 @@ export type { Command, CommandIO, Platform, ProcessInfo, StatusInfo } from './ty
 export const commands: readonly Command[] = [
   ...platformCommands,
   ...appCommands,
+  ...gitCommands,
   ...sshKeyCommands,
   ...tokenCommands,
   ...opsCommands,

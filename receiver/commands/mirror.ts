@@ -12,13 +12,13 @@ import type { Command, CommandIO } from './types.js';
  * the caller's shell, resolves them).
  */
 function serverPath(io: CommandIO, command: string, file: string): string {
-  if (io.actor !== 'cli') throw new SlipwayError('E_USAGE', `${command} reads and writes files on the server: run it there, as \`slipway ${command} ...\``, { exitCode: 2 });
+  if (!io.local) throw new SlipwayError('E_USAGE', `${command} reads and writes files on the server: run it there, as \`slipway ${command} ...\``, { exitCode: 2 });
   if (!path.isAbsolute(file)) throw usageError(`${command}: give an absolute path, not "${file.slice(0, 80)}": the server resolves it, not your shell`);
   return file;
 }
 
 const localOnly = (io: CommandIO, command: string): void => {
-  if (io.actor !== 'cli') throw new SlipwayError('E_USAGE', `${command} changes where the platform fetches code from: run it on the server, as the local admin`, { exitCode: 2 });
+  if (!io.local) throw new SlipwayError('E_USAGE', `${command} changes where the platform fetches code from: run it on the server, as the local admin`, { exitCode: 2 });
 };
 
 const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
@@ -83,18 +83,18 @@ export const mirrorCommands: Command[] = [
           if (lockfile !== undefined) {
             if (rest.length > 0) throw usageError('mirror:add npm --lockfile <file> takes no package specs');
             const text = lockfile === '-' ? await io.readStdin() : await readServerFile(serverPath(io, 'mirror:add', lockfile));
-            const r = await platform.mirror.addLockfile(text, progress);
+            const r = await platform.mirror.addLockfile(text, progress, io.signal);
             io.out(`-----> Mirror has all ${r.fetched + r.present} packages (${r.fetched} fetched, ${r.present} already present)\n`);
             return;
           }
           if (rest.length === 0) throw usageError('usage: slipway mirror:add npm <name[@version|range]>...');
-          const added = await platform.mirror.addNpm(rest, progress);
+          const added = await platform.mirror.addNpm(rest, progress, io.signal);
           io.out(`-----> In the mirror: ${added.join(', ')}\n`);
           return;
         }
         case 'node': {
           if (rest.length !== 1) throw usageError('usage: slipway mirror:add node <version-range>');
-          const r = await platform.mirror.addNode(rest[0]!, progress);
+          const r = await platform.mirror.addNode(rest[0]!, progress, io.signal);
           io.out(`-----> In the mirror: Node.js ${r.node}, npm ${r.npm}\n`);
           return;
         }

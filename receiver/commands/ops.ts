@@ -1,7 +1,7 @@
 import { parseAppName } from '../../platform/app-name.js';
 import { usageError } from '../../platform/errors.js';
 import type { Release } from '../../platform/store.js';
-import { json, table } from './output.js';
+import { json, shellQuote, table } from './output.js';
 import type { Command, CommandIO } from './types.js';
 
 const CONFIG_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -105,22 +105,28 @@ export function releaseRow(r: Release, current: number | null) {
 export const opsCommands: Command[] = [
   {
     name: 'config',
-    usage: '<app> [--json]',
-    summary: 'Show an app\'s config vars (KEY=VALUE)',
-    flags: jsonFlag,
+    usage: '<app> [--json|--shell]',
+    summary: 'Show an app\'s config vars (KEY=VALUE, values quoted as sh reads them; --shell: export lines)',
+    flags: { ...jsonFlag, shell: { type: 'boolean' } },
     args: [1, 1],
     async run(io, { positionals, flags }, platform) {
       const app = await platform.apps.get(parseAppName(positionals[0]!));
       const keys = Object.keys(app.config).sort();
+      if (flags.json && flags.shell) throw usageError('config: choose --json or --shell, not both');
       if (flags.json) {
         io.out(json(Object.fromEntries(keys.map((k) => [k, app.config[k]]))));
+        return;
+      }
+      if (flags.shell) {
+        io.out(keys.map((k) => `export ${k}=${shellQuote(app.config[k]!, { always: true })}\n`).join(''));
         return;
       }
       if (keys.length === 0) {
         io.out(`no config vars: set some with \`slipway config:set ${app.name} KEY=VALUE\`\n`);
         return;
       }
-      io.out(keys.map((k) => `${k}=${app.config[k]}\n`).join(''));
+      // Quoted as sh would read it back, so a value with a newline or `=` has one reading.
+      io.out(keys.map((k) => `${k}=${shellQuote(app.config[k]!)}\n`).join(''));
     },
   },
   {

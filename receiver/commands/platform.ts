@@ -1,4 +1,5 @@
 import { parseAppName } from '../../platform/app-name.js';
+import { SlipwayError } from '../../platform/errors.js';
 import { json, table } from './output.js';
 import type { Command } from './types.js';
 
@@ -60,6 +61,9 @@ export const platformCommands: Command[] = [
     summary: 'Build the stack image (Debian, from this machine\'s apt sources) that builds and apps run on',
     args: [0, 0],
     async run(io, _parsed, platform) {
+      // It reaches the network (apt) and retags the image every app and build shares; over SSH
+      // it would also outlive the client. The local admin runs it (docs/security.md).
+      if (!io.local) throw new SlipwayError('E_AUTH', 'permission denied: stack:build runs only for the local admin; run `slipway stack:build` on the server as root');
       const ref = await platform.buildStack((line) => io.out(`${line}\n`));
       io.out(`-----> Stack image ${ref} ready\n`);
     },

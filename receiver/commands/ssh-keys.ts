@@ -18,7 +18,7 @@ export const sshKeyCommands: Command[] = [
         text = await io.readStdin();
       } else {
         // Over SSH a path names a file on the server, which the caller cannot see: only the local admin may use it.
-        if (io.actor !== 'cli') throw new SlipwayError('E_KEY', 'over SSH, pass the key on standard input: ssh ... ssh-keys:add <name> - < key.pub');
+        if (!io.local) throw new SlipwayError('E_KEY', 'over SSH, pass the key on standard input: ssh ... ssh-keys:add <name> - < key.pub');
         const stat = await fs.stat(source).catch(() => null);
         if (!stat?.isFile()) throw new SlipwayError('E_KEY', `no such file: ${source}`);
         if (stat.size > MAX_KEY_FILE) throw new SlipwayError('E_KEY', `${source} is too large to be a public key`);

@@ -17,8 +17,13 @@ export interface CommandIO {
   readStdinBytes?(limit: number): Promise<Buffer>;
   /** Aborted when the caller goes away (for `logs --follow`). */
   signal: AbortSignal;
-  /** Who asked: `cli` for the local admin, else the SSH key or token name. */
+  /** Who asked, for records and logs: `cli` for the local admin, else the SSH key or token name. */
   actor: string;
+  /**
+   * True only on the admin socket (root on the server). Local-only rights hang on this flag,
+   * never on `actor`: a key may be named `cli` (docs/security.md).
+   */
+  local: boolean;
 }
 
 export interface ProcessInfo {

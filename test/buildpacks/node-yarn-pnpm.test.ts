@@ -58,6 +58,7 @@ async function build(appDir: string, cacheDir: string, buildEnv: Record<string, 
     memory: '1g',
     pidsLimit: 512,
     timeoutSeconds: 300,
+    scratchParent: path.join(tmp, 'scratch'),
     labels: { 'slipway.test': '1', 'slipway.test.run': testLabel },
     onOutput: (t) => (output += t),
   });

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchBuildpack, parseBuildpackUrl } from '../../buildpacks/fetch-url.js';
 import { BuildpackPlugins, buildpackVersion, extractTarball } from '../../buildpacks/plugins.js';
 import { buildpacksHome } from '../../buildpacks/runner.js';
+import { UrlGuard } from '../../buildpacks/url-guard.js';
 import { scaffoldFiles } from '../../buildpacks/skeleton.js';
 import { checkBuildpackEntry, chooseBuildpacks, directoryCatalog, parseBuildpacksFile } from '../../hooks/choose-buildpacks.js';
 import { usesDockerfile } from '../../hooks/deploy.js';
@@ -20,6 +21,8 @@ import { freePort } from '../support/platform.js';
 import { buildArgsFor, imageCommand, planDockerfile, shellJoin } from '../../runtime/dockerfile.js';
 
 const execFileP = promisify(execFile);
+// These tests serve buildpacks from loopback, which the platform refuses unless allowed.
+const guard = new UrlGuard({ allow: ['127.0.0.1'] });
 let tmp: string;
 beforeAll(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-bp-unit-'));
@@ -109,7 +112,7 @@ describe('buildpack URLs', () => {
     try {
       for (let i = 0; ; i++) {
         try {
-          ref = await fetchBuildpack(bp, { cacheDir, say: (l) => lines.push(l) });
+          ref = await fetchBuildpack(bp, { cacheDir, say: (l) => lines.push(l), guard });
           break;
         } catch (err) {
           // The daemon may not listen yet.
@@ -124,7 +127,7 @@ describe('buildpack URLs', () => {
     expect((await fs.stat(path.join(ref.dir, 'bin', 'compile'))).mode & 0o111).not.toBe(0);
     await expect(fs.access(path.join(ref.dir, '.git'))).rejects.toThrow();
     // The server is gone: the cache still answers (an airgapped platform keeps building).
-    const again = await fetchBuildpack(bp, { cacheDir, say: (l) => lines.push(l) });
+    const again = await fetchBuildpack(bp, { cacheDir, say: (l) => lines.push(l), guard });
     expect(again.dir).toBe(ref.dir);
     expect(lines.join('\n')).toContain('(cached)');
   });
@@ -147,16 +150,16 @@ describe('buildpack URLs', () => {
       await fs.mkdir(app, { recursive: true });
       await fs.writeFile(path.join(app, '.buildpacks'), `http://127.0.0.1:${port}/dl/remote-bp.tgz\nstatic\n`);
       const installed = path.join(tmp, 'url-installed');
-      const choice = await chooseBuildpacks(directoryCatalog(new BuildpackPlugins(buildpacksHome(), installed)), [], app);
+      const choice = await chooseBuildpacks(directoryCatalog(new BuildpackPlugins(buildpacksHome(), installed), guard), [], app);
       expect(choice.pinnedBy).toBe('.buildpacks');
       expect(choice.candidates.map((c) => c.name)).toEqual(['remote-bp', 'static']);
       expect(path.dirname(choice.candidates[0]!.dir)).toBe(path.join(installed, '.fetched'));
-      await chooseBuildpacks(directoryCatalog(new BuildpackPlugins(buildpacksHome(), installed)), [], app);
+      await chooseBuildpacks(directoryCatalog(new BuildpackPlugins(buildpacksHome(), installed), guard), [], app);
       expect(requests).toBe(1);
       // Fetched buildpacks are not installed ones: they do not join detection.
       expect((await directoryCatalog(new BuildpackPlugins(buildpacksHome(), installed)).list()).map((b) => b.name)).toEqual(['node', 'python', 'static']);
       await fs.writeFile(path.join(app, '.buildpacks'), `http://127.0.0.1:${port}/dl/missing.tgz\n`);
-      await expect(chooseBuildpacks(directoryCatalog(new BuildpackPlugins(buildpacksHome(), installed)), [], app)).rejects.toThrow(/cannot fetch buildpack .*missing\.tgz: HTTP 404/);
+      await expect(chooseBuildpacks(directoryCatalog(new BuildpackPlugins(buildpacksHome(), installed), guard), [], app)).rejects.toThrow(/cannot fetch buildpack .*missing\.tgz: HTTP 404/);
     } finally {
       server.close();
     }
@@ -164,7 +167,7 @@ describe('buildpack URLs', () => {
 
   it('explains how to install first when a URL cannot be reached', async () => {
     const bp = parseBuildpackUrl('http://127.0.0.1:9/nothing.tgz')!;
-    const err = await fetchBuildpack(bp, { cacheDir: path.join(tmp, 'fetched2'), say: () => undefined, timeoutMs: 5000 }).catch((e: unknown) => e);
+    const err = await fetchBuildpack(bp, { cacheDir: path.join(tmp, 'fetched2'), say: () => undefined, timeoutMs: 5000, guard }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SlipwayError);
     expect((err as Error).message).toMatch(/cannot fetch buildpack http:\/\/127\.0\.0\.1:9\/nothing\.tgz.*buildpacks:install/);
   });

@@ -43,6 +43,7 @@ function build(over: Partial<RunBuildOptions> & Pick<RunBuildOptions, 'appDir' |
       timeoutSeconds: 300,
       labels: { 'slipway.test': '1', 'slipway.test.run': testLabel },
       ...over,
+      scratchParent: over.scratchParent ?? path.join(tmp, 'scratch'),
       onOutput: (t) => {
         output += t;
       },

@@ -58,7 +58,7 @@ describe('operations: config, scale, release phase, health checks, rollback', ()
     const set = await cli(['config:set', app, 'GREETING=hello world;$(id)']);
     expect(set.stdout).toContain('Released v2 (config set GREETING)');
     expect(await body()).toContain('greeting=hello world;$(id)');
-    expect((await cli(['config', app])).stdout).toBe('GREETING=hello world;$(id)\n');
+    expect((await cli(['config', app])).stdout).toBe("GREETING='hello world;$(id)'\n");
     expect(JSON.parse((await cli(['config', app, '--json'])).stdout)).toEqual({ GREETING: 'hello world;$(id)' });
     const rs = await releases();
     expect(rs[0]).toMatchObject({ version: 2, current: true, description: 'config set GREETING', image: `slipway/${app}:v2` });

@@ -7,6 +7,7 @@ import { createDocker } from '../../platform/setup.js';
 import { createLogger } from '../../platform/log.js';
 import { removeApp } from '../../runtime/containers.js';
 import { buildReleaseImage, removeAppImages } from '../../runtime/images.js';
+import { removeAppNetwork } from '../../runtime/networks.js';
 
 export const docker = createDocker();
 export const logger = createLogger('silent');
@@ -51,9 +52,10 @@ export async function buildTestImage(app: string, version: number, content: stri
   }
 }
 
-/** Removes exactly what a test app created: its containers, then its images. */
+/** Removes exactly what a test app created: its containers, its network, then its images. */
 export async function cleanupApp(app: string): Promise<void> {
   await removeApp(docker, app, 0);
+  await removeAppNetwork(docker, app);
   await removeAppImages(docker, app);
 }
 

@@ -69,6 +69,8 @@ export async function miniPlatform(): Promise<MiniPlatform> {
         readStdin: async () => '',
         signal: new AbortController().signal,
         actor,
+        // The fuzz runs half its lines as the local admin would send them.
+        local: actor === 'cli',
       };
       const code = await runCommand(commands, argv, io, platform);
       return { code, out, err };
