@@ -304,6 +304,8 @@ async function buildWithDockerfile(deps: DeployDeps, { app, version, appDir, rec
       config: record.config,
       labels: imageLabels,
       timeoutSeconds: deps.config.buildTimeoutSeconds,
+      memory: deps.config.buildMemory,
+      pidsLimit: deps.config.buildPidsLimit,
       say: (line) => say(`${line}\n`),
       signal,
     }),

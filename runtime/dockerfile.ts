@@ -1,95 +1,30 @@
+import crypto from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import tarFs from 'tar-fs';
 import tar from 'tar-stream';
 import { SlipwayError } from '../platform/errors.js';
+import { parseMemory } from '../buildpacks/runner.js';
 import { readFileUnder } from '../platform/safe-read.js';
-import { followToEnd } from './docker-progress.js';
+import { createBuildCgroup } from './build-cgroup.js';
+import { followToEnd, type ProgressEntry } from './docker-progress.js';
+import { checkDockerfile, checkLocalImages, type DockerfilePlan } from './dockerfile-check.js';
+import { parseDockerfileText } from './dockerfile-parse.js';
 import { releaseImageRef } from './images.js';
 
-/** What the platform needs to know of a Dockerfile before building it. */
-export interface DockerfileInfo {
-  /** Images the stages start from, in order, after ARG substitution; stage names and `scratch` left out. */
-  baseImages: string[];
-  /** Every name an `ARG` declares, in any stage. */
-  args: string[];
-}
-
-const ARG_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/** Joins continuation lines and drops comments and blank lines; returns one instruction per entry. Pure. */
-export function dockerfileInstructions(text: string): string[] {
-  const lines = text.replace(/\r\n?/g, '\n').split('\n');
-  const directive = /^#\s*escape\s*=\s*(\S)\s*$/i.exec(lines[0] ?? '');
-  const escape = directive?.[1] === '`' ? '`' : '\\';
-  const out: string[] = [];
-  let current: string | null = null;
-  for (const raw of lines) {
-    const line = raw.trim();
-    // Comment lines are dropped even inside a continued instruction, as Docker does.
-    if (line.startsWith('#')) continue;
-    if (current === null && line === '') continue;
-    const continued = line.endsWith(escape);
-    const piece = (continued ? line.slice(0, -1) : line).trim();
-    current = current === null ? piece : `${current} ${piece}`;
-    if (!continued) {
-      if (current.trim() !== '') out.push(current.trim());
-      current = null;
-    }
-  }
-  if (current !== null && current.trim() !== '') out.push(current.trim());
-  return out;
-}
-
-function unquote(value: string): string {
-  const m = /^(["'])(.*)\1$/.exec(value);
-  return m ? m[2]! : value;
-}
-
 /**
- * Reads FROM and ARG out of a Dockerfile. `FROM ${BASE}` is resolved from the ARGs declared
- * before the first FROM, overridden by `buildArgs` (as Docker does). Pure.
+ * Parses and checks a Dockerfile (dockerfile-parse.ts, dockerfile-check.ts) with the build args
+ * the build will pass: only config vars the Dockerfile declares with ARG (FROM only ever reads
+ * declared ones, so checking with every config var resolves the same images). Pure.
  */
-export function parseDockerfile(text: string, buildArgs: Record<string, string> = {}): DockerfileInfo {
-  const globals: Record<string, string | undefined> = {};
-  const args = new Set<string>();
-  const stages = new Set<string>();
-  const baseImages: string[] = [];
-  let seenFrom = false;
-  for (const instruction of dockerfileInstructions(text)) {
-    const [keyword = '', ...rest] = instruction.split(/\s+/);
-    const word = keyword.toUpperCase();
-    if (word === 'ARG') {
-      for (const token of rest) {
-        const [name = '', ...value] = token.split('=');
-        if (!ARG_NAME.test(name)) throw new SlipwayError('E_BUILD', `Dockerfile: ARG ${JSON.stringify(token.slice(0, 60))} is not a valid build argument name`);
-        args.add(name);
-        if (!seenFrom) globals[name] = value.length > 0 ? unquote(value.join('=')) : undefined;
-      }
-    } else if (word === 'FROM') {
-      seenFrom = true;
-      const words = rest.filter((w) => !w.startsWith('--'));
-      const raw = words[0];
-      if (raw === undefined) throw new SlipwayError('E_BUILD', 'Dockerfile: a FROM line names no image');
-      const image = raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, a: string | undefined, b: string | undefined) => {
-        const name = (a ?? b)!;
-        const value = buildArgs[name] ?? globals[name];
-        if (value === undefined || !(name in globals)) {
-          throw new SlipwayError('E_BUILD', `Dockerfile: FROM ${raw} uses $${name}, which no ARG before the first FROM gives a value`);
-        }
-        return value;
-      });
-      if (words[1]?.toUpperCase() === 'AS' && words[2]) stages.add(words[2].toLowerCase());
-      if (image.toLowerCase() !== 'scratch' && !stages.has(image.toLowerCase()) && !baseImages.includes(image)) baseImages.push(image);
-    }
-  }
-  if (!seenFrom) throw new SlipwayError('E_BUILD', 'Dockerfile: no FROM line: start it with FROM <a local image>');
-  return { baseImages, args: [...args].sort() };
+export function planDockerfile(text: string, config: Record<string, string>): { plan: DockerfilePlan; buildArgs: Record<string, string> } {
+  const plan = checkDockerfile(parseDockerfileText(text), config);
+  return { plan, buildArgs: buildArgsFor(plan, config) };
 }
 
 /** The config vars handed to the build: only those the Dockerfile declares with ARG. Pure. */
-export function buildArgsFor(info: DockerfileInfo, config: Record<string, string>): Record<string, string> {
+export function buildArgsFor(info: { args: string[] }, config: Record<string, string>): Record<string, string> {
   return Object.fromEntries(info.args.filter((name) => name in config).map((name) => [name, config[name]!]));
 }
 
@@ -118,20 +53,6 @@ exec /bin/sh -c "$1"
 
 export const DOCKER_LAUNCHER_PATH = '/usr/local/bin/slipway-exec';
 
-/** Which base images are not in the local engine. Nothing can be pulled, so they must be loaded. */
-export async function missingImages(docker: Dockerode, images: string[]): Promise<string[]> {
-  const missing: string[] = [];
-  for (const image of images) {
-    try {
-      await docker.getImage(image).inspect();
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode !== 404) throw new SlipwayError('E_DOCKER', `inspecting image ${image} failed: ${(err as Error).message}`);
-      missing.push(image);
-    }
-  }
-  return missing;
-}
-
 export interface DockerfileBuildOptions {
   docker: Dockerode;
   appDir: string;
@@ -140,6 +61,9 @@ export interface DockerfileBuildOptions {
   config: Record<string, string>;
   labels: Record<string, string>;
   timeoutSeconds: number;
+  /** `buildMemory` (memory and memory+swap of every step) and `buildPidsLimit` of the config. */
+  memory: string;
+  pidsLimit: number;
   say: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -153,22 +77,24 @@ export async function buildDockerfileImage(o: DockerfileBuildOptions): Promise<{
   const ref = releaseImageRef(o.app, o.version);
   // Never through a link, only a regular file (platform/safe-read.ts); usesDockerfile saw one.
   const text = (await readFileUnder(o.appDir, 'Dockerfile', { maxBytes: 1024 * 1024, what: 'Dockerfile' })) ?? '';
-  // Which ARGs exist does not depend on their values: the first pass only lists them.
-  const buildArgs = buildArgsFor(parseDockerfile(text, o.config), o.config);
-  const info = parseDockerfile(text, buildArgs);
-  const missing = await missingImages(o.docker, info.baseImages);
-  if (missing.length > 0) {
-    const first = missing[0]!;
-    throw new SlipwayError(
-      'E_BUILD',
-      `Dockerfile: FROM ${missing.join(', ')}: not on this machine, and builds cannot pull: on a connected machine run \`docker save ${first} -o image.tar\`, copy image.tar here and run \`docker load -i image.tar\``,
-    );
-  }
-  o.say(`-----> Building the Dockerfile (FROM ${info.baseImages.join(', ') || 'scratch'}; no network)`);
+  const { plan, buildArgs } = planDockerfile(text, o.config);
+  await checkLocalImages(o.docker, plan.images, o.app);
+  const bases = plan.images.filter((i) => i.use === 'FROM').map((i) => i.image);
+  o.say(`-----> Building the Dockerfile (FROM ${bases.join(', ') || 'scratch'}; no network)`);
   if (Object.keys(buildArgs).length > 0) o.say(`       build args from config: ${Object.keys(buildArgs).join(', ')}`);
   const labels = { ...o.labels, 'slipway.app': o.app, 'slipway.release': String(o.version) };
 
-  const userImage = await build(o, appContext(o.appDir), { buildargs: JSON.stringify(buildArgs), labels }, (line) => o.say(`       ${line}`));
+  const cgroup = await createBuildCgroup({ docker: o.docker, name: `slipway-build-${crypto.randomBytes(6).toString('hex')}`, pidsLimit: o.pidsLimit });
+  if (cgroup.note) o.say(`       ${cgroup.note}`);
+  const memory = parseMemory(o.memory);
+  // Every step runs with the buildpack build's limits (README, "Server options").
+  const limits = { memory, memswap: memory, ...(cgroup.parent ? { cgroupparent: cgroup.parent } : {}) };
+  let userImage: string;
+  try {
+    userImage = await build(o, appContext(o.appDir), { buildargs: JSON.stringify(buildArgs), labels, ...limits }, (line) => o.say(`       ${line}`));
+  } finally {
+    await cgroup.release();
+  }
   const inspected = await o.docker.getImage(userImage).inspect();
   const command = imageCommand(inspected.Config);
 
@@ -179,7 +105,7 @@ export async function buildDockerfileImage(o: DockerfileBuildOptions): Promise<{
   pack.entry({ name: 'Dockerfile', mode: 0o644 }, wrapper);
   pack.entry({ name: 'slipway-exec', mode: 0o755 }, DOCKER_LAUNCHER);
   pack.finalize();
-  await build(o, pack as unknown as Readable, { t: ref, labels }, () => undefined);
+  await build(o, pack as unknown as Readable, { t: ref, labels, memory, memswap: memory }, () => undefined);
   return { image: ref, command };
 }
 
@@ -188,34 +114,93 @@ function appContext(appDir: string): Readable {
   return tarFs.pack(appDir, { dereference: false, strict: false, ignore: (name) => path.relative(appDir, name) === '.git' } as tarFs.PackOptions) as unknown as Readable;
 }
 
+/**
+ * One classic-builder build (`version: '1'`: no BuildKit frontends, nothing fetched for them),
+ * offline: RUN steps get `networkmode: none` and base images are never pulled (the stage check
+ * has made sure they are local). A failed build's step containers go with `forcerm`; the images
+ * its finished steps committed, and the dead ends of earlier stages of a successful one, are
+ * removed here: they carry no label, so nothing else would ever find them.
+ */
 async function build(o: DockerfileBuildOptions, context: Readable, extra: Record<string, unknown>, onLine: (line: string) => void): Promise<string> {
-  const stream = await o.docker.buildImage(context, { rm: true, forcerm: true, pull: false, networkmode: 'none', ...extra } as Dockerode.ImageBuildOptions);
+  const before = new Set((await o.docker.listImages({ all: true })).map((i) => shortId(i.Id)));
+  const lines: string[] = [];
   let why: string | null = null;
+  let stream: NodeJS.ReadableStream | null = null;
   const stop = (reason: string) => {
     why ??= reason;
-    (stream as unknown as Readable).destroy();
+    (stream as unknown as Readable | null)?.destroy();
   };
   const timer = setTimeout(() => stop(`the Docker build timed out after ${o.timeoutSeconds} s`), o.timeoutSeconds * 1000);
   const onAbort = () => stop('build cancelled');
   o.signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    stream = await o.docker.buildImage(context, { version: '1', rm: true, forcerm: true, pull: false, networkmode: 'none', ...extra } as Dockerode.ImageBuildOptions);
+    if (why) stop(why);
     const entries = await followToEnd(
       o.docker,
       stream,
-      (entry) => {
-        for (const line of (entry.stream ?? '').split('\n')) if (line.trim()) onLine(line.trimEnd());
+      (entry: ProgressEntry) => {
+        for (const line of (entry.stream ?? '').split('\n')) {
+          if (!line.trim()) continue;
+          lines.push(line);
+          onLine(line.trimEnd());
+        }
       },
       'E_BUILD',
     );
     if (why) throw new SlipwayError('E_BUILD', why);
     const id = [...entries].reverse().find((e) => e.aux?.ID)?.aux?.ID;
     if (!id) throw new SlipwayError('E_BUILD', 'the Docker build finished without an image id');
+    // Stages other than the last end in images nothing refers to: they go too, or they would
+    // outlive the app. The last stage's steps are the image's parents, which the engine keeps.
+    const made = buildStepObjects(lines);
+    await removeStepObjects(o.docker, { images: made.images.filter((i) => i !== shortId(id)), containers: [] }, before);
     return id;
   } catch (err) {
+    await removeStepObjects(o.docker, buildStepObjects(lines), before);
     if (why) throw new SlipwayError('E_BUILD', why);
     throw err;
   } finally {
     clearTimeout(timer);
     o.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+const shortId = (id: string): string => id.replace(/^sha256:/, '').slice(0, 12);
+
+/**
+ * The images and containers a classic build's output names, in order: ` ---> <id>` after each
+ * step (the base image for FROM, a cached or a new image otherwise) and ` ---> Running in <id>`.
+ * Pure.
+ */
+export function buildStepObjects(lines: string[]): { images: string[]; containers: string[] } {
+  const images: string[] = [];
+  const containers: string[] = [];
+  for (const line of lines) {
+    const running = /^ ---> Running in ([0-9a-f]{12,64})\s*$/.exec(line);
+    if (running) {
+      containers.push(running[1]!);
+      continue;
+    }
+    const image = /^ ---> ([0-9a-f]{12,64})\s*$/.exec(line);
+    if (image && !images.includes(image[1]!)) images.push(image[1]!);
+  }
+  return { images, containers };
+}
+
+/**
+ * Removes what a build made and nothing will use: the step containers of a failed build
+ * (forcerm covers the engine's own failures, not a build cut short by a timeout) and the images it
+ * committed, newest first. Images that existed before the build (bases, cache hits), carry a tag
+ * or have children (the engine refuses those: the final image's parents, steps another build
+ * reused) are kept: `noprune` so removing one never takes an older untagged parent with it.
+ */
+async function removeStepObjects(docker: Dockerode, made: { images: string[]; containers: string[] }, before: Set<string>): Promise<void> {
+  for (const id of made.containers) await docker.getContainer(id).remove({ force: true }).catch(() => undefined);
+  for (const id of [...made.images].reverse()) {
+    if (before.has(shortId(id))) continue;
+    const info = await docker.getImage(id).inspect().catch(() => null);
+    if (!info || (info.RepoTags ?? []).length > 0) continue;
+    await docker.getImage(id).remove({ noprune: true }).catch(() => undefined);
   }
 }

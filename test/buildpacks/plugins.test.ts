@@ -18,7 +18,7 @@ import { usesDockerfile } from '../../hooks/deploy.js';
 import { SlipwayError } from '../../platform/errors.js';
 import { absolutePathArgs } from '../../receiver/commands/buildpacks.js';
 import { freePort } from '../support/platform.js';
-import { buildArgsFor, dockerfileInstructions, imageCommand, parseDockerfile, shellJoin } from '../../runtime/dockerfile.js';
+import { buildArgsFor, imageCommand, planDockerfile, shellJoin } from '../../runtime/dockerfile.js';
 
 const execFileP = promisify(execFile);
 // These tests serve buildpacks from loopback, which the platform refuses unless allowed.
@@ -288,22 +288,22 @@ describe('installing buildpacks', () => {
 });
 
 describe('Dockerfile parsing', () => {
-  it('joins continuations and drops comments', () => {
-    expect(dockerfileInstructions('# c\nFROM a \\\n  AS b\n\nRUN x \\\n# inner\n  y\n')).toEqual(['FROM a AS b', 'RUN x y']);
-  });
-
+  // The parser and the stage checks have their own tests: test/runtime/dockerfile-check.test.ts.
   it('lists external base images, skipping stages and scratch, resolving global ARGs', () => {
-    const text = ['ARG BASE=slipway/stack:test', 'FROM --platform=linux/amd64 ${BASE} AS build', 'ARG TOKEN', 'ARG A=1 B', 'FROM build', 'FROM scratch', 'FROM debian:12'].join('\n');
-    expect(parseDockerfile(text)).toEqual({ baseImages: ['slipway/stack:test', 'debian:12'], args: ['A', 'B', 'BASE', 'TOKEN'] });
-    expect(parseDockerfile(text, { BASE: 'other:1' }).baseImages[0]).toBe('other:1');
-    refused(() => parseDockerfile('FROM $NOPE\n'), /uses \$NOPE/);
-    refused(() => parseDockerfile('RUN true\n'), /no FROM/);
-    refused(() => parseDockerfile('FROM x\nARG $(id)\n'), /not a valid build argument/);
+    const text = ['ARG BASE=slipway/stack:test', 'FROM ${BASE} AS build', 'ARG TOKEN', 'ARG A=1 B', 'FROM build', 'FROM scratch', 'FROM debian:12'].join('\n');
+    const images = (config: Record<string, string>) => planDockerfile(text, config).plan.images.map((i) => i.image);
+    expect(images({})).toEqual(['slipway/stack:test', 'debian:12']);
+    expect(planDockerfile(text, {}).plan.args).toEqual(['A', 'B', 'BASE', 'TOKEN']);
+    expect(images({ BASE: 'other:1' })[0]).toBe('other:1');
+    refused(() => planDockerfile('FROM $NOPE\n', {}), /uses \$NOPE/);
+    refused(() => planDockerfile('RUN true\n', {}), /before the first FROM/);
+    refused(() => planDockerfile('FROM x\nARG $(id)\n', {}), /not a valid build argument/);
   });
 
   it('passes only declared ARGs as build args', () => {
-    const info = parseDockerfile('FROM x\nARG GREETING\nARG UNSET\n');
-    expect(buildArgsFor(info, { GREETING: 'hi', SECRET_KEY: 's3cret' })).toEqual({ GREETING: 'hi' });
+    const { plan, buildArgs } = planDockerfile('FROM x\nARG GREETING\nARG UNSET\n', { GREETING: 'hi', SECRET_KEY: 's3cret' });
+    expect(buildArgs).toEqual({ GREETING: 'hi' });
+    expect(buildArgsFor(plan, { GREETING: 'hi', SECRET_KEY: 's3cret' })).toEqual({ GREETING: 'hi' });
   });
 
   it('turns the image ENTRYPOINT and CMD into one quoted shell command', () => {
