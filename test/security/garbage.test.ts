@@ -38,8 +38,12 @@ function runBytes(cmd: string, args: string[], input: Buffer, o: { env?: NodeJS.
   });
 }
 
-/** Sends raw bytes on a fresh connection and collects what comes back until the peer closes. */
-function raw(connect: () => net.Socket, chunks: Array<Buffer | string>, o: { end?: 'end' | 'destroy'; waitMs?: number } = {}): Promise<string> {
+/**
+ * Sends raw bytes on a fresh connection and collects what comes back until the peer closes.
+ * After sending, the client keeps the connection open (`keep`, the default: how the CLI and the
+ * hook talk), half-closes it (`end`: on the admin socket that is hanging up) or vanishes.
+ */
+function raw(connect: () => net.Socket, chunks: Array<Buffer | string>, o: { end?: 'keep' | 'end' | 'destroy'; waitMs?: number } = {}): Promise<string> {
   return new Promise((resolve) => {
     const socket = connect();
     let reply = '';
@@ -54,11 +58,8 @@ function raw(connect: () => net.Socket, chunks: Array<Buffer | string>, o: { end
     socket.on('close', finish);
     socket.on('connect', () => {
       for (const c of chunks) socket.write(c);
-      if (o.end === 'destroy') {
-        setTimeout(() => socket.destroy(), 100);
-      } else {
-        socket.end();
-      }
+      if (o.end === 'destroy') setTimeout(() => socket.destroy(), 100);
+      else if (o.end === 'end') socket.end();
     });
   });
 }
@@ -178,7 +179,7 @@ describe('garbage at every entry point leaves the daemon up', () => {
         `Content-Type: application/x-${service}-request`,
       ];
       // Declares more than it sends, then half-closes.
-      await raw(router, [`${head.join('\r\n')}\r\nContent-Length: 100000\r\n\r\n`, crypto.randomBytes(30_000)], { waitMs: 3000 });
+      await raw(router, [`${head.join('\r\n')}\r\nContent-Length: 100000\r\n\r\n`, crypto.randomBytes(30_000)], { end: 'end', waitMs: 3000 });
       // Chunked, then the client vanishes mid-chunk.
       await raw(router, [`${head.join('\r\n')}\r\nTransfer-Encoding: chunked\r\n\r\n8000\r\n`, crypto.randomBytes(20_000)], { end: 'destroy' });
       // Declares more than maxPushBytes, sends a bit and vanishes.
@@ -190,15 +191,19 @@ describe('garbage at every entry point leaves the daemon up', () => {
 
   it('admin socket: garbage, half-lines, oversize lines and early hang-ups', async () => {
     const refused = await raw(admin, ['this is not json\n']);
-    expect(refused).toContain('"t":"exit","code":1');
-    expect(await raw(admin, ['{"op":"command","argv":["apps:li'])).toContain('"code":1');
+    expect(refused).toMatch(/^\{"t":"err","d":"slipway: [^\n]*\\n"\}\n\{"t":"exit","code":1\}\n$/);
     expect(await raw(admin, ['null\n'])).toContain('malformed request');
     expect(await raw(admin, ['{"op":"command","argv":[1,2]}\n'])).toContain('malformed request');
-    await raw(admin, [crypto.randomBytes(200_000)]);
-    await raw(admin, [Buffer.alloc(5 * 1024 * 1024, 'a')]);
+    expect(await raw(admin, [crypto.randomBytes(200_000), '\n'])).toContain('"t":"exit","code":1');
+    // A half-line: the daemon waits for the rest; the client hangs up (half-close or vanishing).
+    expect(await raw(admin, ['{"op":"command","argv":["apps:li'], { waitMs: 1000 })).toBe('');
+    expect(await raw(admin, ['{"op":"command","argv":["apps:li'], { end: 'end' })).toBe('');
     await raw(admin, ['{"op":"command","argv":["apps:li'], { end: 'destroy' });
+    // Over the 4 MB request limit without a line end: the daemon hangs up.
+    await raw(admin, [Buffer.alloc(5 * 1024 * 1024, 'a')]);
     await raw(admin, ['{"op":"command","argv":["apps:list"]}\n'], { end: 'destroy' });
     await raw(admin, [`{"op":"command","argv":["logs","${app}","--follow"]}\n`], { end: 'destroy' });
+    await raw(admin, [`{"op":"command","argv":["logs","${app}","--follow"]}\n`], { end: 'end' });
     await sleep(300);
     await expectAlive();
   }, 60_000);
