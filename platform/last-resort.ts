@@ -29,7 +29,7 @@ export interface LastResortOptions {
 }
 
 /**
- * The daemon's last line of defence (README "Broken clients"). Every stream is meant to have
+ * The daemon's last line of defence (docs/http.md, "Broken clients"). Every stream is meant to have
  * its own error handling (stream.pipeline, error listeners); should one be missed, an uncaught
  * EPIPE-class error is logged and survived. Anything else is a real bug: it is logged and the
  * process exits 1 as Node would, so it is never hidden. Returns the uninstall function.

@@ -105,6 +105,7 @@ export async function startSshServer(o: SshServerOptions): Promise<{ port: numbe
         // Git and commands need exec only: ptys and shells are refused.
         session.on('pty', (_accept, reject) => reject?.());
         session.on('shell', (accept) => {
+          waiting.delete(session);
           const channel = accept();
           channel.stderr.write('slipway: interactive shells are not offered: run `ssh ... help` for the commands\n');
           channel.exit(2);

@@ -21,12 +21,12 @@ describe('SSH commands and sessions', () => {
   const configOf = async () => (await platform.cli(['config', app, '--json'])).stdout;
 
   it.each([
-    [`K='a b`, `slipway: unterminated ' quote in the command: close it, or escape it with a backslash\n`],
-    [`K="a b`, `slipway: unterminated " quote in the command: close it, or escape it with a backslash\n`],
-    ['K=a\\', 'slipway: the command ends in a backslash: escape it as \\\\ or quote it\n'],
-  ])('refuses unterminated quoting %j in one line, exit 2, nothing set', async (arg, line) => {
+    [[`K='a b`, '--no-restart'], `slipway: unterminated ' quote in the command: close it, or escape it with a backslash\n`],
+    [[`K="a b`, '--no-restart'], `slipway: unterminated " quote in the command: close it, or escape it with a backslash\n`],
+    [['--no-restart', 'K=a\\'], 'slipway: the command ends in a backslash: escape it as \\\\ or quote it\n'],
+  ])('refuses unterminated quoting %j in one line, exit 2, nothing set', async (args, line) => {
     const before = await configOf();
-    const r = await platform.ssh(['config:set', app, arg, '--no-restart']);
+    const r = await platform.ssh(['config:set', app, ...args]);
     expect(r).toMatchObject({ code: 2, stdout: '', stderr: line });
     expect(await configOf()).toBe(before);
   });
