@@ -223,4 +223,26 @@ describe('garbage at every entry point leaves the daemon up', () => {
     await sleep(1000);
     await expectAlive();
   }, 60_000);
+
+  it('afterwards, normal pushes and clones over SSH and HTTP go through the same relay intact', async () => {
+    const wc = await fs.mkdtemp(path.join(platform.home, 'ok-'));
+    await fs.writeFile(path.join(wc, 'README'), crypto.randomBytes(50_000).toString('base64'));
+    await platform.git(wc, ['init', '-q', '--initial-branch=main']);
+    await platform.commitAll(wc, 'small');
+    // Branches other than main are kept, not deployed: no build needed.
+    const ssh = await platform.push(wc, platform.sshRemote(app), 'main:keep-ssh');
+    expect(ssh.code).toBe(0);
+    const httpRemote = `http://x:${token}@127.0.0.1:${platform.httpPort}/_git/${app}.git`;
+    const overHttp = await platform.push(wc, httpRemote, 'main:keep-http');
+    expect(overHttp.code).toBe(0);
+    const head = (await platform.git(wc, ['rev-parse', 'HEAD'])).stdout.trim();
+    for (const remote of [platform.sshRemote(app), httpRemote]) {
+      const clone = path.join(await fs.mkdtemp(path.join(platform.home, 'clone-')), 'c');
+      const r = await run('git', ['clone', '-q', '--branch', 'keep-ssh', remote, clone], { env: platform.gitEnv() });
+      expect(r.code).toBe(0);
+      expect(await fs.readFile(path.join(clone, 'README'), 'utf8')).toBe(await fs.readFile(path.join(wc, 'README'), 'utf8'));
+      expect((await run('git', ['rev-parse', 'origin/keep-http'], { cwd: clone })).stdout.trim()).toBe(head);
+    }
+    await expectAlive();
+  }, 120_000);
 });
