@@ -135,7 +135,7 @@ describe('garbage at every entry point leaves the daemon up', () => {
     await expectAlive();
   });
 
-  it('SSH push over maxPushBytes is refused in one line and changes nothing', async () => {
+  it('SSH push over maxPushBytes is refused and changes nothing', async () => {
     const wc = await fs.mkdtemp(path.join(platform.home, 'big-'));
     await fs.writeFile(path.join(wc, 'noise.bin'), crypto.randomBytes(MAX_PUSH * 3));
     await platform.git(wc, ['init', '-q', '--initial-branch=main']);
@@ -244,5 +244,9 @@ describe('garbage at every entry point leaves the daemon up', () => {
       expect((await run('git', ['rev-parse', 'origin/keep-http'], { cwd: clone })).stdout.trim()).toBe(head);
     }
     await expectAlive();
+    // Every error above was handled where it arose: none reached the last-resort handler.
+    const log = await fs.readFile(path.join(platform.home, 'logs', 'slipway.log'), 'utf8');
+    expect(log).not.toContain('without an error handler');
+    expect(log).not.toContain('uncaught error');
   }, 120_000);
 });
