@@ -133,7 +133,7 @@ export function createGitHttpHandler(deps: GitHttpDeps): http.RequestListener {
       if (route.kind === 'advertise') {
         // Like git-http-backend: protocol v2 has its own capability advertisement, no service line.
         const preface = /(^|:)version=2(:|$)/.test(gitProtocol ?? '') ? null : serviceAnnouncement(route.service);
-        respond(spawnGitService(options), res, `application/x-git-${route.service.slice(4)}-advertisement`, preface, null, (status) => log(status, { token: pusher }));
+        respond(spawnGitService(options), req, res, `application/x-git-${route.service.slice(4)}-advertisement`, preface, null, (status) => log(status, { token: pusher }));
         req.resume();
         return;
       }
@@ -172,7 +172,7 @@ export function createGitHttpHandler(deps: GitHttpDeps): http.RequestListener {
       const declared = Number(req.headers['content-length'] ?? 0);
       if (declared > deps.maxPushBytes) {
         // Read just the first command line, to learn whether the client takes side-band errors.
-        void readHead(req, encoding === 'identity' && service === 'git-receive-pack').then((head) => refuseTooLarge(head, declared, pusher));
+        void readHead(req, encoding === 'identity' && service === 'git-receive-pack').then((head) => afterBody(req, () => refuseTooLarge(head, declared, pusher)));
         return;
       }
 
@@ -181,7 +181,7 @@ export function createGitHttpHandler(deps: GitHttpDeps): http.RequestListener {
       const bodyLimit = encoding === 'identity' ? rawLimit : new ByteLimit(deps.maxPushBytes);
       const stages = encoding === 'identity' ? [rawLimit] : [rawLimit, zlib.createGunzip(), bodyLimit];
       let failed = false;
-      respond(spawnGitService(options), res, `application/x-${service}-result`, null, [req, ...stages], (status) => {
+      respond(spawnGitService(options), req, res, `application/x-${service}-result`, null, [req, ...stages], (status) => {
         if (!failed) log(status, { token: pusher });
       }, (err) => {
         failed = true;
@@ -258,6 +258,7 @@ function refuse(res: http.ServerResponse, status: number, message: string, heade
  */
 function respond(
   child: ChildProcess,
+  req: http.IncomingMessage,
   res: http.ServerResponse,
   contentType: string,
   preface: Buffer | null,
@@ -298,8 +299,35 @@ function respond(
     // git says "protocol error" about what the client sent; anything else is ours to fix.
     const clientFault = /protocol error/.test(stderr);
     done(clientFault ? 400 : 500);
-    refuse(res, clientFault ? 400 : 500, `${clientFault ? 'git refused the request' : 'git failed'}: ${why}`);
+    afterBody(req, () => refuse(res, clientFault ? 400 : 500, `${clientFault ? 'git refused the request' : 'git failed'}: ${why}`));
   });
+}
+
+/** How long a refusal waits for the rest of a body it will not use (see afterBody). */
+const LINGER_MS = 2000;
+
+/**
+ * Runs `answer` once the client finished sending (the rest is read and dropped), or after
+ * LINGER_MS. A refusal closes the connection; closing while the client still sends makes the
+ * kernel reset it, and the client (the router) may lose the answer and report 502 instead: the
+ * "lingering close" web servers do.
+ */
+function afterBody(req: http.IncomingMessage, answer: () => void): void {
+  if (req.complete || req.destroyed) {
+    answer();
+    return;
+  }
+  let answered = false;
+  const go = (): void => {
+    if (answered) return;
+    answered = true;
+    clearTimeout(timer);
+    answer();
+  };
+  const timer = setTimeout(go, LINGER_MS);
+  req.once('end', go);
+  req.once('close', go);
+  req.resume();
 }
 
 class TooLarge extends Error {
