@@ -70,6 +70,8 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
   const buildLogDir = path.join(deps.paths.buildsDir, app);
   await fs.mkdir(buildLogDir, { recursive: true });
   const logStream = createWriteStream(path.join(buildLogDir, `${buildId}.log`), { mode: 0o600 });
+  // A build log that cannot be written (disk full) loses the log, not the daemon.
+  logStream.on('error', (err) => deps.logger.warn({ err: err.message, app, buildId }, 'build log not written'));
   const say = (text: string) => {
     io.out(text);
     logStream.write(text);

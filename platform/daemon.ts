@@ -15,7 +15,7 @@ import { Life } from './life.js';
 import { AppStore } from './store.js';
 import { decodeLines, encode, MAX_REQUEST_BYTES, parseRequest, type Frame, type Request } from './wire.js';
 import { commands, runCommand, type CommandIO, type Platform, type ProcessInfo, type StatusInfo } from '../receiver/commands/index.js';
-import { initBareRepo, spawnGitService } from '../receiver/git.js';
+import { initBareRepo, relayGitService, spawnGitService } from '../receiver/git.js';
 import { createGitHttpHandler, listenGitHttp } from '../receiver/git-http.js';
 import { FailureLimiter } from '../receiver/http-auth.js';
 import { splitCommandLine } from '../receiver/split.js';
@@ -247,11 +247,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         maxPushBytes: config.maxPushBytes,
         hookEnv: hookEnv(app, exec.user),
       });
-      exec.stdin.pipe(child.stdin!);
-      child.stdout!.pipe(exec.stdout, { end: false });
-      child.stderr!.pipe(exec.stderr, { end: false });
-      exec.signal.addEventListener('abort', () => child.kill('SIGTERM'));
-      return new Promise((resolve) => child.on('close', (code) => resolve(code ?? 1)));
+      const { code } = await relayGitService(child, { input: [exec.stdin], output: exec.stdout, errors: exec.stderr, signal: exec.signal });
+      return code ?? 1;
     }
     const io: CommandIO = {
       out: write(exec.stdout),

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig, type ConfigInput } from './config.js';
 import { startDaemon } from './daemon.js';
+import { installLastResort } from './last-resort.js';
 import { createLogger } from './log.js';
 import { ensureRouter, portAnswers } from './router-process.js';
 import { ensureDocker } from './setup.js';
@@ -17,6 +18,8 @@ export async function runServer(home: string, flags: ConfigInput): Promise<void>
   const { config, paths } = await loadConfig(home, flags);
   fs.mkdirSync(paths.logDir, { recursive: true, mode: 0o700 });
   const logger = createLogger(config.logLevel, fs.createWriteStream(path.join(paths.logDir, 'slipway.log'), { flags: 'a', mode: 0o600 }));
+  // A broken client connection that escaped its stream's own handling must not end the daemon.
+  installLastResort({ logger, exit: (code) => process.exit(code) });
   const progress = (line: string) => process.stdout.write(`${line}\n`);
 
   progress(`-----> Slipway starting (SLIPWAY_HOME=${paths.home})`);

@@ -27,6 +27,9 @@ export function encode(frame: Frame | Request): string {
 /** Reads newline-delimited JSON values from a stream; a line that is not JSON ends the stream. */
 export async function* decodeLines(stream: Duplex): AsyncGenerator<unknown> {
   const rl = readline.createInterface({ input: stream, crlfDelay: Infinity });
+  // readline ends on the input's 'end' only: a socket destroyed mid-line (over the request
+  // limit, a client gone) would leave this reader waiting forever.
+  stream.once('close', () => rl.close());
   for await (const line of rl) {
     if (line.length === 0) continue;
     yield JSON.parse(line) as unknown;

@@ -1,12 +1,12 @@
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
-import { Transform, Writable, pipeline, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
 import { parseAppName } from '../platform/app-name.js';
 import { oneLine } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
-import { spawnGitService, type GitService, type GitServiceOptions } from './git.js';
+import { relayGitService, spawnGitService, type GitService, type GitServiceOptions } from './git.js';
 import { clientAddress, parseBasicAuth, type FailureLimiter } from './http-auth.js';
 import { requestedCapabilities, serviceAnnouncement, sidebandError } from './pkt-line.js';
 
@@ -69,6 +69,9 @@ const NO_CACHE = { 'cache-control': 'no-cache, max-age=0, must-revalidate', expi
  */
 export function createGitHttpHandler(deps: GitHttpDeps): http.RequestListener {
   return (req, res) => {
+    // A client that resets mid-request fails this exchange only (the router's socket is ours).
+    req.on('error', () => undefined);
+    res.on('error', () => undefined);
     const client = clientAddress(req.headers['x-forwarded-for']);
     const log = (status: number, extra: Record<string, unknown> = {}) =>
       deps.logger.info({ method: req.method, path: (req.url ?? '').split('?')[0], status, client, ...extra }, 'git http');
@@ -130,7 +133,7 @@ export function createGitHttpHandler(deps: GitHttpDeps): http.RequestListener {
       if (route.kind === 'advertise') {
         // Like git-http-backend: protocol v2 has its own capability advertisement, no service line.
         const preface = /(^|:)version=2(:|$)/.test(gitProtocol ?? '') ? null : serviceAnnouncement(route.service);
-        relay(spawnGitService(options), res, `application/x-git-${route.service.slice(4)}-advertisement`, preface, (status) => log(status, { token: pusher }));
+        respond(spawnGitService(options), req, res, `application/x-git-${route.service.slice(4)}-advertisement`, preface, null, (status) => log(status, { token: pusher }));
         req.resume();
         return;
       }
@@ -169,35 +172,25 @@ export function createGitHttpHandler(deps: GitHttpDeps): http.RequestListener {
       const declared = Number(req.headers['content-length'] ?? 0);
       if (declared > deps.maxPushBytes) {
         // Read just the first command line, to learn whether the client takes side-band errors.
-        void readHead(req, encoding === 'identity' && service === 'git-receive-pack').then((head) => refuseTooLarge(head, declared, pusher));
+        void readHead(req, encoding === 'identity' && service === 'git-receive-pack').then((head) => afterBody(req, () => refuseTooLarge(head, declared, pusher)));
         return;
       }
 
-      const child = spawnGitService(options);
       const rawLimit = new ByteLimit(deps.maxPushBytes);
       // The inflated size is capped too, so a small gzip body cannot expand into a huge pack.
       const bodyLimit = encoding === 'identity' ? rawLimit : new ByteLimit(deps.maxPushBytes);
       const stages = encoding === 'identity' ? [rawLimit] : [rawLimit, zlib.createGunzip(), bodyLimit];
       let failed = false;
-      // Only this sink ever ends git's stdin, and only after the whole body arrived intact: on
-      // any failure git is killed first, so it never sees a clean end of a truncated body.
-      pipeline([req, ...stages, intoChild(child)], (err) => {
-        if (!err) return;
+      respond(spawnGitService(options), req, res, `application/x-${service}-result`, null, [req, ...stages], (status) => {
+        if (!failed) log(status, { token: pusher });
+      }, (err) => {
         failed = true;
-        child.kill('SIGKILL');
-        child.stdin?.destroy();
         if (err instanceof TooLarge) {
           refuseTooLarge(service === 'git-receive-pack' ? bodyLimit.head : Buffer.alloc(0), err.seen, pusher);
           return;
         }
         log(400, { token: pusher, err: oneLine(err) });
         refuse(res, 400, `unreadable request body (${oneLine(err)}): nothing was changed`);
-      });
-      res.on('close', () => {
-        if (!res.writableFinished) child.kill('SIGKILL');
-      });
-      relay(child, res, `application/x-${service}-result`, null, (status) => {
-        if (!failed) log(status, { token: pusher });
       });
     }
   };
@@ -259,26 +252,38 @@ function refuse(res: http.ServerResponse, status: number, message: string, heade
 }
 
 /**
- * Streams git's stdout as the response. Headers wait for git's first byte, so a git that fails
- * before saying anything still turns into a clean 500 instead of an empty 200.
+ * Streams git's stdout as the response (through relayGitService, see receiver/git.ts). Headers
+ * wait for git's first byte, so a git that fails before saying anything still turns into a clean
+ * 500 instead of an empty 200. A client that goes away stops git.
  */
-function relay(child: ChildProcess, res: http.ServerResponse, contentType: string, preface: Buffer | null, done: (status: number) => void): void {
+function respond(
+  child: ChildProcess,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  contentType: string,
+  preface: Buffer | null,
+  input: NodeJS.ReadableStream[] | null,
+  done: (status: number) => void,
+  onInputError?: (err: Error) => void,
+): void {
   const start = (): void => {
     res.writeHead(200, { 'content-type': contentType, ...NO_CACHE });
     if (preface) res.write(preface);
   };
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    if (stderr.length < 4096) stderr += d.toString();
+  const gone = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) gone.abort();
   });
-  child.stdout!.once('data', (first: Buffer) => {
-    if (res.headersSent) return;
-    start();
-    res.write(first);
-    child.stdout!.pipe(res, { end: false });
-  });
-  child.on('error', () => undefined); // reported through 'close' with a non-zero code
-  child.on('close', (code, signal) => {
+  void relayGitService(child, {
+    input,
+    output: res,
+    onFirstOutput: () => {
+      if (!res.headersSent) start();
+    },
+    signal: gone.signal,
+    kill: 'SIGKILL',
+    ...(onInputError ? { onInputError } : {}),
+  }).then(({ code, signal, stderr }) => {
     if (res.headersSent) {
       if (!res.writableEnded && !res.destroyed) res.end();
       done(200);
@@ -294,8 +299,35 @@ function relay(child: ChildProcess, res: http.ServerResponse, contentType: strin
     // git says "protocol error" about what the client sent; anything else is ours to fix.
     const clientFault = /protocol error/.test(stderr);
     done(clientFault ? 400 : 500);
-    refuse(res, clientFault ? 400 : 500, `${clientFault ? 'git refused the request' : 'git failed'}: ${why}`);
+    afterBody(req, () => refuse(res, clientFault ? 400 : 500, `${clientFault ? 'git refused the request' : 'git failed'}: ${why}`));
   });
+}
+
+/** How long a refusal waits for the rest of a body it will not use (see afterBody). */
+const LINGER_MS = 2000;
+
+/**
+ * Runs `answer` once the client finished sending (the rest is read and dropped), or after
+ * LINGER_MS. A refusal closes the connection; closing while the client still sends makes the
+ * kernel reset it, and the client (the router) may lose the answer and report 502 instead: the
+ * "lingering close" web servers do.
+ */
+function afterBody(req: http.IncomingMessage, answer: () => void): void {
+  if (req.complete || req.destroyed) {
+    answer();
+    return;
+  }
+  let answered = false;
+  const go = (): void => {
+    if (answered) return;
+    answered = true;
+    clearTimeout(timer);
+    answer();
+  };
+  const timer = setTimeout(go, LINGER_MS);
+  req.once('end', go);
+  req.once('close', go);
+  req.resume();
 }
 
 class TooLarge extends Error {
@@ -320,39 +352,4 @@ class ByteLimit extends Transform {
     if (this.#seen > this.max) cb(new TooLarge(this.#seen));
     else cb(null, chunk);
   }
-}
-
-/**
- * A sink that writes into git's stdin with backpressure and ends it only on a clean finish. When
- * git stops reading early (it refused the push and says why on stdout), the rest of the body is
- * read and dropped so that answer still reaches the client.
- */
-function intoChild(child: ChildProcess): Writable {
-  const stdin = child.stdin!;
-  stdin.on('error', () => undefined); // EPIPE after git exited: handled as "stopped reading"
-  return new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      if (stdin.destroyed || !stdin.writable) {
-        cb();
-        return;
-      }
-      if (stdin.write(chunk)) {
-        cb();
-        return;
-      }
-      const settle = (err?: Error): void => {
-        stdin.off('drain', onDrain);
-        stdin.off('close', onClose);
-        cb(err);
-      };
-      const onDrain = (): void => settle();
-      const onClose = (): void => settle();
-      stdin.on('drain', onDrain);
-      stdin.on('close', onClose);
-    },
-    final(cb) {
-      if (stdin.destroyed) cb();
-      else stdin.end(() => cb());
-    },
-  });
 }

@@ -47,6 +47,7 @@ export function parsePublicKey(text: string): { type: string; blob: Buffer } {
 export class SshKeyStore {
   readonly #file: string;
   #cache: StoredKey[] | null = null;
+  readonly #removed = new Set<(key: StoredKey) => void>();
 
   constructor(file: string) {
     this.#file = file;
@@ -75,7 +76,18 @@ export class SshKeyStore {
   async remove(name: string): Promise<void> {
     const keys = await this.list();
     if (!keys.some((k) => k.name === name)) throw new SlipwayError('E_KEY', `no key named "${name}": see \`slipway ssh-keys:list\``);
+    const gone = keys.find((k) => k.name === name)!;
     await this.#save(keys.filter((k) => k.name !== name));
+    for (const listener of this.#removed) listener(gone);
+  }
+
+  /**
+   * Calls `listener` after a key is removed, so whoever holds sessions signed in with it can end
+   * them (a removed key must not keep a `logs --follow` open). Returns the unsubscribe function.
+   */
+  onRemoved(listener: (key: StoredKey) => void): () => void {
+    this.#removed.add(listener);
+    return () => this.#removed.delete(listener);
   }
 
   /**

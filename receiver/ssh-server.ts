@@ -1,9 +1,10 @@
 import fs from 'node:fs/promises';
-import ssh2 from 'ssh2';
+import ssh2, { type Connection, type ServerChannel, type Session } from 'ssh2';
 import type { Logger } from '../platform/log.js';
 import { oneLine } from '../platform/errors.js';
 import { writeFileAtomicText } from '../platform/files.js';
-import type { SshKeyStore } from './ssh-keys.js';
+import { MAX_COMMAND_BYTES } from './split.js';
+import type { SshKeyStore, StoredKey } from './ssh-keys.js';
 
 const { Server, utils } = ssh2;
 
@@ -47,9 +48,30 @@ export async function loadHostKey(file: string): Promise<Buffer> {
  */
 export async function startSshServer(o: SshServerOptions): Promise<{ port: number; close(): Promise<void> }> {
   const hostKey = await loadHostKey(o.hostKeyFile);
+  // Open connections by the key they signed in with, so removing a key ends its sessions.
+  const byKey = new Map<Connection, { key: StoredKey; channels: Set<ServerChannel> }>();
+  const unsubscribe = o.keys.onRemoved((removed) => {
+    for (const [client, conn] of byKey) {
+      if (conn.key.fingerprint !== removed.fingerprint) continue;
+      o.logger.info({ key: removed.name, sessions: conn.channels.size }, 'ssh: key removed, ending its sessions');
+      for (const channel of conn.channels) {
+        channel.stderr.write(`slipway: the SSH key "${removed.name}" was removed: this session ends\n`);
+        channel.exit(1);
+        channel.end();
+      }
+      byKey.delete(client);
+      // Give the lines above a moment to leave before the connection goes.
+      setTimeout(() => client.end(), 100).unref();
+    }
+  });
   const server = new Server({ hostKeys: [hostKey], ident: 'Slipway' }, (client, info) => {
     let user = '';
+    let signedInWith: StoredKey | null = null;
+    const channels = new Set<ServerChannel>();
+    // Sessions opened but still waiting for their exec request (see the packet-size note below).
+    const waiting = new Set<Session>();
     const log = o.logger.child({ remote: info.ip });
+    client.on('close', () => byKey.delete(client));
     client.on('authentication', (ctx) => {
       if (ctx.method !== 'publickey') {
         ctx.reject(['publickey']);
@@ -69,26 +91,38 @@ export async function startSshServer(o: SshServerOptions): Promise<{ port: numbe
               return;
             }
             user = match.key.name;
+            signedInWith = match.key;
           }
           ctx.accept();
         })
         .catch(() => ctx.reject(['publickey']));
     });
     client.on('ready', () => {
+      if (signedInWith) byKey.set(client, { key: signedInWith, channels });
       client.on('session', (acceptSession) => {
         const session = acceptSession();
+        waiting.add(session);
         // Git and commands need exec only: ptys and shells are refused.
         session.on('pty', (_accept, reject) => reject?.());
         session.on('shell', (accept) => {
+          waiting.delete(session);
           const channel = accept();
           channel.stderr.write('slipway: interactive shells are not offered: run `ssh ... help` for the commands\n');
           channel.exit(2);
           channel.end();
         });
         session.on('exec', (accept, _reject, info) => {
+          waiting.delete(session);
           const channel = accept();
+          // A client that vanishes makes writes to its channel fail: that ends this exchange only.
+          channel.on('error', (err: Error) => log.debug({ err: err.message }, 'ssh: channel error'));
+          channel.stderr.on('error', (err: Error) => log.debug({ err: err.message }, 'ssh: channel error'));
+          channels.add(channel);
           const controller = new AbortController();
-          channel.on('close', () => controller.abort());
+          channel.on('close', () => {
+            channels.delete(channel);
+            controller.abort();
+          });
           // A channel whose stdin nobody reads (`logs --follow`) emits 'close' only after its
           // input ends, which never happens if the client just vanishes: watch the connection too.
           const gone = () => controller.abort();
@@ -108,7 +142,10 @@ export async function startSshServer(o: SshServerOptions): Promise<{ port: numbe
         });
       });
     });
-    client.on('error', (err) => log.debug({ err: err.message }, 'ssh: client error'));
+    client.on('error', (err) => {
+      log.debug({ err: err.message }, 'ssh: client error');
+      if (/^Bad packet length/.test(err.message)) answerOversizePacket(client, waiting);
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -117,6 +154,46 @@ export async function startSshServer(o: SshServerOptions): Promise<{ port: numbe
   const address = server.address();
   return {
     port: typeof address === 'object' && address ? address.port : o.port,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise((resolve) => {
+        unsubscribe();
+        server.close(() => resolve());
+      }),
   };
+}
+
+/** The parts of ssh2's internals used to answer a request ssh2 refuses to read (see below). */
+interface Ssh2Internals {
+  _protocol?: {
+    channelExtData(chan: number, data: Buffer, type: number): void;
+    exitStatus(chan: number, status: number): void;
+    channelEOF(chan: number): void;
+    channelClose(chan: number): void;
+  };
+}
+
+/**
+ * ssh2 refuses any packet over 35000 bytes (the RFC 4253 minimum every implementation must
+ * read) by dropping the connection, and OpenSSH sends a whole exec request as one packet: a
+ * command over ~35 KB would end in "Connection closed" with no word why. The session channel is
+ * already open then and our outgoing cipher still works, so answer on it the way every
+ * refused command is answered: one line on stderr and exit status 2. ssh2 ends the socket
+ * right after, in the same tick; what we queue here goes out first.
+ */
+function answerOversizePacket(client: Connection, waiting: Set<Session>): void {
+  const proto = (client as unknown as Ssh2Internals)._protocol;
+  if (!proto) return;
+  for (const session of waiting) {
+    const remote = (session as unknown as { _chanInfo?: { outgoing?: { id?: number } } })._chanInfo?.outgoing?.id;
+    if (typeof remote !== 'number') continue;
+    try {
+      proto.channelExtData(remote, Buffer.from(`slipway: command too long (over 35000 bytes, at most ${MAX_COMMAND_BYTES})\n`), 1);
+      proto.exitStatus(remote, 2);
+      proto.channelEOF(remote);
+      proto.channelClose(remote);
+    } catch {
+      // The connection is going either way; this was only the courtesy of a reason.
+    }
+  }
+  waiting.clear();
 }

@@ -32,7 +32,36 @@ describe('splitCommandLine', () => {
     expect((error as SlipwayError).message).not.toContain('\n');
   });
 
-  it('refuses very long lines', () => {
-    expect(() => splitCommandLine(`apps:create ${'a'.repeat(10_000)}`)).toThrow(/too long/);
+  it('refuses very long lines, counting bytes', () => {
+    expect(() => splitCommandLine(`apps:create ${'a'.repeat(10_000)}`)).toThrow(/^command too long \(10012 bytes, at most 8192\)$/);
+    // 3000 characters, 9000 bytes of UTF-8.
+    expect(() => splitCommandLine(`config:set app K=${'€'.repeat(3000)}`)).toThrow(/too long \(9017 bytes/);
+  });
+
+  it.each([
+    [`config:set app K='a b`, /unterminated ' quote/],
+    [`config:set app K="a b`, /unterminated " quote/],
+    [`config:set app K="a \\" b`, /unterminated " quote/],
+    [`apps:create x\\`, /ends in a backslash/],
+    [`config:set app "K=a\\`, /ends in a backslash/],
+    [`'`, /unterminated ' quote/],
+  ])('refuses %j: unterminated quoting', (line, message) => {
+    let error: unknown;
+    try {
+      splitCommandLine(line);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(SlipwayError);
+    expect((error as SlipwayError).exitCode).toBe(2);
+    expect((error as SlipwayError).message).toMatch(message);
+    expect((error as SlipwayError).message).not.toContain('\n');
+  });
+
+  it('still accepts closed quotes, escaped quotes and backslashes inside single quotes', () => {
+    expect(splitCommandLine(`config:set app K='a \\ b'`)).toEqual(['config:set', 'app', 'K=a \\ b']);
+    expect(splitCommandLine(`config:set app K="it's" L=\\'x`)).toEqual(['config:set', 'app', "K=it's", "L='x"]);
+    expect(splitCommandLine(`config:set app K="a \\" b"`)).toEqual(['config:set', 'app', 'K=a " b']);
+    expect(splitCommandLine(`config:set app K=\\\\`)).toEqual(['config:set', 'app', 'K=\\']);
   });
 });
