@@ -14,15 +14,20 @@ export async function writeFileAtomicText(file: string, text: string | Buffer, m
   await writeFileAtomic(file, text, { mode, fsync: true });
 }
 
-/** Reads a JSON file; `fallback` when it does not exist, a clear error when it is corrupt. */
-export async function readJson<T>(file: string, fallback: T): Promise<T> {
-  let text: string;
+/** A platform-owned text file's content; null when it does not exist. */
+export async function readTextIfExists(file: string): Promise<string | null> {
   try {
-    text = await fs.readFile(file, 'utf8');
+    return await fs.readFile(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return fallback;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
+}
+
+/** Reads a JSON file; `fallback` when it does not exist, a clear error when it is corrupt. */
+export async function readJson<T>(file: string, fallback: T): Promise<T> {
+  const text = await readTextIfExists(file);
+  if (text === null) return fallback;
   try {
     return JSON.parse(text) as T;
   } catch (err) {

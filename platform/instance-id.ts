@@ -3,19 +3,14 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { isValidAppName } from './app-name.js';
 import { SlipwayError } from './errors.js';
-import { pathExists, readJson, writeJsonAtomic } from './files.js';
+import { pathExists, readJson, readTextIfExists, writeJsonAtomic } from './files.js';
 
 /** 64 random bits as hex: what tells this SLIPWAY_HOME's engine objects from another's. */
 export const INSTANCE_ID_PATTERN = /^[0-9a-f]{16}$/;
 
 async function readId(file: string): Promise<string | null> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
+  const text = await readTextIfExists(file);
+  if (text === null) return null;
   const id = text.trim();
   if (!INSTANCE_ID_PATTERN.test(id)) {
     throw new SlipwayError('E_STATE', `${file} is not a Slipway instance id (16 hex digits): restore it from a backup, or remove it to start as a new instance`);

@@ -1,7 +1,8 @@
 import fs from 'node:fs/promises';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHostService } from '../support/host-service.js';
 import { TestPlatform, run, uniqueApp } from '../support/platform.js';
 
 const stackImage = process.env.SLIPWAY_TEST_STACK_IMAGE ?? 'slipway/stack:test';
@@ -31,9 +32,7 @@ describe('app isolation: confined containers on per-app networks', () => {
     platform = await TestPlatform.start();
     await platform.createApp(a);
     await platform.createApp(b);
-    hostServer = net.createServer((s) => s.end('host-service\n'));
-    await new Promise<void>((resolve) => hostServer.listen(0, '0.0.0.0', resolve));
-    hostPort = (hostServer.address() as net.AddressInfo).port;
+    ({ server: hostServer, port: hostPort } = await startHostService());
   }, 300_000);
 
   afterAll(async () => {

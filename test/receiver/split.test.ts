@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { splitCommandLine } from '../../receiver/split.js';
-import { SlipwayError } from '../../platform/errors.js';
+import { throwsOneLine } from '../support/errors.js';
 
 describe('splitCommandLine', () => {
   it('splits like a shell quotes, without running one', () => {
@@ -21,15 +21,7 @@ describe('splitCommandLine', () => {
     'apps:list\nid',
     'apps:list\0',
   ])('refuses %j with a usage error', (line) => {
-    let error: unknown;
-    try {
-      splitCommandLine(line);
-    } catch (err) {
-      error = err;
-    }
-    expect(error).toBeInstanceOf(SlipwayError);
-    expect((error as SlipwayError).exitCode).toBe(2);
-    expect((error as SlipwayError).message).not.toContain('\n');
+    expect(throwsOneLine(() => splitCommandLine(line)).exitCode).toBe(2);
   });
 
   it('refuses very long lines, counting bytes', () => {
@@ -46,16 +38,9 @@ describe('splitCommandLine', () => {
     [`config:set app "K=a\\`, /ends in a backslash/],
     [`'`, /unterminated ' quote/],
   ])('refuses %j: unterminated quoting', (line, message) => {
-    let error: unknown;
-    try {
-      splitCommandLine(line);
-    } catch (err) {
-      error = err;
-    }
-    expect(error).toBeInstanceOf(SlipwayError);
-    expect((error as SlipwayError).exitCode).toBe(2);
-    expect((error as SlipwayError).message).toMatch(message);
-    expect((error as SlipwayError).message).not.toContain('\n');
+    const error = throwsOneLine(() => splitCommandLine(line));
+    expect(error.exitCode).toBe(2);
+    expect(error.message).toMatch(message);
   });
 
   it('still accepts closed quotes, escaped quotes and backslashes inside single quotes', () => {

@@ -6,6 +6,7 @@ import { parseAppSettings } from '../../runtime/healthchecks.js';
 import { buildReleaseImage } from '../../runtime/images.js';
 import { APP_PIDS_LIMIT, READONLY_LABEL, ROOT_CAPABILITIES, hardenedHostConfig, imageIsolation, isolationLabels, userIsRoot } from '../../runtime/isolation.js';
 import { appNetworkName, bridgeName, cidrRange, networkLabels, pickSubnet } from '../../runtime/networks.js';
+import { startHostService } from '../support/host-service.js';
 import { run } from '../support/platform.js';
 import { STACK, TEST_LABELS, WEB_COMMAND, cleanupApp, docker, logger, makeAppDir, randomApp } from './helpers.js';
 
@@ -136,9 +137,7 @@ describe('confined app containers (real engine)', () => {
     const base = { type: 'web', index: 1, release: 1, command: WEB_COMMAND, env: {}, web: true, extraLabels: TEST_LABELS, memory: '256m' };
     aId = (await startProcess(docker, { ...base, app: a, image: aImage })).id;
     bId = (await startProcess(docker, { ...base, app: b, image: bImage })).id;
-    hostServer = net.createServer((s) => s.end('host-service\n'));
-    await new Promise<void>((resolve) => hostServer.listen(0, '0.0.0.0', resolve));
-    hostPort = (hostServer.address() as net.AddressInfo).port;
+    ({ server: hostServer, port: hostPort } = await startHostService());
   }, 300_000);
 
   afterAll(async () => {
