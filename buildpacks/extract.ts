@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { SlipwayError } from '../platform/errors.js';
+import { SlipwayError } from '../core/errors.js';
 import { extractSafely } from './safe-tar.js';
 
 const REV = /^[0-9a-f]{40}$/;

@@ -5,7 +5,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net, { type LookupFunction } from 'node:net';
 import path from 'node:path';
-import { SlipwayError } from '../platform/errors.js';
+import { SlipwayError } from '../core/errors.js';
 import { copyTree, extractTarball, MAX_BUILDPACK_BYTES, swapInto, tarballRoot, validateBuildpack } from './plugins.js';
 import type { BuildpackRef } from './runner.js';
 import type { UrlGuard, VettedAddress } from './url-guard.js';

@@ -1,5 +1,5 @@
-import { SlipwayError } from '../platform/errors.js';
-import { readFileUnder } from '../platform/safe-read.js';
+import { SlipwayError } from '../core/errors.js';
+import { readFileUnder } from '../core/safe-read.js';
 
 /** A process type becomes part of container names and labels, so it must be a DNS label. */
 const PROCESS_TYPE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -38,7 +38,7 @@ export const PROCFILE_MAX_BYTES = 256 * 1024;
 /**
  * The built app's Procfile, parsed, or null when it has none. The build (uid 1000) may have
  * replaced it, so it is read without following links and refused unless a regular file
- * (platform/safe-read.ts): a symlink to a host file must never be read, shown or run.
+ * (core/safe-read.ts): a symlink to a host file must never be read, shown or run.
  */
 export async function readProcfile(appDir: string): Promise<Record<string, string> | null> {
   const text = await readFileUnder(appDir, 'Procfile', { maxBytes: PROCFILE_MAX_BYTES, what: 'Procfile' });

@@ -1,5 +1,5 @@
 import { parse } from 'yaml';
-import { SlipwayError } from '../platform/errors.js';
+import { SlipwayError } from '../core/errors.js';
 
 export interface ReleaseInfo {
   processTypes: Record<string, string>;

@@ -5,8 +5,9 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type Dockerode from 'dockerode';
-import { SlipwayError } from '../platform/errors.js';
-import { readFileUnder } from '../platform/safe-read.js';
+import { parseMemory } from '../core/units.js';
+import { SlipwayError } from '../core/errors.js';
+import { readFileUnder } from '../core/safe-read.js';
 import { lineIndenter } from './output.js';
 import { parseRelease } from './release.js';
 
@@ -72,14 +73,6 @@ export function buildpacksHome(): string {
     if (existsSync(path.join(dir, 'driver.sh'))) return dir;
   }
   throw new SlipwayError('E_INTERNAL', `cannot find buildpacks/driver.sh near ${here}`);
-}
-
-/** `512m`, `2g`, `1024` (bytes) -> bytes. Pure. */
-export function parseMemory(spec: string): number {
-  const m = /^([0-9]+)([kmg]?)$/i.exec(spec.trim());
-  if (!m) throw new SlipwayError('E_CONFIG', `invalid memory size ${JSON.stringify(spec)}: use a number with k, m or g`);
-  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
-  return Number(m[1]) * unit;
 }
 
 /**
@@ -189,7 +182,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildResult> {
     if (stopped === 'cancelled') throw new SlipwayError('E_BUILD', 'build cancelled');
 
     // Everything in out/ was writable by the code that just ran: read it without following links
-    // (platform/safe-read.ts) and believe only what parses.
+    // (core/safe-read.ts) and believe only what parses.
     const failed = async () => {
       const text = (await readFileUnder(outDir, 'failed', { maxBytes: 1024, what: "the build's failure report (out/failed)" })) ?? '';
       const m = /^([0-9]{1,4})(?: ([0-9]{1,3}))?$/.exec(text.trim());

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type tar from 'tar-stream';
-import { SlipwayError } from '../platform/errors.js';
+import { SlipwayError } from '../core/errors.js';
 import { entryComponents, symlinkAncestor, symlinkEscapes } from './safe-paths.js';
 
 export interface SafeExtractOptions {

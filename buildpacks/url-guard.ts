@@ -1,7 +1,7 @@
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import os from 'node:os';
-import { SlipwayError } from '../platform/errors.js';
+import { SlipwayError } from '../core/errors.js';
 
 /**
  * The address filter for buildpack URLs (docs/security.md, "Buildpack URLs"). A `.buildpacks`

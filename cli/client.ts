@@ -1,6 +1,6 @@
 import net from 'node:net';
-import { SlipwayError } from '../platform/errors.js';
-import { decodeLines, encode, type Frame } from '../platform/wire.js';
+import { SlipwayError } from '../core/errors.js';
+import { decodeLines, encode, type Frame } from '../core/wire.js';
 
 /**
  * Runs one command on the local daemon over its socket, relaying output as it streams.

@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
-import { SlipwayError, oneLine, usageError } from '../platform/errors.js';
-import { loadConfig, type ConfigInput } from '../platform/config.js';
-import { createLogger } from '../platform/log.js';
-import { defaultHome, pathsFor } from '../platform/paths.js';
+import { SlipwayError, oneLine, usageError } from '../core/errors.js';
+import { loadConfig, type ConfigInput } from '../core/config.js';
+import { createLogger } from '../core/log.js';
+import { defaultHome, pathsFor } from '../core/paths.js';
 import { stopRouter } from '../platform/router-process.js';
-import { ensureDocker } from '../platform/setup.js';
+import { ensureDocker } from '../runtime/host-setup.js';
 import { runServer } from '../platform/server.js';
 import { ensureStackImage } from '../runtime/stack.js';
 import { runRemote } from './client.js';

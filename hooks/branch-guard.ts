@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SlipwayError } from '../platform/errors.js';
-import type { PushRef } from '../platform/wire.js';
+import { SlipwayError } from '../core/errors.js';
+import type { PushRef } from '../core/wire.js';
 
 const ZERO = /^0{40}$/;
 const SETTLE_MS = 10_000;

@@ -1,7 +1,7 @@
 import path from 'node:path';
-import { isValidAppName } from '../platform/app-name.js';
-import { SlipwayError } from '../platform/errors.js';
-import { readFileUnder } from '../platform/safe-read.js';
+import { isValidAppName } from '../core/app-name.js';
+import { SlipwayError } from '../core/errors.js';
+import { readFileUnder } from '../core/safe-read.js';
 import { fetchBuildpack, parseBuildpackUrl, type BuildpackUrl } from '../buildpacks/fetch-url.js';
 import { BUILTIN_BUILDPACKS, type BuildpackPlugins } from '../buildpacks/plugins.js';
 import type { BuildpackRef } from '../buildpacks/runner.js';
@@ -53,7 +53,7 @@ export function checkBuildpackEntry(entry: string, source: string): BuildpackUrl
 
 /** Reads the pushed tree's `.buildpacks`, or null when there is none (or it lists nothing). */
 export async function readBuildpacksFile(appDir: string): Promise<string[] | null> {
-  // Never through a link, only a regular file (platform/safe-read.ts).
+  // Never through a link, only a regular file (core/safe-read.ts).
   const text = await readFileUnder(appDir, '.buildpacks', { maxBytes: 64 * 1024, what: '.buildpacks' });
   if (text === null) return null;
   const names = parseBuildpacksFile(text);

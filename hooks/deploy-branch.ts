@@ -1,6 +1,6 @@
-import { SlipwayError } from '../platform/errors.js';
-import type { Logger } from '../platform/log.js';
-import type { AppRecord, AppStore } from '../platform/store.js';
+import { SlipwayError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { AppRecord, AppStore } from '../core/store.js';
 
 /**
  * Each app deploys from one branch (README, "Deploy branch"): pushes to any other branch are

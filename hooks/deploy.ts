@@ -4,16 +4,16 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import type Dockerode from 'dockerode';
 import type PQueue from 'p-queue';
-import type { Config } from '../platform/config.js';
-import { SlipwayError, oneLine } from '../platform/errors.js';
-import type { Logger } from '../platform/log.js';
-import { appCachePath, repoPath, type Paths } from '../platform/paths.js';
-import type { RouteBook } from '../platform/routes.js';
-import { BUILD_APP_LABEL } from '../platform/recover.js';
-import { nextReleaseVersion, type AppRecord, type AppStore, type Release } from '../platform/store.js';
+import type { Config } from '../core/config.js';
+import { SlipwayError, oneLine } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { appCachePath, repoPath, type Paths } from '../core/paths.js';
+import type { RouteBook } from '../router/route-book.js';
+import { BUILD_APP_LABEL } from '../runtime/labels.js';
+import { nextReleaseVersion, type AppRecord, type AppStore, type Release } from '../core/store.js';
 import { extractRevision } from '../buildpacks/extract.js';
 import { readProcfile } from '../buildpacks/procfile.js';
-import { readFileUnder } from '../platform/safe-read.js';
+import { readFileUnder } from '../core/safe-read.js';
 import { runBuild } from '../buildpacks/runner.js';
 import { assertAppNameFree } from '../runtime/instance-engine.js';
 import { buildReleaseImage, releaseImageRef } from '../runtime/images.js';
@@ -210,7 +210,7 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
 
 /** app.json's web health checks and Slipway settings, validated; defaults when the app has no app.json. */
 async function readAppSettings(appDir: string): Promise<AppSettings> {
-  // Read without following links: a pushed or built tree is not the host (platform/safe-read.ts).
+  // Read without following links: a pushed or built tree is not the host (core/safe-read.ts).
   const text = await readFileUnder(appDir, 'app.json', { maxBytes: 1024 * 1024, what: 'app.json' });
   return text === null ? { healthchecks: [], readonly: false } : parseAppSettings(text);
 }

@@ -1,9 +1,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Config } from '../platform/config.js';
-import { SlipwayError } from '../platform/errors.js';
-import type { Paths } from '../platform/paths.js';
-import { readFileUnder } from '../platform/safe-read.js';
+import type { Config } from '../core/config.js';
+import { SlipwayError } from '../core/errors.js';
+import type { Paths } from '../core/paths.js';
+import { readFileUnder } from '../core/safe-read.js';
 import type { BuildpackRef } from '../buildpacks/runner.js';
 import {
   ensureNpmPackages,
@@ -23,7 +23,7 @@ const LOCKFILE_MAX_BYTES = 64 * 1024 * 1024;
 
 /**
  * A file of the pushed tree, read as root on the host: never through a link, only a regular file
- * within the limit (platform/safe-read.ts); null when it is absent.
+ * within the limit (core/safe-read.ts); null when it is absent.
  */
 const readAppFile = (appDir: string, file: string, maxBytes = 1024 * 1024): Promise<string | null> => readFileUnder(appDir, file, { maxBytes });
 

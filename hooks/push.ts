@@ -1,9 +1,9 @@
 import PQueue from 'p-queue';
-import { parseAppName } from '../platform/app-name.js';
-import { oneLine, SlipwayError } from '../platform/errors.js';
-import type { Logger } from '../platform/log.js';
-import type { AppStore } from '../platform/store.js';
-import type { PushRef } from '../platform/wire.js';
+import { parseAppName } from '../core/app-name.js';
+import { oneLine, SlipwayError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { AppStore } from '../core/store.js';
+import type { PushRef } from '../core/wire.js';
 import type { BranchGuard } from './branch-guard.js';
 import { deployBranchOf } from './deploy-branch.js';
 import { header, type DeployOutput, type DeployRequest } from './deploy.js';

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { BRIDGE_PREFIX } from '../runtime/networks.js';
-import { oneLine } from './errors.js';
-import type { Logger } from './log.js';
+import { oneLine } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 
 /**
  * App containers must not open connections to the host (a database or admin service bound to

@@ -1,4 +1,4 @@
-import type { Logger } from './log.js';
+import type { Logger } from '../core/log.js';
 
 /**
  * Error codes that mean "the other end of a socket or pipe went away": a client that vanished,

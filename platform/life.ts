@@ -1,4 +1,4 @@
-import { readBuildLog } from './build-logs.js';
+import { readBuildLog } from '../core/build-logs.js';
 import { recover, type RecoverDeps } from './recover.js';
 import { RouteKeeper } from './route-keeper.js';
 import type { LifeService } from '../receiver/commands/types.js';

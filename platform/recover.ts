@@ -1,18 +1,17 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
-import { oneLine } from './errors.js';
-import type { Logger } from './log.js';
-import type { Paths } from './paths.js';
-import type { RouteBook } from './routes.js';
-import { currentRelease, type AppStore, type AppRecord } from './store.js';
-import { buildLogPath } from './build-logs.js';
+import { oneLine } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { Paths } from '../core/paths.js';
+import type { RouteBook } from '../router/route-book.js';
+import { currentRelease, type AppStore, type AppRecord } from '../core/store.js';
+import { buildLogPath } from '../core/build-logs.js';
+import { BUILD_APP_LABEL } from '../runtime/labels.js';
 import { listAppContainers, startProcess, stopAndRemove } from '../runtime/containers.js';
 import { desiredCounts } from '../runtime/formation.js';
 import { currentUpstreams, liveContainer, planReconcile, type ReconcileAction } from '../runtime/reconcile.js';
 
-/** Build containers carry their app in this label, so a restarted daemon finds its own orphans. */
-export const BUILD_APP_LABEL = 'slipway.build-app';
 export const INTERRUPTED = 'interrupted: the daemon stopped during this build; push again';
 
 export interface RecoverDeps {

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
-import type { Logger } from './log.js';
-import type { RouteBook } from './routes.js';
-import type { AppStore } from './store.js';
+import type { Logger } from '../core/log.js';
+import type { RouteBook } from '../router/route-book.js';
+import type { AppStore } from '../core/store.js';
 import { LABELS, hostPortOf, listAppContainers, probePort } from '../runtime/containers.js';
 import type { ContainerEvent } from '../runtime/events.js';
 import { liveContainer } from '../runtime/reconcile.js';

@@ -3,10 +3,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Config } from './config.js';
-import { SlipwayError } from './errors.js';
-import { readJson, writeJsonAtomic } from './files.js';
-import type { Paths } from './paths.js';
+import type { Config } from '../core/config.js';
+import { SlipwayError } from '../core/errors.js';
+import { readJson, writeJsonAtomic } from '../core/files.js';
+import type { Paths } from '../core/paths.js';
 
 const routerMain = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'router', 'main.js');
 

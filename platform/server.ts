@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadConfig, type ConfigInput } from './config.js';
+import { loadConfig, type ConfigInput } from '../core/config.js';
 import { startDaemon } from './daemon.js';
 import { installLastResort } from './last-resort.js';
-import { createLogger } from './log.js';
+import { createLogger } from '../core/log.js';
 import { ensureRouter, portAnswers } from './router-process.js';
-import { ensureDocker } from './setup.js';
+import { ensureDocker } from '../runtime/host-setup.js';
 import { ensureStackImage } from '../runtime/stack.js';
 
 /**

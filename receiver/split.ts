@@ -1,5 +1,5 @@
 import { parse } from 'shell-quote';
-import { SlipwayError } from '../platform/errors.js';
+import { SlipwayError } from '../core/errors.js';
 
 /**
  * The longest command accepted, in bytes. Well below ssh2's 35000-byte packet limit, so an

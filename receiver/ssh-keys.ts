@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import ssh2 from 'ssh2';
-import { SlipwayError } from '../platform/errors.js';
-import { readJson, writeJsonAtomic } from '../platform/files.js';
+import { SlipwayError } from '../core/errors.js';
+import { readJson, writeJsonAtomic } from '../core/files.js';
 
 const { utils } = ssh2;
 

@@ -1,8 +1,8 @@
 import fs from 'node:fs/promises';
 import ssh2, { type Connection, type ServerChannel, type Session } from 'ssh2';
-import type { Logger } from '../platform/log.js';
-import { oneLine } from '../platform/errors.js';
-import { writeFileAtomicText } from '../platform/files.js';
+import type { Logger } from '../core/log.js';
+import { oneLine } from '../core/errors.js';
+import { writeFileAtomicText } from '../core/files.js';
 import { MAX_COMMAND_BYTES } from './split.js';
 import type { SshKeyStore, StoredKey } from './ssh-keys.js';
 

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
-import { SlipwayError } from '../platform/errors.js';
-import { readJson, writeJsonAtomic } from '../platform/files.js';
+import { SlipwayError } from '../core/errors.js';
+import { readJson, writeJsonAtomic } from '../core/files.js';
 
 /** What is kept of a token: never the token itself, only its hash. */
 export interface StoredToken {

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { oneLine, SlipwayError, usageError } from '../platform/errors.js';
-import { createLogger } from '../platform/log.js';
+import { oneLine, SlipwayError, usageError } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
 import { startRouter, type RouterOptions } from './server.js';
 
 /**

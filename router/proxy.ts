@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { oneLine } from '../platform/errors.js';
-import type { Logger } from '../platform/log.js';
+import { oneLine } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import { clientResponseHeaders, hasBody, upstreamRequestHeaders, type ClientInfo } from './headers.js';
 import { isConnectFailure, isStaleSocketFailure, parseUpstream } from './upstream.js';
 

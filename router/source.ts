@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { oneLine } from '../platform/errors.js';
-import type { Logger } from '../platform/log.js';
+import { oneLine } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import { emptyRouteTable, parseRouteTable, type RouteTable } from './table.js';
 
 /** The route table as the router currently sees it. */

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import { Ajv, type ErrorObject } from 'ajv';
-import { SlipwayError } from '../platform/errors.js';
-import { writeFileAtomicText } from '../platform/files.js';
+import { SlipwayError } from '../core/errors.js';
+import { writeFileAtomicText } from '../core/files.js';
 
 /**
  * The route table: the only thing the router and the platform daemon share. The daemon writes it

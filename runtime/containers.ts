@@ -2,7 +2,8 @@ import net from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
-import { SlipwayError } from '../platform/errors.js';
+import { parseMemory } from '../core/units.js';
+import { SlipwayError } from '../core/errors.js';
 import { hardenedHostConfig, inspectImageIsolation, type HostIsolation } from './isolation.js';
 import { ensureAppNetwork } from './networks.js';
 
@@ -33,14 +34,6 @@ export interface ProcessSpec {
   /** CPUs the container may use, as Docker's `--cpus`. */
   cpus?: number;
   extraLabels?: Record<string, string>;
-}
-
-/** `512m`, `2g`, `1048576` -> bytes. */
-export function parseMemory(text: string): number {
-  const m = /^([0-9]+)([kmg]?)$/i.exec(text.trim());
-  if (!m) throw new SlipwayError('E_CONFIG', `invalid memory limit ${JSON.stringify(text)}: use a number with k, m or g`);
-  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
-  return Number(m[1]) * unit;
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;

@@ -1,5 +1,5 @@
 import type Dockerode from 'dockerode';
-import { SlipwayError, type ErrorCode } from '../platform/errors.js';
+import { SlipwayError, type ErrorCode } from '../core/errors.js';
 
 /** One entry of the JSON stream the engine sends for builds, imports and loads. */
 export interface ProgressEntry {

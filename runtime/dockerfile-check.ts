@@ -1,5 +1,5 @@
 import type Dockerode from 'dockerode';
-import { SlipwayError } from '../platform/errors.js';
+import { SlipwayError } from '../core/errors.js';
 import { flagNames, flagValues, type DockerfileInstruction, type ParsedDockerfile } from './dockerfile-parse.js';
 
 /**

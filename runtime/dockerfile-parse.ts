@@ -1,4 +1,4 @@
-import { SlipwayError } from '../platform/errors.js';
+import { SlipwayError } from '../core/errors.js';
 
 /**
  * A Dockerfile parser that reads a file the way the Docker Engine's own parser does (the

@@ -4,9 +4,9 @@ import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import tarFs from 'tar-fs';
 import tar from 'tar-stream';
-import { SlipwayError } from '../platform/errors.js';
-import { parseMemory } from '../buildpacks/runner.js';
-import { readFileUnder } from '../platform/safe-read.js';
+import { SlipwayError } from '../core/errors.js';
+import { parseMemory } from '../core/units.js';
+import { readFileUnder } from '../core/safe-read.js';
 import { createBuildCgroup } from './build-cgroup.js';
 import { followToEnd, type ProgressEntry } from './docker-progress.js';
 import { checkDockerfile, checkLocalImages, type DockerfilePlan } from './dockerfile-check.js';
@@ -75,7 +75,7 @@ export interface DockerfileBuildOptions {
  */
 export async function buildDockerfileImage(o: DockerfileBuildOptions): Promise<{ image: string; command: string | null }> {
   const ref = releaseImageRef(o.app, o.version);
-  // Never through a link, only a regular file (platform/safe-read.ts); usesDockerfile saw one.
+  // Never through a link, only a regular file (core/safe-read.ts); usesDockerfile saw one.
   const text = (await readFileUnder(o.appDir, 'Dockerfile', { maxBytes: 1024 * 1024, what: 'Dockerfile' })) ?? '';
   const { plan, buildArgs } = planDockerfile(text, o.config);
   await checkLocalImages(o.docker, plan.images, o.app);

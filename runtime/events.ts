@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
-import type { Logger } from '../platform/log.js';
+import type { Logger } from '../core/log.js';
 import { LABELS } from './containers.js';
 import { LineSplitter } from './log-lines.js';
 

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
-import { SlipwayError } from '../platform/errors.js';
-import type { Logger } from '../platform/log.js';
-import type { Limits } from '../platform/store.js';
+import { SlipwayError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { Limits } from '../core/store.js';
 import {
   LABELS,
   containerName,
@@ -12,7 +12,8 @@ import {
   waitHealthy,
   type ContainerSummary,
 } from './containers.js';
-import { runHealthChecks, type HealthCheck } from './healthchecks.js';
+import type { HealthCheck } from '../core/store.js';
+import { runHealthChecks } from './healthchecks.js';
 
 export { removeApp } from './containers.js';
 

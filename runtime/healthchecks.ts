@@ -1,27 +1,8 @@
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Ajv, type JSONSchemaType } from 'ajv';
-import { SlipwayError } from '../platform/errors.js';
-
-/**
- * One entry of app.json `healthchecks.web`, in Dokku's format. Times are seconds. Only
- * `startup` checks gate a deploy; `liveness`/`readiness` are accepted (Dokku files carry them)
- * and skipped.
- */
-export interface HealthCheck {
-  type?: 'startup' | 'liveness' | 'readiness';
-  name?: string;
-  description?: string;
-  path: string;
-  /** The response body must contain this text. */
-  content?: string;
-  attempts?: number;
-  timeout?: number;
-  /** Delay before the first attempt. */
-  wait?: number;
-  /** Dokku's name for the delay before the first attempt; `wait` wins when both are set. */
-  initialDelay?: number;
-}
+import { SlipwayError } from '../core/errors.js';
+import type { HealthCheck } from '../core/store.js';
 
 interface AppJson {
   healthchecks?: { web?: HealthCheck[] };

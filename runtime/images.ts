@@ -6,9 +6,9 @@ import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import tarFs from 'tar-fs';
 import tar from 'tar-stream';
-import { isValidAppName } from '../platform/app-name.js';
-import { SlipwayError } from '../platform/errors.js';
-import { openNoFollow, readOpened } from '../platform/safe-read.js';
+import { isValidAppName } from '../core/app-name.js';
+import { SlipwayError } from '../core/errors.js';
+import { openNoFollow, readOpened } from '../core/safe-read.js';
 import { followToEnd } from './docker-progress.js';
 import { engineInstance } from './instance-engine.js';
 
@@ -142,7 +142,7 @@ export function buildContext(appDir: string, dockerfile: string, include: (topLe
 
 
 
-/** node:fs for tar-fs, but files are read with O_NOFOLLOW|O_NONBLOCK (platform/safe-read.ts). */
+/** node:fs for tar-fs, but files are read with O_NOFOLLOW|O_NONBLOCK (core/safe-read.ts). */
 const noFollowFs = {
   ...fsCallback,
   createReadStream: (file: string, o: { start?: number; end?: number } = {}) =>

@@ -1,5 +1,5 @@
 import type Dockerode from 'dockerode';
-import { SlipwayError } from '../platform/errors.js';
+import { SlipwayError } from '../core/errors.js';
 import { INSTANCE_LABEL, instanceFilter, instanceLabels, ownedBy } from './labels.js';
 
 /**

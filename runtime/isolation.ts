@@ -1,5 +1,5 @@
 import type Dockerode from 'dockerode';
-import { SlipwayError } from '../platform/errors.js';
+import { SlipwayError } from '../core/errors.js';
 
 /**
  * How every app container is confined (web and worker processes, release-phase and other

@@ -19,3 +19,6 @@ export function instanceFilter(instanceId: string): string {
 export function ownedBy(labels: Record<string, string> | null | undefined, instanceId: string): boolean {
   return labels?.[INSTANCE_LABEL] === instanceId;
 }
+
+/** Build containers carry their app in this label, so a restarted daemon finds its own orphans. */
+export const BUILD_APP_LABEL = 'slipway.build-app';

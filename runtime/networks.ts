@@ -2,8 +2,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import type Dockerode from 'dockerode';
-import { isValidAppName } from '../platform/app-name.js';
-import { SlipwayError } from '../platform/errors.js';
+import { isValidAppName } from '../core/app-name.js';
+import { SlipwayError } from '../core/errors.js';
 import { unscopedEngine } from './instance-engine.js';
 
 /**

@@ -3,8 +3,8 @@ import { PassThrough, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import crypto from 'node:crypto';
 import type Dockerode from 'dockerode';
-import { SlipwayError } from '../platform/errors.js';
-import type { Limits } from '../platform/store.js';
+import { SlipwayError } from '../core/errors.js';
+import type { Limits } from '../core/store.js';
 import { containerOptions, hostIsolationFor, stopAndRemove, type ProcessSpec } from './containers.js';
 
 /**

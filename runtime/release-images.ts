@@ -1,6 +1,6 @@
 import type Dockerode from 'dockerode';
-import { SlipwayError } from '../platform/errors.js';
-import type { AppStore, Release } from '../platform/store.js';
+import { SlipwayError } from '../core/errors.js';
+import type { AppStore, Release } from '../core/store.js';
 import { LABELS, listAppContainers } from './containers.js';
 import { releaseImageRef } from './images.js';
 

@@ -8,9 +8,9 @@ import readline from 'node:readline';
 import { pipeline } from 'node:stream/promises';
 import type Dockerode from 'dockerode';
 import tar from 'tar-stream';
-import { SlipwayError } from '../platform/errors.js';
-import type { Logger } from '../platform/log.js';
-import { aptInstall, findProgram, type Progress } from '../platform/setup.js';
+import { SlipwayError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { aptInstall, findProgram, type Progress } from './host-setup.js';
 import { followToEnd } from './docker-progress.js';
 
 /** Under the platform's own namespace (runtime/images.ts): no app image is `slipway-platform/*`. */

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { SlipwayError, oneLine } from '../../platform/errors.js';
+import { SlipwayError, oneLine } from '../../core/errors.js';
 import { integrityMatchesDigests, MultiHash } from './integrity.js';
 import { addManifestEntries, npmTarballPath, readManifest, type MirrorEntry } from './layout.js';
 import { parsePypiFilename } from './pypi.js';

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { SlipwayError } from '../../platform/errors.js';
-import { writeFileAtomicText } from '../../platform/files.js';
+import { SlipwayError } from '../../core/errors.js';
+import { writeFileAtomicText } from '../../core/files.js';
 import { integrityMatches, sha1HexToSri, sha512Sri } from './integrity.js';
 import { addManifestEntries, npmTarballPath, type MirrorEntry, type MirrorKind } from './layout.js';
 import type { LockedPackage } from './lockfile.js';

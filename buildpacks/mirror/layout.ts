@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { SlipwayError } from '../../platform/errors.js';
-import { readJson, writeJsonAtomic } from '../../platform/files.js';
+import { SlipwayError } from '../../core/errors.js';
+import { readJson, writeJsonAtomic } from '../../core/files.js';
 
 /**
  * The mirror's on-disk layout. `npm/` is shaped like a registry's tarball URLs so a static file

@@ -1,4 +1,4 @@
-import { SlipwayError } from '../../platform/errors.js';
+import { SlipwayError } from '../../core/errors.js';
 import { isNpmName } from './layout.js';
 
 export interface LockedPackage {

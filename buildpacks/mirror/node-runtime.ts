@@ -1,6 +1,6 @@
 import path from 'node:path';
 import semver from 'semver';
-import { SlipwayError } from '../../platform/errors.js';
+import { SlipwayError } from '../../core/errors.js';
 import { mirroredVersions, NODE_PACKAGE, npmTarballPath, NPM_PACKAGE } from './layout.js';
 import { ensureNpmPackages, fetchPackument, throwIfCancelled, type PackumentCache } from './fetch.js';
 import { readTgzPackageJson } from './tgz.js';

@@ -1,5 +1,5 @@
 import semver from 'semver';
-import { SlipwayError } from '../../platform/errors.js';
+import { SlipwayError } from '../../core/errors.js';
 import { ensureNpmPackages, fetchPackument, type PackumentCache } from './fetch.js';
 import { mirroredVersions } from './layout.js';
 

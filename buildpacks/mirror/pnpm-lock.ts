@@ -1,5 +1,5 @@
 import { parse } from 'yaml';
-import { SlipwayError } from '../../platform/errors.js';
+import { SlipwayError } from '../../core/errors.js';
 import { isNpmName } from './layout.js';
 import type { LockedPackage } from './lockfile.js';
 

@@ -1,4 +1,4 @@
-import { SlipwayError } from '../../platform/errors.js';
+import { SlipwayError } from '../../core/errors.js';
 
 /**
  * The mirror's Python side: wheels and sdists lie flat in `mirror/pypi/<filename>`, which is

@@ -1,6 +1,6 @@
-import { parseAppName, parseNewAppName } from '../../platform/app-name.js';
-import { SlipwayError } from '../../platform/errors.js';
-import { currentRelease } from '../../platform/store.js';
+import { parseAppName, parseNewAppName } from '../../core/app-name.js';
+import { SlipwayError } from '../../core/errors.js';
+import { currentRelease } from '../../core/store.js';
 import { deployBranchOf } from '../../hooks/deploy-branch.js';
 import { json, table } from './output.js';
 import type { Command } from './types.js';

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { parseAppName } from '../../platform/app-name.js';
-import { SlipwayError, usageError } from '../../platform/errors.js';
+import { parseAppName } from '../../core/app-name.js';
+import { SlipwayError, usageError } from '../../core/errors.js';
 import { MAX_BUILDPACK_BYTES } from '../../buildpacks/plugins.js';
 import { json, table } from './output.js';
 import type { Command, CommandIO } from './types.js';

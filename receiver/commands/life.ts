@@ -1,5 +1,5 @@
-import { parseAppName } from '../../platform/app-name.js';
-import { usageError } from '../../platform/errors.js';
+import { parseAppName } from '../../core/app-name.js';
+import { usageError } from '../../core/errors.js';
 import { json, table } from './output.js';
 import type { Command } from './types.js';
 

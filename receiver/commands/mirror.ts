@@ -1,8 +1,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { parseAppName } from '../../platform/app-name.js';
-import { SlipwayError, usageError } from '../../platform/errors.js';
-import { parseUpstreamUrl, type UpstreamKind } from '../../hooks/mirror-admin.js';
+import { parseAppName } from '../../core/app-name.js';
+import { SlipwayError, usageError } from '../../core/errors.js';
+import { parseUpstreamUrl, type UpstreamKind } from '../../services/mirror-admin.js';
 import { json, table } from './output.js';
 import type { Command, CommandIO } from './types.js';
 

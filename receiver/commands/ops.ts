@@ -1,6 +1,6 @@
-import { parseAppName } from '../../platform/app-name.js';
-import { usageError } from '../../platform/errors.js';
-import type { Release } from '../../platform/store.js';
+import { parseAppName } from '../../core/app-name.js';
+import { usageError } from '../../core/errors.js';
+import type { Release } from '../../core/store.js';
 import { json, shellQuote, table } from './output.js';
 import type { Command, CommandIO } from './types.js';
 

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { SlipwayError, oneLine, usageError } from '../../platform/errors.js';
+import { SlipwayError, oneLine, usageError } from '../../core/errors.js';
 import type { Command, CommandIO, Parsed, Platform } from './types.js';
 
 /**

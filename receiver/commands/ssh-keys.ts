@@ -1,5 +1,5 @@
 import fs from 'node:fs/promises';
-import { SlipwayError } from '../../platform/errors.js';
+import { SlipwayError } from '../../core/errors.js';
 import { json, table } from './output.js';
 import type { Command } from './types.js';
 

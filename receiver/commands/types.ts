@@ -1,9 +1,9 @@
-import type { Config } from '../../platform/config.js';
-import type { Logger } from '../../platform/log.js';
-import type { AppStore, BuildRecord } from '../../platform/store.js';
-import type { Operations } from '../../hooks/operations.js';
-import type { MirrorAdmin } from '../../hooks/mirror-admin.js';
-import type { BuildpackService } from '../../hooks/buildpack-service.js';
+import type { Config } from '../../core/config.js';
+import type { Logger } from '../../core/log.js';
+import type { AppStore, BuildRecord } from '../../core/store.js';
+import type { Operations } from '../../services/operations.js';
+import type { MirrorAdmin } from '../../services/mirror-admin.js';
+import type { BuildpackService } from '../../services/buildpack-service.js';
 import type { SshKeyStore } from '../ssh-keys.js';
 import type { TokenStore } from '../tokens.js';
 
@@ -57,7 +57,7 @@ export interface Platform {
   logger: Logger;
   apps: AppStore;
   keys: SshKeyStore;
-  /** Config, formation, restarts, releases and rollback (hooks/operations.ts). */
+  /** Config, formation, restarts, releases and rollback (services/operations.ts). */
   ops: Operations;
   /** The offline package mirror, stack image transfer and build caches. */
   mirror: MirrorAdmin;

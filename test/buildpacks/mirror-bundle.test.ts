@@ -7,11 +7,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { exportBundle, importBundle, isSafeBundlePath } from '../../buildpacks/mirror/bundle.js';
 import { sha512Sri } from '../../buildpacks/mirror/integrity.js';
 import { addManifestEntries, readManifest } from '../../buildpacks/mirror/layout.js';
-import { MirrorAdmin } from '../../hooks/mirror-admin.js';
-import { defaults } from '../../platform/config.js';
-import { SlipwayError } from '../../platform/errors.js';
-import { pathsFor } from '../../platform/paths.js';
-import { SettingsStore } from '../../platform/settings.js';
+import { MirrorAdmin } from '../../services/mirror-admin.js';
+import { defaults } from '../../core/config.js';
+import { SlipwayError } from '../../core/errors.js';
+import { pathsFor } from '../../core/paths.js';
+import { SettingsStore } from '../../core/settings.js';
 
 let tmp: string;
 let source: string;

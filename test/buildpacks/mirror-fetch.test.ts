@@ -9,7 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sha512Sri } from '../../buildpacks/mirror/integrity.js';
 import { readManifest } from '../../buildpacks/mirror/layout.js';
 import { ensureNpmPackages, resolveNodeRuntime } from '../../buildpacks/mirror/npm.js';
-import { SlipwayError } from '../../platform/errors.js';
+import { SlipwayError } from '../../core/errors.js';
 
 /** An npm tarball holding just package/package.json. */
 async function npmTgz(pkg: Record<string, unknown>): Promise<Buffer> {

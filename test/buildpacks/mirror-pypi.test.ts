@@ -4,8 +4,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkPythonRequirements } from '../../hooks/prepare-mirror.js';
 import { missingRequirements, normalizePypiName, normalizePypiVersion, parsePypiFilename, parseRequirements } from '../../buildpacks/mirror/pypi.js';
-import { parseNpmSpec, parseUpstreamUrl } from '../../hooks/mirror-admin.js';
-import { SlipwayError } from '../../platform/errors.js';
+import { parseNpmSpec, parseUpstreamUrl } from '../../services/mirror-admin.js';
+import { SlipwayError } from '../../core/errors.js';
 
 describe('PEP 503 names and versions', () => {
   it('normalizes runs of -, _ and . and case', () => {

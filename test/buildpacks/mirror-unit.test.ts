@@ -6,7 +6,7 @@ import { lockfilePackages } from '../../buildpacks/mirror/lockfile.js';
 import { pickNpm, summarize } from '../../buildpacks/mirror/node-runtime.js';
 import { indentLine, lineIndenter } from '../../buildpacks/output.js';
 import { parseRelease } from '../../buildpacks/release.js';
-import { parseMemory } from '../../buildpacks/runner.js';
+import { parseMemory } from '../../core/units.js';
 
 const I = (s: string) => `sha512-${createHash('sha512').update(s).digest('base64')}`;
 

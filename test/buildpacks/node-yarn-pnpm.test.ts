@@ -7,8 +7,8 @@ import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildpacksHome, runBuild, type BuildpackRef } from '../../buildpacks/runner.js';
 import { PackumentCache } from '../../buildpacks/mirror/fetch.js';
-import { loadConfig } from '../../platform/config.js';
-import { SlipwayError } from '../../platform/errors.js';
+import { loadConfig } from '../../core/config.js';
+import { SlipwayError } from '../../core/errors.js';
 import { prepareMirror } from '../../hooks/prepare-mirror.js';
 
 // The node buildpack with yarn 1 and pnpm lockfiles: the host side fills the shared test mirror

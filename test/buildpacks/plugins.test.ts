@@ -15,7 +15,7 @@ import { UrlGuard } from '../../buildpacks/url-guard.js';
 import { scaffoldFiles } from '../../buildpacks/skeleton.js';
 import { checkBuildpackEntry, chooseBuildpacks, directoryCatalog, parseBuildpacksFile } from '../../hooks/choose-buildpacks.js';
 import { usesDockerfile } from '../../hooks/deploy.js';
-import { SlipwayError } from '../../platform/errors.js';
+import { SlipwayError } from '../../core/errors.js';
 import { absolutePathArgs } from '../../receiver/commands/buildpacks.js';
 import { freePort } from '../support/platform.js';
 import { buildArgsFor, imageCommand, planDockerfile, shellJoin } from '../../runtime/dockerfile.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseProcfile } from '../../buildpacks/procfile.js';
-import { SlipwayError } from '../../platform/errors.js';
+import { SlipwayError } from '../../core/errors.js';
 
 const fails = (text: string, message: RegExp) => {
   let caught: unknown;

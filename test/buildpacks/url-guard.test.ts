@@ -10,7 +10,7 @@ import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchBuildpack, gitCloneArgs, parseBuildpackUrl } from '../../buildpacks/fetch-url.js';
 import { classifyAddress, embeddedIpv4, parseAllowList, UrlGuard, type LookupAll } from '../../buildpacks/url-guard.js';
-import { checkConfigInput } from '../../platform/config.js';
+import { checkConfigInput } from '../../core/config.js';
 import { rejectsOneLine, throwsOneLine } from '../support/errors.js';
 
 // Every connection in this file goes to 127.0.0.1; names resolve through injected lookups.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parsePackageManagerField, pnpmLockPackages, pnpmRangeFor, resolvePackageManager, yarnLockPackages } from '../../buildpacks/mirror/npm.js';
-import { SlipwayError } from '../../platform/errors.js';
+import { SlipwayError } from '../../core/errors.js';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

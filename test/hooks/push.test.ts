@@ -8,8 +8,8 @@ import { AppQueues, deployTarget, handlePush } from '../../hooks/push.js';
 import { parseBuildpacksFile } from '../../hooks/choose-buildpacks.js';
 import { refReader } from '../../hooks/branch-guard.js';
 import { checkBranchName, deployBranchOf, migrateDeployBranches } from '../../hooks/deploy-branch.js';
-import { createLogger } from '../../platform/log.js';
-import { AppStore, type Release } from '../../platform/store.js';
+import { createLogger } from '../../core/log.js';
+import { AppStore, type Release } from '../../core/store.js';
 import { throwsOneLine } from '../support/errors.js';
 
 const sha = (c: string) => c.repeat(40);

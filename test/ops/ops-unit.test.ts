@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SlipwayError } from '../../platform/errors.js';
+import { SlipwayError } from '../../core/errors.js';
 import { parseAssignments, parseKeys, parseLimits, parseScale, parseVersion } from '../../receiver/commands/ops.js';
 import { parseAppJson } from '../../runtime/healthchecks.js';
 import { releasesToPrune } from '../../runtime/release-images.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isValidAppName, parseAppName } from '../../platform/app-name.js';
+import { isValidAppName, parseAppName } from '../../core/app-name.js';
 
 describe('app names', () => {
   it.each(['a', 'my-app', 'app2', 'a'.repeat(30), 'x-1-y'])('accepts %j', (name) => {

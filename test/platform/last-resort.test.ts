@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { installLastResort, isPeerGone } from '../../platform/last-resort.js';
-import { createLogger } from '../../platform/log.js';
+import { createLogger } from '../../core/log.js';
 
 const withCode = (code: string) => Object.assign(new Error(`write ${code}`), { code });
 

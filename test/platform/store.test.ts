@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AppStore, nextReleaseVersion } from '../../platform/store.js';
+import { AppStore, nextReleaseVersion } from '../../core/store.js';
 
 describe('AppStore', () => {
   let dir: string;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commands } from '../../receiver/commands/index.js';
 import { splitCommandLine } from '../../receiver/split.js';
-import { SlipwayError, oneLine } from '../../platform/errors.js';
+import { SlipwayError, oneLine } from '../../core/errors.js';
 import { miniPlatform, type MiniPlatform } from '../support/mini-platform.js';
 
 // Hostile command lines through the same path SSH takes (splitCommandLine, then runCommand) and

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../platform/log.js';
+import { createLogger } from '../../core/log.js';
 import { initBareRepo } from '../../receiver/git.js';
 import { createGitHttpHandler, routeGitRequest } from '../../receiver/git-http.js';
 import { FailureLimiter } from '../../receiver/http-auth.js';

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SlipwayError } from '../../platform/errors.js';
+import { SlipwayError } from '../../core/errors.js';
 import { TokenStore, generateToken, hashToken } from '../../receiver/tokens.js';
 
 describe('TokenStore', () => {

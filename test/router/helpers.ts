@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { createLogger, type Logger } from '../../platform/log.js';
+import { createLogger, type Logger } from '../../core/log.js';
 import { startRouter, type RouterOptions, type RunningRouter } from '../../router/server.js';
 import { writeRouteTable, type RouteTable } from '../../router/table.js';
 

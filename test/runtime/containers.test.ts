@@ -1,3 +1,4 @@
+import { parseMemory } from '../../core/units.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   LABELS,
@@ -6,7 +7,6 @@ import {
   demuxBuffer,
   hostPortOf,
   listAppContainers,
-  parseMemory,
   processEnv,
   removeApp,
   startProcess,
@@ -24,7 +24,7 @@ describe('container naming and settings (unit)', () => {
     expect(parseMemory('512m')).toBe(512 * 1024 * 1024);
     expect(parseMemory('2g')).toBe(2 * 1024 ** 3);
     expect(parseMemory('4096')).toBe(4096);
-    expect(() => parseMemory('lots')).toThrow(/invalid memory limit/);
+    expect(() => parseMemory('lots')).toThrow(/invalid memory size/);
   });
 
   it('gives web PORT and every process DYNO, over any config var of the same name', () => {

@@ -2,8 +2,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../platform/log.js';
-import { dockerSocketPath, dockerdPidAlive, ensureDocker, removeStalePidFile } from '../../platform/setup.js';
+import { createLogger } from '../../core/log.js';
+import { dockerSocketPath, dockerdPidAlive, ensureDocker, removeStalePidFile } from '../../runtime/host-setup.js';
 
 describe('ensureDocker', () => {
   it('returns a working client at once when the engine answers', async () => {

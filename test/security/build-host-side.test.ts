@@ -5,7 +5,7 @@ import path from 'node:path';
 import type Dockerode from 'dockerode';
 import DockerodeClass from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILD_APP_LABEL } from '../../platform/recover.js';
+import { BUILD_APP_LABEL } from '../../runtime/labels.js';
 import { ranBuildpacks, runBuild } from '../../buildpacks/runner.js';
 import { rejectsOneLine, throwsOneLine } from '../support/errors.js';
 import { TestPlatform, repoRoot, uniqueApp } from '../support/platform.js';

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readBytesUnder, readFileUnder, relComponents } from '../../platform/safe-read.js';
+import { readBytesUnder, readFileUnder, relComponents } from '../../core/safe-read.js';
 import { rejectsOneLine, throwsOneLine } from '../support/errors.js';
 
 // Issue 9, critical 1: what a build leaves behind must be read without following links.

@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { SlipwayError } from '../../platform/errors.js';
+import { SlipwayError } from '../../core/errors.js';
 
 /** The promise rejects with a SlipwayError whose message is one line; returns it for more checks. */
 export async function rejectsOneLine(p: Promise<unknown>): Promise<SlipwayError> {

@@ -1,17 +1,17 @@
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
-import type { Config } from '../platform/config.js';
-import { SlipwayError } from '../platform/errors.js';
-import type { Logger } from '../platform/log.js';
-import type { RouteBook } from '../platform/routes.js';
-import { currentRelease, nextReleaseVersion, type AppRecord, type AppStore, type Limits, type Release } from '../platform/store.js';
+import type { Config } from '../core/config.js';
+import { SlipwayError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { RouteBook } from '../router/route-book.js';
+import { currentRelease, nextReleaseVersion, type AppRecord, type AppStore, type Limits, type Release } from '../core/store.js';
 import { LABELS, containerName, listAppContainers, startProcess, stopAndRemove, WEB_PORT, type ContainerSummary } from '../runtime/containers.js';
 import { deployFormation, desiredCounts, webReady, type FormationOptions } from '../runtime/formation.js';
 import { imageExists, pruneReleaseImages, removeReleaseTag, tagReleaseImage } from '../runtime/release-images.js';
 import { planScale, type Running } from '../runtime/scale-plan.js';
-import { hashConfig, header } from './deploy.js';
-import type { AppQueues } from './push.js';
+import { hashConfig, header } from '../hooks/deploy.js';
+import type { AppQueues } from '../hooks/push.js';
 
 export interface OperationsDeps {
   docker: Dockerode;

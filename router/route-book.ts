@@ -1,4 +1,4 @@
-import { emptyRouteTable, writeRouteTable, type RouteTable } from '../router/table.js';
+import { emptyRouteTable, writeRouteTable, type RouteTable } from './table.js';
 
 /**
  * The daemon's view of what the router should serve. Every change rewrites the route table file

@@ -2,7 +2,26 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { SlipwayError } from './errors.js';
 import { readJson, writeJsonAtomic } from './files.js';
-import type { HealthCheck } from '../runtime/healthchecks.js';
+
+/**
+ * One entry of app.json `healthchecks.web`, in Dokku's format. Times are seconds. Only
+ * `startup` checks gate a deploy; `liveness`/`readiness` are accepted (Dokku files carry them)
+ * and skipped.
+ */
+export interface HealthCheck {
+  type?: 'startup' | 'liveness' | 'readiness';
+  name?: string;
+  description?: string;
+  path: string;
+  /** The response body must contain this text. */
+  content?: string;
+  attempts?: number;
+  timeout?: number;
+  /** Delay before the first attempt. */
+  wait?: number;
+  /** Dokku's name for the delay before the first attempt; `wait` wins when both are set. */
+  initialDelay?: number;
+}
 
 /** One deployed version of an app: an image plus the config it ran with. */
 export interface Release {

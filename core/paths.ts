@@ -18,9 +18,9 @@ export interface Paths {
   logDir: string;
   tmpDir: string;
   runDir: string;
-  /** This instance's id (platform/instance-id.ts), the label on every engine object it makes. */
+  /** This instance's id (core/instance-id.ts), the label on every engine object it makes. */
   instanceIdFile: string;
-  /** Apps whose engine objects predate instance ids (platform/instance-id.ts). */
+  /** Apps whose engine objects predate instance ids (core/instance-id.ts). */
   legacyAppsFile: string;
 }
 

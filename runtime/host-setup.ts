@@ -4,8 +4,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Dockerode from 'dockerode';
-import { SlipwayError, type ErrorCode } from './errors.js';
-import type { Logger } from './log.js';
+import { SlipwayError, type ErrorCode } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 
 /** Prints `-----> ...` style lines to the user. */
 export type Progress = (line: string) => void;
