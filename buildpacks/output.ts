@@ -32,3 +32,6 @@ export function lineIndenter(emit: (text: string) => void): LineIndenter {
     },
   };
 }
+
+/** `-----> Title` header lines and seven-space indented detail, as Heroku and Dokku users know them. */
+export const header = (text: string): string => `-----> ${text}\n`;

@@ -8,12 +8,12 @@ import tar from 'tar-stream';
 import { isValidAppName } from '../core/app-name.js';
 import { SlipwayError } from '../core/errors.js';
 import { readJson, writeJsonAtomic } from '../core/files.js';
+import { BUILTIN_BUILDPACKS } from './builtins.js';
 import type { BuildpackRef } from './runner.js';
 import { symlinkEscapes } from './safe-paths.js';
 import { extractSafely } from './safe-tar.js';
 
-/** Built-ins in detection order: the most specific first, so a Node app with an index.html is Node. */
-export const BUILTIN_BUILDPACKS = ['node', 'python', 'static'] as const;
+export { BUILTIN_BUILDPACKS };
 
 /** Largest buildpack tarball or tree accepted: buildpacks are scripts, not dependencies. */
 export const MAX_BUILDPACK_BYTES = 256 * 1024 * 1024;
@@ -54,7 +54,7 @@ export class BuildpackPlugins {
   async list(): Promise<BuildpackRef[]> {
     const installed = await this.#installedNames();
     const builtins = BUILTIN_BUILDPACKS.map((name) => ({ name, dir: installed.includes(name) ? path.join(this.#dir, name) : path.join(this.#builtinDir, name) }));
-    const others = installed.filter((n) => !(BUILTIN_BUILDPACKS as readonly string[]).includes(n)).map((name) => ({ name, dir: path.join(this.#dir, name) }));
+    const others = installed.filter((n) => !BUILTIN_BUILDPACKS.includes(n)).map((name) => ({ name, dir: path.join(this.#dir, name) }));
     return [...builtins, ...others];
   }
 
@@ -68,7 +68,7 @@ export class BuildpackPlugins {
         ...ref,
         source: isInstalled ? (meta?.source ?? ref.dir) : 'builtin',
         version: await buildpackVersion(ref.dir),
-        overrides: isInstalled && (BUILTIN_BUILDPACKS as readonly string[]).includes(ref.name),
+        overrides: isInstalled && BUILTIN_BUILDPACKS.includes(ref.name),
       });
     }
     return out;
@@ -84,7 +84,7 @@ export class BuildpackPlugins {
     if (!isValidAppName(name)) {
       throw new SlipwayError('E_BUILDPACK', `invalid buildpack name ${JSON.stringify(name.slice(0, 60))}: use 1-30 characters of a-z, 0-9 and '-', starting with a letter (pass --name)`);
     }
-    if ((BUILTIN_BUILDPACKS as readonly string[]).includes(name) && !o.force) {
+    if (BUILTIN_BUILDPACKS.includes(name) && !o.force) {
       throw new SlipwayError('E_BUILDPACK', `"${name}" is a built-in buildpack: pick another --name, or pass --force to replace the built-in`);
     }
     await fs.mkdir(this.#dir, { recursive: true, mode: 0o700 });

@@ -1,11 +1,12 @@
 import path from 'node:path';
 import { isValidAppName } from '../core/app-name.js';
 import { SlipwayError } from '../core/errors.js';
-import { readFileUnder } from '../core/safe-read.js';
 import { fetchBuildpack, parseBuildpackUrl, type BuildpackUrl } from '../buildpacks/fetch-url.js';
 import { BUILTIN_BUILDPACKS, type BuildpackPlugins } from '../buildpacks/plugins.js';
 import type { BuildpackRef } from '../buildpacks/runner.js';
 import { UrlGuard } from '../buildpacks/url-guard.js';
+import { dirSource } from './builders/source.js';
+import type { AppSource } from './builders/types.js';
 
 export { BUILTIN_BUILDPACKS };
 
@@ -52,9 +53,13 @@ export function checkBuildpackEntry(entry: string, source: string): BuildpackUrl
 }
 
 /** Reads the pushed tree's `.buildpacks`, or null when there is none (or it lists nothing). */
-export async function readBuildpacksFile(appDir: string): Promise<string[] | null> {
-  // Never through a link, only a regular file (core/safe-read.ts).
-  const text = await readFileUnder(appDir, '.buildpacks', { maxBytes: 64 * 1024, what: '.buildpacks' });
+export function readBuildpacksFile(appDir: string): Promise<string[] | null> {
+  return readBuildpacksFileFrom(dirSource(appDir));
+}
+
+/** An app's `.buildpacks` (never through a link, only a regular file), or null when it lists nothing. */
+export async function readBuildpacksFileFrom(source: AppSource): Promise<string[] | null> {
+  const text = await source.readFile('.buildpacks', 64 * 1024);
   if (text === null) return null;
   const names = parseBuildpacksFile(text);
   return names.length > 0 ? names : null;
@@ -65,29 +70,39 @@ export async function readBuildpacksFile(appDir: string): Promise<string[] | nul
  * over every known buildpack (built-ins first).
  */
 export async function chooseBuildpacks(catalog: BuildpackCatalog, appPin: string[], appDir: string, say: (line: string) => void = () => {}): Promise<BuildpackChoice> {
-  const known = await catalog.list();
-  const lookup = async (entries: string[], source: string): Promise<BuildpackRef[]> => {
-    const refs: BuildpackRef[] = [];
-    for (const entry of entries) {
-      const checked = checkBuildpackEntry(entry, source);
-      if (typeof checked !== 'string') {
-        if (!catalog.fetch) throw new SlipwayError('E_BUILDPACK', `${source} names a URL, which this platform does not fetch`);
-        refs.push(await catalog.fetch(checked, say));
-        continue;
-      }
-      const found = known.find((b) => b.name === checked);
-      if (!found) {
-        throw new SlipwayError(
-          'E_BUILDPACK',
-          `${source} names buildpack "${checked}", which is not installed (known: ${known.map((b) => b.name).join(', ')}); install it with \`slipway buildpacks:install <dir|tarball>\``,
-        );
-      }
-      refs.push(found);
-    }
-    return refs;
-  };
-  if (appPin.length > 0) return { candidates: await lookup(appPin, 'buildpacks:set'), pinnedBy: 'buildpacks:set' };
+  if (appPin.length > 0) return resolveBuildpacks(catalog, { pinnedBy: 'buildpacks:set', entries: appPin }, say);
   const names = await readBuildpacksFile(appDir);
-  if (names) return { candidates: await lookup(names, '.buildpacks'), pinnedBy: '.buildpacks' };
-  return { candidates: known, pinnedBy: null };
+  return resolveBuildpacks(catalog, names ? { pinnedBy: '.buildpacks', entries: names } : null, say);
+}
+
+/**
+ * The candidates of a build: the pinned entries looked up (names) or fetched (URLs), in order;
+ * without a pin, every known buildpack for detection.
+ */
+export async function resolveBuildpacks(
+  catalog: BuildpackCatalog,
+  pin: { pinnedBy: 'buildpacks:set' | '.buildpacks'; entries: string[] } | null,
+  say: (line: string) => void = () => {},
+): Promise<BuildpackChoice> {
+  const known = await catalog.list();
+  if (pin === null) return { candidates: known, pinnedBy: null };
+  const source = pin.pinnedBy;
+  const refs: BuildpackRef[] = [];
+  for (const entry of pin.entries) {
+    const checked = checkBuildpackEntry(entry, source);
+    if (typeof checked !== 'string') {
+      if (!catalog.fetch) throw new SlipwayError('E_BUILDPACK', `${source} names a URL, which this platform does not fetch`);
+      refs.push(await catalog.fetch(checked, say));
+      continue;
+    }
+    const found = known.find((b) => b.name === checked);
+    if (!found) {
+      throw new SlipwayError(
+        'E_BUILDPACK',
+        `${source} names buildpack "${checked}", which is not installed (known: ${known.map((b) => b.name).join(', ')}); install it with \`slipway buildpacks:install <dir|tarball>\``,
+      );
+    }
+    refs.push(found);
+  }
+  return { candidates: refs, pinnedBy: source };
 }

@@ -5,26 +5,23 @@ import crypto from 'node:crypto';
 import type Dockerode from 'dockerode';
 import type PQueue from 'p-queue';
 import type { Config } from '../core/config.js';
-import { SlipwayError, oneLine } from '../core/errors.js';
+import { oneLine } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { appCachePath, repoPath, type Paths } from '../core/paths.js';
+import { repoPath, type Paths } from '../core/paths.js';
 import type { RouteBook } from '../router/route-book.js';
-import { BUILD_APP_LABEL } from '../runtime/labels.js';
-import { nextReleaseVersion, type AppRecord, type AppStore, type Release } from '../core/store.js';
+import { nextReleaseVersion, type AppStore, type Release } from '../core/store.js';
 import { extractRevision } from '../buildpacks/extract.js';
-import { readProcfile } from '../buildpacks/procfile.js';
+import { header } from '../buildpacks/output.js';
 import { readFileUnder } from '../core/safe-read.js';
-import { runBuild } from '../buildpacks/runner.js';
 import { assertAppNameFree } from '../runtime/instance-engine.js';
-import { buildReleaseImage, releaseImageRef } from '../runtime/images.js';
-import { buildDockerfileImage } from '../runtime/dockerfile.js';
+import { releaseImageRef } from '../runtime/images.js';
 import { deployFormation } from '../runtime/formation.js';
 import { parseAppSettings, type AppSettings } from '../runtime/healthchecks.js';
 import { isolationLabels } from '../runtime/isolation.js';
 import { runReleaseCommand } from '../runtime/oneoff.js';
 import { pruneReleaseImages } from '../runtime/release-images.js';
-import { chooseBuildpacks, readBuildpacksFile, type BuildpackCatalog } from './choose-buildpacks.js';
-import { prepareMirror } from './prepare-mirror.js';
+import type { BuildpackCatalog } from './choose-buildpacks.js';
+import { chooseBuilder, chooseBuilderName, createBuilders, dirSource } from './builders/index.js';
 import type { PackumentCache } from '../buildpacks/mirror/fetch.js';
 
 export interface DeployDeps {
@@ -55,8 +52,12 @@ export interface DeployOutput {
   signal: AbortSignal;
 }
 
-/** `-----> Title` header lines and seven-space indented detail, as Heroku and Dokku users know them. */
-export const header = (text: string): string => `-----> ${text}\n`;
+export { header };
+
+/** A Dockerfile builds the app unless buildpacks are pinned (buildpacks:set or .buildpacks). */
+export async function usesDockerfile(appPin: string[], appDir: string): Promise<boolean> {
+  return (await chooseBuilderName(appPin, dirSource(appDir))).name === 'dockerfile';
+}
 
 /**
  * Push to live: extract the pushed tree, run the buildpacks offline, bake a release image and
@@ -115,8 +116,9 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     pendingVersion = version;
     // The release image carries app.json's isolation settings, so rollbacks and restarts keep them.
     const imageLabels = { 'slipway.build': buildId, 'slipway.commit': rev, ...isolationLabels(settings) };
-    const ctx: BuildContext = { app, rev, buildId, version, appDir, record, say, signal: io.signal, imageLabels };
-    const result = (await usesDockerfile(record.buildpacks, appDir)) ? await buildWithDockerfile(deps, ctx) : await buildWithBuildpacks(deps, ctx);
+    // The one precedence (hooks/builders/choose.ts), shared with `slipway buildpacks <app>`.
+    const { builder, detection } = await chooseBuilder(createBuilders(deps), record.buildpacks, dirSource(appDir));
+    const result = await builder.build({ app, rev, buildId, version, appDir, record, say, signal: io.signal, imageLabels, detection });
     buildpackNames = result.buildpacks;
     const { processTypes, image } = result;
 
@@ -213,128 +215,6 @@ async function readAppSettings(appDir: string): Promise<AppSettings> {
   // Read without following links: a pushed or built tree is not the host (core/safe-read.ts).
   const text = await readFileUnder(appDir, 'app.json', { maxBytes: 1024 * 1024, what: 'app.json' });
   return text === null ? { healthchecks: [], readonly: false } : parseAppSettings(text);
-}
-
-interface BuildContext {
-  app: string;
-  rev: string;
-  buildId: string;
-  version: number;
-  appDir: string;
-  record: AppRecord;
-  say: (text: string) => void;
-  signal: AbortSignal;
-  /** Labels of the release image. */
-  imageLabels: Record<string, string>;
-}
-
-interface Built {
-  buildpacks: string[];
-  processTypes: Record<string, string>;
-  configVars: Record<string, string>;
-  image: string;
-}
-
-/** Buildpacks in the stack image, then the launcher image around the built app. */
-async function buildWithBuildpacks(deps: DeployDeps, { app, version, appDir, record, say, signal, imageLabels }: BuildContext): Promise<Built> {
-  const choice = await chooseBuildpacks(deps.buildpacks, record.buildpacks, appDir, (line) => say(`${line}\n`));
-  if (choice.pinnedBy) say(header(`Using buildpacks pinned by ${choice.pinnedBy}: ${choice.candidates.map((c) => c.name).join(', ')}`));
-  const buildEnv = await prepareMirror({
-    appDir,
-    config: deps.config,
-    paths: deps.paths,
-    candidates: choice.candidates,
-    say,
-    packuments: deps.packuments,
-    npmUpstream: await deps.mirrorUpstream('npm'),
-  });
-
-  const cacheDir = appCachePath(deps.paths, app);
-  await fs.mkdir(cacheDir, { recursive: true });
-  const result = await deps.buildQueue.add(
-    () =>
-      runBuild({
-        docker: deps.docker,
-        stackImage: deps.stackImage(),
-        appDir,
-        cacheDir,
-        envVars: record.config,
-        candidates: choice.candidates,
-        pinned: choice.pinnedBy !== null,
-        mirrorDir: deps.paths.mirrorDir,
-        buildEnv,
-        memory: deps.config.buildMemory,
-        pidsLimit: deps.config.buildPidsLimit,
-        timeoutSeconds: deps.config.buildTimeoutSeconds,
-        onOutput: say,
-        signal,
-        // A restarted daemon finds and removes the build containers of its own apps by this label.
-        labels: { [BUILD_APP_LABEL]: app },
-        // Root-only and emptied at every daemon start (platform/recover.ts), unlike /tmp.
-        scratchParent: deps.paths.tmpDir,
-      }),
-  );
-
-  const processTypes = processTypesFrom(await readProcfile(appDir), result.processTypes);
-  say(header(`Process types: ${Object.keys(processTypes).join(', ')}`));
-
-  say(header(`Building release image slipway/${app}:v${version}`));
-  const image = await buildReleaseImage({
-    docker: deps.docker,
-    stackImage: deps.stackImage(),
-    appDir,
-    app,
-    version,
-    labels: imageLabels,
-    onProgress: (line) => deps.logger.debug({ app, line }, 'image build'),
-    onStep: (line) => say(`       ${line}\n`),
-  });
-  return { buildpacks: result.buildpacks, processTypes, configVars: result.configVars, image };
-}
-
-/**
- * An app with a Dockerfile and no pinned buildpacks builds with the engine, offline. The Procfile
- * decides the processes; without one, the image's ENTRYPOINT and CMD run as `web`.
- */
-async function buildWithDockerfile(deps: DeployDeps, { app, version, appDir, record, say, signal, imageLabels }: BuildContext): Promise<Built> {
-  const built = await deps.buildQueue.add(() =>
-    buildDockerfileImage({
-      docker: deps.docker,
-      appDir,
-      app,
-      version,
-      config: record.config,
-      labels: imageLabels,
-      timeoutSeconds: deps.config.buildTimeoutSeconds,
-      memory: deps.config.buildMemory,
-      pidsLimit: deps.config.buildPidsLimit,
-      say: (line) => say(`${line}\n`),
-      signal,
-    }),
-  );
-  const procfile = await readProcfile(appDir);
-  const hasProcfile = procfile !== null;
-  if (!hasProcfile && built.command === null) {
-    throw new SlipwayError('E_PROCFILE', 'the image has no CMD and the app no Procfile: add CMD to the Dockerfile or a Procfile such as "web: ./server"');
-  }
-  const processTypes = processTypesFrom(procfile, built.command === null ? {} : { web: built.command });
-  say(header(`Process types: ${Object.keys(processTypes).join(', ')}${hasProcfile ? '' : ' (the image\'s CMD)'}`));
-  return { buildpacks: ['dockerfile'], processTypes, configVars: {}, image: built.image };
-}
-
-/** A Dockerfile builds the app unless buildpacks are pinned (buildpacks:set or .buildpacks). */
-export async function usesDockerfile(appPin: string[], appDir: string): Promise<boolean> {
-  if (appPin.length > 0 || (await readBuildpacksFile(appDir)) !== null) return false;
-  return fs.lstat(path.join(appDir, 'Dockerfile')).then((s) => s.isFile(), () => false);
-}
-
-/** The Procfile of the built app wins; without one, the buildpack's default process types. Pure. */
-function processTypesFrom(procfile: Record<string, string> | null, defaults: Record<string, string>): Record<string, string> {
-  const types = procfile ?? defaults;
-  if (Object.keys(types).length === 0) {
-    throw new SlipwayError('E_PROCFILE', 'no process types: add a Procfile such as "web: node server.js", or a start script the buildpack can use');
-  }
-  return types;
 }
 
 function finishBuild(

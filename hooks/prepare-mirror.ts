@@ -4,6 +4,7 @@ import type { Config } from '../core/config.js';
 import { SlipwayError } from '../core/errors.js';
 import type { Paths } from '../core/paths.js';
 import { readFileUnder } from '../core/safe-read.js';
+import { mirrorNeeds, type MirrorNeed } from '../buildpacks/builtins.js';
 import type { BuildpackRef } from '../buildpacks/runner.js';
 import {
   ensureNpmPackages,
@@ -27,14 +28,7 @@ const LOCKFILE_MAX_BYTES = 64 * 1024 * 1024;
  */
 const readAppFile = (appDir: string, file: string, maxBytes = 1024 * 1024): Promise<string | null> => readFileUnder(appDir, file, { maxBytes });
 
-/**
- * Builds run with no network, so everything they install must be in the mirror before they
- * start. For a Node app that means the runtime `engines.node` asks for, npm, the package manager
- * its lockfile needs (yarn, pnpm), and every package the lockfile names. With an upstream configured, what is missing is fetched now (pull-through);
- * without one, what is missing fails the build here, by name, before compile.
- * Returns the hints the node buildpack reads (the resolved versions).
- */
-export async function prepareMirror(o: {
+interface PrepareOptions {
   appDir: string;
   config: Config;
   paths: Paths;
@@ -43,9 +37,35 @@ export async function prepareMirror(o: {
   packuments: PackumentCache;
   /** The npm upstream in force now; null when the mirror is strict. */
   npmUpstream: string | null;
-}): Promise<Record<string, string>> {
-  if (o.candidates.some((c) => c.name === 'python')) await checkPythonRequirements(o.appDir, o.paths.mirrorDir, (line) => o.say(`${line}\n`));
-  if (!o.candidates.some((c) => c.name === 'node')) return {};
+}
+
+/** One preparer per need a buildpack can declare (docs/buildpacks.md, "Built-in buildpacks"); each returns build hints. */
+const PREPARERS: Record<MirrorNeed, (o: PrepareOptions) => Promise<Record<string, string>>> = {
+  pypi: async (o) => {
+    await checkPythonRequirements(o.appDir, o.paths.mirrorDir, (line) => o.say(`${line}\n`));
+    return {};
+  },
+  npm: (o) => prepareNpm(o),
+};
+
+/**
+ * Builds run with no network, so everything they install must be in the mirror before they
+ * start: each candidate buildpack declares what it needs (docs/buildpacks.md), and the
+ * preparer of each need runs once. Returns the hints the buildpacks read (resolved versions).
+ */
+export async function prepareMirror(o: PrepareOptions): Promise<Record<string, string>> {
+  let hints: Record<string, string> = {};
+  for (const need of mirrorNeeds(o.candidates)) hints = { ...hints, ...(await PREPARERS[need](o)) };
+  return hints;
+}
+
+/**
+ * For a Node app: the runtime `engines.node` asks for, npm, the package manager its lockfile
+ * needs (yarn, pnpm), and every package the lockfile names. With an upstream configured, what is
+ * missing is fetched now (pull-through); without one, what is missing fails the build here, by
+ * name, before compile. Returns the hints the node buildpack reads (the resolved versions).
+ */
+async function prepareNpm(o: PrepareOptions): Promise<Record<string, string>> {
   const pkgText = await readAppFile(o.appDir, 'package.json');
   if (pkgText === null) return {};
   let pkg: { engines?: { node?: unknown }; packageManager?: unknown };

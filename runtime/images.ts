@@ -33,16 +33,17 @@ exec bash -c "$1"
 `;
 
 /**
- * Top-level folders where buildpacks put language runtimes (the Node.js binary alone is 120 MB).
- * They become a runtime image shared by every app of an instance with the same runtime, keyed by
- * content: `slipway-platform/runtime:<digest>-<instance>`.
+ * Top-level folders of a built app that get layers of their own (the buildpacks declare them,
+ * docs/buildpacks.md "Built-in buildpacks"). `runtime` folders hold language runtimes (the Node.js binary alone is
+ * 120 MB): they become a runtime image shared by every app of an instance with the same runtime,
+ * keyed by content, `slipway-platform/runtime:<digest>-<instance>`. `dependency` folders hold
+ * installed dependencies, unchanged by most pushes: an image of their own per app,
+ * `slipway/<app>:deps-<digest>`, on top of the runtime image.
  */
-export const RUNTIME_DIRS = ['.slipway', '.heroku'] as const;
-/**
- * Top-level folders of installed dependencies: unchanged by most pushes, so they get an image of
- * their own per app, `slipway/<app>:deps-<digest>`, on top of the runtime image.
- */
-export const DEPENDENCY_DIRS = ['.venv', 'node_modules', 'vendor'] as const;
+export interface LayerDirs {
+  runtime: readonly string[];
+  dependency: readonly string[];
+}
 /**
  * The platform's own images live under `slipway-platform/`, a repository no app maps to (app
  * images are `slipway/<app>`), so no app name can reach, or destroy, them.
@@ -229,6 +230,8 @@ export async function buildReleaseImage(o: {
   app: string;
   version: number;
   labels: Record<string, string>;
+  /** The folders layered apart from the app's own files. */
+  layers: LayerDirs;
   /** Docker's build output, line by line. */
   onProgress: (line: string) => void;
   /** What a pusher wants to see: whether the runtime and dependency layers were reused. */
@@ -236,7 +239,7 @@ export async function buildReleaseImage(o: {
 }): Promise<string> {
   const ref = releaseImageRef(o.app, o.version);
   const step = o.onStep ?? o.onProgress;
-  const layered = new Set<string>([...RUNTIME_DIRS, ...DEPENDENCY_DIRS]);
+  const layered = new Set<string>([...o.layers.runtime, ...o.layers.dependency]);
   let base = launchBaseRef(o.stackImage);
   if (!(await imageExists(o.docker, base))) {
     step(`building the launch base ${base}`);
@@ -254,8 +257,8 @@ export async function buildReleaseImage(o: {
     }
     base = tag;
   };
-  await layer('runtime', RUNTIME_DIRS, (d) => runtimeImageRef(d, engineInstance(o.docker)), (d) => ({ 'slipway.runtime': d }));
-  await layer('dependency', DEPENDENCY_DIRS, (d) => `slipway/${o.app}:deps-${d}`, (d) => ({ 'slipway.app': o.app, 'slipway.deps': d }));
+  await layer('runtime', o.layers.runtime, (d) => runtimeImageRef(d, engineInstance(o.docker)), (d) => ({ 'slipway.runtime': d }));
+  await layer('dependency', o.layers.dependency, (d) => `slipway/${o.app}:deps-${d}`, (d) => ({ 'slipway.app': o.app, 'slipway.deps': d }));
   const labels = { ...o.labels, 'slipway.app': o.app, 'slipway.release': String(o.version) };
   await build(o.docker, buildContext(o.appDir, releaseDockerfile(base), (top) => !layered.has(top)), ref, labels, o.onProgress);
   return ref;

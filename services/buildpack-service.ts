@@ -11,7 +11,8 @@ import type { AppStore } from '../core/store.js';
 import { copyTree, validateBuildpack, type BuildpackInfo, type BuildpackPlugins } from '../buildpacks/plugins.js';
 import { readProcfile } from '../buildpacks/procfile.js';
 import { runBuild } from '../buildpacks/runner.js';
-import { checkBuildpackEntry, parseBuildpacksFile } from '../hooks/choose-buildpacks.js';
+import { checkBuildpackEntry } from '../hooks/choose-buildpacks.js';
+import { chooseBuilderName, type AppSource, type ChoiceMode } from '../hooks/builders/index.js';
 import { deployBranchOf } from '../hooks/deploy-branch.js';
 import { scaffoldFiles } from '../buildpacks/skeleton.js';
 
@@ -21,7 +22,7 @@ const execFileP = promisify(execFile);
 export interface AppBuildpacks {
   app: string;
   /** How the next deploy chooses: pinned by the app, by `.buildpacks`, a Dockerfile, or detection. */
-  mode: 'buildpacks:set' | '.buildpacks' | 'dockerfile' | 'detect';
+  mode: ChoiceMode;
   /** The pinned list, or the buildpacks detection tries, in order. */
   buildpacks: string[];
   /** The commit `.buildpacks` or the Dockerfile was read from, if any. */
@@ -44,6 +45,9 @@ export interface BuildpackServiceDeps {
   paths: Paths;
   stackImage: () => string;
 }
+
+/** Before anything was pushed there are no files: detection. */
+const EMPTY_SOURCE: AppSource = { readFile: async () => null, isFile: async () => false };
 
 /** The `buildpacks:*` commands' view of the platform: installed buildpacks, app pins, authoring tools. */
 export class BuildpackService {
@@ -82,18 +86,17 @@ export class BuildpackService {
     });
   }
 
-  /** What the next deploy of `app` will use, judged from the last deployed (or pushed) commit. */
+  /**
+   * What the next deploy of `app` will use, judged from the last deployed (or pushed) commit by
+   * the deploy's own precedence (hooks/builders/choose.ts).
+   */
   async forApp(app: string): Promise<AppBuildpacks> {
     const record = await this.#d.apps.get(app);
-    if (record.buildpacks.length > 0) return { app, mode: 'buildpacks:set', buildpacks: record.buildpacks, commit: null };
-    const commit = await this.#latestCommit(app, record.releases.find((r) => r.version === record.current)?.commit ?? null, deployBranchOf(record));
-    if (commit) {
-      const file = await this.#show(app, commit, '.buildpacks');
-      const pinned = file === null ? [] : parseBuildpacksFile(file);
-      if (pinned.length > 0) return { app, mode: '.buildpacks', buildpacks: pinned, commit };
-      if ((await this.#show(app, commit, 'Dockerfile')) !== null) return { app, mode: 'dockerfile', buildpacks: [], commit };
-    }
-    return { app, mode: 'detect', buildpacks: (await this.#d.plugins.list()).map((b) => b.name), commit };
+    const commit =
+      record.buildpacks.length > 0 ? null : await this.#latestCommit(app, record.releases.find((r) => r.version === record.current)?.commit ?? null, deployBranchOf(record));
+    const { detection } = await chooseBuilderName(record.buildpacks, commit ? this.#commitSource(app, commit) : EMPTY_SOURCE);
+    if (detection.mode === 'detect') return { app, mode: 'detect', buildpacks: (await this.#d.plugins.list()).map((b) => b.name), commit };
+    return { app, mode: detection.mode, buildpacks: detection.entries, commit: detection.mode === 'buildpacks:set' ? null : commit };
   }
 
   /** Writes a working buildpack skeleton into an empty or new folder. */
@@ -164,13 +167,25 @@ export class BuildpackService {
     return null;
   }
 
-  #show(app: string, commit: string, file: string): Promise<string | null> {
-    return this.#git(app, ['show', '--end-of-options', `${commit}:${file}`]);
+  /** The files of a commit as a deploy of it would see them: regular files only (git mode 100644 or 100755). */
+  #commitSource(app: string, commit: string): AppSource {
+    const blob = async (name: string): Promise<string | null> => {
+      const entry = await this.#git(app, ['ls-tree', '--end-of-options', commit, '--', name]);
+      const m = /^100(?:644|755) blob ([0-9a-f]{40,64})\t/.exec(entry ?? '');
+      return m ? m[1]! : null;
+    };
+    return {
+      readFile: async (name, maxBytes) => {
+        const oid = await blob(name);
+        return oid === null ? null : this.#git(app, ['cat-file', 'blob', oid], maxBytes);
+      },
+      isFile: async (name) => (await blob(name)) !== null,
+    };
   }
 
-  async #git(app: string, args: string[]): Promise<string | null> {
+  async #git(app: string, args: string[], maxBytes = 1024 * 1024): Promise<string | null> {
     try {
-      const { stdout } = await execFileP('git', ['--git-dir', repoPath(this.#d.paths, app), ...args], { maxBuffer: 1024 * 1024 });
+      const { stdout } = await execFileP('git', ['--git-dir', repoPath(this.#d.paths, app), ...args], { maxBuffer: maxBytes });
       return stdout;
     } catch {
       return null;

@@ -8,6 +8,7 @@ import { createLogger } from '../../core/log.js';
 import { removeApp } from '../../runtime/containers.js';
 import { buildReleaseImage, removeAppImages } from '../../runtime/images.js';
 import { removeAppNetwork } from '../../runtime/networks.js';
+import { releaseLayers } from '../../buildpacks/builtins.js';
 
 export const docker = createDocker();
 export const logger = createLogger('silent');
@@ -44,7 +45,7 @@ export async function buildTestImage(app: string, version: number, content: stri
       appDir,
       app,
       version,
-      labels: TEST_LABELS,
+      labels: TEST_LABELS, layers: releaseLayers(),
       onProgress: () => {},
     });
   } finally {

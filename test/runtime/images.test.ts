@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { containerLogs, startProcess, stopAndRemove, waitHealthy } from '../../runtime/containers.js';
 import { LAUNCHER_SCRIPT, buildContext, buildReleaseImage, launchBaseDockerfile, launchBaseRef, releaseDockerfile, releaseImageRef, removeAppImages } from '../../runtime/images.js';
 import { STACK, TEST_LABELS, WEB_COMMAND, buildTestImage, cleanupApp, docker, httpGet, makeAppDir, randomApp } from './helpers.js';
+import { releaseLayers } from '../../buildpacks/builtins.js';
 
 describe('releaseImageRef', () => {
   it('tags releases as slipway/<app>:v<N>', () => {
@@ -110,10 +111,10 @@ describe('buildReleaseImage (real engine)', () => {
     const lines: string[] = [];
     const dir = await makeAppDir('release-one');
     try {
-      await buildReleaseImage({ docker, stackImage: STACK, appDir: dir, app, version: 2, labels: TEST_LABELS, onProgress: (l) => lines.push(l) });
+      await buildReleaseImage({ docker, stackImage: STACK, appDir: dir, app, version: 2, labels: TEST_LABELS, layers: releaseLayers(), onProgress: (l) => lines.push(l) });
       expect(lines.join('\n')).toMatch(/Using cache/);
       await expect(
-        buildReleaseImage({ docker, stackImage: 'slipway/does-not-exist:nope', appDir: dir, app, version: 3, labels: TEST_LABELS, onProgress: () => {} }),
+        buildReleaseImage({ docker, stackImage: 'slipway/does-not-exist:nope', appDir: dir, app, version: 3, labels: TEST_LABELS, layers: releaseLayers(), onProgress: () => {} }),
       ).rejects.toMatchObject({ code: 'E_DOCKER' });
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
@@ -128,7 +129,7 @@ describe('buildReleaseImage (real engine)', () => {
       await fs.writeFile(`${dir}/gone.txt`, 'only in v10\n');
       const steps: string[] = [];
       const build = (version: number) =>
-        buildReleaseImage({ docker, stackImage: STACK, appDir: dir, app, version, labels: TEST_LABELS, onProgress: () => {}, onStep: (l) => steps.push(l) });
+        buildReleaseImage({ docker, stackImage: STACK, appDir: dir, app, version, labels: TEST_LABELS, layers: releaseLayers(), onProgress: () => {}, onStep: (l) => steps.push(l) });
       await build(10);
       expect(steps.at(-1)).toMatch(/dependency layer changed: building slipway\/.*:deps-[0-9a-f]{16}/);
       await fs.rm(`${dir}/gone.txt`);
@@ -162,11 +163,11 @@ describe('buildReleaseImage (real engine)', () => {
       }
       const steps: string[] = [];
       const onStep = (l: string) => steps.push(l);
-      await buildReleaseImage({ docker, stackImage: STACK, appDir: dirs[0]!, app, version: 20, labels: TEST_LABELS, onProgress: () => {}, onStep });
+      await buildReleaseImage({ docker, stackImage: STACK, appDir: dirs[0]!, app, version: 20, labels: TEST_LABELS, layers: releaseLayers(), onProgress: () => {}, onStep });
       const runtime = /runtime layer changed: building (slipway-platform\/runtime:[0-9a-f]{16})/.exec(steps.join('\n'))?.[1];
       expect(runtime).toBeDefined();
       steps.length = 0;
-      await buildReleaseImage({ docker, stackImage: STACK, appDir: dirs[1]!, app: other, version: 1, labels: TEST_LABELS, onProgress: () => {}, onStep });
+      await buildReleaseImage({ docker, stackImage: STACK, appDir: dirs[1]!, app: other, version: 1, labels: TEST_LABELS, layers: releaseLayers(), onProgress: () => {}, onStep });
       expect(steps).toContain(`runtime layer unchanged: reusing ${runtime}`);
 
       await removeAppImages(docker, app);

@@ -9,6 +9,7 @@ import { appNetworkName, bridgeName, cidrRange, networkLabels, pickSubnet } from
 import { startHostService } from '../support/host-service.js';
 import { run } from '../support/platform.js';
 import { STACK, TEST_LABELS, WEB_COMMAND, cleanupApp, docker, logger, makeAppDir, randomApp } from './helpers.js';
+import { releaseLayers } from '../../buildpacks/builtins.js';
 
 const spec: ProcessSpec = { app: 'shop', type: 'web', index: 1, image: 'slipway/shop:v1', release: 1, command: 'x', env: {}, web: true };
 
@@ -131,7 +132,7 @@ describe('confined app containers (real engine)', () => {
   beforeAll(async () => {
     await installAppFirewall({ logger });
     const appDir = await makeAppDir('isolation');
-    const build = (app: string, labels: Record<string, string>) => buildReleaseImage({ docker, stackImage: STACK, appDir, app, version: 1, labels: { ...TEST_LABELS, ...labels }, onProgress: () => {} });
+    const build = (app: string, labels: Record<string, string>) => buildReleaseImage({ docker, stackImage: STACK, appDir, app, version: 1, labels: { ...TEST_LABELS, ...labels }, layers: releaseLayers(), onProgress: () => {} });
     aImage = await build(a, isolationLabels({ readonly: false }));
     bImage = await build(b, isolationLabels({ readonly: true }));
     const base = { type: 'web', index: 1, release: 1, command: WEB_COMMAND, env: {}, web: true, extraLabels: TEST_LABELS, memory: '256m' };

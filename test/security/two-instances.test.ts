@@ -15,6 +15,7 @@ import { assertAppNameFree, scopeToInstance } from '../../runtime/instance-engin
 import { freePort } from '../support/platform.js';
 import { rejectsOneLine } from '../support/errors.js';
 import { STACK, TEST_LABELS, WEB_COMMAND, docker as raw, logger, makeAppDir } from '../runtime/helpers.js';
+import { releaseLayers } from '../../buildpacks/builtins.js';
 
 /**
  * Two SLIPWAY_HOMEs on one real engine, each with an app of the same name (issue 9, High 3).
@@ -57,7 +58,7 @@ describe('two instances on one Docker engine', () => {
     await fs.mkdir(path.join(appDir, '.heroku'));
     await fs.writeFile(path.join(appDir, '.heroku', 'runtime.txt'), `runtime of ${app}\n`);
     try {
-      image = await buildReleaseImage({ docker: dockerA, stackImage: STACK, appDir, app, version: 1, labels: TEST_LABELS, onProgress: () => {} });
+      image = await buildReleaseImage({ docker: dockerA, stackImage: STACK, appDir, app, version: 1, labels: TEST_LABELS, layers: releaseLayers(), onProgress: () => {} });
     } finally {
       await fs.rm(appDir, { recursive: true, force: true });
     }

@@ -1,0 +1,94 @@
+import fs from 'node:fs/promises';
+import type Dockerode from 'dockerode';
+import type PQueue from 'p-queue';
+import type { Config } from '../../core/config.js';
+import type { Logger } from '../../core/log.js';
+import { appCachePath, type Paths } from '../../core/paths.js';
+import { releaseLayers } from '../../buildpacks/builtins.js';
+import type { PackumentCache } from '../../buildpacks/mirror/fetch.js';
+import { header } from '../../buildpacks/output.js';
+import { readProcfile } from '../../buildpacks/procfile.js';
+import { runBuild } from '../../buildpacks/runner.js';
+import { buildReleaseImage } from '../../runtime/images.js';
+import { BUILD_APP_LABEL } from '../../runtime/labels.js';
+import { resolveBuildpacks, type BuildpackCatalog } from '../choose-buildpacks.js';
+import { prepareMirror } from '../prepare-mirror.js';
+import { detectBuildpacks } from './buildpacks-detect.js';
+import { processTypesFrom } from './process-types.js';
+import type { Builder, BuildContext, Built } from './types.js';
+
+export interface BuildpacksBuilderDeps {
+  docker: Dockerode;
+  config: Config;
+  paths: Paths;
+  logger: Logger;
+  stackImage: () => string;
+  buildpacks: BuildpackCatalog;
+  packuments: PackumentCache;
+  buildQueue: PQueue;
+  mirrorUpstream: (kind: 'npm' | 'pypi') => Promise<string | null>;
+}
+
+/** Buildpacks in the stack image, offline, then the launcher image around the built app. */
+export function buildpacksBuilder(deps: BuildpacksBuilderDeps): Builder {
+  return { name: 'buildpacks', detects: detectBuildpacks, build: (ctx) => buildWithBuildpacks(deps, ctx) };
+}
+
+async function buildWithBuildpacks(deps: BuildpacksBuilderDeps, { app, version, appDir, record, say, signal, imageLabels, detection }: BuildContext): Promise<Built> {
+  const pin = detection.mode === 'buildpacks:set' || detection.mode === '.buildpacks' ? { pinnedBy: detection.mode, entries: detection.entries } : null;
+  const choice = await resolveBuildpacks(deps.buildpacks, pin, (line) => say(`${line}\n`));
+  if (choice.pinnedBy) say(header(`Using buildpacks pinned by ${choice.pinnedBy}: ${choice.candidates.map((c) => c.name).join(', ')}`));
+  const buildEnv = await prepareMirror({
+    appDir,
+    config: deps.config,
+    paths: deps.paths,
+    candidates: choice.candidates,
+    say,
+    packuments: deps.packuments,
+    npmUpstream: await deps.mirrorUpstream('npm'),
+  });
+
+  const cacheDir = appCachePath(deps.paths, app);
+  await fs.mkdir(cacheDir, { recursive: true });
+  const result = await deps.buildQueue.add(
+    () =>
+      runBuild({
+        docker: deps.docker,
+        stackImage: deps.stackImage(),
+        appDir,
+        cacheDir,
+        envVars: record.config,
+        candidates: choice.candidates,
+        pinned: choice.pinnedBy !== null,
+        mirrorDir: deps.paths.mirrorDir,
+        buildEnv,
+        memory: deps.config.buildMemory,
+        pidsLimit: deps.config.buildPidsLimit,
+        timeoutSeconds: deps.config.buildTimeoutSeconds,
+        onOutput: say,
+        signal,
+        // A restarted daemon finds and removes the build containers of its own apps by this label.
+        labels: { [BUILD_APP_LABEL]: app },
+        // Root-only and emptied at every daemon start (platform/recover.ts), unlike /tmp.
+        scratchParent: deps.paths.tmpDir,
+      }),
+  );
+
+  const processTypes = processTypesFrom(await readProcfile(appDir), result.processTypes);
+  say(header(`Process types: ${Object.keys(processTypes).join(', ')}`));
+
+  say(header(`Building release image slipway/${app}:v${version}`));
+  const image = await buildReleaseImage({
+    docker: deps.docker,
+    stackImage: deps.stackImage(),
+    appDir,
+    app,
+    version,
+    labels: imageLabels,
+    // The folders the buildpacks declare as runtime and dependency layers (docs/buildpacks.md).
+    layers: releaseLayers(),
+    onProgress: (line) => deps.logger.debug({ app, line }, 'image build'),
+    onStep: (line) => say(`       ${line}\n`),
+  });
+  return { buildpacks: result.buildpacks, processTypes, configVars: result.configVars, image };
+}
