@@ -75,7 +75,7 @@ export interface DockerfileBuildOptions {
  */
 export async function buildDockerfileImage(o: DockerfileBuildOptions): Promise<{ image: string; command: string | null }> {
   const ref = releaseImageRef(o.app, o.version);
-  // Never through a link, only a regular file (core/safe-read.ts); usesDockerfile saw one.
+  // Never through a link, only a regular file (core/safe-read.ts); the Dockerfile builder saw one.
   const text = (await readFileUnder(o.appDir, 'Dockerfile', { maxBytes: 1024 * 1024, what: 'Dockerfile' })) ?? '';
   const { plan, buildArgs } = planDockerfile(text, o.config);
   await checkLocalImages(o.docker, plan.images, o.app);
