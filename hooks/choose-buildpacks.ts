@@ -5,10 +5,10 @@ import { fetchBuildpack, parseBuildpackUrl, type BuildpackUrl } from '../buildpa
 import { BUILTIN_BUILDPACKS, type BuildpackPlugins } from '../buildpacks/plugins.js';
 import type { BuildpackRef } from '../buildpacks/runner.js';
 import { UrlGuard } from '../buildpacks/url-guard.js';
+import { detectBuildpacks, parseBuildpacksFile, pinOf, readBuildpacksFileFrom } from './builders/buildpacks-detect.js';
 import { dirSource } from './builders/source.js';
-import type { AppSource } from './builders/types.js';
 
-export { BUILTIN_BUILDPACKS };
+export { BUILTIN_BUILDPACKS, parseBuildpacksFile };
 
 /** Where buildpacks come from: the built-ins shipped with Slipway, then the ones an operator installed. */
 export interface BuildpackCatalog {
@@ -34,14 +34,6 @@ export function directoryCatalog(plugins: BuildpackPlugins, guard: UrlGuard = ne
   };
 }
 
-/** Parses a `.buildpacks` file: one buildpack per line, blank lines and `#` comments ignored. */
-export function parseBuildpacksFile(text: string): string[] {
-  return text
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l.length > 0 && !l.startsWith('#'));
-}
-
 /** Checks one pinned entry without touching the disk or the network: a buildpack name or a URL. Pure. */
 export function checkBuildpackEntry(entry: string, source: string): BuildpackUrl | string {
   const url = parseBuildpackUrl(entry);
@@ -57,22 +49,9 @@ export function readBuildpacksFile(appDir: string): Promise<string[] | null> {
   return readBuildpacksFileFrom(dirSource(appDir));
 }
 
-/** An app's `.buildpacks` (never through a link, only a regular file), or null when it lists nothing. */
-export async function readBuildpacksFileFrom(source: AppSource): Promise<string[] | null> {
-  const text = await source.readFile('.buildpacks', 64 * 1024);
-  if (text === null) return null;
-  const names = parseBuildpacksFile(text);
-  return names.length > 0 ? names : null;
-}
-
-/**
- * Precedence: `buildpacks:set` on the app, then `.buildpacks` in the pushed tree, then detection
- * over every known buildpack (built-ins first).
- */
+/** The buildpacks of a pushed tree: `buildpacks:set`, then `.buildpacks`, else all for detection (docs/buildpacks.md). */
 export async function chooseBuildpacks(catalog: BuildpackCatalog, appPin: string[], appDir: string, say: (line: string) => void = () => {}): Promise<BuildpackChoice> {
-  if (appPin.length > 0) return resolveBuildpacks(catalog, { pinnedBy: 'buildpacks:set', entries: appPin }, say);
-  const names = await readBuildpacksFile(appDir);
-  return resolveBuildpacks(catalog, names ? { pinnedBy: '.buildpacks', entries: names } : null, say);
+  return resolveBuildpacks(catalog, pinOf(await detectBuildpacks(dirSource(appDir), appPin)), say);
 }
 
 /**

@@ -116,7 +116,7 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     pendingVersion = version;
     // The release image carries app.json's isolation settings, so rollbacks and restarts keep them.
     const imageLabels = { 'slipway.build': buildId, 'slipway.commit': rev, ...isolationLabels(settings) };
-    // The one precedence (hooks/builders/choose.ts), shared with `slipway buildpacks <app>`.
+    // The one precedence (docs/buildpacks.md, "Choosing buildpacks"), shared with `slipway buildpacks <app>`.
     const { builder, detection } = await chooseBuilder(createBuilders(deps), record.buildpacks, dirSource(appDir));
     const result = await builder.build({ app, rev, buildId, version, appDir, record, say, signal: io.signal, imageLabels, detection });
     buildpackNames = result.buildpacks;

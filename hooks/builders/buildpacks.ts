@@ -13,7 +13,7 @@ import { buildReleaseImage } from '../../runtime/images.js';
 import { BUILD_APP_LABEL } from '../../runtime/labels.js';
 import { resolveBuildpacks, type BuildpackCatalog } from '../choose-buildpacks.js';
 import { prepareMirror } from '../prepare-mirror.js';
-import { detectBuildpacks } from './buildpacks-detect.js';
+import { detectBuildpacks, pinOf } from './buildpacks-detect.js';
 import { processTypesFrom } from './process-types.js';
 import type { Builder, BuildContext, Built } from './types.js';
 
@@ -35,8 +35,7 @@ export function buildpacksBuilder(deps: BuildpacksBuilderDeps): Builder {
 }
 
 async function buildWithBuildpacks(deps: BuildpacksBuilderDeps, { app, version, appDir, record, say, signal, imageLabels, detection }: BuildContext): Promise<Built> {
-  const pin = detection.mode === 'buildpacks:set' || detection.mode === '.buildpacks' ? { pinnedBy: detection.mode, entries: detection.entries } : null;
-  const choice = await resolveBuildpacks(deps.buildpacks, pin, (line) => say(`${line}\n`));
+  const choice = await resolveBuildpacks(deps.buildpacks, pinOf(detection), (line) => say(`${line}\n`));
   if (choice.pinnedBy) say(header(`Using buildpacks pinned by ${choice.pinnedBy}: ${choice.candidates.map((c) => c.name).join(', ')}`));
   const buildEnv = await prepareMirror({
     appDir,

@@ -4,8 +4,8 @@ import { detectDockerfile } from './dockerfile-detect.js';
 import { CLAIMS, type AppSource, type BuilderDetector, type BuilderName, type Detection } from './types.js';
 
 /**
- * Every builder, in the order that breaks ties between equal claims. Deploys build with the
- * implementations of these (builders/index.ts); `slipway buildpacks <app>` only asks them.
+ * Every builder, in the order that breaks ties between equal claims. Deploys build with their
+ * implementations (createBuilders); `slipway buildpacks <app>` only asks them.
  */
 export const BUILDER_DETECTORS: readonly BuilderDetector[] = [
   { name: 'buildpacks', detects: detectBuildpacks },
