@@ -17,6 +17,14 @@ const WEB_PORT_KEY = `${WEB_PORT}/tcp`;
 // A crash-looping process must not restart forever: after this many tries it stays down.
 const MAX_RESTARTS = 10;
 
+/**
+ * The router's address of a web container: the only place it is spelled. Web ports are bound to
+ * loopback only (see `containerOptions`), so the router, on the same host, is the one way in.
+ */
+export function upstreamOf(hostPort: number): string {
+  return `127.0.0.1:${hostPort}`;
+}
+
 export function containerName(app: string, type: string, index: number): string {
   return `${app}.${type}.${index}`;
 }
