@@ -49,7 +49,8 @@ function upstreamOfSummary(c: ContainerSummary): string | null {
   return port === null ? null : upstreamOf(port);
 }
 
-function processInfo(c: ContainerSummary): ProcessInfo {
+/** A listed container as the Scheduler reports it. Pure. */
+export function processInfo(c: ContainerSummary): ProcessInfo {
   const live = liveContainer(c);
   return {
     id: live.id,

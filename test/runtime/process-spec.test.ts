@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AppRecord, Release } from '../../core/store.js';
 import { containerOptions, specIsolation, upstreamOf } from '../../runtime/containers.js';
+import { processInfo } from '../../runtime/docker-local/scheduler.js';
 import { processSpec, releaseEnv } from '../../runtime/process-spec.js';
 
 // The one builder every start path uses (deploy, scale, ps:start, daemon recovery, release phase):
@@ -87,5 +88,35 @@ describe('processSpec (unit)', () => {
 
   it('the upstream of a web container is its loopback port', () => {
     expect(upstreamOf(49153)).toBe('127.0.0.1:49153');
+  });
+});
+
+describe('docker-local process listing (unit)', () => {
+  const summary = (name: string, o: { type?: string; state?: string; port?: number } = {}) =>
+    ({
+      Id: `id-${name}`,
+      Names: [`/${name}`],
+      State: o.state ?? 'running',
+      Labels: { 'slipway.app': 'shop', 'slipway.type': o.type ?? 'web', 'slipway.index': '2', 'slipway.release': '7' },
+      Ports: o.port ? [{ PrivatePort: 5000, PublicPort: o.port, Type: 'tcp', IP: '127.0.0.1' }] : [],
+    }) as unknown as Parameters<typeof processInfo>[0];
+
+  it('reports name, type, index, state, release and the upstream of its loopback port', () => {
+    expect(processInfo(summary('shop.web.2', { port: 49153 }))).toEqual({
+      id: 'id-shop.web.2',
+      name: 'shop.web.2',
+      app: 'shop',
+      type: 'web',
+      index: 2,
+      state: 'running',
+      release: 7,
+      upstream: '127.0.0.1:49153',
+      retiring: false,
+    });
+  });
+
+  it('a worker has no upstream; a container moved aside by a deploy is retiring', () => {
+    expect(processInfo(summary('shop.worker.2', { type: 'worker' })).upstream).toBeNull();
+    expect(processInfo(summary('shop.web.2.old-0123456789ab', { port: 49154, state: 'exited' }))).toMatchObject({ retiring: true, state: 'exited' });
   });
 });
