@@ -26,6 +26,7 @@ import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
 import { MirrorAdmin } from '../services/mirror-admin.js';
 import { AppQueues } from '../hooks/push.js';
 import { Operations } from '../services/operations.js';
+import { DockerLocalScheduler } from '../runtime/docker-local/scheduler.js';
 import { BranchGuard, refReader } from '../hooks/branch-guard.js';
 import { migrateDeployBranches } from '../hooks/deploy-branch.js';
 import { installAppFirewall } from './firewall.js';
@@ -36,6 +37,8 @@ import { adminRequestHandler, listenAdminSocket } from './admin-socket.js';
 import { createPlatform } from './platform-service.js';
 import { sshExecHandler } from './ssh-dispatch.js';
 
+/** How long a new web process may take to answer on $PORT before a deploy or scale gives up. */
+const HEALTH_TIMEOUT_MS = 60_000;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The repository's own folders, found relative to the compiled daemon (dist/platform). */
 export const builtinBuildpacksDir = buildpacksHome();
@@ -87,8 +90,18 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   await migrateDeployBranches(apps, readRef, logger);
   // One view of the built-in and installed buildpacks, for deploys and for the buildpacks commands.
   const plugins = new BuildpackPlugins(builtinBuildpacksDir, paths.buildpacksDir);
+  // The one scheduler of this instance's app processes (runtime/scheduler.ts).
+  const scheduler = new DockerLocalScheduler({
+    docker,
+    logger,
+    settleMs: config.healthSettleMs,
+    healthTimeoutMs: HEALTH_TIMEOUT_MS,
+    drainMs: config.drainMs,
+    graceSeconds: config.stopGraceSeconds,
+  });
   const deployDeps: DeployDeps = {
     docker,
+    scheduler,
     config,
     paths,
     apps,
@@ -104,7 +117,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   // Before any app container starts: apps must never reach the host (docs/security.md).
   await installAppFirewall({ logger });
 
-  const life = new Life({ docker, apps, routes, paths, logger, graceSeconds: config.stopGraceSeconds });
+  const life = new Life({ docker, scheduler, apps, routes, paths, logger });
   await life.start((line) => logger.info({ line }, 'recovery'));
 
   let sshPort = config.sshPort;
@@ -113,13 +126,14 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     paths,
     logger,
     docker,
+    scheduler,
     engine: o.docker,
     apps,
     keys,
     tokens,
     routes,
     queues,
-    ops: new Operations({ docker, config, apps, routes, queues, logger }),
+    ops: new Operations({ docker, scheduler, config, apps, routes, queues, logger }),
     mirror,
     buildpacks: new BuildpackService({ plugins, apps, docker, config, paths, stackImage: stackImageRef }),
     life,

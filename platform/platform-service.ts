@@ -15,10 +15,9 @@ import type { BuildpackService } from '../services/buildpack-service.js';
 import type { MirrorAdmin } from '../services/mirror-admin.js';
 import type { Operations } from '../services/operations.js';
 import type { AppQueues } from '../hooks/push.js';
-import { LABELS, listAppContainers, removeApp } from '../runtime/containers.js';
 import { removeAppImages } from '../runtime/images.js';
 import { assertAppNameFree } from '../runtime/instance-engine.js';
-import { removeAppNetwork } from '../runtime/networks.js';
+import type { Scheduler } from '../runtime/scheduler.js';
 import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
 import type { Life } from './life.js';
 
@@ -26,8 +25,9 @@ export interface PlatformDeps {
   config: Config;
   paths: Paths;
   logger: Logger;
-  /** This instance's view of the engine (docs/security.md). */
+  /** This instance's view of the engine (docs/security.md): images and status; app processes go through `scheduler`. */
   docker: Dockerode;
+  scheduler: Scheduler;
   /** The whole engine: the stack image is shared by every instance on it. */
   engine: Dockerode;
   apps: AppStore;
@@ -46,7 +46,7 @@ export interface PlatformDeps {
 
 /** The `Platform` the commands act on: app lifecycle, status and processes, over the services. */
 export function createPlatform(d: PlatformDeps): Platform {
-  const { config, logger, apps, keys, tokens, docker, paths, routes, queues, mirror, life } = d;
+  const { config, logger, apps, keys, tokens, docker, scheduler, paths, routes, queues, mirror, life } = d;
   return {
     config,
     logger,
@@ -92,9 +92,8 @@ export function createPlatform(d: PlatformDeps): Platform {
     async destroyApp(name, progress) {
       await queues.run(name, async () => {
         progress('-----> Removing containers');
-        await removeApp(docker, name);
+        await scheduler.removeApp(name);
         await routes.removeApp(name);
-        await removeAppNetwork(docker, name);
         progress('-----> Removing images');
         await removeAppImages(docker, name);
         progress('-----> Removing repository, build cache and logs');
@@ -105,30 +104,20 @@ export function createPlatform(d: PlatformDeps): Platform {
       });
     },
     async processes(app): Promise<ProcessInfo[]> {
-      const list = await listAppContainers(docker, app);
-      const limits = await Promise.all(list.map((c) => docker.getContainer(c.Id).inspect().then((i) => i.HostConfig, () => null)));
-      return list
-        .map((c, i) => ({
-          name: (c.Names[0] ?? '').replace(/^\//, ''),
-          type: c.Labels[LABELS.type] ?? '?',
-          index: Number(c.Labels[LABELS.index] ?? 0),
-          state: c.State,
-          release: c.Labels[LABELS.release] ? Number(c.Labels[LABELS.release]) : null,
-          hostPort: c.Ports.find((p) => p.PrivatePort === 5000 && p.PublicPort)?.PublicPort ?? null,
-          memory: limits[i]?.Memory ? formatMemory(limits[i].Memory) : null,
-          cpus: limits[i]?.NanoCpus ? limits[i].NanoCpus / 1e9 : null,
-        }))
-        .sort((a, b) => a.type.localeCompare(b.type) || a.index - b.index);
+      // `ps --json` keeps its fields: hostPort is the port of the process's upstream.
+      return (await scheduler.processes(app, { limits: true })).map((p) => ({
+        name: p.name,
+        type: p.type,
+        index: p.index,
+        state: p.state,
+        release: p.release,
+        hostPort: p.upstream === null ? null : Number(p.upstream.slice(p.upstream.lastIndexOf(':') + 1)),
+        memory: p.memory ?? null,
+        cpus: p.cpus ?? null,
+      }));
     },
     // The stack is shared by every instance on the engine (content-addressed, no instance label).
     buildStack: (progress) => ensureStackImage(d.engine, { progress, force: true, logger }),
     life,
   };
-}
-
-function formatMemory(bytes: number): string {
-  for (const [unit, size] of [['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]] as const) {
-    if (bytes % size === 0) return `${bytes / size}${unit}`;
-  }
-  return String(bytes);
 }
