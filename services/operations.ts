@@ -30,7 +30,6 @@ export interface ConfigOutcome {
   changed: string[];
 }
 
-export { releaseEnv } from '../runtime/process-spec.js';
 
 /**
  * Config, formation, restarts and releases of deployed apps. Every operation runs in the app's
