@@ -15,17 +15,18 @@ import { header } from '../buildpacks/output.js';
 import { readFileUnder } from '../core/safe-read.js';
 import { assertAppNameFree } from '../runtime/instance-engine.js';
 import { releaseImageRef } from '../runtime/images.js';
-import { deployFormation } from '../runtime/formation.js';
 import { parseAppSettings, type AppSettings } from '../runtime/healthchecks.js';
 import { isolationLabels } from '../runtime/isolation.js';
-import { runReleaseCommand } from '../runtime/oneoff.js';
 import { pruneReleaseImages } from '../runtime/release-images.js';
+import type { Scheduler } from '../runtime/scheduler.js';
 import type { BuildpackCatalog } from './choose-buildpacks.js';
 import { chooseBuilder, chooseBuilderName, createBuilders, dirSource } from './builders/index.js';
 import type { PackumentCache } from '../buildpacks/mirror/fetch.js';
 
 export interface DeployDeps {
+  /** Builds and release images; the app's processes go through `scheduler`. */
   docker: Dockerode;
+  scheduler: Scheduler;
   config: Config;
   paths: Paths;
   apps: AppStore;
@@ -122,42 +123,27 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     buildpackNames = result.buildpacks;
     const { processTypes, image } = result;
 
-    const env = { ...result.configVars, ...record.config };
+    // What the scheduler starts: the record's config over the buildpacks' defaults, its limits.
+    const next = { version, image, processTypes, defaultConfig: result.configVars, config: record.config, healthchecks };
     const formation = { ...record.formation };
     if (formation.web === undefined && processTypes.web) formation.web = 1;
     if (processTypes.release) {
       say(header(`Running release command: ${processTypes.release}`));
-      await runReleaseCommand({
-        docker: deps.docker,
-        app,
-        image,
-        release: version,
-        command: processTypes.release,
-        env,
-        ...(record.limits ? { limits: record.limits } : {}),
+      await deps.scheduler.runReleasePhase({
+        app: record,
+        release: next,
         timeoutSeconds: deps.config.buildTimeoutSeconds,
         onOutput: (line) => say(`       ${line}\n`),
         signal: io.signal,
       });
     }
     say(header(`Releasing v${version}`));
-    await deployFormation({
-      docker: deps.docker,
-      app,
-      release: version,
-      image,
-      processTypes,
+    await deps.scheduler.deploy({
+      app: record,
+      release: next,
       formation,
-      env,
-      settleMs: deps.config.healthSettleMs,
-      healthTimeoutMs: 60_000,
-      drainMs: deps.config.drainMs,
-      graceSeconds: deps.config.stopGraceSeconds,
       onRoutes: (upstreams: string[]) => deps.routes.setApp(app, upstreams),
       progress: (line: string) => say(`       ${line}\n`),
-      logger: deps.logger,
-      ...(record.limits ? { limits: record.limits } : {}),
-      ...(healthchecks.length > 0 ? { healthchecks } : {}),
     });
 
     const release: Release = {

@@ -40,19 +40,21 @@ export function deployTarget(refs: PushRef[], branch: string): PushRef | null {
   return refs.find((r) => r.ref === `refs/heads/${branch}` && !ZERO.test(r.newRev)) ?? null;
 }
 
+export interface PushDeps {
+  apps: AppStore;
+  queues: AppQueues;
+  logger: Logger;
+  deploy: (req: DeployRequest, io: DeployOutput) => Promise<unknown>;
+  /** Refuses a push whose branch moved while it waited (see BranchGuard). */
+  branches?: BranchGuard;
+}
+
 /**
  * The daemon's side of the pre-receive hook. Returns the hook's exit code: 0 lets git move the
  * refs, anything else refuses the whole push.
  */
 export async function handlePush(
-  deps: {
-    apps: AppStore;
-    queues: AppQueues;
-    logger: Logger;
-    deploy: (req: DeployRequest, io: DeployOutput) => Promise<unknown>;
-    /** Refuses a push whose branch moved while it waited (see BranchGuard). */
-    branches?: BranchGuard;
-  },
+  deps: PushDeps,
   req: PushRequest,
   io: DeployOutput,
 ): Promise<number> {

@@ -1,26 +1,20 @@
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Dockerode from 'dockerode';
 import PQueue from 'p-queue';
-import { parseAppName } from '../core/app-name.js';
 import type { Config } from '../core/config.js';
-import { SlipwayError, oneLine } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { appCachePath, repoPath, type Paths } from '../core/paths.js';
+import { repoPath, type Paths } from '../core/paths.js';
 import { RouteBook } from '../router/route-book.js';
 import { SettingsStore } from '../core/settings.js';
 import { Life } from './life.js';
 import { AppStore } from '../core/store.js';
-import { decodeLines, encode, MAX_REQUEST_BYTES, parseRequest, type Frame, type Request } from '../core/wire.js';
-import { commands, runCommand, type CommandIO, type Platform, type ProcessInfo, type StatusInfo } from '../receiver/commands/index.js';
-import { initBareRepo, relayGitService, spawnGitService } from '../receiver/git.js';
+import type { Platform } from '../receiver/commands/index.js';
 import { createGitHttpHandler, listenGitHttp } from '../receiver/git-http.js';
 import { FailureLimiter } from '../receiver/http-auth.js';
-import { splitCommandLine } from '../receiver/split.js';
 import { SshKeyStore } from '../receiver/ssh-keys.js';
-import { startSshServer, type SshExec } from '../receiver/ssh-server.js';
+import { startSshServer } from '../receiver/ssh-server.js';
 import { TokenStore } from '../receiver/tokens.js';
 import { directoryCatalog } from '../hooks/choose-buildpacks.js';
 import { BuildpackService } from '../services/buildpack-service.js';
@@ -30,18 +24,21 @@ import { machineAddresses, UrlGuard } from '../buildpacks/url-guard.js';
 import { PackumentCache } from '../buildpacks/mirror/fetch.js';
 import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
 import { MirrorAdmin } from '../services/mirror-admin.js';
-import { AppQueues, handlePush } from '../hooks/push.js';
+import { AppQueues } from '../hooks/push.js';
 import { Operations } from '../services/operations.js';
+import { DockerLocalScheduler } from '../runtime/docker-local/scheduler.js';
 import { BranchGuard, refReader } from '../hooks/branch-guard.js';
 import { migrateDeployBranches } from '../hooks/deploy-branch.js';
-import { LABELS, listAppContainers, removeApp } from '../runtime/containers.js';
-import { removeAppImages } from '../runtime/images.js';
-import { removeAppNetwork } from '../runtime/networks.js';
 import { installAppFirewall } from './firewall.js';
-import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
-import { assertAppNameFree, scopeToInstance } from '../runtime/instance-engine.js';
+import { stackImageRef } from '../runtime/stack.js';
+import { scopeToInstance } from '../runtime/instance-engine.js';
 import { loadInstance } from '../core/instance-id.js';
+import { adminRequestHandler, listenAdminSocket } from './admin-socket.js';
+import { createPlatform } from './platform-service.js';
+import { sshExecHandler } from './ssh-dispatch.js';
 
+/** How long a new web process may take to answer on $PORT before a deploy or scale gives up. */
+const HEALTH_TIMEOUT_MS = 60_000;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The repository's own folders, found relative to the compiled daemon (dist/platform). */
 export const builtinBuildpacksDir = buildpacksHome();
@@ -93,8 +90,18 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   await migrateDeployBranches(apps, readRef, logger);
   // One view of the built-in and installed buildpacks, for deploys and for the buildpacks commands.
   const plugins = new BuildpackPlugins(builtinBuildpacksDir, paths.buildpacksDir);
+  // The one scheduler of this instance's app processes (runtime/scheduler.ts).
+  const scheduler = new DockerLocalScheduler({
+    docker,
+    logger,
+    settleMs: config.healthSettleMs,
+    healthTimeoutMs: HEALTH_TIMEOUT_MS,
+    drainMs: config.drainMs,
+    graceSeconds: config.stopGraceSeconds,
+  });
   const deployDeps: DeployDeps = {
     docker,
+    scheduler,
     config,
     paths,
     apps,
@@ -110,87 +117,29 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   // Before any app container starts: apps must never reach the host (docs/security.md).
   await installAppFirewall({ logger });
 
-  const life = new Life({ docker, apps, routes, paths, logger, graceSeconds: config.stopGraceSeconds });
+  const life = new Life({ docker, scheduler, apps, routes, paths, logger });
   await life.start((line) => logger.info({ line }, 'recovery'));
 
   let sshPort = config.sshPort;
-  const platform: Platform = {
+  const platform = createPlatform({
     config,
+    paths,
     logger,
+    docker,
+    scheduler,
+    engine: o.docker,
     apps,
     keys,
-    ops: new Operations({ docker, config, apps, routes, queues, logger }),
-    mirror,
     tokens,
+    routes,
+    queues,
+    ops: new Operations({ docker, scheduler, config, apps, routes, queues, logger }),
+    mirror,
     buildpacks: new BuildpackService({ plugins, apps, docker, config, paths, stackImage: stackImageRef }),
-    async status(): Promise<StatusInfo> {
-      const dockerVersion = await docker
-        .version()
-        .then((v) => `running (engine ${v.Version})`)
-        .catch(() => 'not answering');
-      const stack = stackImageRef();
-      const stackPresent = await docker
-        .getImage(stack)
-        .inspect()
-        .then(() => true)
-        .catch(() => false);
-      return {
-        daemon: 'running',
-        docker: dockerVersion,
-        router: (await o.routerAlive()) ? 'running' : 'stopped',
-        ssh: `listening on ${config.listen}:${sshPort}`,
-        http: `${config.listen}:${config.httpPort}`,
-        stackImage: stackPresent ? stack : `${stack} (missing: run \`slipway stack:build\`)`,
-        apps: (await apps.list()).length,
-      };
-    },
-    async createApp(name) {
-      await assertAppNameFree(docker, name);
-      await apps.create(name);
-      try {
-        await fs.rm(repoPath(paths, name), { recursive: true, force: true });
-        await initBareRepo(repoPath(paths, name));
-      } catch (err) {
-        await apps.remove(name);
-        throw new SlipwayError('E_INTERNAL', `could not create the git repository for ${name}: ${oneLine(err)}`);
-      }
-      await routes.setApp(name, []);
-    },
-    async destroyApp(name, progress) {
-      await queues.run(name, async () => {
-        progress('-----> Removing containers');
-        await removeApp(docker, name);
-        await routes.removeApp(name);
-        await removeAppNetwork(docker, name);
-        progress('-----> Removing images');
-        await removeAppImages(docker, name);
-        progress('-----> Removing repository, build cache and logs');
-        for (const dir of [repoPath(paths, name), appCachePath(paths, name), path.join(paths.buildsDir, name)]) {
-          await fs.rm(dir, { recursive: true, force: true });
-        }
-        await apps.remove(name);
-      });
-    },
-    async processes(app): Promise<ProcessInfo[]> {
-      const list = await listAppContainers(docker, app);
-      const limits = await Promise.all(list.map((c) => docker.getContainer(c.Id).inspect().then((i) => i.HostConfig, () => null)));
-      return list
-        .map((c, i) => ({
-          name: (c.Names[0] ?? '').replace(/^\//, ''),
-          type: c.Labels[LABELS.type] ?? '?',
-          index: Number(c.Labels[LABELS.index] ?? 0),
-          state: c.State,
-          release: c.Labels[LABELS.release] ? Number(c.Labels[LABELS.release]) : null,
-          hostPort: c.Ports.find((p) => p.PrivatePort === 5000 && p.PublicPort)?.PublicPort ?? null,
-          memory: limits[i]?.Memory ? formatMemory(limits[i].Memory) : null,
-          cpus: limits[i]?.NanoCpus ? limits[i].NanoCpus / 1e9 : null,
-        }))
-        .sort((a, b) => a.type.localeCompare(b.type) || a.index - b.index);
-    },
-    // The stack is shared by every instance on the engine (content-addressed, no instance label).
-    buildStack: (progress) => ensureStackImage(o.docker, { progress, force: true, logger }),
     life,
-  };
+    routerAlive: o.routerAlive,
+    sshPort: () => sshPort,
+  });
 
   const hookEnv = (app: string, pusher: string) => ({
     SLIPWAY_SOCKET: paths.socket,
@@ -200,67 +149,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
 
   const deploy = (req: Parameters<typeof deployRevision>[1], io: Parameters<typeof deployRevision>[2]) => deployRevision(deployDeps, req, io);
 
-  const socketServer = await listenSocket(paths.socket, logger, async (req, send, signal) => {
-    if (req.op === 'command') {
-      const io: CommandIO = {
-        out: (d) => send({ t: 'out', d }),
-        err: (d) => send({ t: 'err', d }),
-        readStdin: async () => req.stdin ?? '',
-        signal,
-        actor: 'cli',
-        local: true,
-      };
-      return runCommand(commands, req.argv, io, platform);
-    }
-    return handlePush({ apps, queues, logger, deploy, branches }, req, { out: (d) => send({ t: 'out', d }), signal });
-  });
-
-  const onExec = async (exec: SshExec): Promise<number> => {
-    const write = (stream: NodeJS.WritableStream) => (d: string) => {
-      if (!exec.signal.aborted) stream.write(d);
-    };
-    let argv: string[];
-    try {
-      argv = splitCommandLine(exec.command);
-    } catch (err) {
-      exec.stderr.write(`slipway: ${oneLine(err)}\n`);
-      return err instanceof SlipwayError ? err.exitCode : 1;
-    }
-    const [verb, ...args] = argv;
-    if (verb === 'git-receive-pack' || verb === 'git-upload-pack') {
-      if (args.length !== 1) {
-        exec.stderr.write(`slipway: usage: ${verb} '<app>'\n`);
-        return 2;
-      }
-      let app: string;
-      try {
-        app = parseAppName(args[0]!, { forRepo: true });
-        await apps.get(app);
-      } catch (err) {
-        exec.stderr.write(`slipway: ${oneLine(err)}\n`);
-        return 1;
-      }
-      const child = spawnGitService({
-        repoDir: repoPath(paths, app),
-        service: verb === 'git-receive-pack' ? 'receive-pack' : 'upload-pack',
-        hooksDir: gitHooksDir,
-        maxPushBytes: config.maxPushBytes,
-        hookEnv: hookEnv(app, exec.user),
-      });
-      const { code } = await relayGitService(child, { input: [exec.stdin], output: exec.stdout, errors: exec.stderr, signal: exec.signal });
-      return code ?? 1;
-    }
-    const io: CommandIO = {
-      out: write(exec.stdout),
-      err: write(exec.stderr),
-      readStdin: () => readAll(exec.stdin, 64 * 1024),
-      readStdinBytes: (limit) => readAllBytes(exec.stdin, limit),
-      signal: exec.signal,
-      actor: exec.user,
-      local: false,
-    };
-    return runCommand(commands, argv, io, platform);
-  };
+  const socketServer = await listenAdminSocket(paths.socket, logger, adminRequestHandler(platform, { apps, queues, logger, deploy, branches }));
+  const onExec = sshExecHandler({ config, paths, apps, platform, gitHooksDir, hookEnv });
 
   const ssh = await startSshServer({
     listen: config.listen,
@@ -297,91 +187,4 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       await fs.rm(paths.socket, { force: true });
     },
   };
-}
-
-function formatMemory(bytes: number): string {
-  for (const [unit, size] of [['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]] as const) {
-    if (bytes % size === 0) return `${bytes / size}${unit}`;
-  }
-  return String(bytes);
-}
-
-type Handler = (req: Request, send: (f: Frame) => void, signal: AbortSignal) => Promise<number>;
-
-/** The admin socket: root-only, one request per connection, closing the connection cancels it. */
-async function listenSocket(file: string, logger: Logger, handle: Handler): Promise<net.Server> {
-  await clearStaleSocket(file);
-  const server = net.createServer((socket) => {
-    const controller = new AbortController();
-    socket.on('close', () => controller.abort());
-    socket.on('error', () => controller.abort());
-    const send = (f: Frame) => {
-      if (!socket.destroyed) socket.write(encode(f));
-    };
-    let bytes = 0;
-    socket.on('data', (d: Buffer) => {
-      bytes += d.length;
-      if (bytes > MAX_REQUEST_BYTES) socket.destroy();
-    });
-    (async () => {
-      for await (const value of decodeLines(socket)) {
-        const code = await handle(parseRequest(value), send, controller.signal);
-        send({ t: 'exit', code });
-        socket.end();
-        return;
-      }
-    })().catch((err: unknown) => {
-      logger.warn({ err: oneLine(err) }, 'bad request on the admin socket');
-      send({ t: 'err', d: `slipway: ${oneLine(err)}\n` });
-      send({ t: 'exit', code: 1 });
-      socket.end();
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(file, () => resolve());
-  });
-  await fs.chmod(file, 0o600);
-  return server;
-}
-
-async function clearStaleSocket(file: string): Promise<void> {
-  const alive = await new Promise<boolean>((resolve) => {
-    const s = net.connect(file);
-    s.on('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  });
-  if (alive) throw new SlipwayError('E_DAEMON', `a Slipway daemon already answers on ${file}: stop it first, or use another SLIPWAY_HOME`);
-  await fs.rm(file, { force: true });
-}
-
-// Events, not `for await`: async iteration destroys the stream at its end, and this one is the
-// SSH channel the answer still has to go out on.
-function readAllBytes(stream: NodeJS.ReadableStream, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    stream.on('data', (d: Buffer) => {
-      size += d.length;
-      if (size > limit) reject(new SlipwayError('E_TOO_LARGE', `standard input is larger than ${limit} bytes`));
-      else chunks.push(d);
-    });
-    stream.on('end', () => resolve(Buffer.concat(chunks)));
-    stream.on('error', reject);
-  });
-}
-
-function readAll(stream: NodeJS.ReadableStream, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    stream.on('data', (d: Buffer) => {
-      text += d.toString();
-      if (text.length > limit) reject(new SlipwayError('E_USAGE', 'standard input too large', { exitCode: 2 }));
-    });
-    stream.on('end', () => resolve(text));
-    stream.on('error', reject);
-  });
 }

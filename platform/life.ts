@@ -2,8 +2,7 @@ import { readBuildLog } from '../core/build-logs.js';
 import { recover, type RecoverDeps } from './recover.js';
 import { RouteKeeper } from './route-keeper.js';
 import type { LifeService } from '../receiver/commands/types.js';
-import { streamAppLogs } from '../runtime/app-logs.js';
-import { ContainerEvents } from '../runtime/events.js';
+import type { ProcessEvents } from '../runtime/scheduler.js';
 
 /** What recovery needs, less the progress callback that `start()` takes. */
 export type LifeDeps = Omit<RecoverDeps, 'progress'>;
@@ -14,7 +13,7 @@ export type LifeDeps = Omit<RecoverDeps, 'progress'>;
  */
 export class Life implements LifeService {
   readonly #d: LifeDeps;
-  readonly #events: ContainerEvents;
+  readonly #events: ProcessEvents;
   readonly #keeper: RouteKeeper;
   /** Docker log streams open for `logs --follow` right now. */
   #logStreams = 0;
@@ -22,9 +21,7 @@ export class Life implements LifeService {
   constructor(d: LifeDeps) {
     this.#d = d;
     this.#keeper = new RouteKeeper(d);
-    this.#events = new ContainerEvents({
-      docker: d.docker,
-      logger: d.logger,
+    this.#events = d.scheduler.events({
       onConnect: () => void this.#keeper.resync().catch((err: unknown) => d.logger.warn({ err: (err as Error).message }, 'route resync failed')),
     });
     this.#events.subscribe(this.#keeper.handle);
@@ -48,8 +45,7 @@ export class Life implements LifeService {
 
   async logs(app: string, o: { lines: number; type?: string; follow: boolean }, io: { out(text: string): void; signal: AbortSignal }): Promise<void> {
     await this.#d.apps.get(app);
-    await streamAppLogs({
-      docker: this.#d.docker,
+    await this.#d.scheduler.logs({
       app,
       lines: o.lines,
       ...(o.type === undefined ? {} : { type: o.type }),

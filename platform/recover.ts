@@ -5,22 +5,22 @@ import { oneLine } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Paths } from '../core/paths.js';
 import type { RouteBook } from '../router/route-book.js';
-import { currentRelease, type AppStore, type AppRecord } from '../core/store.js';
+import type { AppStore } from '../core/store.js';
 import { buildLogPath } from '../core/build-logs.js';
 import { BUILD_APP_LABEL } from '../runtime/labels.js';
-import { listAppContainers, startProcess, stopAndRemove } from '../runtime/containers.js';
-import { desiredCounts } from '../runtime/formation.js';
-import { currentUpstreams, liveContainer, planReconcile, type ReconcileAction } from '../runtime/reconcile.js';
+import { stopAndRemove } from '../runtime/containers.js';
+import type { Scheduler } from '../runtime/scheduler.js';
 
 export const INTERRUPTED = 'interrupted: the daemon stopped during this build; push again';
 
 export interface RecoverDeps {
+  /** Build containers only (a builder's); app processes are the scheduler's. */
   docker: Dockerode;
+  scheduler: Scheduler;
   apps: AppStore;
   routes: RouteBook;
   paths: Paths;
   logger: Logger;
-  graceSeconds: number;
   progress: (line: string) => void;
 }
 
@@ -35,57 +35,16 @@ export async function recover(d: RecoverDeps): Promise<void> {
   // Build containers first: one still running keeps writing into its work dir under tmp.
   await removeOrphanBuilds(d, new Set(apps.map((a) => a.name)));
   await clearTmp(d);
-  const starts: { app: AppRecord; action: Extract<ReconcileAction, { kind: 'start' }> }[] = [];
   for (const app of apps) {
     if (app.builds.some((b) => b.status === 'running')) await markInterrupted(d, app.name);
-    const release = currentRelease(app);
-    const counts = release ? desiredCounts(release.processTypes, app.formation) : new Map<string, number>();
-    const plan = planReconcile({ app: app.name, current: app.current, counts, containers: (await listAppContainers(d.docker, app.name)).map(liveContainer) });
-    for (const action of plan) {
-      try {
-        if (action.kind === 'remove') {
-          d.progress(`-----> ${app.name}: removing ${action.name} (${action.why})`);
-          await stopAndRemove(d.docker, action.id, d.graceSeconds);
-        } else if (action.kind === 'rename') {
-          d.progress(`-----> ${app.name}: ${action.from} serves again as ${action.to}`);
-          await d.docker.getContainer(action.id).rename({ name: action.to });
-        } else {
-          starts.push({ app, action });
-        }
-      } catch (err) {
-        d.logger.error({ app: app.name, action, err: oneLine(err) }, 'reconcile step failed');
-      }
-    }
   }
-
-  // Route what runs now; containers started below join once they answer (the route keeper).
-  const table: Record<string, string[]> = {};
-  for (const app of apps) table[app.name] = currentUpstreams(app.name, app.current, (await listAppContainers(d.docker, app.name)).map(liveContainer));
-  await d.routes.replace(table, d.routes.table.git);
-  d.logger.info({ apps: apps.length, routed: Object.values(table).filter((u) => u.length > 0).length }, 'adopted running apps');
-
-  for (const { app, action } of starts) {
-    const release = currentRelease(app)!;
-    d.progress(`-----> ${app.name}: starting missing ${action.name}`);
-    try {
-      await startProcess(d.docker, {
-        app: app.name,
-        type: action.type,
-        index: action.index,
-        image: release.image,
-        release: release.version,
-        command: release.processTypes[action.type] ?? '',
-        env: { ...release.defaultConfig, ...app.config },
-        web: action.type === 'web',
-        // The same limits as a deploy would give it: a restart must not lift them.
-        ...(app.limits?.memory ? { memory: app.limits.memory } : {}),
-        ...(app.limits?.cpus ? { cpus: app.limits.cpus } : {}),
-      });
-    } catch (err) {
-      d.logger.error({ app: app.name, container: action.name, err: oneLine(err) }, 'could not start a missing container');
-      d.progress(` !     ${app.name}: could not start ${action.name}: ${oneLine(err)}`);
-    }
-  }
+  await d.scheduler.reconcile(apps, {
+    progress: d.progress,
+    onAdopted: async (table) => {
+      await d.routes.replace(table, d.routes.table.git);
+      d.logger.info({ apps: apps.length, routed: Object.values(table).filter((u) => u.length > 0).length }, 'adopted running apps');
+    },
+  });
 }
 
 /** Build work dirs of a dead daemon: nothing can use them any more. Left over is not fatal. */

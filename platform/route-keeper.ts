@@ -1,11 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type Dockerode from 'dockerode';
 import type { Logger } from '../core/log.js';
 import type { RouteBook } from '../router/route-book.js';
 import type { AppStore } from '../core/store.js';
-import { LABELS, hostPortOf, listAppContainers, probePort } from '../runtime/containers.js';
-import type { ContainerEvent } from '../runtime/events.js';
-import { liveContainer } from '../runtime/reconcile.js';
+import type { ProcessEvent, Scheduler } from '../runtime/scheduler.js';
 
 const REJOIN_TIMEOUT_MS = 60_000;
 
@@ -17,21 +14,21 @@ const REJOIN_TIMEOUT_MS = 60_000;
  * synchronous step, so a deploy's `setApp` is never overwritten with a stale list.
  */
 export class RouteKeeper {
-  readonly #docker: Dockerode;
+  readonly #scheduler: Scheduler;
   readonly #apps: AppStore;
   readonly #routes: RouteBook;
   readonly #logger: Logger;
   /** Web container id -> its upstream, learnt when it starts (a dead container has no port). */
   readonly #upstreams = new Map<string, { app: string; upstream: string }>();
 
-  constructor(o: { docker: Dockerode; apps: AppStore; routes: RouteBook; logger: Logger }) {
-    this.#docker = o.docker;
+  constructor(o: { scheduler: Scheduler; apps: AppStore; routes: RouteBook; logger: Logger }) {
+    this.#scheduler = o.scheduler;
     this.#apps = o.apps;
     this.#routes = o.routes;
     this.#logger = o.logger;
   }
 
-  readonly handle = (e: ContainerEvent): void => {
+  readonly handle = (e: ProcessEvent): void => {
     if (e.type !== 'web') return;
     if (e.action === 'die') this.#died(e);
     else
@@ -41,13 +38,10 @@ export class RouteKeeper {
   /** Learns the upstreams of every running web container, and drops routes to dead ones (after missed events). */
   async resync(): Promise<void> {
     const alive = new Set<string>();
-    for (const summary of await listAppContainers(this.#docker)) {
-      const c = liveContainer(summary);
-      const app = summary.Labels[LABELS.app];
-      if (!app || c.type !== 'web' || c.state !== 'running' || c.hostPort === null) continue;
-      const upstream = `127.0.0.1:${c.hostPort}`;
-      this.#upstreams.set(c.id, { app, upstream });
-      alive.add(upstream);
+    for (const c of await this.#scheduler.processes()) {
+      if (!c.app || c.type !== 'web' || c.state !== 'running' || c.upstream === null) continue;
+      this.#upstreams.set(c.id, { app: c.app, upstream: c.upstream });
+      alive.add(c.upstream);
     }
     for (const [app, entry] of Object.entries(this.#routes.table.apps)) {
       const kept = entry.upstreams.filter((u) => alive.has(u));
@@ -55,7 +49,7 @@ export class RouteKeeper {
     }
   }
 
-  #died(e: ContainerEvent): void {
+  #died(e: ProcessEvent): void {
     const known = this.#upstreams.get(e.id);
     if (!known) return;
     this.#upstreams.delete(e.id);
@@ -65,29 +59,28 @@ export class RouteKeeper {
     void this.#routes.setApp(known.app, current.filter((u) => u !== known.upstream)).catch((err: unknown) => this.#logger.error({ err: (err as Error).message }, 'route table write failed'));
   }
 
-  async #started(e: ContainerEvent): Promise<void> {
-    const port = await hostPortOf(this.#docker, e.id).catch(() => null);
-    if (port === null) return;
-    const upstream = `127.0.0.1:${port}`;
+  async #started(e: ProcessEvent): Promise<void> {
+    const upstream = (await this.#scheduler.process(e.id).catch(() => null))?.upstream ?? null;
+    if (upstream === null) return;
     this.#upstreams.set(e.id, { app: e.app, upstream });
     // A new deploy's containers are routed by the deploy itself, after their health check.
     if (!(await this.#servesCurrent(e))) return;
     const deadline = Date.now() + REJOIN_TIMEOUT_MS;
-    while (!(await probePort(port))) {
+    while (!(await this.#scheduler.answers(upstream))) {
       if (this.#upstreams.get(e.id)?.upstream !== upstream || Date.now() > deadline) return;
       await sleep(250);
     }
     // Checked again after the wait: a deploy may have moved it aside or replaced the release.
     if (!(await this.#servesCurrent(e))) return;
-    const info = await this.#docker.getContainer(e.id).inspect().catch(() => null);
-    if (!info?.State.Running || info.Name.replace(/^\//, '').includes('.old-')) return;
+    const now = await this.#scheduler.process(e.id).catch(() => null);
+    if (now?.state !== 'running' || now.retiring) return;
     const current = this.#routes.table.apps[e.app]?.upstreams;
     if (!current || current.includes(upstream)) return;
     this.#logger.info({ app: e.app, container: e.name }, 'web container restarted: back in the routes');
     await this.#routes.setApp(e.app, [...current, upstream]);
   }
 
-  async #servesCurrent(e: ContainerEvent): Promise<boolean> {
+  async #servesCurrent(e: ProcessEvent): Promise<boolean> {
     const app = await this.#apps.find(e.app).catch(() => null);
     return app !== null && app.current !== null && e.release !== null && e.release <= app.current && !e.name.includes('.old-');
   }

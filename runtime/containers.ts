@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import { parseMemory } from '../core/units.js';
 import { SlipwayError } from '../core/errors.js';
-import { hardenedHostConfig, inspectImageIsolation, type HostIsolation } from './isolation.js';
+import { hardenedHostConfig, inspectImageIsolation, type HostIsolation, type ImageIsolation } from './isolation.js';
 import { ensureAppNetwork } from './networks.js';
 
 export type ContainerSummary = Dockerode.ContainerInfo;
@@ -16,6 +16,14 @@ export const WEB_PORT = 5000;
 const WEB_PORT_KEY = `${WEB_PORT}/tcp`;
 // A crash-looping process must not restart forever: after this many tries it stays down.
 const MAX_RESTARTS = 10;
+
+/**
+ * The router's address of a web container: the only place it is spelled. Web ports are bound to
+ * loopback only (see `containerOptions`), so the router, on the same host, is the one way in.
+ */
+export function upstreamOf(hostPort: number): string {
+  return `127.0.0.1:${hostPort}`;
+}
 
 export function containerName(app: string, type: string, index: number): string {
   return `${app}.${type}.${index}`;
@@ -64,7 +72,11 @@ export function processLabels(spec: ProcessSpec): Record<string, string> {
  */
 export async function hostIsolationFor(docker: Dockerode, spec: Pick<ProcessSpec, 'app' | 'image' | 'memory' | 'cpus'>): Promise<HostIsolation> {
   const network = await ensureAppNetwork(docker, spec.app);
-  const image = await inspectImageIsolation(docker, spec.image);
+  return specIsolation(spec, await inspectImageIsolation(docker, spec.image), network);
+}
+
+/** The confinement of `spec` given what its image says and its network: the limits in engine units. Pure. */
+export function specIsolation(spec: Pick<ProcessSpec, 'memory' | 'cpus'>, image: ImageIsolation, network: string): HostIsolation {
   return {
     ...image,
     network,

@@ -2,29 +2,28 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import { SlipwayError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { Limits } from '../core/store.js';
 import {
   LABELS,
   containerName,
   listAppContainers,
   startProcess,
   stopAndRemove,
+  upstreamOf,
   waitHealthy,
   type ContainerSummary,
 } from './containers.js';
 import type { HealthCheck } from '../core/store.js';
 import { runHealthChecks } from './healthchecks.js';
+import { processSpec, type SpecApp, type SpecRelease } from './process-spec.js';
 
 export { removeApp } from './containers.js';
 
 export interface FormationOptions {
   docker: Dockerode;
-  app: string;
-  release: number;
-  image: string;
-  processTypes: Record<string, string>;
+  /** The app (its name, config and `ps:set` limits) and the release to run: `processSpec` makes each container's spec from them. */
+  app: SpecApp;
+  release: SpecRelease;
   formation: Record<string, number>;
-  env: Record<string, string>;
   settleMs: number;
   healthTimeoutMs: number;
   drainMs: number;
@@ -34,8 +33,6 @@ export interface FormationOptions {
   logger: Logger;
   /** Added to every container's labels (tests mark theirs). */
   labels?: Record<string, string>;
-  /** Per-container memory and CPU limits (`ps:set`). */
-  limits?: Limits;
   /** app.json web checks: new web containers must pass them before they take traffic. */
   healthchecks?: readonly HealthCheck[];
   /** Replace only this process type and leave the others alone (`ps:restart <app> <type>`). */
@@ -75,9 +72,9 @@ const nameOf = (c: ContainerSummary): string => (c.Names[0] ?? '').replace(/^\//
  * the new ones are healthy and routed; any failure before the switch restores them and throws.
  */
 export async function deployFormation(o: FormationOptions): Promise<{ upstreams: string[] }> {
-  const counts = desiredCounts(o.processTypes, o.formation);
+  const counts = desiredCounts(o.release.processTypes, o.formation);
   const byType = new Map<string, ContainerSummary[]>();
-  for (const c of await listAppContainers(o.docker, o.app)) {
+  for (const c of await listAppContainers(o.docker, o.app.name)) {
     const type = c.Labels[LABELS.type] ?? '';
     byType.set(type, [...(byType.get(type) ?? []), c]);
   }
@@ -103,51 +100,38 @@ export async function deployFormation(o: FormationOptions): Promise<{ upstreams:
     await Promise.all(containers.map((c) => stopAndRemove(o.docker, c.Id, o.graceSeconds)));
   }
   if (failures.length > 0) {
-    throw new SlipwayError('E_DEPLOY', `v${o.release} is live for web, but some processes did not start: ${failures.join('; ')}`);
+    throw new SlipwayError('E_DEPLOY', `v${o.release.version} is live for web, but some processes did not start: ${failures.join('; ')}`);
   }
   return { upstreams };
 }
 
 async function replaceType(o: FormationOptions, type: string, n: number, old: ContainerSummary[]): Promise<string[]> {
   const web = type === 'web';
-  const command = o.processTypes[type];
+  const app = o.app.name;
+  const version = o.release.version;
   const aside = await moveAside(o, old);
   const fresh: { id: string; name: string; hostPort: number | null }[] = [];
   let upstreams: string[] = [];
   try {
     for (let index = 1; index <= n; index++) {
-      fresh.push(
-        await startProcess(o.docker, {
-          app: o.app,
-          type,
-          index,
-          image: o.image,
-          release: o.release,
-          command: command ?? '',
-          env: o.env,
-          web,
-          ...(o.limits?.memory ? { memory: o.limits.memory } : {}),
-          ...(o.limits?.cpus ? { cpus: o.limits.cpus } : {}),
-          ...(o.labels ? { extraLabels: o.labels } : {}),
-        }),
-      );
-      o.progress(`Started ${containerName(o.app, type, index)}`);
+      fresh.push(await startProcess(o.docker, processSpec(o.app, o.release, type, index, o.labels)));
+      o.progress(`Started ${containerName(app, type, index)}`);
     }
     if (web) {
       await webReady(o, fresh);
-      upstreams = fresh.map((f) => `127.0.0.1:${f.hostPort}`);
+      upstreams = fresh.map((f) => upstreamOf(f.hostPort!));
       await o.onRoutes(upstreams);
     }
   } catch (err) {
-    o.logger.warn({ app: o.app, type, release: o.release, err: (err as Error).message }, 'rolling back process type');
+    o.logger.warn({ app, type, release: version, err: (err as Error).message }, 'rolling back process type');
     await Promise.all(fresh.map((f) => stopAndRemove(o.docker, f.id, 0).catch(() => {})));
     await restore(o, aside);
-    if (web && old.length > 0) o.progress(`v${o.release} did not go live; the previous release keeps serving`);
+    if (web && old.length > 0) o.progress(`v${version} did not go live; the previous release keeps serving`);
     throw err;
   }
   if (web && old.length > 0 && o.drainMs > 0) await sleep(o.drainMs);
   await Promise.all(old.map((c) => stopAndRemove(o.docker, c.Id, o.graceSeconds)));
-  o.logger.info({ app: o.app, type, release: o.release, count: n, replaced: old.length }, 'process type deployed');
+  o.logger.info({ app, type, release: version, count: n, replaced: old.length }, 'process type deployed');
   return upstreams;
 }
 
@@ -166,7 +150,7 @@ async function moveAside(o: FormationOptions, old: ContainerSummary[]): Promise<
     }
   } catch (err) {
     await restore(o, moved);
-    throw new SlipwayError('E_DOCKER', `renaming old containers of ${o.app} failed: ${(err as Error).message}`, { cause: err });
+    throw new SlipwayError('E_DOCKER', `renaming old containers of ${o.app.name} failed: ${(err as Error).message}`, { cause: err });
   }
   return moved;
 }
@@ -178,7 +162,7 @@ async function restore(o: FormationOptions, moved: Old[]): Promise<void> {
       await o.docker.getContainer(m.id).rename({ name: m.canonical });
     } catch (err) {
       // It keeps running under its aside name; the next deploy picks it up by label.
-      o.logger.error({ app: o.app, id: m.id, name: m.canonical, err: (err as Error).message }, 'could not restore container name');
+      o.logger.error({ app: o.app.name, id: m.id, name: m.canonical, err: (err as Error).message }, 'could not restore container name');
     }
   }
 }

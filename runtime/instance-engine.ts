@@ -180,7 +180,9 @@ export async function assertAppNameFree(docker: Dockerode, app: string): Promise
   const containers = (await Promise.all(['slipway.app', 'slipway.build-app', 'slipway.oneoff.app'].map(byLabel))).flat();
   const images = [
     ...(await raw.listImages({ filters: { reference: [`slipway/${app}`] } })),
-    ...(await raw.listImages({ all: true, filters: { label: [`slipway.app=${app}`] } })),
+    // Top-level images only: a build's intermediate layers inherit the Dockerfile's LABELs but
+    // not the instance label the engine adds to the finished image, so they prove nothing.
+    ...(await raw.listImages({ filters: { label: [`slipway.app=${app}`] } })),
   ];
   const networks = await raw.listNetworks({ filters: { label: [`slipway.app=${app}`] } });
   const foreign = [...containers, ...images, ...networks].some((o) => !owns(o.Labels));

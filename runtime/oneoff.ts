@@ -4,8 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import crypto from 'node:crypto';
 import type Dockerode from 'dockerode';
 import { SlipwayError } from '../core/errors.js';
-import type { Limits } from '../core/store.js';
-import { containerOptions, hostIsolationFor, stopAndRemove, type ProcessSpec } from './containers.js';
+import { containerOptions, hostIsolationFor, stopAndRemove } from './containers.js';
+import { processSpec, type SpecApp, type SpecRelease } from './process-spec.js';
 
 /**
  * One-off containers carry these labels instead of `slipway.app`, so formation code (which
@@ -21,34 +21,20 @@ export const ONEOFF_LABELS = { kind: 'slipway.oneoff', app: 'slipway.oneoff.app'
  */
 export async function runReleaseCommand(o: {
   docker: Dockerode;
-  app: string;
-  image: string;
-  release: number;
-  command: string;
-  env: Record<string, string>;
-  limits?: Limits;
+  /** The app and the release whose `release` process type runs (`processSpec`, like every other start). */
+  app: SpecApp;
+  release: SpecRelease;
   timeoutSeconds: number;
   onOutput: (line: string) => void;
   signal?: AbortSignal;
 }): Promise<void> {
-  const spec: ProcessSpec = {
-    app: o.app,
-    type: 'release',
-    index: 1,
-    image: o.image,
-    release: o.release,
-    command: o.command,
-    env: o.env,
-    web: false,
-    ...(o.limits?.memory ? { memory: o.limits.memory } : {}),
-    ...(o.limits?.cpus ? { cpus: o.limits.cpus } : {}),
-  };
-  const name = `${o.app}.release-v${o.release}-${crypto.randomBytes(3).toString('hex')}`;
+  const spec = processSpec(o.app, o.release, 'release', 1);
+  const name = `${spec.app}.release-v${spec.release}-${crypto.randomBytes(3).toString('hex')}`;
   const base = containerOptions(spec, name, await hostIsolationFor(o.docker, spec));
   const container = await o.docker
     .createContainer({
       ...base,
-      Labels: { [ONEOFF_LABELS.kind]: 'release', [ONEOFF_LABELS.app]: o.app, [ONEOFF_LABELS.release]: String(o.release) },
+      Labels: { [ONEOFF_LABELS.kind]: 'release', [ONEOFF_LABELS.app]: spec.app, [ONEOFF_LABELS.release]: String(spec.release) },
       HostConfig: { ...base.HostConfig, RestartPolicy: { Name: 'no' } },
     })
     .catch((err: unknown) => {

@@ -1,4 +1,4 @@
-import { LABELS, WEB_PORT, containerName, type ContainerSummary } from './containers.js';
+import { LABELS, WEB_PORT, containerName, upstreamOf, type ContainerSummary } from './containers.js';
 
 /** What reconciling needs to know of one live container (from its labels and name). */
 export interface LiveContainer {
@@ -84,5 +84,5 @@ export function currentUpstreams(app: string, current: number | null, containers
     .filter((c) => c.type === 'web' && c.release !== null && c.release <= current && c.state === 'running' && c.hostPort !== null)
     .filter((c) => c.name === containerName(app, c.type, c.index))
     .sort((a, b) => a.index - b.index)
-    .map((c) => `127.0.0.1:${c.hostPort}`);
+    .map((c) => upstreamOf(c.hostPort!));
 }

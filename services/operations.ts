@@ -1,20 +1,19 @@
-import os from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import type { Config } from '../core/config.js';
 import { SlipwayError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RouteBook } from '../router/route-book.js';
 import { currentRelease, nextReleaseVersion, type AppRecord, type AppStore, type Limits, type Release } from '../core/store.js';
-import { LABELS, containerName, listAppContainers, startProcess, stopAndRemove, WEB_PORT, type ContainerSummary } from '../runtime/containers.js';
-import { deployFormation, desiredCounts, webReady, type FormationOptions } from '../runtime/formation.js';
+import { desiredCounts } from '../runtime/formation.js';
 import { imageExists, pruneReleaseImages, removeReleaseTag, tagReleaseImage } from '../runtime/release-images.js';
-import { planScale, type Running } from '../runtime/scale-plan.js';
+import type { Scheduler } from '../runtime/scheduler.js';
 import { hashConfig, header } from '../hooks/deploy.js';
 import type { AppQueues } from '../hooks/push.js';
 
 export interface OperationsDeps {
+  /** Release images only (tag, prune); app processes go through `scheduler`. */
   docker: Dockerode;
+  scheduler: Scheduler;
   config: Config;
   apps: AppStore;
   routes: RouteBook;
@@ -31,15 +30,6 @@ export interface ConfigOutcome {
   changed: string[];
 }
 
-const HEALTH_TIMEOUT_MS = 60_000;
-const nameOf = (c: ContainerSummary): string => (c.Names[0] ?? '').replace(/^\//, '');
-/** Containers an interrupted deploy left aside are not part of the formation. */
-const isFormation = (c: ContainerSummary): boolean => !nameOf(c).includes('.old-');
-
-/** The environment a release's containers get: buildpack defaults, then the user's config. */
-export function releaseEnv(release: Release, app: AppRecord): Record<string, string> {
-  return { ...release.defaultConfig, ...(release.config ?? app.config) };
-}
 
 /**
  * Config, formation, restarts and releases of deployed apps. Every operation runs in the app's
@@ -70,7 +60,7 @@ export class Operations {
       }
       const what = Object.keys(change.set).length > 0 ? `config set ${Object.keys(change.set).join(', ')}` : `config unset ${change.unset.join(', ')}`;
       const release = await this.#newRelease(record, current, { config, actor: o.actor, description: what });
-      const restarted = o.restart && (await this.#hasContainers(app));
+      const restarted = o.restart && (await this.#d.scheduler.hasProcesses(app));
       if (restarted) await this.#roll(record, release, o.progress, {}, () => removeReleaseTag(this.#d.docker, release.image));
       await this.#record(app, release, { config });
       o.progress(header(`Released v${release.version} (${what})${restarted ? '' : o.restart ? '; no containers run: it applies at `ps:start`' : '; it applies at the next restart or deploy'}`));
@@ -113,9 +103,9 @@ export class Operations {
     await this.#queued(app, progress, async () => {
       await this.#d.apps.get(app);
       await this.#d.routes.setApp(app, []);
-      const containers = await listAppContainers(this.#d.docker, app);
-      progress(header(`Stopping ${containers.length} container${containers.length === 1 ? '' : 's'} of ${app}`));
-      await Promise.all(containers.map((c) => stopAndRemove(this.#d.docker, c.Id, this.#d.config.stopGraceSeconds)));
+      const count = (await this.#d.scheduler.processes(app)).length;
+      progress(header(`Stopping ${count} container${count === 1 ? '' : 's'} of ${app}`));
+      await this.#d.scheduler.stop(app);
     });
   }
 
@@ -131,7 +121,7 @@ export class Operations {
 
   async setLimits(app: string, change: { memory?: string | null; cpus?: number | null }, o: { restart: boolean; progress: Progress }): Promise<Limits> {
     if (change.cpus) {
-      const available = await this.#d.docker.info().then((i: { NCPU?: number }) => i.NCPU ?? os.cpus().length);
+      const available = await this.#d.scheduler.maxCpus();
       if (change.cpus > available) throw new SlipwayError('E_SCALE', `cpus=${change.cpus} is more than the ${available} CPUs Docker has: use at most ${available}`);
     }
     return this.#queued(app, o.progress, async () => {
@@ -143,7 +133,7 @@ export class Operations {
       }
       const current = currentRelease(record);
       // Restart first, store after: limits that stop the app from starting are never kept.
-      if (o.restart && current && (await this.#hasContainers(app))) {
+      if (o.restart && current && (await this.#d.scheduler.hasProcesses(app))) {
         o.progress(header(`Restarting ${app} with the new limits`));
         await this.#roll({ ...record, limits }, current, o.progress);
       }
@@ -201,27 +191,15 @@ export class Operations {
     });
   }
 
-  /** Replaces the app's containers with `release`'s, web without downtime (runtime/formation.ts). */
-  async #roll(record: AppRecord, release: Release, progress: Progress, extra: Pick<FormationOptions, 'only'> = {}, undo?: () => Promise<unknown>): Promise<void> {
-    const { config } = this.#d;
+  /** Replaces the app's containers with `release`'s, web without downtime (the scheduler's `deploy`). */
+  async #roll(record: AppRecord, release: Release, progress: Progress, extra: { only?: string } = {}, undo?: () => Promise<unknown>): Promise<void> {
     try {
-      await deployFormation({
-        docker: this.#d.docker,
-        app: record.name,
-        release: release.version,
-        image: release.image,
-        processTypes: release.processTypes,
+      await this.#d.scheduler.deploy({
+        app: record,
+        release,
         formation: record.formation,
-        env: releaseEnv(release, record),
-        settleMs: config.healthSettleMs,
-        healthTimeoutMs: HEALTH_TIMEOUT_MS,
-        drainMs: config.drainMs,
-        graceSeconds: config.stopGraceSeconds,
         onRoutes: (upstreams) => this.#d.routes.setApp(record.name, upstreams),
         progress: (line) => progress(`       ${line}\n`),
-        logger: this.#d.logger,
-        ...(record.limits ? { limits: record.limits } : {}),
-        ...(release.healthchecks ? { healthchecks: release.healthchecks } : {}),
         ...extra,
       });
     } catch (err) {
@@ -235,70 +213,22 @@ export class Operations {
    * type). New web containers take traffic once healthy; removed ones leave the routes first.
    */
   async #converge(record: AppRecord, release: Release, wanted: ReadonlyMap<string, number>, progress: Progress): Promise<void> {
-    const { docker, config } = this.#d;
     const app = record.name;
-    const containers = (await listAppContainers(docker, app)).filter(isFormation);
-    const running: Running[] = containers.map((c) => ({ id: c.Id, type: c.Labels[LABELS.type] ?? '', index: Number(c.Labels[LABELS.index] ?? 0) }));
-    const plan = planScale(running, wanted);
-    const env = releaseEnv(release, record);
-    const fresh: { id: string; name: string; type: string; hostPort: number | null }[] = [];
-    try {
-      // Started side by side: scaling web 1 -> 10 should cost one container start, not ten.
-      const results = await Promise.allSettled(
-        plan.start.map(async (s) => {
-          const started = await startProcess(docker, {
-            app,
-            type: s.type,
-            index: s.index,
-            image: release.image,
-            release: release.version,
-            command: release.processTypes[s.type] ?? '',
-            env,
-            web: s.type === 'web',
-            ...(record.limits?.memory ? { memory: record.limits.memory } : {}),
-            ...(record.limits?.cpus ? { cpus: record.limits.cpus } : {}),
-          });
-          progress(`       Started ${containerName(app, s.type, s.index)}\n`);
-          return { ...started, type: s.type };
-        }),
-      );
-      for (const r of results) if (r.status === 'fulfilled') fresh.push(r.value);
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
-      const freshWeb = fresh.filter((f) => f.type === 'web');
-      await webReady(
-        { docker, settleMs: config.healthSettleMs, healthTimeoutMs: HEALTH_TIMEOUT_MS, progress: (l) => progress(`       ${l}\n`), ...(release.healthchecks ? { healthchecks: release.healthchecks } : {}) },
-        freshWeb,
-      );
-    } catch (err) {
-      await Promise.all(fresh.map((f) => stopAndRemove(docker, f.id, 0).catch(() => {})));
-      throw err;
-    }
-    const stoppingWeb = plan.stop.some((c) => c.type === 'web');
-    if (wanted.has('web') || fresh.some((f) => f.type === 'web')) {
-      const keptIds = new Set(plan.keep.map((k) => k.id));
-      const kept = containers
-        .filter((c) => keptIds.has(c.Id) && c.Labels[LABELS.type] === 'web' && c.State === 'running')
-        .flatMap((c) => c.Ports.filter((p) => p.PrivatePort === WEB_PORT && p.PublicPort).map((p) => `127.0.0.1:${p.PublicPort}`));
-      const added = fresh.filter((f) => f.type === 'web' && f.hostPort !== null).map((f) => `127.0.0.1:${f.hostPort}`);
-      await this.#d.routes.setApp(app, [...new Set([...kept, ...added])]);
-    }
-    // Let requests already sent to a removed web container finish before it goes.
-    if (stoppingWeb && config.drainMs > 0) await sleep(config.drainMs);
-    for (const c of plan.stop) progress(`       Stopping ${containerName(app, c.type, c.index)}\n`);
-    await Promise.all(plan.stop.map((c) => stopAndRemove(docker, c.id, config.stopGraceSeconds)));
+    const done = await this.#d.scheduler.scale({
+      app: record,
+      release,
+      wanted,
+      onRoutes: (upstreams) => this.#d.routes.setApp(app, upstreams),
+      progress: (line) => progress(`       ${line}\n`),
+    });
     const counts = [...wanted].map(([t, n]) => `${t}=${n}`).join(' ');
-    progress(header(`${app} now runs ${counts || 'nothing'} (${plan.start.length} started, ${plan.stop.length} stopped, ${plan.keep.length} untouched)`));
+    progress(header(`${app} now runs ${counts || 'nothing'} (${done.started} started, ${done.stopped} stopped, ${done.untouched} untouched)`));
   }
 
   #deployed(record: AppRecord): Release {
     const current = currentRelease(record);
     if (!current) throw new SlipwayError('E_STATE', `${record.name} has not been deployed yet: git push it first`);
     return current;
-  }
-
-  async #hasContainers(app: string): Promise<boolean> {
-    return (await listAppContainers(this.#d.docker, app)).some(isFormation);
   }
 
   async #prune(app: string, progress: Progress): Promise<void> {

@@ -208,4 +208,27 @@ describe('logs, builds and resilience', () => {
     const procs = JSON.parse((await platform.cli(['ps', app, '--json'])).stdout) as { type: string; release: number; state: string }[];
     expect(procs.filter((p) => p.type === 'web')).toEqual([expect.objectContaining({ state: 'running', release: Number(info.release.slice(1)) })]);
   }, 900_000);
+
+  // Issue 10: a container the recovery of a restarted daemon starts comes from the same spec as a
+  // deploy's (runtime/process-spec.ts), so it keeps the app's `ps:set` limits.
+  it('a web container removed while the daemon is down comes back with its memory and CPU limits', async () => {
+    expect((await platform.cli(['ps:set', app, 'memory=256m', 'cpus=0.5'])).code).toBe(0);
+    const limitsOf = async () => docker(['inspect', '-f', '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}', `${app}.web.1`]);
+    expect(await limitsOf()).toBe(`${256 * 1024 * 1024} 500000000`);
+    const id = await webId();
+
+    await platform.stopDaemon('SIGKILL');
+    await docker(['rm', '-f', `${app}.web.1`]);
+    await platform.restartDaemon();
+
+    const ps = await until('the web container to run again', async () => {
+      const r = await platform.cli(['ps', app]);
+      return r.stdout.includes(' running ') ? r.stdout : undefined;
+    });
+    expect(await webId()).not.toBe(id);
+    expect(ps).toMatch(new RegExp(`^${app}\\.web\\.1 running v\\d+ memory=256m cpus=0\\.5\\n$`));
+    expect(await limitsOf()).toBe(`${256 * 1024 * 1024} 500000000`);
+    await until('the route to come back', async () => ((await upstreams()).length === 1 ? true : undefined));
+    expect((await platform.fetchApp(app, { by: 'host' })).status).toBe(200);
+  }, 300_000);
 });

@@ -23,12 +23,9 @@ describe('deployFormation (real engine)', () => {
 
   const options = (release: number, processTypes: Record<string, string>, formation: Record<string, number> = {}): FormationOptions => ({
     docker,
-    app,
-    release,
-    image: images[release - 1]!,
-    processTypes,
+    app: { name: app, config: {} },
+    release: { version: release, image: images[release - 1]!, processTypes, defaultConfig: {}, config: {} },
     formation,
-    env: {},
     settleMs: 300,
     healthTimeoutMs: 15_000,
     drainMs: 500,

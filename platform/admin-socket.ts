@@ -1,0 +1,80 @@
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import { SlipwayError, oneLine } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { decodeLines, encode, MAX_REQUEST_BYTES, parseRequest, type Frame, type Request } from '../core/wire.js';
+import { commands, runCommand, type CommandIO, type Platform } from '../receiver/commands/index.js';
+import { handlePush, type PushDeps } from '../hooks/push.js';
+
+/**
+ * The admin socket's requests: the local CLI's commands (as the local admin, the only caller
+ * with `local` rights: docs/security.md) and the git hook's pushes.
+ */
+export function adminRequestHandler(platform: Platform, push: PushDeps): Handler {
+  return async (req, send, signal) => {
+    if (req.op === 'command') {
+      const io: CommandIO = {
+        out: (d) => send({ t: 'out', d }),
+        err: (d) => send({ t: 'err', d }),
+        readStdin: async () => req.stdin ?? '',
+        signal,
+        actor: 'cli',
+        local: true,
+      };
+      return runCommand(commands, req.argv, io, platform);
+    }
+    return handlePush(push, req, { out: (d) => send({ t: 'out', d }), signal });
+  };
+}
+
+type Handler = (req: Request, send: (f: Frame) => void, signal: AbortSignal) => Promise<number>;
+
+/** The admin socket: root-only, one request per connection, closing the connection cancels it. */
+export async function listenAdminSocket(file: string, logger: Logger, handle: Handler): Promise<net.Server> {
+  await clearStaleSocket(file);
+  const server = net.createServer((socket) => {
+    const controller = new AbortController();
+    socket.on('close', () => controller.abort());
+    socket.on('error', () => controller.abort());
+    const send = (f: Frame) => {
+      if (!socket.destroyed) socket.write(encode(f));
+    };
+    let bytes = 0;
+    socket.on('data', (d: Buffer) => {
+      bytes += d.length;
+      if (bytes > MAX_REQUEST_BYTES) socket.destroy();
+    });
+    (async () => {
+      for await (const value of decodeLines(socket)) {
+        const code = await handle(parseRequest(value), send, controller.signal);
+        send({ t: 'exit', code });
+        socket.end();
+        return;
+      }
+    })().catch((err: unknown) => {
+      logger.warn({ err: oneLine(err) }, 'bad request on the admin socket');
+      send({ t: 'err', d: `slipway: ${oneLine(err)}\n` });
+      send({ t: 'exit', code: 1 });
+      socket.end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(file, () => resolve());
+  });
+  await fs.chmod(file, 0o600);
+  return server;
+}
+
+async function clearStaleSocket(file: string): Promise<void> {
+  const alive = await new Promise<boolean>((resolve) => {
+    const s = net.connect(file);
+    s.on('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+  if (alive) throw new SlipwayError('E_DAEMON', `a Slipway daemon already answers on ${file}: stop it first, or use another SLIPWAY_HOME`);
+  await fs.rm(file, { force: true });
+}
