@@ -2,13 +2,9 @@ import path from 'node:path';
 import { isValidAppName } from '../core/app-name.js';
 import { SlipwayError } from '../core/errors.js';
 import { fetchBuildpack, parseBuildpackUrl, type BuildpackUrl } from '../buildpacks/fetch-url.js';
-import { BUILTIN_BUILDPACKS, type BuildpackPlugins } from '../buildpacks/plugins.js';
+import type { BuildpackPlugins } from '../buildpacks/plugins.js';
 import type { BuildpackRef } from '../buildpacks/runner.js';
 import { UrlGuard } from '../buildpacks/url-guard.js';
-import { detectBuildpacks, parseBuildpacksFile, pinOf, readBuildpacksFileFrom } from './builders/buildpacks-detect.js';
-import { dirSource } from './builders/source.js';
-
-export { BUILTIN_BUILDPACKS, parseBuildpacksFile };
 
 /** Where buildpacks come from: the built-ins shipped with Slipway, then the ones an operator installed. */
 export interface BuildpackCatalog {
@@ -42,16 +38,6 @@ export function checkBuildpackEntry(entry: string, source: string): BuildpackUrl
     throw new SlipwayError('E_BUILDPACK', `${source} names ${JSON.stringify(entry.slice(0, 100))}, which is neither a buildpack name (a-z, 0-9, '-') nor an https/git URL`);
   }
   return entry;
-}
-
-/** Reads the pushed tree's `.buildpacks`, or null when there is none (or it lists nothing). */
-export function readBuildpacksFile(appDir: string): Promise<string[] | null> {
-  return readBuildpacksFileFrom(dirSource(appDir));
-}
-
-/** The buildpacks of a pushed tree: `buildpacks:set`, then `.buildpacks`, else all for detection (docs/buildpacks.md). */
-export async function chooseBuildpacks(catalog: BuildpackCatalog, appPin: string[], appDir: string, say: (line: string) => void = () => {}): Promise<BuildpackChoice> {
-  return resolveBuildpacks(catalog, pinOf(await detectBuildpacks(dirSource(appDir), appPin)), say);
 }
 
 /**

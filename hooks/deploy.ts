@@ -20,7 +20,7 @@ import { isolationLabels } from '../runtime/isolation.js';
 import { pruneReleaseImages } from '../runtime/release-images.js';
 import type { Scheduler } from '../runtime/scheduler.js';
 import type { BuildpackCatalog } from './choose-buildpacks.js';
-import { chooseBuilder, chooseBuilderName, createBuilders, dirSource } from './builders/index.js';
+import { chooseBuilder, createBuilders, dirSource } from './builders/index.js';
 import type { PackumentCache } from '../buildpacks/mirror/fetch.js';
 
 export interface DeployDeps {
@@ -51,13 +51,6 @@ export interface DeployRequest {
 export interface DeployOutput {
   out(text: string): void;
   signal: AbortSignal;
-}
-
-export { header };
-
-/** A Dockerfile builds the app unless buildpacks are pinned (buildpacks:set or .buildpacks). */
-export async function usesDockerfile(appPin: string[], appDir: string): Promise<boolean> {
-  return (await chooseBuilderName(appPin, dirSource(appDir))).name === 'dockerfile';
 }
 
 /**

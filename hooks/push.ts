@@ -6,7 +6,8 @@ import type { AppStore } from '../core/store.js';
 import type { PushRef } from '../core/wire.js';
 import type { BranchGuard } from './branch-guard.js';
 import { deployBranchOf } from './deploy-branch.js';
-import { header, type DeployOutput, type DeployRequest } from './deploy.js';
+import { header } from '../buildpacks/output.js';
+import type { DeployOutput, DeployRequest } from './deploy.js';
 
 const ZERO = /^0{40}$/;
 const SHA = /^[0-9a-f]{40}$/;

@@ -7,7 +7,8 @@ import { currentRelease, nextReleaseVersion, type AppRecord, type AppStore, type
 import { desiredCounts } from '../runtime/formation.js';
 import { imageExists, pruneReleaseImages, removeReleaseTag, tagReleaseImage } from '../runtime/release-images.js';
 import type { Scheduler } from '../runtime/scheduler.js';
-import { hashConfig, header } from '../hooks/deploy.js';
+import { header } from '../buildpacks/output.js';
+import { hashConfig } from '../hooks/deploy.js';
 import type { AppQueues } from '../hooks/push.js';
 
 export interface OperationsDeps {

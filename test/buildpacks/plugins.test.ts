@@ -13,8 +13,12 @@ import { BuildpackPlugins, buildpackVersion, extractTarball } from '../../buildp
 import { buildpacksHome } from '../../buildpacks/runner.js';
 import { UrlGuard } from '../../buildpacks/url-guard.js';
 import { scaffoldFiles } from '../../buildpacks/skeleton.js';
-import { checkBuildpackEntry, chooseBuildpacks, directoryCatalog, parseBuildpacksFile } from '../../hooks/choose-buildpacks.js';
-import { usesDockerfile } from '../../hooks/deploy.js';
+import { checkBuildpackEntry, directoryCatalog, resolveBuildpacks, type BuildpackCatalog } from '../../hooks/choose-buildpacks.js';
+import { detectBuildpacks, parseBuildpacksFile, pinOf } from '../../hooks/builders/buildpacks-detect.js';
+import { chooseBuilderName, dirSource } from '../../hooks/builders/index.js';
+
+/** What a deploy's buildpacks builder resolves for a pushed tree. */
+const chooseBuildpacks = async (catalog: BuildpackCatalog, pin: string[], dir: string) => resolveBuildpacks(catalog, pinOf(await detectBuildpacks(dirSource(dir), pin)));
 import { SlipwayError } from '../../core/errors.js';
 import { absolutePathArgs } from '../../receiver/commands/buildpacks.js';
 import { freePort } from '../support/platform.js';
@@ -198,6 +202,7 @@ describe('choosing buildpacks', () => {
   });
 
   it('builds with a Dockerfile only when nothing pins buildpacks', async () => {
+    const usesDockerfile = async (pin: string[], dir: string) => (await chooseBuilderName(pin, dirSource(dir))).name === 'dockerfile';
     const app = path.join(tmp, 'docker-app');
     await fs.mkdir(app, { recursive: true });
     expect(await usesDockerfile([], app)).toBe(false);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppQueues, deployTarget, handlePush } from '../../hooks/push.js';
-import { parseBuildpacksFile } from '../../hooks/choose-buildpacks.js';
+import { parseBuildpacksFile } from '../../hooks/builders/buildpacks-detect.js';
 import { refReader } from '../../hooks/branch-guard.js';
 import { checkBranchName, deployBranchOf, migrateDeployBranches } from '../../hooks/deploy-branch.js';
 import { createLogger } from '../../core/log.js';
