@@ -1,0 +1,333 @@
+import path from 'node:path';
+import { SlipwayError } from '../core/errors.js';
+import type { RouteTable } from './table.js';
+
+/**
+ * Rendering the route table into an nginx configuration (README "How it works", docs/http.md).
+ * The route table stays the single source of truth; this pure function is the only place that
+ * knows nginx's syntax. Routing is the same as resolveRoute() in table.ts: exact host match
+ * first, then the first segment of the raw request path, full path forwarded unchanged.
+ */
+export interface NginxSettings {
+  /** nginx's own directory (-p): pid, logs and temp files live under it, never /etc/nginx. */
+  prefix: string;
+  /** Listen address ("127.0.0.1", "0.0.0.0", "::1"). */
+  listen: string;
+  httpPort: number;
+  https: { port: number; cert: string; key: string } | null;
+  /** With https: keep /_git/ on plain HTTP instead of redirecting it (the operator's choice). */
+  gitOverPlainHttp?: boolean;
+  /** client_max_body_size for /_git/ (the push-size limit). */
+  maxPushBytes: number;
+  /** How long old workers may finish in-flight requests and websockets after a reload. */
+  drainMs: number;
+  /** Idle keep-alive to app upstreams; must stay below the apps' own (Node's default is 5 s). */
+  upstreamKeepaliveMs?: number;
+  /** Slow-client bounds (same defaults as the Node router had: 20 s headers, 60 s body, 5 s idle). */
+  clientHeaderTimeoutMs?: number;
+  clientBodyTimeoutMs?: number;
+  keepaliveTimeoutMs?: number;
+  /** Worker user when the master runs as root (so workers can reach the daemon's git socket). */
+  user?: string | null;
+  workerProcesses?: number | 'auto';
+}
+
+export const NGINX_DEFAULTS = {
+  upstreamKeepaliveMs: 4000,
+  clientHeaderTimeoutMs: 20_000,
+  clientBodyTimeoutMs: 60_000,
+  keepaliveTimeoutMs: 5000,
+} as const;
+
+/** Files under the prefix the renderer points nginx at; the supervisor uses the same ones. */
+export function nginxFiles(prefix: string) {
+  return {
+    conf: path.join(prefix, 'nginx.conf'),
+    pid: path.join(prefix, 'nginx.pid'),
+    errorLog: path.join(prefix, 'logs', 'error.log'),
+    accessLog: path.join(prefix, 'logs', 'access.log'),
+    temp: path.join(prefix, 'tmp'),
+  };
+}
+
+/** Texts shared with the contract (README "Addresses", docs/http.md). */
+export const TEXTS = {
+  notFound: 'app not found',
+  idle: (app: string) => `app ${app} has no running web process: deploy it or run ps:start/ps:scale`,
+  badGateway: (app: string) => `bad gateway: ${app} did not answer`,
+  gitDown: 'git over HTTP is not available: the platform daemon is not running; start it with `slipway server`',
+};
+
+/**
+ * Paths and addresses end up inside the config. Only a plain character set passes, so nothing in a
+ * setting or the route table can close a directive and inject another (docs/security.md).
+ */
+const SAFE = /^[A-Za-z0-9._/@+:\[\]-]+$/;
+function safe(what: string, value: string): string {
+  if (!SAFE.test(value) || value.includes('..')) {
+    throw new SlipwayError('E_CONFIG', `${what} ${JSON.stringify(value)} cannot go into the nginx config: use a path of letters, digits and . _ / @ + - only`);
+  }
+  return value;
+}
+
+function port(what: string, n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new SlipwayError('E_CONFIG', `${what} must be a port 1-65535 for nginx, not ${n}`);
+  return n;
+}
+
+function listenAddress(listen: string, p: number): string {
+  const host = safe('listen address', listen);
+  return host.includes(':') ? `[${host}]:${p}` : `${host}:${p}`;
+}
+
+const seconds = (ms: number): string => `${Math.max(1, Math.ceil(ms / 1000))}s`;
+const regexEscape = (s: string): string => s.replace(/[.\-]/g, (c) => `\\${c}`);
+/** A double-quoted nginx string; callers only pass text without quotes, backslashes or `$`-less secrets. */
+const q = (s: string): string => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
+
+// Mozilla "intermediate": TLS 1.2 AEAD suites with forward secrecy; TLS 1.3 suites are fixed by OpenSSL.
+const CIPHERS =
+  'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384';
+
+function upstreamBlocks(t: RouteTable, keepaliveMs: number): string[] {
+  const out: string[] = [];
+  for (const [app, route] of Object.entries(t.apps).sort(([a], [b]) => a.localeCompare(b))) {
+    if (route.upstreams.length === 0) continue;
+    out.push(`  upstream app_${app} {`);
+    for (const u of route.upstreams) out.push(`    server ${safe(`upstream of ${app}`, u)};`);
+    out.push('    keepalive 32;', `    keepalive_timeout ${seconds(keepaliveMs)};`, '    keepalive_requests 1000;', '  }');
+  }
+  if (t.git !== null) {
+    out.push('  upstream slipway_git {', `    server ${safe('git upstream', t.git)};`, '    keepalive 4;', '  }');
+  }
+  return out;
+}
+
+/** The maps that turn Host and path into a target, evaluated lazily per request. */
+function routingMaps(t: RouteTable): string[] {
+  const domain = t.domain.toLowerCase();
+  const apps = Object.entries(t.apps).sort(([a], [b]) => a.localeCompare(b));
+  const target = (app: string, ups: string[]) => (ups.length === 0 ? `idle_${app}` : `app_${app}`);
+  return [
+    // The Host header without its port; anything else (IPv6 literal, junk) routes by path only.
+    '  map $http_host $slipway_hostname {',
+    '    "~^(?<h>[^:\\[\\]]+)(?::[0-9]{1,5})?$" $h;',
+    '    default "";',
+    '  }',
+    // Exact, case-insensitive host match: never a suffix, substring or trailing-dot variant.
+    '  map $slipway_hostname $slipway_host_target {',
+    ...apps.map(([app, r]) => `    ${q(`${app}.${domain}`)} ${target(app, r.upstreams)};`),
+    '    default "";',
+    '  }',
+    // First segment of the raw request target, as the app will receive it.
+    '  map $request_uri $slipway_path_seg {',
+    '    "~^/_git/" "_git";',
+    '    "~^/(?<s>[a-z][a-z0-9-]{0,29})(?:[/?]|$)" $s;',
+    '    default "";',
+    '  }',
+    '  map $slipway_path_seg $slipway_path_target {',
+    ...apps.map(([app, r]) => `    ${app} ${target(app, r.upstreams)};`),
+    '    default "";',
+    '  }',
+    '  map $slipway_host_target $slipway_target {',
+    '    "" $slipway_path_target;',
+    '    default $slipway_host_target;',
+    '  }',
+    '  map $slipway_target $slipway_app {',
+    '    "~^(?:app|idle)_(?<a>.+)$" $a;',
+    '    default "";',
+    '  }',
+    // Which name an unknown app's 404 may repeat: only a valid app name, never client junk.
+    '  map $slipway_hostname $slipway_host_label {',
+    `    "~*^(?<l>[a-z][a-z0-9-]{0,29})\\.${regexEscape(domain)}$" $l;`,
+    '    default "";',
+    '  }',
+    '  map $slipway_host_label $slipway_unknown {',
+    '    "" $slipway_path_seg;',
+    '    default $slipway_host_label;',
+    '  }',
+    '  map $slipway_unknown $slipway_named {',
+    '    "~^[a-z][a-z0-9-]{0,29}$" ": $slipway_unknown";',
+    '    default "";',
+    '  }',
+  ];
+}
+
+function proxyHeaders(indent: string): string[] {
+  return [
+    'proxy_http_version 1.1;',
+    'proxy_set_header Host $http_host;',
+    'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+    'proxy_set_header X-Forwarded-Proto $scheme;',
+    'proxy_set_header X-Forwarded-Host $http_host;',
+    'proxy_set_header X-Forwarded-Port $server_port;',
+    'proxy_set_header X-Request-Id $slipway_request_id;',
+    // Identity headers only ever come from the platform's auth check, never from the client.
+    'proxy_set_header X-Slipway-User "";',
+    'proxy_set_header X-Slipway-Groups "";',
+    'proxy_set_header Upgrade $http_upgrade;',
+    'proxy_set_header Connection $slipway_connection;',
+    'proxy_set_header Proxy-Connection "";',
+    'proxy_set_header Proxy-Authorization "";',
+  ].map((l) => indent + l);
+}
+
+/** What serves an app request once Host or path picked the target. */
+function appBody(indent: string): string[] {
+  return [
+    `if ($slipway_target = "") { return 404 ${q(`${TEXTS.notFound}$slipway_named\n`)}; }`,
+    `if ($slipway_target ~ "^idle_") { return 503 ${q(`${TEXTS.idle('$slipway_app')}\n`)}; }`,
+    'set $slipway_route $slipway_app;',
+    'error_page 502 504 = @bad_gateway;',
+    'proxy_pass http://$slipway_target;',
+  ].map((l) => indent + l);
+}
+
+function locations(t: RouteTable, s: NginxSettings): string[] {
+  const git =
+    t.git === null
+      ? ['      error_page 503 = @git_down;', '      return 503;']
+      : [
+          `      client_max_body_size ${s.maxPushBytes};`,
+          // Pushes stream both ways: receive-pack reports while it still reads the pack.
+          '      proxy_request_buffering off;',
+          '      proxy_buffering off;',
+          '      error_page 502 504 = @git_down;',
+          '      proxy_pass http://slipway_git;',
+        ];
+  return [
+    '    location / {',
+    ...appBody('      '),
+    '    }',
+    '    location ^~ /_git/ {',
+    // Host routing wins over the path (as in resolveRoute): app.domain/_git/ belongs to the app.
+    '      error_page 418 = @app;',
+    '      if ($slipway_host_target != "") { return 418; }',
+    '      set $slipway_route _git;',
+    ...git,
+    '    }',
+    '    location @app {',
+    ...appBody('      '),
+    '    }',
+    '    location @bad_gateway {',
+    `      return 502 ${q(`${TEXTS.badGateway('$slipway_app')}\n`)};`,
+    '    }',
+    '    location @git_down {',
+    '      add_header Retry-After 10 always;',
+    `      return 503 ${q(`${TEXTS.gitDown}\n`)};`,
+    '    }',
+  ];
+}
+
+/** Requests nginx would accept but the router must not (docs/http.md, bad-inputs). */
+const STRICT = [
+  // Absolute-form and asterisk targets: the authority could disagree with Host.
+  '    if ($request !~ "^[A-Z]+ /") { return 400; }',
+];
+
+/**
+ * The whole nginx.conf for one route table. Pure: same table and settings, same text, so a
+ * change that renders identically needs no reload.
+ */
+export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
+  const f = nginxFiles(safe('router directory', s.prefix));
+  const keepaliveMs = s.upstreamKeepaliveMs ?? NGINX_DEFAULTS.upstreamKeepaliveMs;
+  const httpListen = listenAddress(s.listen, port('HTTP port', s.httpPort));
+  const tls = s.https
+    ? { listen: listenAddress(s.listen, port('HTTPS port', s.https.port)), cert: safe('TLS certificate', s.https.cert), key: safe('TLS key', s.https.key), port: s.https.port }
+    : null;
+  if (!Number.isInteger(s.maxPushBytes) || s.maxPushBytes < 1) throw new SlipwayError('E_CONFIG', `maxPushBytes must be a positive integer, not ${s.maxPushBytes}`);
+
+  const common = [
+    '    server_name _;',
+    '    recursive_error_pages on;',
+    '    set $slipway_route "";',
+    ...STRICT,
+  ];
+  const servers: string[] = [];
+  if (tls) {
+    servers.push(
+      '  server {',
+      `    listen ${tls.listen} ssl http2;`,
+      `    ssl_certificate ${tls.cert};`,
+      `    ssl_certificate_key ${tls.key};`,
+      '    ssl_protocols TLSv1.2 TLSv1.3;',
+      `    ssl_ciphers ${CIPHERS};`,
+      '    ssl_prefer_server_ciphers off;',
+      '    ssl_session_cache shared:slipway_tls:10m;',
+      '    ssl_session_timeout 1d;',
+      '    ssl_session_tickets off;',
+      ...common,
+      ...locations(t, s),
+      '  }',
+    );
+    const portSuffix = tls.port === 443 ? '' : `:${tls.port}`;
+    servers.push(
+      '  server {',
+      `    listen ${httpListen};`,
+      ...common,
+      '    location / {',
+      `      return 308 https://$host${portSuffix}$request_uri;`,
+      '    }',
+    );
+    if (s.gitOverPlainHttp) {
+      // Only /_git/ itself stays on plain HTTP; host-routed apps still redirect.
+      servers.push(...locations(t, s).filter((_, i, all) => i >= all.indexOf('    location ^~ /_git/ {')));
+    }
+    servers.push('  }');
+  } else {
+    servers.push('  server {', `    listen ${httpListen};`, ...common, ...locations(t, s), '  }');
+  }
+
+  const lines = [
+    '# Generated by Slipway from the route table: do not edit, every route change rewrites it.',
+    ...(s.user ? [`user ${safe('worker user', s.user)};`] : []),
+    `worker_processes ${s.workerProcesses ?? 'auto'};`,
+    `pid ${f.pid};`,
+    `error_log ${f.errorLog} warn;`,
+    // Old workers get this long to finish requests and websockets after a reload, then close them.
+    `worker_shutdown_timeout ${seconds(s.drainMs)};`,
+    'events {',
+    '  worker_connections 4096;',
+    '}',
+    'http {',
+    '  server_tokens off;',
+    '  default_type text/plain;',
+    '  charset_types text/plain;',
+    `  client_body_temp_path ${f.temp}/body;`,
+    `  proxy_temp_path ${f.temp}/proxy;`,
+    `  fastcgi_temp_path ${f.temp}/fastcgi;`,
+    `  uwsgi_temp_path ${f.temp}/uwsgi;`,
+    `  scgi_temp_path ${f.temp}/scgi;`,
+    // Slow clients (slowloris): the same bounds the Node router enforced.
+    `  client_header_timeout ${seconds(s.clientHeaderTimeoutMs ?? NGINX_DEFAULTS.clientHeaderTimeoutMs)};`,
+    `  client_body_timeout ${seconds(s.clientBodyTimeoutMs ?? NGINX_DEFAULTS.clientBodyTimeoutMs)};`,
+    `  keepalive_timeout ${seconds(s.keepaliveTimeoutMs ?? NGINX_DEFAULTS.keepaliveTimeoutMs)};`,
+    '  send_timeout 60s;',
+    // App bodies are not limited here (as before); /_git/ is, by maxPushBytes.
+    '  client_max_body_size 0;',
+    '  proxy_connect_timeout 5s;',
+    // Websockets and long polls: an upgraded connection lives as long as its traffic.
+    '  proxy_read_timeout 3600s;',
+    '  proxy_send_timeout 3600s;',
+    '  proxy_next_upstream error timeout;',
+    ...proxyHeaders('  '),
+    '  map $http_upgrade $slipway_connection {',
+    '    default upgrade;',
+    '    "" "";',
+    '  }',
+    // A sane client-supplied id is kept (tracing across services); anything else gets a fresh one.
+    '  map $http_x_request_id $slipway_request_id {',
+    '    "~^[A-Za-z0-9._:-]{1,128}$" $http_x_request_id;',
+    '    default $request_id;',
+    '  }',
+    "  log_format slipway escape=json '{\"time\":\"$time_iso8601\",\"app\":\"$slipway_route\",\"status\":$status,\"bytes\":$body_bytes_sent,\"upstream_time\":\"$upstream_response_time\",\"request_id\":\"$slipway_request_id\",\"method\":\"$request_method\",\"host\":\"$host\",\"remote\":\"$remote_addr\"}';",
+    `  access_log ${f.accessLog} slipway;`,
+    ...routingMaps(t),
+    ...upstreamBlocks(t, keepaliveMs),
+    ...servers,
+    '}',
+    '',
+  ];
+  return lines.join('\n');
+}

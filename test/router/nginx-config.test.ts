@@ -1,0 +1,131 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderNginxConfig, type NginxSettings } from '../../router/nginx-config.js';
+import type { RouteTable } from '../../router/table.js';
+
+const run = promisify(execFile);
+
+const base = (prefix: string): NginxSettings => ({ prefix, listen: '127.0.0.1', httpPort: 18080, https: null, maxPushBytes: 50 * 1024 * 1024, drainMs: 2000 });
+
+function manyApps(n: number): RouteTable {
+  const apps: RouteTable['apps'] = {};
+  for (let i = 0; i < n; i++) apps[`app-${i}`] = { upstreams: i % 7 === 0 ? [] : [`127.0.0.1:${20000 + i}`, `127.0.0.1:${30000 + i}`] };
+  return { version: 1, domain: 'apps.example.com', apps, git: 'unix:/run/slipway/git.sock' };
+}
+
+describe('renderNginxConfig (pure)', () => {
+  const t: RouteTable = {
+    version: 1,
+    domain: 'localhost',
+    apps: { web: { upstreams: ['127.0.0.1:5001', '127.0.0.1:5002'] }, idle: { upstreams: [] } },
+    git: 'unix:/run/slipway/git.sock',
+  };
+
+  it('is deterministic: same table, same text, whatever the key order', () => {
+    const reordered: RouteTable = { ...t, apps: { idle: { upstreams: [] }, web: t.apps.web! } };
+    expect(renderNginxConfig(reordered, base('/srv/r'))).toBe(renderNginxConfig(t, base('/srv/r')));
+  });
+
+  it('gives each app with upstreams a keep-alive upstream block, idle below the apps own', () => {
+    const c = renderNginxConfig(t, base('/srv/r'));
+    expect(c).toMatch(/upstream app_web \{\n\s+server 127\.0\.0\.1:5001;\n\s+server 127\.0\.0\.1:5002;\n\s+keepalive 32;\n\s+keepalive_timeout 4s;/);
+    expect(c).not.toContain('upstream app_idle');
+    expect(c).toContain('"idle.localhost" idle_idle;');
+    expect(c).toContain('"web.localhost" app_web;');
+    expect(c).toMatch(/upstream slipway_git \{\n\s+server unix:\/run\/slipway\/git\.sock;/);
+  });
+
+  it('keeps its files under the prefix, never /etc/nginx, and hides its version', () => {
+    const c = renderNginxConfig(t, base('/srv/r'));
+    expect(c).toContain('pid /srv/r/nginx.pid;');
+    expect(c).toContain('access_log /srv/r/logs/access.log slipway;');
+    expect(c).toContain('client_body_temp_path /srv/r/tmp/body;');
+    expect(c).not.toMatch(/\/etc\/nginx|include /);
+    expect(c).toContain('server_tokens off;');
+    expect(c).toContain('client_max_body_size 52428800;');
+    expect(c).toContain('worker_shutdown_timeout 2s;');
+    expect(c).toMatch(/client_header_timeout 20s;[\s\S]*client_body_timeout 60s;[\s\S]*keepalive_timeout 5s;/);
+  });
+
+  it('without TLS: one plain server, no redirect', () => {
+    const c = renderNginxConfig(t, base('/srv/r'));
+    expect(c).toContain('listen 127.0.0.1:18080;');
+    expect(c).not.toContain('ssl');
+    expect(c).not.toContain('return 308');
+  });
+
+  it('with TLS: TLS 1.2+ with HTTP/2, and plain HTTP redirected with 308 to the same host, path and query', () => {
+    const c = renderNginxConfig(t, { ...base('/srv/r'), https: { port: 8443, cert: '/srv/tls/cert.pem', key: '/srv/tls/key.pem' } });
+    expect(c).toContain('listen 127.0.0.1:8443 ssl http2;');
+    expect(c).toContain('ssl_protocols TLSv1.2 TLSv1.3;');
+    expect(c).toContain('return 308 https://$host:8443$request_uri;');
+    expect(c).not.toMatch(/TLSv1 |TLSv1\.1/);
+    const on443 = renderNginxConfig(t, { ...base('/srv/r'), https: { port: 443, cert: '/c.pem', key: '/k.pem' } });
+    expect(on443).toContain('return 308 https://$host$request_uri;');
+  });
+
+  it('keeps /_git/ on plain HTTP only when asked', () => {
+    const tls = { port: 8443, cert: '/c.pem', key: '/k.pem' };
+    const strict = renderNginxConfig(t, { ...base('/srv/r'), https: tls });
+    const open = renderNginxConfig(t, { ...base('/srv/r'), https: tls, gitOverPlainHttp: true });
+    expect(strict.match(/location \^~ \/_git\//g)).toHaveLength(1);
+    expect(open.match(/location \^~ \/_git\//g)).toHaveLength(2);
+  });
+
+  it('answers 503 for git without an upstream instead of proxying nowhere', () => {
+    const c = renderNginxConfig({ ...t, git: null }, base('/srv/r'));
+    expect(c).not.toContain('slipway_git');
+    expect(c).toContain('Retry-After 10 always');
+  });
+
+  it('renders hundreds of apps, idle ones without an upstream block', () => {
+    const c = renderNginxConfig(manyApps(300), base('/srv/r'));
+    expect(c.match(/^  upstream app_/gm)).toHaveLength(300 - Math.ceil(300 / 7));
+    expect(c).toContain('"app-299.apps.example.com" app_app-299;');
+    expect(c).toContain('"app-0.apps.example.com" idle_app-0;');
+  });
+
+  it('refuses settings that could inject directives', () => {
+    expect(() => renderNginxConfig(t, { ...base('/srv/r; include /etc/passwd') })).toThrow(/cannot go into the nginx config/);
+    expect(() => renderNginxConfig({ ...t, git: 'unix:/tmp/x;}' }, base('/srv/r'))).toThrow(/cannot go into the nginx config/);
+    expect(() => renderNginxConfig(t, { ...base('/srv/r'), https: { port: 8443, cert: '/a b.pem', key: '/k' } })).toThrow(/E_CONFIG|cannot go/);
+  });
+});
+
+describe('rendered configs pass nginx -t (the real binary)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-nginx-t-'));
+    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=x', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')]);
+  });
+  afterAll(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  const cases: Array<[string, RouteTable, Partial<NginxSettings>]> = [
+    ['an empty table', { version: 1, domain: 'localhost', apps: {}, git: null }, {}],
+    ['many apps with path and host routes', manyApps(200), {}],
+    ['only idle apps', { version: 1, domain: 'localhost', apps: { a: { upstreams: [] } }, git: null }, {}],
+    ['TLS on', manyApps(20), { https: { port: 18443, cert: 'CERT', key: 'KEY' } }],
+    ['TLS on, git kept on plain HTTP', manyApps(5), { https: { port: 18443, cert: 'CERT', key: 'KEY' }, gitOverPlainHttp: true }],
+    ['IPv6 listen and git over TCP', { version: 1, domain: 'localhost', apps: { a: { upstreams: ['[::1]:5000'] } }, git: '127.0.0.1:9999' }, { listen: '::1' }],
+  ];
+  for (const [name, table, extra] of cases) {
+    it(`accepts ${name}`, async () => {
+      const prefix = path.join(dir, name.replace(/[^a-z0-9]+/gi, '-'));
+      for (const d of ['logs', 'tmp']) await fs.mkdir(path.join(prefix, d), { recursive: true });
+      const https = extra.https ? { ...extra.https, cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') } : null;
+      const conf = path.join(prefix, 'nginx.conf');
+      await fs.writeFile(conf, renderNginxConfig(table, { ...base(prefix), ...extra, https }));
+      const r = await run('nginx', ['-t', '-q', '-p', prefix, '-e', path.join(prefix, 'logs', 'error.log'), '-c', conf]).then(
+        () => '',
+        (e: { stderr: string }) => e.stderr,
+      );
+      expect(r).toBe('');
+    });
+  }
+});
