@@ -19,6 +19,8 @@ export interface WatchOptions {
   pollMs?: number;
   /** false: poll only (filesystems without change events, such as some network mounts). */
   watch?: boolean;
+  /** Called after a new valid table replaced the current one (the nginx supervisor re-renders). */
+  onChange?: (table: RouteTable) => void;
 }
 
 /** Identity of one version of the file; a rename-over changes the inode even when size and mtime match. */
@@ -59,6 +61,7 @@ export async function watchRouteTable(file: string, o: WatchOptions): Promise<Ro
     try {
       table = parseRouteTable(await fs.promises.readFile(file, 'utf8'));
       log.debug({ file, apps: Object.keys(table.apps).length }, 'route table loaded');
+      o.onChange?.(table);
     } catch (err) {
       log.error({ file, err: oneLine(err) }, 'route table rejected; keeping the last good routes');
     }

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../../core/log.js';
+import { superviseNginx, type NginxRouter } from '../../router/nginx-process.js';
 import { startRouter, type RouterOptions, type RunningRouter } from '../../router/server.js';
 import { writeRouteTable, type RouteTable } from '../../router/table.js';
 
@@ -87,10 +88,83 @@ export interface RouterFixture {
   close(): Promise<void>;
 }
 
+/** A loopback port free right now (nginx cannot listen on port 0 and report it back). */
+export async function freePort(): Promise<number> {
+  return closedPort();
+}
+
+export interface NginxFixture extends RouterFixture {
+  nginx: NginxRouter;
+  prefix: string;
+}
+
+/**
+ * A private nginx on loopback ports, driven by a route table file like the platform's: the same
+ * renderer and supervisor, its own prefix in a temp directory.
+ */
+export async function startNginxFixture(
+  table: RouteTable | null,
+  extra: Partial<RouterOptions> & { maxPushBytes?: number; gitOverPlainHttp?: boolean } = {},
+): Promise<NginxFixture> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-nginx-'));
+  const routesFile = path.join(dir, 'routes.json');
+  const prefix = path.join(dir, 'router');
+  if (table) await writeRouteTable(routesFile, table);
+  const logs = captureLogs();
+  const port = extra.port || (await freePort());
+  const https = extra.https ? { ...extra.https, port: extra.https.port || (await freePort()) } : null;
+  const t = extra.timeouts ?? {};
+  const nginx = await superviseNginx({
+    nginx: 'nginx',
+    logger: logs.logger,
+    routesFile,
+    domain: 'localhost',
+    coalesceMs: 50,
+    checkMs: 200,
+    pollMs: extra.pollMs ?? 200,
+    settings: {
+      prefix,
+      listen: '127.0.0.1',
+      httpPort: port,
+      https,
+      maxPushBytes: extra.maxPushBytes ?? 1024 * 1024 * 1024,
+      drainMs: extra.closeGraceMs ?? 2000,
+      workerProcesses: 1,
+      ...(extra.gitOverPlainHttp ? { gitOverPlainHttp: true } : {}),
+      ...(t.headersMs === undefined ? {} : { clientHeaderTimeoutMs: t.headersMs }),
+      ...(t.bodyMs === undefined ? {} : { clientBodyTimeoutMs: t.bodyMs }),
+      ...(t.keepAliveMs === undefined ? {} : { keepaliveTimeoutMs: t.keepAliveMs }),
+      ...(process.getuid?.() === 0 ? { user: 'root' } : {}),
+    },
+  });
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    await nginx.stop({ graceful: true, timeoutMs: (extra.closeGraceMs ?? 2000) + 3000 });
+    await fs.rm(dir, { recursive: true, force: true });
+  };
+  return {
+    dir,
+    routesFile,
+    prefix,
+    nginx,
+    logs,
+    router: { port, ...(https ? { httpsPort: https.port } : {}), close },
+    write: async (next) => {
+      await writeRouteTable(routesFile, next);
+      await nginx.settled();
+    },
+    close,
+  };
+}
+
 export async function startRouterFixture(
   table: RouteTable | null,
   extra: Partial<RouterOptions> = {},
 ): Promise<RouterFixture> {
+  // SLIPWAY_TEST_ROUTER=nginx runs the router's behaviour tests against nginx (issue 12).
+  if (process.env.SLIPWAY_TEST_ROUTER === 'nginx') return startNginxFixture(table, extra);
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-router-'));
   const routesFile = path.join(dir, 'routes.json');
   if (table) await writeRouteTable(routesFile, table);

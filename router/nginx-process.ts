@@ -1,0 +1,287 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { oneLine, SlipwayError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { nginxFiles, renderNginxConfig, type NginxSettings } from './nginx-config.js';
+import { watchRouteTable, type RouteTableSource } from './source.js';
+import type { RouteTable } from './table.js';
+
+/**
+ * Slipway's own nginx instance (README "How it works"): its own prefix, config and pid file under
+ * SLIPWAY_HOME, never the distribution's site or service. nginx runs as a daemon (its master
+ * forks away), so it keeps serving while the Slipway daemon restarts; whoever starts next adopts
+ * it by its pid file.
+ */
+export interface NginxInstance {
+  /** The nginx binary (findProgram('nginx')). */
+  nginx: string;
+  settings: NginxSettings;
+  logger: Logger;
+}
+
+interface Run {
+  code: number;
+  stderr: string;
+}
+
+function run(file: string, args: string[], timeoutMs = 30_000): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024 }, (err, _stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      resolve({ code, stderr: String(stderr || (err ? err.message : '')).trim() });
+    });
+  });
+}
+
+const baseArgs = (i: NginxInstance, conf: string): string[] => {
+  const f = nginxFiles(i.settings.prefix);
+  // -e: errors found before the config is read go to our log too, not /var/log/nginx.
+  return ['-p', i.settings.prefix, '-e', f.errorLog, '-c', conf];
+};
+
+export async function prepareNginxPrefix(prefix: string): Promise<void> {
+  const f = nginxFiles(prefix);
+  await fs.mkdir(path.dirname(f.errorLog), { recursive: true, mode: 0o755 });
+  await fs.mkdir(f.temp, { recursive: true, mode: 0o700 });
+}
+
+/** The master's pid when the pid file names a live nginx master; null otherwise (stale or absent). */
+export function runningNginxPid(prefix: string): number | null {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(nginxFiles(prefix).pid, 'utf8').trim());
+  } catch {
+    return null;
+  }
+  if (!Number.isInteger(pid) || pid <= 1) return null;
+  try {
+    // A recycled pid must not be adopted (or signalled): it has to be an nginx master.
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmd.startsWith('nginx: master') ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** One line from nginx's stderr worth showing: the [emerg] message without its prefix. */
+function nginxError(stderr: string): string {
+  const line = stderr.split('\n').find((l) => /\[(emerg|alert|crit|error)\]/.test(l)) ?? stderr.split('\n')[0] ?? '';
+  return line.replace(/^nginx: /, '').trim() || 'nginx failed without a message';
+}
+
+export type ApplyResult = 'unchanged' | 'written';
+
+/**
+ * Renders the table, writes it to a new file, has nginx test it, and only then renames it over
+ * the live config. A config nginx refuses is never moved into place: the old one keeps serving.
+ */
+export async function writeTestedConfig(i: NginxInstance, table: RouteTable): Promise<ApplyResult> {
+  const f = nginxFiles(i.settings.prefix);
+  const text = renderNginxConfig(table, i.settings);
+  const current = await fs.readFile(f.conf, 'utf8').catch(() => null);
+  if (current === text) return 'unchanged';
+  const next = `${f.conf}.${process.pid}.next`;
+  await fs.writeFile(next, text, { mode: 0o644 });
+  const t = await run(i.nginx, ['-t', '-q', ...baseArgs(i, next)]);
+  if (t.code !== 0) {
+    await fs.rm(next, { force: true });
+    throw new SlipwayError('E_ROUTES', `nginx refused the new router config, the old one keeps serving: ${nginxError(t.stderr)}`);
+  }
+  await fs.rename(next, f.conf);
+  return 'written';
+}
+
+/** Graceful reload: new workers take the new config, old ones finish (up to drainMs) and leave. */
+export async function reloadNginx(i: NginxInstance): Promise<boolean> {
+  const pid = runningNginxPid(i.settings.prefix);
+  if (pid === null) return false;
+  const r = await run(i.nginx, [...baseArgs(i, nginxFiles(i.settings.prefix).conf), '-s', 'reload']);
+  if (r.code !== 0) throw new SlipwayError('E_ROUTES', `nginx reload failed: ${nginxError(r.stderr)}`);
+  return true;
+}
+
+/** Starts the master (it daemonizes) and returns its pid once it listens. */
+export async function startNginx(i: NginxInstance): Promise<number> {
+  const f = nginxFiles(i.settings.prefix);
+  const r = await run(i.nginx, baseArgs(i, f.conf));
+  if (r.code !== 0) {
+    throw new SlipwayError('E_DAEMON', `nginx did not start: ${nginxError(r.stderr)} (see ${f.errorLog}; is the port in use?)`);
+  }
+  for (let n = 0; n < 50; n++) {
+    const pid = runningNginxPid(i.settings.prefix);
+    if (pid !== null) return pid;
+    await sleep(100);
+  }
+  throw new SlipwayError('E_DAEMON', `nginx started but wrote no pid file: see ${f.errorLog}`);
+}
+
+/**
+ * Stops this prefix's nginx: graceful (QUIT: finish requests, up to worker_shutdown_timeout) or
+ * at once (TERM). Resolves true when one was running.
+ */
+export async function stopNginx(prefix: string, o: { graceful?: boolean; timeoutMs?: number } = {}): Promise<boolean> {
+  const pid = runningNginxPid(prefix);
+  if (pid === null) return false;
+  process.kill(pid, o.graceful === false ? 'SIGTERM' : 'SIGQUIT');
+  const deadline = Date.now() + (o.timeoutMs ?? 15_000);
+  while (Date.now() < deadline) {
+    if (!alive(pid)) return true;
+    await sleep(50);
+  }
+  process.kill(pid, 'SIGKILL');
+  return true;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface NginxRouterOptions extends NginxInstance {
+  routesFile: string;
+  /** Domain used until the route table exists. */
+  domain: string;
+  /** Route changes within this window become one reload; default 200 ms. */
+  coalesceMs?: number;
+  /** How often the master's liveness is checked; default 1 s. */
+  checkMs?: number;
+  /** Route table poll interval (the fs.watch fallback); default 1 s. */
+  pollMs?: number;
+}
+
+export interface NginxRouter {
+  /** The master's pid right now (it changes when the supervisor had to restart it). */
+  pid(): number | null;
+  /** Re-renders and reloads now (`slipway router:reload`: also picks up new TLS files). */
+  reload(): Promise<void>;
+  /** Resolves when every change seen so far is applied (tests; the daemon's shutdown). */
+  settled(): Promise<void>;
+  /** Stops supervising and leaves nginx serving (daemon shutdown or restart). */
+  detach(): void;
+  /** Stops supervising and stops nginx. */
+  stop(o?: { graceful?: boolean; timeoutMs?: number }): Promise<void>;
+}
+
+/**
+ * Runs the router: adopts this prefix's nginx or starts one, re-renders on every route table
+ * change (bursts coalesced into one reload), and starts nginx again if it dies. A table or
+ * config nginx refuses is logged and skipped; what already serves keeps serving.
+ */
+export async function superviseNginx(o: NginxRouterOptions): Promise<NginxRouter> {
+  const log = o.logger;
+  await prepareNginxPrefix(o.settings.prefix);
+  let latest: RouteTable | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let chain: Promise<void> = Promise.resolve();
+  let stopped = false;
+
+  const apply = (force: boolean): Promise<void> => {
+    chain = chain.then(async () => {
+      if (stopped || latest === null) return;
+      try {
+        const result = await writeTestedConfig(o, latest);
+        if (result === 'unchanged' && !force) return;
+        if (await reloadNginx(o)) log.info({ apps: Object.keys(latest.apps).length }, 'router config reloaded');
+      } catch (err) {
+        log.error({ err: oneLine(err) }, 'router config not applied; the previous one keeps serving');
+      }
+    });
+    return chain;
+  };
+  const schedule = (): void => {
+    if (timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      void apply(false);
+    }, o.coalesceMs ?? 200);
+  };
+
+  const source: RouteTableSource = await watchRouteTable(o.routesFile, {
+    logger: log,
+    defaultDomain: o.domain,
+    ...(o.pollMs === undefined ? {} : { pollMs: o.pollMs }),
+    onChange: (t) => {
+      latest = t;
+      schedule();
+    },
+  });
+  latest = source.current();
+  if (timer) clearTimeout(timer);
+  timer = null;
+
+  // The first config must be valid (a refused one is a setup error, said once, at start).
+  await writeTestedConfig(o, latest).catch(async (err: unknown) => {
+    if (await fs.access(nginxFiles(o.settings.prefix).conf).then(() => false, () => true)) {
+      source.close();
+      throw err;
+    }
+    log.error({ err: oneLine(err) }, 'router config not applied; the previous one keeps serving');
+  });
+  let pid = runningNginxPid(o.settings.prefix);
+  if (pid !== null) {
+    log.info({ pid }, 'router (nginx) already running; adopted');
+    await reloadNginx(o);
+  } else {
+    pid = await startNginx(o);
+    log.info({ pid }, 'router (nginx) started');
+  }
+
+  let restarting = false;
+  const check = setInterval(() => {
+    if (stopped || restarting || runningNginxPid(o.settings.prefix) !== null) return;
+    restarting = true;
+    log.warn({ pid }, 'router (nginx) is gone; starting it again');
+    startNginx(o)
+      .then(
+        (p) => {
+          pid = p;
+          log.info({ pid }, 'router (nginx) restarted');
+        },
+        (err: unknown) => log.error({ err: oneLine(err) }, 'router (nginx) restart failed; trying again'),
+      )
+      .finally(() => {
+        restarting = false;
+      });
+  }, o.checkMs ?? 1000);
+  check.unref();
+
+  const halt = (): void => {
+    stopped = true;
+    clearInterval(check);
+    if (timer) clearTimeout(timer);
+    source.close();
+  };
+  return {
+    pid: () => runningNginxPid(o.settings.prefix),
+    reload: async () => {
+      await source.refresh();
+      latest = source.current();
+      const t = latest;
+      await writeTestedConfig(o, t);
+      await reloadNginx(o);
+    },
+    settled: async () => {
+      await source.refresh();
+      if (timer) {
+        clearTimeout(timer);
+        timer = null;
+        await apply(false);
+      }
+      await chain;
+    },
+    detach: halt,
+    stop: async (s = {}) => {
+      halt();
+      await chain;
+      await stopNginx(o.settings.prefix, s);
+    },
+  };
+}
