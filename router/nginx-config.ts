@@ -173,10 +173,13 @@ function proxyHeaders(indent: string): string[] {
 }
 
 /** What serves an app request once Host or path picked the target. */
-function appBody(indent: string): string[] {
+function appBody(indent: string, upgrades: 'jump' | 'here'): string[] {
   return [
     `if ($slipway_target = "") { return 404 ${q(`${TEXTS.notFound}$slipway_named\n`)}; }`,
     `if ($slipway_target ~ "^idle_") { return 503 ${q(`${TEXTS.idle('$slipway_app')}\n`)}; }`,
+    // Upgrades go through @upgrade, which never keeps the client connection: an app that
+    // declines the upgrade gets its answer relayed, then the connection closes.
+    ...(upgrades === 'jump' ? ['error_page 419 = @upgrade;', 'if ($http_upgrade != "") { return 419; }'] : ['keepalive_timeout 0;']),
     'set $slipway_route $slipway_app;',
     'error_page 502 504 = @bad_gateway;',
     'proxy_pass http://$slipway_target;',
@@ -197,7 +200,7 @@ function locations(t: RouteTable, s: NginxSettings): string[] {
         ];
   return [
     '    location / {',
-    ...appBody('      '),
+    ...appBody('      ', 'jump'),
     '    }',
     '    location ^~ /_git/ {',
     // Host routing wins over the path (as in resolveRoute): app.domain/_git/ belongs to the app.
@@ -207,7 +210,10 @@ function locations(t: RouteTable, s: NginxSettings): string[] {
     ...git,
     '    }',
     '    location @app {',
-    ...appBody('      '),
+    ...appBody('      ', 'jump'),
+    '    }',
+    '    location @upgrade {',
+    ...appBody('      ', 'here'),
     '    }',
     '    location @bad_gateway {',
     `      return 502 ${q(`${TEXTS.badGateway('$slipway_app')}\n`)};`,
@@ -286,7 +292,7 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
     `pid ${f.pid};`,
     `error_log ${f.errorLog} warn;`,
     // Old workers get this long to finish requests and websockets after a reload, then close them.
-    `worker_shutdown_timeout ${seconds(s.drainMs)};`,
+    `worker_shutdown_timeout ${Math.max(1, Math.round(s.drainMs))}ms;`,
     'events {',
     '  worker_connections 4096;',
     '}',

@@ -93,12 +93,34 @@ export async function writeTestedConfig(i: NginxInstance, table: RouteTable): Pr
   return 'written';
 }
 
-/** Graceful reload: new workers take the new config, old ones finish (up to drainMs) and leave. */
+function workers(master: number): number[] {
+  try {
+    return readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Still taking new connections: an old worker renames itself once it closed its listeners. */
+function accepting(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('nginx: worker process') && !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('shutting down');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Graceful reload: new workers take the new config, old ones finish (up to drainMs) and leave.
+ * Resolves once no old worker accepts new connections, so the next request sees the new routes.
+ */
 export async function reloadNginx(i: NginxInstance): Promise<boolean> {
   const pid = runningNginxPid(i.settings.prefix);
   if (pid === null) return false;
+  const before = workers(pid);
   const r = await run(i.nginx, [...baseArgs(i, nginxFiles(i.settings.prefix).conf), '-s', 'reload']);
   if (r.code !== 0) throw new SlipwayError('E_ROUTES', `nginx reload failed: ${nginxError(r.stderr)}`);
+  for (let n = 0; n < 100 && before.some(accepting); n++) await sleep(20);
   return true;
 }
 

@@ -47,7 +47,7 @@ describe('renderNginxConfig (pure)', () => {
     expect(c).not.toMatch(/\/etc\/nginx|include /);
     expect(c).toContain('server_tokens off;');
     expect(c).toContain('client_max_body_size 52428800;');
-    expect(c).toContain('worker_shutdown_timeout 2s;');
+    expect(c).toContain('worker_shutdown_timeout 2000ms;');
     expect(c).toMatch(/client_header_timeout 20s;[\s\S]*client_body_timeout 60s;[\s\S]*keepalive_timeout 5s;/);
   });
 
