@@ -3,7 +3,7 @@ import { SlipwayError, oneLine, usageError } from '../core/errors.js';
 import { loadConfig, type ConfigInput } from '../core/config.js';
 import { createLogger } from '../core/log.js';
 import { defaultHome, pathsFor } from '../core/paths.js';
-import { stopRouter } from '../platform/router-process.js';
+import { ensureNginx, reloadRouter, stopRouter } from '../platform/router-process.js';
 import { ensureDocker } from '../runtime/host-setup.js';
 import { runServer } from '../platform/server.js';
 import { ensureStackImage } from '../runtime/stack.js';
@@ -66,8 +66,15 @@ async function main(argv: string[]): Promise<number> {
       const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
       const progress = (line: string) => process.stdout.write(`${line}\n`);
       const docker = await ensureDocker({ progress, logger });
+      await ensureNginx({ progress, logger });
       await ensureStackImage(docker, { progress, logger });
       return 0;
+    }
+    case 'router:reload': {
+      const { config, paths } = await loadConfig(home);
+      const reloaded = await reloadRouter(config, paths, createLogger('warn'));
+      process.stdout.write(reloaded ? '-----> Router reloaded\n' : 'no router is running for this SLIPWAY_HOME: start it with `slipway server`\n');
+      return reloaded ? 0 : 1;
     }
     case 'router:stop': {
       const stopped = await stopRouter(pathsFor(home));

@@ -1,24 +1,24 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Config } from '../core/config.js';
 import { SlipwayError } from '../core/errors.js';
-import { readJson, writeJsonAtomic } from '../core/files.js';
+import { readJson } from '../core/files.js';
+import type { Logger } from '../core/log.js';
 import type { Paths } from '../core/paths.js';
+import type { NginxSettings } from '../router/nginx-config.js';
+import { prepareNginxPrefix, reloadNginx, runningNginxPid, stopNginx, superviseNginx, writeTestedConfig, type NginxRouter } from '../router/nginx-process.js';
+import { readRouteTable, emptyRouteTable } from '../router/table.js';
+import { aptInstall, findProgram } from '../runtime/host-setup.js';
 
-const routerMain = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'router', 'main.js');
-
-export interface RouterRecord {
-  pid: number;
-  listen: string;
-  port: number;
-  httpsPort: number | null;
-  startedAt: string;
-}
-
-export const routerRecordFile = (paths: Paths): string => path.join(paths.runDir, 'router.json');
+/**
+ * The router is Slipway's own nginx (README "How it works"): config, pid file and logs under
+ * $SLIPWAY_HOME/router, never the distribution's default site or service. nginx daemonizes, so it
+ * outlives the Slipway daemon: a daemon restart (or crash) never interrupts traffic to apps, and
+ * the next `slipway server` adopts it by its pid file.
+ */
+export const routerPrefix = (paths: Paths): string => path.join(paths.home, 'router');
 
 export function isAlive(pid: number): boolean {
   try {
@@ -42,59 +42,80 @@ export function portAnswers(host: string, port: number, timeoutMs = 1000): Promi
   });
 }
 
+/** Debian's nginx-light, installed like docker.io when missing; returns the binary's path. */
+export async function ensureNginx(o: { progress: (line: string) => void; logger: Logger }): Promise<string> {
+  const found = await findProgram('nginx');
+  if (found) return found;
+  o.progress('-----> Installing the router (apt-get install nginx-light)');
+  await aptInstall(['nginx-light'], o.logger, 'E_DAEMON');
+  const installed = await findProgram('nginx');
+  if (!installed) throw new SlipwayError('E_DAEMON', 'nginx is not installed: install the nginx-light package');
+  return installed;
+}
+
+export function nginxSettings(config: Config, paths: Paths): NginxSettings {
+  return {
+    prefix: routerPrefix(paths),
+    listen: config.listen,
+    httpPort: config.httpPort,
+    https: config.httpsPort !== null && config.tlsCert && config.tlsKey ? { port: config.httpsPort, cert: config.tlsCert, key: config.tlsKey } : null,
+    maxPushBytes: config.maxPushBytes,
+    drainMs: config.drainMs,
+    // As root, workers run as the daemon's user too, so they can reach its git socket in run/
+    // (0700); the Node router they replace ran with the same rights.
+    ...(process.getuid?.() === 0 ? { user: os.userInfo().username } : {}),
+  };
+}
+
+/** Before nginx, the router was a Node process recorded in run/router.json: stop it on upgrade. */
+async function stopLegacyRouter(paths: Paths, progress: (line: string) => void): Promise<void> {
+  const file = path.join(paths.runDir, 'router.json');
+  const old = await readJson<{ pid: number } | null>(file, null);
+  if (old && isAlive(old.pid)) {
+    progress(`-----> Replacing the old Node router (pid ${old.pid}) with nginx`);
+    process.kill(old.pid, 'SIGTERM');
+    for (let n = 0; n < 100 && isAlive(old.pid); n++) await new Promise((r) => setTimeout(r, 100));
+  }
+  await fs.promises.rm(file, { force: true });
+}
+
+/** Starts (or adopts) the router and keeps it configured from the route table while the daemon runs. */
+export async function ensureRouter(config: Config, paths: Paths, logger: Logger, progress: (line: string) => void): Promise<NginxRouter> {
+  const nginx = await ensureNginx({ progress, logger });
+  await stopLegacyRouter(paths, progress);
+  const adopted = runningNginxPid(routerPrefix(paths));
+  const router = await superviseNginx({
+    nginx,
+    logger,
+    settings: nginxSettings(config, paths),
+    routesFile: paths.routeTable,
+    domain: config.domain,
+  });
+  const verb = adopted === null ? 'listening' : 'adopted';
+  progress(`-----> Router (nginx, pid ${router.pid()}) ${verb} on http://${config.listen}:${config.httpPort}/${config.httpsPort !== null ? ` and https port ${config.httpsPort}` : ''}`);
+  return router;
+}
+
 /**
- * The router runs as its own process group so it outlives the daemon: a daemon restart (or
- * crash) never interrupts traffic to apps. A running router with the same address is adopted;
- * one with other settings is replaced.
+ * `slipway router:reload`: renders the current route table, has nginx test it, then reloads
+ * gracefully (this also picks up certificate and key files replaced on disk).
  */
-export async function ensureRouter(config: Config, paths: Paths, progress: (line: string) => void): Promise<RouterRecord> {
-  const file = routerRecordFile(paths);
-  const existing = await readJson<RouterRecord | null>(file, null);
-  if (existing && isAlive(existing.pid)) {
-    const same = existing.listen === config.listen && existing.port === config.httpPort && existing.httpsPort === config.httpsPort;
-    if (same && (await portAnswers(config.listen, config.httpPort))) {
-      progress(`-----> Router already running (pid ${existing.pid}); adopted`);
-      return existing;
-    }
-    progress(`-----> Replacing router pid ${existing.pid} (settings changed)`);
-    process.kill(existing.pid, 'SIGTERM');
-    await waitFor(() => !isAlive(existing.pid), 10_000);
-  }
-  const args = [routerMain, '--routes', paths.routeTable, '--listen', config.listen, '--port', String(config.httpPort), '--log-level', config.logLevel];
-  if (config.httpsPort !== null && config.tlsCert && config.tlsKey) {
-    args.push('--https-port', String(config.httpsPort), '--tls-cert', config.tlsCert, '--tls-key', config.tlsKey);
-  }
-  const logFd = fs.openSync(path.join(paths.logDir, 'router.log'), 'a', 0o600);
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd] });
-  fs.closeSync(logFd);
-  child.unref();
-  const pid = child.pid;
-  if (pid === undefined) throw new SlipwayError('E_DAEMON', 'could not start the router process');
-  const up = await waitFor(async () => !isAlive(pid) || (await portAnswers(config.listen, config.httpPort)), 15_000);
-  if (!up || !isAlive(pid)) {
-    throw new SlipwayError('E_DAEMON', `the router did not start on ${config.listen}:${config.httpPort}: see ${path.join(paths.logDir, 'router.log')} (is the port in use?)`);
-  }
-  const record: RouterRecord = { pid, listen: config.listen, port: config.httpPort, httpsPort: config.httpsPort, startedAt: new Date().toISOString() };
-  await writeJsonAtomic(file, record, 0o644);
-  progress(`-----> Router listening on http://${config.listen}:${config.httpPort}/ (pid ${pid})`);
-  return record;
+export async function reloadRouter(config: Config, paths: Paths, logger: Logger): Promise<boolean> {
+  const nginx = await findProgram('nginx');
+  if (!nginx) throw new SlipwayError('E_DAEMON', 'nginx is not installed: run `slipway setup`');
+  const settings = nginxSettings(config, paths);
+  if (runningNginxPid(settings.prefix) === null) return false;
+  await prepareNginxPrefix(settings.prefix);
+  const table = await readRouteTable(paths.routeTable).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return emptyRouteTable(config.domain);
+    throw err;
+  });
+  await writeTestedConfig({ nginx, settings, logger }, table, { retest: true });
+  return reloadNginx({ nginx, settings, logger });
 }
 
-/** Stops the router recorded for this SLIPWAY_HOME, by its pid; true when one was stopped. */
+/** Stops the router of this SLIPWAY_HOME (graceful, by its pid file); true when one was stopped. */
 export async function stopRouter(paths: Paths): Promise<boolean> {
-  const existing = await readJson<RouterRecord | null>(routerRecordFile(paths), null);
-  if (!existing || !isAlive(existing.pid)) return false;
-  process.kill(existing.pid, 'SIGTERM');
-  await waitFor(() => !isAlive(existing.pid), 15_000);
-  await fs.promises.rm(routerRecordFile(paths), { force: true });
-  return true;
-}
-
-async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
+  await stopLegacyRouter(paths, () => undefined);
+  return stopNginx(routerPrefix(paths), { graceful: true });
 }

@@ -9,10 +9,10 @@ import { ensureDocker } from '../runtime/host-setup.js';
 import { ensureStackImage } from '../runtime/stack.js';
 
 /**
- * `slipway server`: sets up what is missing (Docker Engine, the stack image), then runs the
- * daemon and SSH receiver in this process and the router in its own. SIGTERM stops the daemon
- * and SSH cleanly; app containers and the router keep serving, and the next `slipway server`
- * adopts both.
+ * `slipway server`: sets up what is missing (Docker Engine, nginx, the stack image), then runs
+ * the daemon and SSH receiver in this process and supervises the router (nginx, its own
+ * processes) from here. SIGTERM stops the daemon and SSH cleanly; app containers and nginx keep
+ * serving, and the next `slipway server` adopts both.
  */
 export async function runServer(home: string, flags: ConfigInput): Promise<void> {
   const { config, paths } = await loadConfig(home, flags);
@@ -32,7 +32,7 @@ export async function runServer(home: string, flags: ConfigInput): Promise<void>
     logger,
     routerAlive: () => portAnswers(config.listen, config.httpPort),
   });
-  await ensureRouter(config, paths, progress);
+  const router = await ensureRouter(config, paths, logger, progress);
   progress(`-----> SSH receiver on ${config.listen}:${daemon.sshPort}`);
   progress(`-----> Ready. Next: slipway ssh-keys:add me ~/.ssh/id_ed25519.pub && slipway apps:create myapp`);
 
@@ -42,10 +42,15 @@ export async function runServer(home: string, flags: ConfigInput): Promise<void>
     stopping = true;
     logger.info({ signal }, 'stopping');
     progress(`-----> Stopping (${signal}); apps and the router keep serving`);
-    daemon.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    daemon
+      .close()
+      // The daemon's last route change (git: 503) reaches nginx before we stop watching.
+      .then(() => router.settled())
+      .then(() => router.detach())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

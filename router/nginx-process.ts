@@ -77,11 +77,12 @@ export type ApplyResult = 'unchanged' | 'written';
  * Renders the table, writes it to a new file, has nginx test it, and only then renames it over
  * the live config. A config nginx refuses is never moved into place: the old one keeps serving.
  */
-export async function writeTestedConfig(i: NginxInstance, table: RouteTable): Promise<ApplyResult> {
+export async function writeTestedConfig(i: NginxInstance, table: RouteTable, o: { retest?: boolean } = {}): Promise<ApplyResult> {
   const f = nginxFiles(i.settings.prefix);
   const text = renderNginxConfig(table, i.settings);
   const current = await fs.readFile(f.conf, 'utf8').catch(() => null);
-  if (current === text) return 'unchanged';
+  // retest: the text is the same but files it names (certificate, key) may have changed.
+  if (current === text && !o.retest) return 'unchanged';
   const next = `${f.conf}.${process.pid}.next`;
   await fs.writeFile(next, text, { mode: 0o644 });
   const t = await run(i.nginx, ['-t', '-q', ...baseArgs(i, next)]);
@@ -287,7 +288,7 @@ export async function superviseNginx(o: NginxRouterOptions): Promise<NginxRouter
       await source.refresh();
       latest = source.current();
       const t = latest;
-      await writeTestedConfig(o, t);
+      await writeTestedConfig(o, t, { retest: true });
       await reloadNginx(o);
     },
     settled: async () => {

@@ -70,7 +70,7 @@ function helpText(commands: readonly Command[], topic: string | undefined): stri
     'Commands:',
     ...lines,
     '',
-    'Local only: slipway server [--ssh-port N] [--http-port N] [--listen ADDR] [--domain D], slipway router, slipway setup',
+    'Local only: slipway server [--ssh-port N] [--http-port N] [--listen ADDR] [--domain D], slipway router:reload, slipway router:stop, slipway setup',
     'Run `slipway <command> --help` for one command.',
     '',
   ].join('\n');

@@ -201,11 +201,11 @@ export class TestPlatform {
     if (!this.#server && this.#apps.size > 0) await this.#startServer().catch(() => undefined);
     for (const app of this.#apps) await this.cli(['apps:destroy', app, '--force']).catch(() => undefined);
     await this.stopDaemon();
-    const routerFile = path.join(this.home, 'run', 'router.json');
-    const record = await fs.readFile(routerFile, 'utf8').then((t) => JSON.parse(t) as { pid: number }).catch(() => null);
-    if (record) {
+    // The router is this home's own nginx: stop it by its pid file (never another instance's).
+    const pid = Number(await fs.readFile(path.join(this.home, 'router', 'nginx.pid'), 'utf8').catch(() => ''));
+    if (Number.isInteger(pid) && pid > 1) {
       try {
-        process.kill(record.pid, 'SIGTERM');
+        process.kill(pid, 'SIGTERM');
       } catch {
         // already gone
       }
