@@ -51,6 +51,8 @@ export interface DaemonOptions {
   logger: Logger;
   /** Whether the router answers; the server knows, the daemon asks. */
   routerAlive: () => Promise<boolean>;
+  /** Resolves once the router serves the route table as last written (nginx reloaded). */
+  routesApplied?: () => Promise<void>;
 }
 
 export interface Daemon {
@@ -82,7 +84,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const docker = scopeToInstance(o.docker, instance.id, { legacyApps: instance.legacyApps });
   const keys = new SshKeyStore(path.join(paths.stateDir, 'ssh-keys.json'));
   const tokens = new TokenStore(path.join(paths.stateDir, 'tokens.json'));
-  const routes = new RouteBook(paths.routeTable, config.domain);
+  const routes = new RouteBook(paths.routeTable, config.domain, o.routesApplied);
   const queues = new AppQueues();
   const mirror = new MirrorAdmin({ config, paths, docker, settings: new SettingsStore(path.join(paths.stateDir, 'settings.json')), serialize: (app, task) => queues.run(app, task) });
   const readRef = refReader((app) => repoPath(paths, app));

@@ -25,14 +25,16 @@ export async function runServer(home: string, flags: ConfigInput): Promise<void>
   progress(`-----> Slipway starting (SLIPWAY_HOME=${paths.home})`);
   const docker = await ensureDocker({ progress, logger });
   await ensureStackImage(docker, { progress, logger });
+  // The router first: it serves the last route table while the daemon adopts running apps.
+  const router = await ensureRouter(config, paths, logger, progress);
   const daemon = await startDaemon({
     config,
     paths,
     docker,
     logger,
     routerAlive: () => portAnswers(config.listen, config.httpPort),
+    routesApplied: () => router.settled(),
   });
-  const router = await ensureRouter(config, paths, logger, progress);
   progress(`-----> SSH receiver on ${config.listen}:${daemon.sshPort}`);
   progress(`-----> Ready. Next: slipway ssh-keys:add me ~/.ssh/id_ed25519.pub && slipway apps:create myapp`);
 

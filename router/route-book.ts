@@ -9,9 +9,13 @@ export class RouteBook {
   #table: RouteTable;
   #writing: Promise<void> = Promise.resolve();
 
-  constructor(file: string, domain: string) {
+  readonly #applied: (() => Promise<void>) | undefined;
+
+  /** applied: resolves once the router serves what was written (nginx reloaded), so a deploy reports live only when it is. */
+  constructor(file: string, domain: string, applied?: () => Promise<void>) {
     this.#file = file;
     this.#table = emptyRouteTable(domain);
+    this.#applied = applied;
   }
 
   get table(): RouteTable {
@@ -45,6 +49,7 @@ export class RouteBook {
   #flush(): Promise<void> {
     const snapshot = this.#table;
     this.#writing = this.#writing.catch(() => undefined).then(() => writeRouteTable(this.#file, snapshot));
-    return this.#writing;
+    const applied = this.#applied;
+    return applied ? this.#writing.then(() => applied()) : this.#writing;
   }
 }
