@@ -60,7 +60,6 @@ export function nginxSettings(config: Config, paths: Paths): NginxSettings {
     httpPort: config.httpPort,
     https: config.httpsPort !== null && config.tlsCert && config.tlsKey ? { port: config.httpsPort, cert: config.tlsCert, key: config.tlsKey } : null,
     maxPushBytes: config.maxPushBytes,
-    drainMs: config.drainMs,
     // As root, workers run as the daemon's user too, so they can reach its git socket in run/
     // (0700); the Node router they replace ran with the same rights.
     ...(process.getuid?.() === 0 ? { user: os.userInfo().username } : {}),
@@ -117,5 +116,5 @@ export async function reloadRouter(config: Config, paths: Paths, logger: Logger)
 /** Stops the router of this SLIPWAY_HOME (graceful, by its pid file); true when one was stopped. */
 export async function stopRouter(paths: Paths): Promise<boolean> {
   await stopLegacyRouter(paths, () => undefined);
-  return stopNginx(routerPrefix(paths), { graceful: true });
+  return stopNginx(routerPrefix(paths), { graceMs: 15_000 });
 }

@@ -19,8 +19,12 @@ export interface NginxSettings {
   gitOverPlainHttp?: boolean;
   /** client_max_body_size for /_git/ (the push-size limit). */
   maxPushBytes: number;
-  /** How long old workers may finish in-flight requests and websockets after a reload. */
-  drainMs: number;
+  /**
+   * How long old workers may finish in-flight requests and websockets after a reload; default 1 h.
+   * Long on purpose: a git push over HTTP triggers its own deploy's reload and must outlive it.
+   * Websockets to a replaced release end anyway when its container stops (after drainMs).
+   */
+  reloadGraceMs?: number;
   /** Idle keep-alive to app upstreams; must stay below the apps' own (Node's default is 5 s). */
   upstreamKeepaliveMs?: number;
   /** Slow-client bounds (same defaults as the Node router had: 20 s headers, 60 s body, 5 s idle). */
@@ -37,6 +41,7 @@ export const NGINX_DEFAULTS = {
   clientHeaderTimeoutMs: 20_000,
   clientBodyTimeoutMs: 60_000,
   keepaliveTimeoutMs: 5000,
+  reloadGraceMs: 3_600_000,
 } as const;
 
 /** Files under the prefix the renderer points nginx at; the supervisor uses the same ones. */
@@ -292,7 +297,7 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
     `pid ${f.pid};`,
     `error_log ${f.errorLog} warn;`,
     // Old workers get this long to finish requests and websockets after a reload, then close them.
-    `worker_shutdown_timeout ${Math.max(1, Math.round(s.drainMs))}ms;`,
+    `worker_shutdown_timeout ${Math.max(1, Math.round(s.reloadGraceMs ?? NGINX_DEFAULTS.reloadGraceMs))}ms;`,
     'events {',
     '  worker_connections 4096;',
     '}',

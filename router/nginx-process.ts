@@ -141,18 +141,24 @@ export async function startNginx(i: NginxInstance): Promise<number> {
 }
 
 /**
- * Stops this prefix's nginx: graceful (QUIT: finish requests, up to worker_shutdown_timeout) or
- * at once (TERM). Resolves true when one was running.
+ * Stops this prefix's nginx: graceful (QUIT: stop accepting, finish requests) for up to graceMs,
+ * then at once (TERM) for whatever is still open (websockets). Resolves true when one was running.
  */
-export async function stopNginx(prefix: string, o: { graceful?: boolean; timeoutMs?: number } = {}): Promise<boolean> {
+export async function stopNginx(prefix: string, o: { graceMs?: number } = {}): Promise<boolean> {
   const pid = runningNginxPid(prefix);
   if (pid === null) return false;
-  process.kill(pid, o.graceful === false ? 'SIGTERM' : 'SIGQUIT');
-  const deadline = Date.now() + (o.timeoutMs ?? 15_000);
-  while (Date.now() < deadline) {
-    if (!alive(pid)) return true;
-    await sleep(50);
-  }
+  const waitGone = async (ms: number): Promise<boolean> => {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      if (!alive(pid)) return true;
+      await sleep(25);
+    }
+    return !alive(pid);
+  };
+  process.kill(pid, 'SIGQUIT');
+  if (await waitGone(o.graceMs ?? 10_000)) return true;
+  process.kill(pid, 'SIGTERM');
+  if (await waitGone(5000)) return true;
   process.kill(pid, 'SIGKILL');
   return true;
 }
@@ -190,7 +196,7 @@ export interface NginxRouter {
   /** Stops supervising and leaves nginx serving (daemon shutdown or restart). */
   detach(): void;
   /** Stops supervising and stops nginx. */
-  stop(o?: { graceful?: boolean; timeoutMs?: number }): Promise<void>;
+  stop(o?: { graceMs?: number }): Promise<void>;
 }
 
 /**

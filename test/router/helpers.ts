@@ -128,7 +128,6 @@ export async function startNginxFixture(
       httpPort: port,
       https,
       maxPushBytes: extra.maxPushBytes ?? 1024 * 1024 * 1024,
-      drainMs: extra.closeGraceMs ?? 2000,
       workerProcesses: 1,
       ...(extra.gitOverPlainHttp ? { gitOverPlainHttp: true } : {}),
       ...(t.headersMs === undefined ? {} : { clientHeaderTimeoutMs: t.headersMs }),
@@ -141,7 +140,7 @@ export async function startNginxFixture(
   const close = async (): Promise<void> => {
     if (closed) return;
     closed = true;
-    await nginx.stop({ graceful: true, timeoutMs: (extra.closeGraceMs ?? 2000) + 3000 });
+    await nginx.stop({ graceMs: extra.closeGraceMs ?? 2000 });
     await fs.rm(dir, { recursive: true, force: true });
   };
   return {

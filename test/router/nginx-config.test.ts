@@ -9,7 +9,7 @@ import type { RouteTable } from '../../router/table.js';
 
 const run = promisify(execFile);
 
-const base = (prefix: string): NginxSettings => ({ prefix, listen: '127.0.0.1', httpPort: 18080, https: null, maxPushBytes: 50 * 1024 * 1024, drainMs: 2000 });
+const base = (prefix: string): NginxSettings => ({ prefix, listen: '127.0.0.1', httpPort: 18080, https: null, maxPushBytes: 50 * 1024 * 1024 });
 
 function manyApps(n: number): RouteTable {
   const apps: RouteTable['apps'] = {};
@@ -47,7 +47,7 @@ describe('renderNginxConfig (pure)', () => {
     expect(c).not.toMatch(/\/etc\/nginx|include /);
     expect(c).toContain('server_tokens off;');
     expect(c).toContain('client_max_body_size 52428800;');
-    expect(c).toContain('worker_shutdown_timeout 2000ms;');
+    expect(c).toContain('worker_shutdown_timeout 3600000ms;');
     expect(c).toMatch(/client_header_timeout 20s;[\s\S]*client_body_timeout 60s;[\s\S]*keepalive_timeout 5s;/);
   });
 
