@@ -7,6 +7,7 @@ import type { Config } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import { repoPath, type Paths } from '../core/paths.js';
 import { RouteBook } from '../router/route-book.js';
+import type { RouteTable } from '../router/table.js';
 import { SettingsStore } from '../core/settings.js';
 import { Life } from './life.js';
 import { AppStore } from '../core/store.js';
@@ -51,8 +52,8 @@ export interface DaemonOptions {
   logger: Logger;
   /** Whether the router answers; the server knows, the daemon asks. */
   routerAlive: () => Promise<boolean>;
-  /** Resolves once the router serves the route table as last written (nginx reloaded). */
-  routesApplied?: () => Promise<void>;
+  /** Has the router serve a route table before it is written (nginx tested and reloaded). */
+  serveRoutes?: (table: RouteTable) => Promise<void>;
 }
 
 export interface Daemon {
@@ -84,7 +85,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const docker = scopeToInstance(o.docker, instance.id, { legacyApps: instance.legacyApps });
   const keys = new SshKeyStore(path.join(paths.stateDir, 'ssh-keys.json'));
   const tokens = new TokenStore(path.join(paths.stateDir, 'tokens.json'));
-  const routes = new RouteBook(paths.routeTable, config.domain, o.routesApplied);
+  const routes = new RouteBook(paths.routeTable, config.domain, o.serveRoutes);
   const queues = new AppQueues();
   const mirror = new MirrorAdmin({ config, paths, docker, settings: new SettingsStore(path.join(paths.stateDir, 'settings.json')), serialize: (app, task) => queues.run(app, task) });
   const readRef = refReader((app) => repoPath(paths, app));

@@ -33,7 +33,7 @@ export async function runServer(home: string, flags: ConfigInput): Promise<void>
     docker,
     logger,
     routerAlive: () => portAnswers(config.listen, config.httpPort),
-    routesApplied: () => router.settled(),
+    serveRoutes: (table) => router.serve(table),
   });
   progress(`-----> SSH receiver on ${config.listen}:${daemon.sshPort}`);
   progress(`-----> Ready. Next: slipway ssh-keys:add me ~/.ssh/id_ed25519.pub && slipway apps:create myapp`);

@@ -191,6 +191,8 @@ export interface NginxRouter {
   pid(): number | null;
   /** Re-renders and reloads now (`slipway router:reload`: also picks up new TLS files). */
   reload(): Promise<void>;
+  /** Serves this table now (the daemon calls it before writing the table file). Never throws. */
+  serve(table: RouteTable): Promise<void>;
   /** Resolves when every change seen so far is applied (tests; the daemon's shutdown). */
   settled(): Promise<void>;
   /** Stops supervising and leaves nginx serving (daemon shutdown or restart). */
@@ -211,6 +213,7 @@ export async function superviseNginx(o: NginxRouterOptions): Promise<NginxRouter
   let timer: NodeJS.Timeout | null = null;
   let chain: Promise<void> = Promise.resolve();
   let stopped = false;
+  let driven = false;
 
   const apply = (force: boolean): Promise<void> => {
     chain = chain.then(async () => {
@@ -238,6 +241,9 @@ export async function superviseNginx(o: NginxRouterOptions): Promise<NginxRouter
     defaultDomain: o.domain,
     ...(o.pollMs === undefined ? {} : { pollMs: o.pollMs }),
     onChange: (t) => {
+      // Once the daemon drives the router directly, the file only records what it served; an
+      // event for an older write must not roll routes back.
+      if (driven) return;
       latest = t;
       schedule();
     },
@@ -291,11 +297,20 @@ export async function superviseNginx(o: NginxRouterOptions): Promise<NginxRouter
   return {
     pid: () => runningNginxPid(o.settings.prefix),
     reload: async () => {
-      await source.refresh();
-      latest = source.current();
-      const t = latest;
+      if (!driven) {
+        await source.refresh();
+        latest = source.current();
+      }
+      const t = latest ?? source.current();
       await writeTestedConfig(o, t, { retest: true });
       await reloadNginx(o);
+    },
+    serve: (table) => {
+      driven = true;
+      latest = table;
+      if (timer) clearTimeout(timer);
+      timer = null;
+      return apply(false);
     },
     settled: async () => {
       await source.refresh();

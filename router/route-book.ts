@@ -9,13 +9,16 @@ export class RouteBook {
   #table: RouteTable;
   #writing: Promise<void> = Promise.resolve();
 
-  readonly #applied: (() => Promise<void>) | undefined;
+  readonly #serve: ((t: RouteTable) => Promise<void>) | undefined;
 
-  /** applied: resolves once the router serves what was written (nginx reloaded), so a deploy reports live only when it is. */
-  constructor(file: string, domain: string, applied?: () => Promise<void>) {
+  /**
+   * serve: has the router serve a table (nginx tested and reloaded) before the file records it,
+   * so once the table is written, and once a deploy says it is live, the router serves it.
+   */
+  constructor(file: string, domain: string, serve?: (t: RouteTable) => Promise<void>) {
     this.#file = file;
     this.#table = emptyRouteTable(domain);
-    this.#applied = applied;
+    this.#serve = serve;
   }
 
   get table(): RouteTable {
@@ -48,8 +51,13 @@ export class RouteBook {
 
   #flush(): Promise<void> {
     const snapshot = this.#table;
-    this.#writing = this.#writing.catch(() => undefined).then(() => writeRouteTable(this.#file, snapshot));
-    const applied = this.#applied;
-    return applied ? this.#writing.then(() => applied()) : this.#writing;
+    const serve = this.#serve;
+    this.#writing = this.#writing
+      .catch(() => undefined)
+      .then(async () => {
+        await serve?.(snapshot);
+        await writeRouteTable(this.#file, snapshot);
+      });
+    return this.#writing;
   }
 }
