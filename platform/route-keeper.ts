@@ -76,8 +76,9 @@ export class RouteKeeper {
     if (now?.state !== 'running' || now.retiring) return;
     const current = this.#routes.table.apps[e.app]?.upstreams;
     if (!current || current.includes(upstream)) return;
-    this.#logger.info({ app: e.app, container: e.name }, 'web container restarted: back in the routes');
     await this.#routes.setApp(e.app, [...current, upstream]);
+    // Logged once true: the router serves it and the route table records it.
+    this.#logger.info({ app: e.app, container: e.name }, 'web container restarted: back in the routes');
   }
 
   async #servesCurrent(e: ProcessEvent): Promise<boolean> {
