@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { oneLine, SlipwayError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -125,9 +125,44 @@ export async function reloadNginx(i: NginxInstance): Promise<boolean> {
   return true;
 }
 
+/**
+ * Workers of this prefix whose master is gone (killed with -9): they keep the listening sockets,
+ * so a new master could not bind. Found by the log files under our prefix they hold open.
+ */
+function orphanWorkers(prefix: string): number[] {
+  const logs = path.dirname(nginxFiles(prefix).errorLog) + path.sep;
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    try {
+      if (!readFileSync(`/proc/${name}/cmdline`, 'utf8').startsWith('nginx: worker process')) continue;
+      const ppid = Number(readFileSync(`/proc/${name}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]);
+      if (ppid !== 1 && readFileSync(`/proc/${ppid}/cmdline`, 'utf8').startsWith('nginx: master')) continue;
+      const ours = readdirSync(`/proc/${name}/fd`).some((fd) => {
+        try {
+          return readlinkSync(`/proc/${name}/fd/${fd}`).startsWith(logs);
+        } catch {
+          return false;
+        }
+      });
+      if (ours) found.push(Number(name));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return found;
+}
+
 /** Starts the master (it daemonizes) and returns its pid once it listens. */
 export async function startNginx(i: NginxInstance): Promise<number> {
   const f = nginxFiles(i.settings.prefix);
+  const orphans = orphanWorkers(i.settings.prefix);
+  if (orphans.length > 0) {
+    i.logger.warn({ pids: orphans }, 'router workers left by a killed nginx master; stopping them');
+    for (const pid of orphans) process.kill(pid, 'SIGQUIT');
+    for (let n = 0; n < 100 && orphans.some(alive); n++) await sleep(50);
+    for (const pid of orphans.filter(alive)) process.kill(pid, 'SIGKILL');
+  }
   const r = await run(i.nginx, baseArgs(i, f.conf));
   if (r.code !== 0) {
     throw new SlipwayError('E_DAEMON', `nginx did not start: ${nginxError(r.stderr)} (see ${f.errorLog}; is the port in use?)`);
