@@ -220,6 +220,9 @@ function locations(t: RouteTable, s: NginxSettings): string[] {
     '    location @upgrade {',
     ...appBody('      ', 'here'),
     '    }',
+    '    location @bad_request {',
+    `      return 400 ${q('bad request: unsupported Transfer-Encoding\n')};`,
+    '    }',
     '    location @bad_gateway {',
     `      return 502 ${q(`${TEXTS.badGateway('$slipway_app')}\n`)};`,
     '    }',
@@ -234,6 +237,9 @@ function locations(t: RouteTable, s: NginxSettings): string[] {
 const STRICT = [
   // Absolute-form and asterisk targets: the authority could disagree with Host.
   '    if ($request !~ "^[A-Z]+ /") { return 400; }',
+  // nginx says 501 to an unknown Transfer-Encoding; to a client it is a bad request like the
+  // rest. (Only 501: a 400 from a broken request line has no URI a named location could use.)
+  '    error_page 501 =400 @bad_request;',
 ];
 
 /**

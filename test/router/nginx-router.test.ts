@@ -280,3 +280,70 @@ describe('the router on nginx: headers, limits and the access log', () => {
     }
   });
 });
+
+/**
+ * The malformed requests of bad-inputs.md (and the Node router's raw.test.ts list), at nginx:
+ * each is refused with 400 and never reaches the app.
+ */
+describe('the router on nginx: malformed requests', () => {
+  const H = 'Host: app.localhost\r\n';
+  const refused: Record<string, string> = {
+    'CR inside a header value': `GET / HTTP/1.1\r\n${H}X-A: one\rtwo\r\n\r\n`,
+    'Transfer-Encoding and Content-Length': `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n`,
+    'Content-Length and Transfer-Encoding': `POST / HTTP/1.1\r\n${H}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+    'two conflicting Content-Length': `POST / HTTP/1.1\r\n${H}Content-Length: 3\r\nContent-Length: 5\r\n\r\nabcde`,
+    'two equal Content-Length': `POST / HTTP/1.1\r\n${H}Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc`,
+    'a Content-Length list': `POST / HTTP/1.1\r\n${H}Content-Length: 3, 5\r\n\r\nabcde`,
+    'a bare CR as line end': `GET / HTTP/1.1\r${H}\r\n`,
+    'a bare CR ending a header': `GET / HTTP/1.1\r\nHost: app.localhost\rX-A: b\r\n\r\n`,
+    'a space before the colon': `GET / HTTP/1.1\r\nHost : app.localhost\r\n\r\n`,
+    'a space before the colon (other header)': `GET / HTTP/1.1\r\n${H}X-A : b\r\n\r\n`,
+    'two Transfer-Encoding': `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+    'Transfer-Encoding other than chunked': `POST / HTTP/1.1\r\n${H}Transfer-Encoding: identity\r\n\r\n`,
+    'chunked listed twice': `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n`,
+    'a coding before chunked': `POST / HTTP/1.1\r\n${H}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n`,
+    'obsolete line folding': `GET / HTTP/1.1\r\n${H}X-A: a\r\n b\r\n\r\n`,
+    'two Host headers': `GET / HTTP/1.1\r\n${H}Host: other.localhost\r\n\r\n`,
+    'an absolute-form target': `GET http://other.localhost/ HTTP/1.1\r\n${H}\r\n`,
+    'no Host in HTTP/1.1': 'GET /app HTTP/1.1\r\n\r\n',
+    'a NUL in a header value': `GET / HTTP/1.1\r\n${H}X-A: a\0b\r\n\r\n`,
+    'a signed Content-Length': `POST / HTTP/1.1\r\n${H}Content-Length: +3\r\n\r\nabc`,
+    'a negative Content-Length': `POST / HTTP/1.1\r\n${H}Content-Length: -1\r\n\r\n`,
+    'a hex Content-Length': `POST / HTTP/1.1\r\n${H}Content-Length: 0x3\r\n\r\nabc`,
+    'a CR inside the request target': `GET /a\rb HTTP/1.1\r\n${H}\r\n`,
+    'a space inside a header name': `GET / HTTP/1.1\r\n${H}X A: b\r\n\r\n`,
+    'a slash in Host': 'GET / HTTP/1.1\r\nHost: app.localhost/x\r\n\r\n',
+    'a space in Host': 'GET / HTTP/1.1\r\nHost: app.localhost evil\r\n\r\n',
+    'a hex prefix on a chunk size': `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n`,
+    'a chunk longer than its size': `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n`,
+  };
+  let up: Upstream;
+  let fx: NginxFixture;
+  beforeAll(async () => {
+    up = await startUpstream('app');
+    fx = await startNginxFixture(table({ app: { upstreams: [up.target] } }));
+  });
+  afterAll(async () => {
+    await fx.close();
+    await up.close();
+  });
+
+  for (const [name, bytes] of Object.entries(refused)) {
+    it(`answers 400 to ${name}, and no complete request reaches the app`, async () => {
+      const before = up.hits.length;
+      const reply = await rawExchange(fx.router.port, bytes, 1500);
+      expect(reply).toMatch(/^HTTP\/1\.1 400 /);
+      await sleep(50);
+      expect(up.hits.slice(before).filter((h) => h.complete)).toHaveLength(0);
+    });
+  }
+
+  it('reads a bare LF as a line end (RFC 9112 2.2) and forwards clean CRLF headers, never a raw LF', async () => {
+    const before = up.hits.length;
+    const reply = await rawExchange(fx.router.port, `GET / HTTP/1.1\r\n${H}X-A: one\ntwo: three\r\nConnection: close\r\n\r\n`);
+    expect(reply).toMatch(/^HTTP\/1\.1 200 /);
+    const hit = up.hits[before]!;
+    expect(hit.headers['x-a']).toBe('one');
+    expect(hit.headers.two).toBe('three');
+  });
+});
