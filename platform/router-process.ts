@@ -116,5 +116,7 @@ export async function reloadRouter(config: Config, paths: Paths, logger: Logger)
 /** Stops the router of this SLIPWAY_HOME (graceful, by its pid file); true when one was stopped. */
 export async function stopRouter(paths: Paths): Promise<boolean> {
   await stopLegacyRouter(paths, () => undefined);
-  return stopNginx(routerPrefix(paths), { graceMs: 15_000 });
+  // It stays stopped (the running daemon's supervisor does not start it again) until the next
+  // `slipway server`.
+  return stopNginx(routerPrefix(paths), { graceMs: 15_000, stayStopped: true });
 }

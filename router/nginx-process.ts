@@ -41,6 +41,18 @@ const baseArgs = (i: NginxInstance, conf: string): string[] => {
   return ['-p', i.settings.prefix, '-e', f.errorLog, '-c', conf];
 };
 
+/** Written by `slipway router:stop`: the supervisor then leaves nginx stopped until the next start. */
+export const stoppedMarker = (prefix: string): string => path.join(prefix, 'stopped');
+
+function markedStopped(prefix: string): boolean {
+  try {
+    readFileSync(stoppedMarker(prefix));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export async function prepareNginxPrefix(prefix: string): Promise<void> {
   const f = nginxFiles(prefix);
   await fs.mkdir(path.dirname(f.errorLog), { recursive: true, mode: 0o755 });
@@ -179,7 +191,8 @@ export async function startNginx(i: NginxInstance): Promise<number> {
  * Stops this prefix's nginx: graceful (QUIT: stop accepting, finish requests) for up to graceMs,
  * then at once (TERM) for whatever is still open (websockets). Resolves true when one was running.
  */
-export async function stopNginx(prefix: string, o: { graceMs?: number } = {}): Promise<boolean> {
+export async function stopNginx(prefix: string, o: { graceMs?: number; stayStopped?: boolean } = {}): Promise<boolean> {
+  if (o.stayStopped) await fs.writeFile(stoppedMarker(prefix), `${new Date().toISOString()}\n`).catch(() => undefined);
   const pid = runningNginxPid(prefix);
   if (pid === null) return false;
   const waitGone = async (ms: number): Promise<boolean> => {
@@ -244,6 +257,7 @@ export interface NginxRouter {
 export async function superviseNginx(o: NginxRouterOptions): Promise<NginxRouter> {
   const log = o.logger;
   await prepareNginxPrefix(o.settings.prefix);
+  await fs.rm(stoppedMarker(o.settings.prefix), { force: true });
   let latest: RouteTable | null = null;
   let timer: NodeJS.Timeout | null = null;
   let chain: Promise<void> = Promise.resolve();
@@ -307,6 +321,7 @@ export async function superviseNginx(o: NginxRouterOptions): Promise<NginxRouter
   let restarting = false;
   const check = setInterval(() => {
     if (stopped || restarting || runningNginxPid(o.settings.prefix) !== null) return;
+    if (markedStopped(o.settings.prefix)) return; // `slipway router:stop` asked for it
     restarting = true;
     log.warn({ pid }, 'router (nginx) is gone; starting it again');
     startNginx(o)

@@ -8,7 +8,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runningNginxPid, superviseNginx } from '../../router/nginx-process.js';
+import { runningNginxPid, stopNginx, superviseNginx } from '../../router/nginx-process.js';
 import type { RouteTable } from '../../router/table.js';
 import { captureLogs, eventually, rawExchange, request, sleep, startNginxFixture, startUpstream, type NginxFixture, type Upstream } from './helpers.js';
 
@@ -176,6 +176,18 @@ describe('the router on nginx: reloads and supervision', () => {
       await fx.close();
     }
   }, 20_000);
+
+  it('leaves nginx stopped after router:stop, although the supervisor still runs', async () => {
+    const fx = await startNginxFixture(table({ web: { upstreams: [one.target] } }));
+    try {
+      expect(await stopNginx(fx.prefix, { graceMs: 2000, stayStopped: true })).toBe(true);
+      await sleep(800); // several supervisor checks (every 200 ms here)
+      expect(fx.nginx.pid()).toBeNull();
+      await expect(request(fx.router.port, { host: 'web.localhost' })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    } finally {
+      await fx.close();
+    }
+  });
 
   it('leaves nginx serving when the supervisor goes away (daemon restart), and the next one adopts it', async () => {
     const fx = await startNginxFixture(table({ web: { upstreams: [one.target] } }));
