@@ -72,8 +72,8 @@ interface UserRow {
   created_at: string;
 }
 
-const noUser = (name: string) => new SlipwayError('E_USAGE', `no user named ${show(name)}: see \`slipway users:list\``);
-const noGroup = (name: string) => new SlipwayError('E_USAGE', `no group named ${show(name)}: see \`slipway groups:list\``);
+const noUser = (name: string) => new SlipwayError('E_USER', `no user named ${show(name)}: see \`slipway users:list\``);
+const noGroup = (name: string) => new SlipwayError('E_USER', `no group named ${show(name)}: see \`slipway groups:list\``);
 
 /**
  * Users, groups, app owners and access, and the audit log, in the platform database. Every
@@ -141,7 +141,7 @@ export class UserStore {
   add(o: Origin, u: { name: string; role: Role; email: string | null; passwordHash: string | null }): void {
     checkPrincipalName(u.name, 'user');
     this.tx(() => {
-      if (this.#row(u.name)) throw new SlipwayError('E_USAGE', `a user named "${u.name}" exists already: see \`slipway users:info ${u.name}\``);
+      if (this.#row(u.name)) throw new SlipwayError('E_USER', `a user named "${u.name}" exists already: see \`slipway users:info ${u.name}\``);
       this.#db.prepare('INSERT INTO users (name, role, email, password_hash, locked, created_at) VALUES (?, ?, ?, ?, 0, ?)').run(u.name, u.role, u.email, u.passwordHash, this.#iso());
       this.audit(o, 'users:add', null, `user=${u.name} role=${u.role}`);
     });
@@ -154,12 +154,12 @@ export class UserStore {
   remove(o: Origin, name: string): void {
     this.tx(() => {
       this.#mustExist(name);
-      if (name === BUILTIN_ADMIN) throw new SlipwayError('E_USAGE', 'the built-in admin user cannot be removed: it is the local CLI\'s identity');
+      if (name === BUILTIN_ADMIN) throw new SlipwayError('E_USER', 'the built-in admin user cannot be removed: it is the local CLI\'s identity');
       const sole = (this.#db
         .prepare('SELECT app FROM app_owners o WHERE user_name = ? AND NOT EXISTS (SELECT 1 FROM app_owners x WHERE x.app = o.app AND x.user_name <> o.user_name) ORDER BY app')
         .all(name) as { app: string }[]).map((r) => r.app);
       if (sole.length > 0) {
-        throw new SlipwayError('E_USAGE', `${name} is the only owner of ${sole.join(', ')}: add another owner first with \`slipway owners:add <app> <user>\``);
+        throw new SlipwayError('E_USER', `${name} is the only owner of ${sole.join(', ')}: add another owner first with \`slipway owners:add <app> <user>\``);
       }
       this.#db.prepare('DELETE FROM users WHERE name = ?').run(name);
       this.audit(o, 'users:remove', null, `user=${name}`);
@@ -169,7 +169,7 @@ export class UserStore {
   setRole(o: Origin, name: string, role: Role): void {
     this.tx(() => {
       this.#mustExist(name);
-      if (name === BUILTIN_ADMIN && role !== 'admin') throw new SlipwayError('E_USAGE', 'the built-in admin user stays an admin: it is the local CLI\'s identity');
+      if (name === BUILTIN_ADMIN && role !== 'admin') throw new SlipwayError('E_USER', 'the built-in admin user stays an admin: it is the local CLI\'s identity');
       this.#db.prepare('UPDATE users SET role = ? WHERE name = ?').run(role, name);
       this.audit(o, 'users:role', null, `user=${name} role=${role}`);
     });
@@ -186,7 +186,7 @@ export class UserStore {
   setLocked(o: Origin, name: string, locked: boolean): void {
     this.tx(() => {
       this.#mustExist(name);
-      if (name === BUILTIN_ADMIN && locked) throw new SlipwayError('E_USAGE', 'the built-in admin user cannot be locked: it is the local CLI\'s identity');
+      if (name === BUILTIN_ADMIN && locked) throw new SlipwayError('E_USER', 'the built-in admin user cannot be locked: it is the local CLI\'s identity');
       this.#db.prepare('UPDATE users SET locked = ? WHERE name = ?').run(locked ? 1 : 0, name);
       this.audit(o, locked ? 'users:lock' : 'users:unlock', null, `user=${name}`);
     });
@@ -201,7 +201,7 @@ export class UserStore {
   createGroup(o: Origin, name: string): void {
     checkPrincipalName(name, 'group');
     this.tx(() => {
-      if (this.#db.prepare('SELECT 1 FROM groups WHERE name = ?').get(name)) throw new SlipwayError('E_USAGE', `a group named "${name}" exists already`);
+      if (this.#db.prepare('SELECT 1 FROM groups WHERE name = ?').get(name)) throw new SlipwayError('E_USER', `a group named "${name}" exists already`);
       this.#db.prepare('INSERT INTO groups (name, created_at) VALUES (?, ?)').run(name, this.#iso());
       this.audit(o, 'groups:create', null, `group=${name}`);
     });
@@ -274,12 +274,12 @@ export class UserStore {
       const row = this.#row(user);
       if (!row) throw noUser(user);
       if (add) {
-        if (row.role === 'viewer') throw new SlipwayError('E_USAGE', `${user} is a viewer and cannot own apps: change the role first with \`slipway users:role ${user} developer\``);
+        if (row.role === 'viewer') throw new SlipwayError('E_USER', `${user} is a viewer and cannot own apps: change the role first with \`slipway users:role ${user} developer\``);
         this.#db.prepare('INSERT OR IGNORE INTO app_owners (app, user_name) VALUES (?, ?)').run(app, user);
       } else {
         const owners = this.access(app).owners;
-        if (!owners.includes(user)) throw new SlipwayError('E_USAGE', `${user} is not an owner of ${app}`);
-        if (owners.length === 1) throw new SlipwayError('E_USAGE', `${user} is the only owner of ${app}: add another owner first`);
+        if (!owners.includes(user)) throw new SlipwayError('E_USER', `${user} is not an owner of ${app}`);
+        if (owners.length === 1) throw new SlipwayError('E_USER', `${user} is the only owner of ${app}: add another owner first`);
         this.#db.prepare('DELETE FROM app_owners WHERE app = ? AND user_name = ?').run(app, user);
       }
       this.audit(o, add ? 'owners:add' : 'owners:remove', app, `user=${user}`);
