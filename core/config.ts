@@ -40,6 +40,8 @@ export interface Config {
    * or the platform's own (docs/security.md); empty: public addresses only.
    */
   buildpackUrlAllow: string[];
+  /** False forbids `access:set <app> public` (README, "Users and access"). */
+  allowPublicApps: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -74,6 +76,7 @@ const schema: JSONSchemaType<ConfigInput> = {
     drainMs: { type: 'integer', nullable: true, minimum: 0, maximum: 600_000 },
     stopGraceSeconds: { type: 'integer', nullable: true, minimum: 0, maximum: 3600 },
     keepReleases: { type: 'integer', nullable: true, minimum: 1, maximum: 1000 },
+    allowPublicApps: { type: 'boolean', nullable: true },
     buildpackUrlAllow: {
       type: 'array',
       nullable: true,
@@ -114,6 +117,7 @@ export function defaults(home: string): Config {
     stopGraceSeconds: 10,
     keepReleases: 5,
     buildpackUrlAllow: [],
+    allowPublicApps: true,
     logLevel: 'info',
   };
 }

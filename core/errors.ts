@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'E_AUTH'
   | 'E_KEY'
   | 'E_TOKEN'
+  | 'E_USER'
   | 'E_PROCFILE'
   | 'E_BUILD'
   | 'E_DETECT'

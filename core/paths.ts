@@ -8,6 +8,8 @@ export interface Paths {
   configFile: string;
   hostKey: string;
   stateDir: string;
+  /** The SQLite database: users, keys, tokens, app access, the audit log (core/db.ts). */
+  database: string;
   appsDir: string;
   reposDir: string;
   cacheDir: string;
@@ -37,6 +39,7 @@ export function pathsFor(home: string): Paths {
     configFile: p('config.json'),
     hostKey: p('ssh_host_ed25519_key'),
     stateDir: p('state'),
+    database: p('state', 'slipway.db'),
     appsDir: p('state', 'apps'),
     reposDir: p('repos'),
     cacheDir: p('cache'),

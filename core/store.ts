@@ -107,9 +107,7 @@ export class AppStore {
 
   async get(name: string): Promise<AppRecord> {
     const app = await this.find(name);
-    if (!app) {
-      throw new SlipwayError('E_APP_NOT_FOUND', `app "${name}" does not exist: create it with \`slipway apps:create ${name}\``);
-    }
+    if (!app) throw appNotFound(name);
     return app;
   }
 
@@ -173,4 +171,12 @@ export function currentRelease(app: AppRecord): Release | null {
 
 export function nextReleaseVersion(app: AppRecord): number {
   return app.releases.reduce((max, r) => Math.max(max, r.version), 0) + 1;
+}
+
+/**
+ * The one refusal for an app that does not exist, and for one the caller may not view: the same
+ * words and exit code, so existence does not leak (README, "Users and access").
+ */
+export function appNotFound(name: string): SlipwayError {
+  return new SlipwayError('E_APP_NOT_FOUND', `app "${name}" does not exist: create it with \`slipway apps:create ${name}\``);
 }

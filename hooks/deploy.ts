@@ -2,12 +2,8 @@ import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import type Dockerode from 'dockerode';
-import type PQueue from 'p-queue';
-import type { Config } from '../core/config.js';
 import { oneLine } from '../core/errors.js';
-import type { Logger } from '../core/log.js';
-import { repoPath, type Paths } from '../core/paths.js';
+import { repoPath } from '../core/paths.js';
 import type { RouteBook } from '../router/route-book.js';
 import { nextReleaseVersion, type AppStore, type Release } from '../core/store.js';
 import { extractRevision } from '../buildpacks/extract.js';
@@ -19,26 +15,15 @@ import { parseAppSettings, type AppSettings } from '../runtime/healthchecks.js';
 import { isolationLabels } from '../runtime/isolation.js';
 import { pruneReleaseImages } from '../runtime/release-images.js';
 import type { Scheduler } from '../runtime/scheduler.js';
-import type { BuildpackCatalog } from './choose-buildpacks.js';
 import { chooseBuilder, createBuilders, dirSource } from './builders/index.js';
-import type { PackumentCache } from '../buildpacks/mirror/fetch.js';
+import type { BuildpacksBuilderDeps } from './builders/buildpacks.js';
+import type { DockerfileBuilderDeps } from './builders/dockerfile.js';
 
-export interface DeployDeps {
-  /** Builds and release images; the app's processes go through `scheduler`. */
-  docker: Dockerode;
+/** What a deploy needs: the builders' dependencies, the scheduler for the app's processes, state. */
+export interface DeployDeps extends BuildpacksBuilderDeps, DockerfileBuilderDeps {
   scheduler: Scheduler;
-  config: Config;
-  paths: Paths;
   apps: AppStore;
   routes: RouteBook;
-  logger: Logger;
-  stackImage: () => string;
-  buildpacks: BuildpackCatalog;
-  packuments: PackumentCache;
-  /** Limits builds across apps; a deploy of one app is already serialized by its own queue. */
-  buildQueue: PQueue;
-  /** The npm/pypi upstream in force now (`mirror:upstream` may change it while the daemon runs). */
-  mirrorUpstream: (kind: 'npm' | 'pypi') => Promise<string | null>;
 }
 
 export interface DeployRequest {

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import { SlipwayError, oneLine } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { BUILTIN_ADMIN } from '../core/users.js';
 import { decodeLines, encode, MAX_REQUEST_BYTES, parseRequest, type Frame, type Request } from '../core/wire.js';
 import { commands, runCommand, type CommandIO, type Platform } from '../receiver/commands/index.js';
 import { handlePush, type PushDeps } from '../hooks/push.js';
@@ -20,6 +21,8 @@ export function adminRequestHandler(platform: Platform, push: PushDeps): Handler
         signal,
         actor: 'cli',
         local: true,
+        user: BUILTIN_ADMIN,
+        from: 'local socket',
       };
       return runCommand(commands, req.argv, io, platform);
     }

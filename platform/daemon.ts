@@ -15,6 +15,10 @@ import type { Platform } from '../receiver/commands/index.js';
 import { createGitHttpHandler, listenGitHttp } from '../receiver/git-http.js';
 import { FailureLimiter } from '../receiver/http-auth.js';
 import { SshKeyStore } from '../receiver/ssh-keys.js';
+import { openDb } from '../core/db.js';
+import { UserStore } from '../core/users.js';
+import { can } from '../core/access.js';
+import { importLegacyKeysAndTokens } from '../core/legacy-state.js';
 import { startSshServer } from '../receiver/ssh-server.js';
 import { TokenStore } from '../receiver/tokens.js';
 import { directoryCatalog } from '../hooks/choose-buildpacks.js';
@@ -83,8 +87,14 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   // Every engine call below sees only this instance's objects (docs/security.md).
   const instance = await loadInstance({ idFile: paths.instanceIdFile, legacyAppsFile: paths.legacyAppsFile, listApps: async () => (await apps.list()).map((a) => a.name) });
   const docker = scopeToInstance(o.docker, instance.id, { legacyApps: instance.legacyApps });
-  const keys = new SshKeyStore(path.join(paths.stateDir, 'ssh-keys.json'));
-  const tokens = new TokenStore(path.join(paths.stateDir, 'tokens.json'));
+  // Users, keys, tokens, app access and the audit log (README, "Users and access"). Keys and
+  // tokens from before users move in once, owned by the built-in admin.
+  const db = openDb(paths.database);
+  const users = new UserStore(db);
+  const migrated = await importLegacyKeysAndTokens(db, paths.stateDir);
+  if (migrated.keys + migrated.tokens > 0) logger.info(migrated, 'moved SSH keys and tokens into the database, owned by admin');
+  const keys = new SshKeyStore(db);
+  const tokens = new TokenStore(db);
   const routes = new RouteBook(paths.routeTable, config.domain, o.serveRoutes);
   const queues = new AppQueues();
   const mirror = new MirrorAdmin({ config, paths, docker, settings: new SettingsStore(path.join(paths.stateDir, 'settings.json')), serialize: (app, task) => queues.run(app, task) });
@@ -134,6 +144,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     apps,
     keys,
     tokens,
+    users,
     routes,
     queues,
     ops: new Operations({ docker, scheduler, config, apps, routes, queues, logger }),
@@ -168,6 +179,15 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const gitHttp = await listenGitHttp(gitSocket, createGitHttpHandler({
     findApp: (name) => apps.find(name),
     verifyToken: (secret) => tokens.verify(secret),
+    decide: async (tokenName, app) => {
+      const owner = tokens.userOf(tokenName);
+      const actor = owner === null ? null : users.actor(owner);
+      if (!actor) return 'denied';
+      return can(actor, 'app:manage', (await apps.find(app)) ? users.access(app) : null);
+    },
+    onPushed: (tokenName, app, client) => {
+      users.audit({ actor: tokens.userOf(tokenName) ?? tokenName, source: `http ${client} token=${tokenName}` }, 'git:push', app, 'over http');
+    },
     limiter: new FailureLimiter(),
     repoDir: (app) => repoPath(paths, app),
     hooksDir: gitHooksDir,
@@ -188,6 +208,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       life.close();
       await Promise.all([ssh.close(), new Promise<void>((resolve) => socketServer.close(() => resolve())), new Promise<void>((resolve) => gitHttp.close(() => resolve()))]);
       await fs.rm(paths.socket, { force: true });
+      db.close();
     },
   };
 }

@@ -11,6 +11,7 @@ import type { Platform, ProcessInfo, StatusInfo } from '../receiver/commands/ind
 import { initBareRepo } from '../receiver/git.js';
 import type { SshKeyStore } from '../receiver/ssh-keys.js';
 import type { TokenStore } from '../receiver/tokens.js';
+import type { UserStore } from '../core/users.js';
 import type { BuildpackService } from '../services/buildpack-service.js';
 import type { MirrorAdmin } from '../services/mirror-admin.js';
 import type { Operations } from '../services/operations.js';
@@ -33,6 +34,7 @@ export interface PlatformDeps {
   apps: AppStore;
   keys: SshKeyStore;
   tokens: TokenStore;
+  users: UserStore;
   routes: RouteBook;
   queues: AppQueues;
   ops: Operations;
@@ -55,6 +57,7 @@ export function createPlatform(d: PlatformDeps): Platform {
     ops: d.ops,
     mirror,
     tokens,
+    users: d.users,
     buildpacks: d.buildpacks,
     async status(): Promise<StatusInfo> {
       const dockerVersion = await docker

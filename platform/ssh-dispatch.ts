@@ -6,6 +6,7 @@ import type { AppStore } from '../core/store.js';
 import { commands, runCommand, type CommandIO, type Platform } from '../receiver/commands/index.js';
 import { relayGitService, spawnGitService } from '../receiver/git.js';
 import { splitCommandLine } from '../receiver/split.js';
+import { authorize, originOf } from '../receiver/commands/caller.js';
 import type { SshExec } from '../receiver/ssh-server.js';
 
 export interface SshDispatchDeps {
@@ -35,6 +36,20 @@ export function sshExecHandler(d: SshDispatchDeps): (exec: SshExec) => Promise<n
       return err instanceof SlipwayError ? err.exitCode : 1;
     }
     const [verb, ...args] = argv;
+    // The key's user, with that user's rights (README, "Users and access"); a key whose user is
+    // gone or locked acts as nobody, and every check below refuses it.
+    const key = await d.platform.keys.get(exec.user);
+    const io: CommandIO = {
+      out: write(exec.stdout),
+      err: write(exec.stderr),
+      readStdin: () => readAll(exec.stdin, 64 * 1024),
+      readStdinBytes: (limit) => readAllBytes(exec.stdin, limit),
+      signal: exec.signal,
+      actor: exec.user,
+      local: false,
+      user: key?.user ?? '',
+      from: `ssh ${exec.remote ?? '?'} key=${exec.user}`,
+    };
     if (verb === 'git-receive-pack' || verb === 'git-upload-pack') {
       if (args.length !== 1) {
         exec.stderr.write(`slipway: usage: ${verb} '<app>'\n`);
@@ -43,6 +58,8 @@ export function sshExecHandler(d: SshDispatchDeps): (exec: SshExec) => Promise<n
       let app: string;
       try {
         app = parseAppName(args[0]!, { forRepo: true });
+        // Git both ways is for those who manage the app: viewers have no git (contract).
+        await authorize(io, d.platform, 'app:manage', app);
         await d.apps.get(app);
       } catch (err) {
         exec.stderr.write(`slipway: ${oneLine(err)}\n`);
@@ -56,17 +73,9 @@ export function sshExecHandler(d: SshDispatchDeps): (exec: SshExec) => Promise<n
         hookEnv: d.hookEnv(app, exec.user),
       });
       const { code } = await relayGitService(child, { input: [exec.stdin], output: exec.stdout, errors: exec.stderr, signal: exec.signal });
+      if (code === 0 && verb === 'git-receive-pack') d.platform.users.audit(originOf(io), 'git:push', app, 'over ssh');
       return code ?? 1;
     }
-    const io: CommandIO = {
-      out: write(exec.stdout),
-      err: write(exec.stderr),
-      readStdin: () => readAll(exec.stdin, 64 * 1024),
-      readStdinBytes: (limit) => readAllBytes(exec.stdin, limit),
-      signal: exec.signal,
-      actor: exec.user,
-      local: false,
-    };
     return runCommand(commands, argv, io, d.platform);
   };
 }

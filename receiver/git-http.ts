@@ -58,6 +58,13 @@ export interface GitHttpDeps {
   maxPushBytes: number;
   hookEnv(app: string, pusher: string): Record<string, string>;
   logger: Logger;
+  /**
+   * Whether the token's user may use git on the app (README, "Users and access"): `not-found`
+   * answers exactly as for an app that does not exist. Without it every token may.
+   */
+  decide?(token: string, app: string): Promise<'allow' | 'denied' | 'not-found'>;
+  /** Told after a push over HTTP went through, for the audit log. */
+  onPushed?(token: string, app: string, client: string): void;
 }
 
 const NO_CACHE = { 'cache-control': 'no-cache, max-age=0, must-revalidate', expires: 'Fri, 01 Jan 1980 00:00:00 GMT', pragma: 'no-cache' };
@@ -114,7 +121,13 @@ export function createGitHttpHandler(deps: GitHttpDeps): http.RequestListener {
         });
         return;
       }
-      if ((await deps.findApp(app)) === null) {
+      const decision = deps.decide ? await deps.decide(pusher, app) : 'allow';
+      if (decision === 'denied') {
+        log(403, { token: pusher });
+        refuse(res, 403, `permission denied: this token's user may not use git on ${app}; ask one of its owners or an admin`);
+        return;
+      }
+      if (decision === 'not-found' || (await deps.findApp(app)) === null) {
         log(404, { token: pusher });
         refuse(res, 404, `app not found: "${app}" does not exist; create it with \`slipway apps:create ${app}\``);
         return;
@@ -137,7 +150,7 @@ export function createGitHttpHandler(deps: GitHttpDeps): http.RequestListener {
         req.resume();
         return;
       }
-      rpc(route.service, options, pusher);
+      rpc(route.service, options, pusher, app);
     }
 
     /**
@@ -156,7 +169,7 @@ export function createGitHttpHandler(deps: GitHttpDeps): http.RequestListener {
       res.end(body);
     }
 
-    function rpc(service: Service, options: GitServiceOptions, pusher: string): void {
+    function rpc(service: Service, options: GitServiceOptions, pusher: string, app: string): void {
       const contentType = req.headers['content-type'];
       if (contentType !== `application/x-${service}-request`) {
         log(415, { token: pusher });
@@ -182,7 +195,9 @@ export function createGitHttpHandler(deps: GitHttpDeps): http.RequestListener {
       const stages = encoding === 'identity' ? [rawLimit] : [rawLimit, zlib.createGunzip(), bodyLimit];
       let failed = false;
       respond(spawnGitService(options), req, res, `application/x-${service}-result`, null, [req, ...stages], (status) => {
-        if (!failed) log(status, { token: pusher });
+        if (failed) return;
+        log(status, { token: pusher });
+        if (status === 200 && service === 'git-receive-pack') deps.onPushed?.(pusher, app, client);
       }, (err) => {
         failed = true;
         if (err instanceof TooLarge) {

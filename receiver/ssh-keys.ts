@@ -1,12 +1,15 @@
 import crypto from 'node:crypto';
 import ssh2 from 'ssh2';
 import { SlipwayError } from '../core/errors.js';
-import { readJson, writeJsonAtomic } from '../core/files.js';
+import type { Db } from '../core/db.js';
+import { BUILTIN_ADMIN, writeAudit, type Origin } from '../core/users.js';
 
 const { utils } = ssh2;
 
 export interface StoredKey {
   name: string;
+  /** The user the key signs in as. */
+  user: string;
   type: string;
   fingerprint: string;
   /** `<type> <base64 blob>`, the authorized_keys form without a comment. */
@@ -43,42 +46,76 @@ export function parsePublicKey(text: string): { type: string; blob: Buffer } {
   return { type: parsed.type, blob: parsed.getPublicSSH() };
 }
 
-/** SSH public keys allowed to push and run commands; stored in one atomically written file. */
+interface KeyRow {
+  name: string;
+  user_name: string;
+  type: string;
+  fingerprint: string;
+  public_key: string;
+  added_at: string;
+}
+
+const fromRow = (r: KeyRow): StoredKey => ({ name: r.name, user: r.user_name, type: r.type, fingerprint: r.fingerprint, publicKey: r.public_key, addedAt: r.added_at });
+
+/**
+ * SSH public keys allowed to push and run commands, each belonging to a user, in the platform
+ * database (core/db.ts). Keys of locked users never match.
+ */
 export class SshKeyStore {
-  readonly #file: string;
-  #cache: StoredKey[] | null = null;
+  readonly #db: Db;
   readonly #removed = new Set<(key: StoredKey) => void>();
 
-  constructor(file: string) {
-    this.#file = file;
+  constructor(db: Db) {
+    this.#db = db;
   }
 
-  async list(): Promise<StoredKey[]> {
-    this.#cache ??= await readJson<StoredKey[]>(this.#file, []);
-    return this.#cache;
+  async list(user?: string): Promise<StoredKey[]> {
+    const rows = (user === undefined
+      ? this.#db.prepare('SELECT * FROM ssh_keys ORDER BY added_at, name').all()
+      : this.#db.prepare('SELECT * FROM ssh_keys WHERE user_name = ? ORDER BY added_at, name').all(user)) as KeyRow[];
+    return rows.map(fromRow);
   }
 
-  async add(name: string, keyText: string, now = new Date()): Promise<StoredKey> {
+  async get(name: string): Promise<StoredKey | null> {
+    const row = this.#db.prepare('SELECT * FROM ssh_keys WHERE name = ?').get(name) as KeyRow | undefined;
+    return row ? fromRow(row) : null;
+  }
+
+  async add(name: string, keyText: string, o: { user?: string; origin?: Origin; now?: Date } = {}): Promise<StoredKey> {
     checkKeyName(name);
     const { type, blob } = parsePublicKey(keyText);
-    const keys = await this.list();
-    if (keys.some((k) => k.name === name)) {
-      throw new SlipwayError('E_KEY', `a key named "${name}" exists already: remove it first with \`slipway ssh-keys:remove ${name}\``);
-    }
+    const now = o.now ?? new Date();
+    const user = o.user ?? BUILTIN_ADMIN;
     const fingerprint = fingerprintOf(blob);
-    const dup = keys.find((k) => k.fingerprint === fingerprint);
-    if (dup) throw new SlipwayError('E_KEY', `this key is already added as "${dup.name}"`);
-    const key: StoredKey = { name, type, fingerprint, publicKey: `${type} ${blob.toString('base64')}`, addedAt: now.toISOString() };
-    await this.#save([...keys, key]);
+    const key: StoredKey = { name, user, type, fingerprint, publicKey: `${type} ${blob.toString('base64')}`, addedAt: now.toISOString() };
+    this.#db.transaction(() => {
+      if (this.#db.prepare('SELECT 1 FROM ssh_keys WHERE name = ?').get(name)) {
+        throw new SlipwayError('E_KEY', `a key named "${name}" exists already: remove it first with \`slipway ssh-keys:remove ${name}\``);
+      }
+      const dup = this.#db.prepare('SELECT name FROM ssh_keys WHERE fingerprint = ?').get(fingerprint) as { name: string } | undefined;
+      if (dup) throw new SlipwayError('E_KEY', `this key is already added as "${dup.name}"`);
+      if (!this.#db.prepare('SELECT 1 FROM users WHERE name = ?').get(user)) throw new SlipwayError('E_KEY', `no user named ${JSON.stringify(user)}: see \`slipway users:list\``);
+      this.#db
+        .prepare('INSERT INTO ssh_keys (name, user_name, type, fingerprint, public_key, added_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(key.name, key.user, key.type, key.fingerprint, key.publicKey, key.addedAt);
+      if (o.origin) writeAudit(this.#db, now, o.origin, 'ssh-keys:add', null, `key=${name} user=${user} ${fingerprint}`);
+    }).immediate();
     return key;
   }
 
-  async remove(name: string): Promise<void> {
-    const keys = await this.list();
-    if (!keys.some((k) => k.name === name)) throw new SlipwayError('E_KEY', `no key named "${name}": see \`slipway ssh-keys:list\``);
-    const gone = keys.find((k) => k.name === name)!;
-    await this.#save(keys.filter((k) => k.name !== name));
-    for (const listener of this.#removed) listener(gone);
+  async remove(name: string, o: { origin?: Origin; onlyUser?: string } = {}): Promise<void> {
+    const gone = await this.get(name);
+    if (!gone || (o.onlyUser !== undefined && gone.user !== o.onlyUser)) throw new SlipwayError('E_KEY', `no key named "${name}": see \`slipway ssh-keys:list\``);
+    this.#db.transaction(() => {
+      this.#db.prepare('DELETE FROM ssh_keys WHERE name = ?').run(name);
+      if (o.origin) writeAudit(this.#db, new Date(), o.origin, 'ssh-keys:remove', null, `key=${name} user=${gone.user}`);
+    }).immediate();
+    this.notifyRemoved(gone);
+  }
+
+  /** Tells listeners a key stopped counting (removed, or its user locked or removed). */
+  notifyRemoved(key: StoredKey): void {
+    for (const listener of this.#removed) listener(key);
   }
 
   /**
@@ -91,12 +128,14 @@ export class SshKeyStore {
   }
 
   /**
-   * Finds the stored key whose blob equals the offered one. Every stored key is compared in
-   * constant time, so timing tells nothing about which prefix matched.
+   * Finds the stored key whose blob equals the offered one, among keys of users who are not
+   * locked. Every candidate is compared in constant time, so timing tells nothing about which
+   * prefix matched.
    */
   async match(algo: string, blob: Buffer): Promise<{ key: StoredKey; verify: (data: Buffer, sig: Buffer, hash?: string) => boolean } | null> {
     let found: StoredKey | null = null;
-    for (const key of await this.list()) {
+    const rows = this.#db.prepare('SELECT k.* FROM ssh_keys k JOIN users u ON u.name = k.user_name WHERE u.locked = 0').all() as KeyRow[];
+    for (const key of rows.map(fromRow)) {
       const stored = Buffer.from(key.publicKey.split(' ')[1] ?? '', 'base64');
       const same = stored.length === blob.length && crypto.timingSafeEqual(stored, blob);
       if (same && key.type === algo) found = key;
@@ -108,10 +147,5 @@ export class SshKeyStore {
       key: found,
       verify: (data, sig, hash) => parsed.verify(data, sig, hash as never) === true,
     };
-  }
-
-  async #save(keys: StoredKey[]): Promise<void> {
-    await writeJsonAtomic(this.#file, keys);
-    this.#cache = keys;
   }
 }

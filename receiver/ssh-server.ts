@@ -12,6 +12,8 @@ const { Server, utils } = ssh2;
 export interface SshExec {
   command: string;
   user: string;
+  /** The client's address, for the audit log. */
+  remote?: string;
   stdin: NodeJS.ReadableStream;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
@@ -70,7 +72,8 @@ export async function startSshServer(o: SshServerOptions): Promise<{ port: numbe
     const channels = new Set<ServerChannel>();
     // Sessions opened but still waiting for their exec request (see the packet-size note below).
     const waiting = new Set<Session>();
-    const log = o.logger.child({ remote: info.ip });
+    const remote = info.ip;
+    const log = o.logger.child({ remote });
     client.on('close', () => byKey.delete(client));
     client.on('authentication', (ctx) => {
       if (ctx.method !== 'publickey') {
@@ -128,7 +131,7 @@ export async function startSshServer(o: SshServerOptions): Promise<{ port: numbe
           const gone = () => controller.abort();
           client.once('close', gone);
           controller.signal.addEventListener('abort', () => client.off('close', gone), { once: true });
-          o.onExec({ command: info.command, user, stdin: channel, stdout: channel, stderr: channel.stderr, signal: controller.signal })
+          o.onExec({ command: info.command, user, remote, stdin: channel, stdout: channel, stderr: channel.stderr, signal: controller.signal })
             .catch((err: unknown) => {
               channel.stderr.write(`slipway: ${oneLine(err)}\n`);
               return 1;

@@ -1,10 +1,13 @@
 import crypto from 'node:crypto';
 import { SlipwayError } from '../core/errors.js';
-import { readJson, writeJsonAtomic } from '../core/files.js';
+import type { Db } from '../core/db.js';
+import { BUILTIN_ADMIN, writeAudit, type Origin } from '../core/users.js';
 
 /** What is kept of a token: never the token itself, only its hash. */
 export interface StoredToken {
   name: string;
+  /** The user the token acts as. */
+  user: string;
   /** `sha256:<hex>` of the whole token string. */
   hash: string;
   createdAt: string;
@@ -42,86 +45,94 @@ export function hashToken(token: string): string {
   return `sha256:${crypto.createHash('sha256').update(token).digest('hex')}`;
 }
 
-/** Access tokens for git over HTTP; one atomically written file, mode 0600. */
-export class TokenStore {
-  readonly #file: string;
-  readonly #now: () => Date;
-  #cache: StoredToken[] | null = null;
-  /** Changes run one at a time so concurrent creates and last-used updates never lose a write. */
-  #writing: Promise<unknown> = Promise.resolve();
+interface TokenRow {
+  name: string;
+  user_name: string;
+  hash: string;
+  created_at: string;
+  last_used_at: string | null;
+}
 
-  constructor(file: string, now: () => Date = () => new Date()) {
-    this.#file = file;
+const infoOf = (r: TokenRow): TokenInfo => ({ name: r.name, user: r.user_name, createdAt: r.created_at, lastUsedAt: r.last_used_at });
+
+/** Access tokens for git over HTTP, each belonging to a user, in the platform database. */
+export class TokenStore {
+  readonly #db: Db;
+  readonly #now: () => Date;
+
+  constructor(db: Db, now: () => Date = () => new Date()) {
+    this.#db = db;
     this.#now = now;
   }
 
-  async list(): Promise<TokenInfo[]> {
-    return (await this.#load()).map(({ hash: _hash, ...info }) => info);
+  async list(user?: string): Promise<TokenInfo[]> {
+    const rows = (user === undefined
+      ? this.#db.prepare('SELECT * FROM tokens ORDER BY created_at, name').all()
+      : this.#db.prepare('SELECT * FROM tokens WHERE user_name = ? ORDER BY created_at, name').all(user)) as TokenRow[];
+    return rows.map(infoOf);
+  }
+
+  /** The user a token acts as; null when there is no such token. */
+  userOf(name: string): string | null {
+    return (this.#db.prepare('SELECT user_name FROM tokens WHERE name = ?').get(name) as { user_name: string } | undefined)?.user_name ?? null;
   }
 
   /** Returns the new token: the only time it exists outside the client. */
-  async create(name: string): Promise<{ token: string; info: TokenInfo }> {
+  async create(name: string, o: { user?: string; origin?: Origin } = {}): Promise<{ token: string; info: TokenInfo }> {
     checkTokenName(name);
-    return this.#change(async (tokens) => {
-      if (tokens.some((t) => t.name === name)) {
+    const user = o.user ?? BUILTIN_ADMIN;
+    const token = generateToken();
+    const now = this.#now();
+    const info: TokenInfo = { name, user, createdAt: now.toISOString(), lastUsedAt: null };
+    this.#db.transaction(() => {
+      if (this.#db.prepare('SELECT 1 FROM tokens WHERE name = ?').get(name)) {
         throw new SlipwayError('E_TOKEN', `a token named "${name}" exists already: revoke it first with \`slipway tokens:revoke ${name}\``);
       }
-      const token = generateToken();
-      const stored: StoredToken = { name, hash: hashToken(token), createdAt: this.#now().toISOString(), lastUsedAt: null };
-      const { hash: _hash, ...info } = stored;
-      return { next: [...tokens, stored], result: { token, info } };
-    });
+      if (!this.#db.prepare('SELECT 1 FROM users WHERE name = ?').get(user)) throw new SlipwayError('E_TOKEN', `no user named ${JSON.stringify(user)}: see \`slipway users:list\``);
+      this.#db.prepare('INSERT INTO tokens (name, user_name, hash, created_at, last_used_at) VALUES (?, ?, ?, ?, NULL)').run(name, user, hashToken(token), info.createdAt);
+      if (o.origin) writeAudit(this.#db, now, o.origin, 'tokens:create', null, `token=${name} user=${user}`);
+    }).immediate();
+    return { token, info };
   }
 
-  revoke(name: string): Promise<void> {
-    return this.#change(async (tokens) => {
-      if (!tokens.some((t) => t.name === name)) {
+  async revoke(name: string, o: { origin?: Origin; onlyUser?: string } = {}): Promise<void> {
+    this.#db.transaction(() => {
+      const row = this.#db.prepare('SELECT * FROM tokens WHERE name = ?').get(name) as TokenRow | undefined;
+      if (!row || (o.onlyUser !== undefined && row.user_name !== o.onlyUser)) {
         throw new SlipwayError('E_TOKEN', `no token named ${JSON.stringify(name.slice(0, 64))}: see \`slipway tokens:list\``);
       }
-      return { next: tokens.filter((t) => t.name !== name), result: undefined };
-    });
+      this.#db.prepare('DELETE FROM tokens WHERE name = ?').run(name);
+      if (o.origin) writeAudit(this.#db, this.#now(), o.origin, 'tokens:revoke', null, `token=${name} user=${row.user_name}`);
+    }).immediate();
   }
 
   /**
-   * The name of the token that matches, or null. Every stored hash is compared, in constant
-   * time, so the timing says nothing about which token (or which prefix) came close.
+   * The name of the token that matches, or null; tokens of locked users never match. Every
+   * candidate hash is compared, in constant time, so the timing says nothing about which token
+   * (or which prefix) came close.
    */
   async verify(presented: string): Promise<string | null> {
+    return (await this.identify(presented))?.name ?? null;
+  }
+
+  /** Like `verify`, with the token's user. */
+  async identify(presented: string): Promise<{ name: string; user: string } | null> {
     if (presented.length === 0 || presented.length > MAX_TOKEN_LENGTH) return null;
     const offered = Buffer.from(hashToken(presented));
-    let found: StoredToken | null = null;
-    for (const t of await this.#load()) {
+    let found: TokenRow | null = null;
+    const rows = this.#db.prepare('SELECT t.* FROM tokens t JOIN users u ON u.name = t.user_name WHERE u.locked = 0').all() as TokenRow[];
+    for (const t of rows) {
       const stored = Buffer.from(t.hash);
       if (stored.length === offered.length && crypto.timingSafeEqual(stored, offered)) found = t;
     }
     if (!found) return null;
-    await this.#touch(found.name);
-    return found.name;
+    this.#touch(found);
+    return { name: found.name, user: found.user_name };
   }
 
-  async #touch(name: string): Promise<void> {
+  #touch(t: TokenRow): void {
     const now = this.#now();
-    const t = (await this.#load()).find((x) => x.name === name);
-    if (t?.lastUsedAt && now.getTime() - Date.parse(t.lastUsedAt) < LAST_USED_RESOLUTION_MS) return;
-    await this.#change(async (tokens) => ({
-      next: tokens.map((x) => (x.name === name ? { ...x, lastUsedAt: now.toISOString() } : x)),
-      result: undefined,
-    }));
-  }
-
-  async #load(): Promise<StoredToken[]> {
-    this.#cache ??= await readJson<StoredToken[]>(this.#file, []);
-    return this.#cache;
-  }
-
-  #change<T>(fn: (tokens: StoredToken[]) => Promise<{ next: StoredToken[]; result: T }>): Promise<T> {
-    const run = this.#writing.catch(() => undefined).then(async () => {
-      const { next, result } = await fn(await this.#load());
-      await writeJsonAtomic(this.#file, next);
-      this.#cache = next;
-      return result;
-    });
-    this.#writing = run;
-    return run;
+    if (t.last_used_at && now.getTime() - Date.parse(t.last_used_at) < LAST_USED_RESOLUTION_MS) return;
+    this.#db.prepare('UPDATE tokens SET last_used_at = ? WHERE name = ?').run(now.toISOString(), t.name);
   }
 }

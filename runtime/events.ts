@@ -3,19 +3,10 @@ import type Dockerode from 'dockerode';
 import type { Logger } from '../core/log.js';
 import { LABELS } from './containers.js';
 import { LineSplitter } from './log-lines.js';
+import type { ProcessEvent } from './scheduler.js';
 
-/** A Slipway container starting or dying, as Docker reports it. */
-export interface ContainerEvent {
-  action: 'start' | 'die';
-  id: string;
-  name: string;
-  app: string;
-  type: string;
-  release: number | null;
-}
-
-/** One line of Docker's event stream -> a ContainerEvent, or null for anything we do not follow. */
-export function parseEvent(line: string): ContainerEvent | null {
+/** One line of Docker's event stream -> a ProcessEvent, or null for anything we do not follow. */
+export function parseEvent(line: string): ProcessEvent | null {
   let raw: { Type?: string; Action?: string; id?: string; Actor?: { ID?: string; Attributes?: Record<string, string> } };
   try {
     raw = JSON.parse(line) as typeof raw;
@@ -36,7 +27,7 @@ export function parseEvent(line: string): ContainerEvent | null {
   };
 }
 
-export type EventListener = (event: ContainerEvent) => void;
+export type EventListener = (event: ProcessEvent) => void;
 
 /**
  * One Docker event stream for the whole daemon, shared by the route keeper and followed logs.

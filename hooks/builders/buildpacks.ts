@@ -18,6 +18,7 @@ import { processTypesFrom } from './process-types.js';
 import type { Builder, BuildContext, Built } from './types.js';
 
 export interface BuildpacksBuilderDeps {
+  /** Builds and release images; the app's processes go through the scheduler, not here. */
   docker: Dockerode;
   config: Config;
   paths: Paths;
@@ -25,7 +26,9 @@ export interface BuildpacksBuilderDeps {
   stackImage: () => string;
   buildpacks: BuildpackCatalog;
   packuments: PackumentCache;
+  /** Limits builds across apps; a deploy of one app is already serialized by its own queue. */
   buildQueue: PQueue;
+  /** The npm/pypi upstream in force now (`mirror:upstream` may change it while the daemon runs). */
   mirrorUpstream: (kind: 'npm' | 'pypi') => Promise<string | null>;
 }
 

@@ -2,6 +2,8 @@ import { parseAppName, parseNewAppName } from '../../core/app-name.js';
 import { SlipwayError } from '../../core/errors.js';
 import { currentRelease } from '../../core/store.js';
 import { deployBranchOf } from '../../hooks/deploy-branch.js';
+import { canView } from '../../core/access.js';
+import { callerOf, originOf } from './caller.js';
 import { json, table } from './output.js';
 import type { Command } from './types.js';
 
@@ -10,12 +12,16 @@ const jsonFlag = { json: { type: 'boolean' } } as const;
 export const appCommands: Command[] = [
   {
     name: 'apps:create',
+    access: 'app:create',
     usage: '<app>',
     summary: 'Create an app and its git repository',
     args: [1, 1],
     async run(io, { positionals }, platform) {
       const name = parseNewAppName(positionals[0]!);
+      const creator = callerOf(io, platform);
       await platform.createApp(name);
+      // The creator owns it; new apps are restricted (README, "Users and access").
+      platform.users.appCreated(originOf(io), name, creator.name);
       const { listen, sshPort, httpPort, domain } = platform.config;
       io.out(`-----> Created ${name}\n`);
       io.out(`       git remote add slipway ssh://git@${listen}:${sshPort}/${name}\n`);
@@ -24,12 +30,15 @@ export const appCommands: Command[] = [
   },
   {
     name: 'apps:list',
+    access: 'any',
     usage: '[--json]',
     summary: 'List apps',
     flags: jsonFlag,
     args: [0, 0],
     async run(io, { flags }, platform) {
-      const apps = await platform.apps.list();
+      // Only the apps the caller may view: the others do not exist for it.
+      const caller = callerOf(io, platform);
+      const apps = (await platform.apps.list()).filter((a) => caller.role === 'admin' || canView(caller, platform.users.access(a.name)));
       if (flags.json) {
         io.out(json(apps.map((a) => ({ name: a.name, release: a.current, createdAt: a.createdAt }))));
         return;
@@ -43,6 +52,7 @@ export const appCommands: Command[] = [
   },
   {
     name: 'apps:info',
+    access: 'app:view',
     usage: '<app> [--json]',
     summary: 'Show an app: release, URLs, formation, buildpacks',
     flags: jsonFlag,
@@ -88,6 +98,7 @@ export const appCommands: Command[] = [
   },
   {
     name: 'apps:destroy',
+    access: 'app:manage',
     usage: '<app> --force',
     summary: 'Destroy an app: containers, images, repository, cache and routes',
     flags: { force: { type: 'boolean' } },
@@ -101,6 +112,7 @@ export const appCommands: Command[] = [
         });
       }
       await platform.destroyApp(name, (line) => io.out(`${line}\n`));
+      platform.users.appDestroyed(originOf(io), name);
       io.out(`-----> Destroyed ${name}\n`);
     },
   },

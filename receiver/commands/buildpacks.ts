@@ -20,6 +20,7 @@ const isTarball = (p: string) => /\.(tgz|tar\.gz)$/.test(p);
 export const buildpackCommands: Command[] = [
   {
     name: 'buildpacks:list',
+    access: 'any',
     usage: '[--json]',
     summary: 'List buildpacks in detection order: name, source, version',
     flags: jsonFlag,
@@ -68,6 +69,7 @@ export const buildpackCommands: Command[] = [
   },
   {
     name: 'buildpacks',
+    access: 'app:manage',
     usage: '<app> [--json]',
     summary: 'Show which buildpacks the next deploy of an app uses',
     flags: jsonFlag,
@@ -87,6 +89,8 @@ export const buildpackCommands: Command[] = [
   },
   {
     name: 'buildpacks:set',
+    access: 'app:manage',
+    audit: ({ positionals }) => ({ app: positionals[0]!, detail: positionals.slice(1).join(' ') }),
     usage: '<app> <buildpack>...',
     summary: 'Pin an app\'s buildpacks, in order (names or https/git URLs); overrides .buildpacks',
     args: [2, 20],
@@ -99,6 +103,8 @@ export const buildpackCommands: Command[] = [
   },
   {
     name: 'buildpacks:clear',
+    access: 'app:manage',
+    audit: ({ positionals }) => ({ app: positionals[0]!, detail: positionals.slice(1).join(' ') }),
     usage: '<app>',
     summary: 'Unpin an app\'s buildpacks: .buildpacks, a Dockerfile or detection decide again',
     args: [1, 1],

@@ -7,6 +7,8 @@ import type { Command } from './types.js';
 export const gitCommands: Command[] = [
   {
     name: 'git:set',
+    access: 'app:manage',
+    audit: ({ positionals }) => ({ app: positionals[0]!, detail: positionals.slice(1).join(' ') }),
     usage: '<app> deploy-branch <branch>',
     summary: 'Set the branch whose pushes deploy the app (default main); pushes to others are kept, not deployed',
     args: [3, 3],

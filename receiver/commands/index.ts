@@ -7,6 +7,7 @@ import { platformCommands } from './platform.js';
 import { sshKeyCommands } from './ssh-keys.js';
 import { tokenCommands } from './tokens.js';
 import { gitCommands } from './git.js';
+import { userCommands } from './users.js';
 import type { Command } from './types.js';
 
 export { runCommand } from './registry.js';
@@ -19,6 +20,7 @@ export const commands: readonly Command[] = [
   ...gitCommands,
   ...sshKeyCommands,
   ...tokenCommands,
+  ...userCommands,
   ...opsCommands,
   ...lifeCommands,
   ...buildpackCommands,

@@ -20,6 +20,7 @@ function duration(ms: number | null): string {
 export const lifeCommands: Command[] = [
   {
     name: 'logs',
+    access: 'app:manage',
     usage: '<app> [-n N] [--follow] [--type <process-type>]',
     summary: 'Show an app\'s output, all containers merged in time order; --follow streams new lines',
     flags: { n: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f' }, type: { type: 'string' } },
@@ -34,6 +35,7 @@ export const lifeCommands: Command[] = [
   },
   {
     name: 'builds',
+    access: 'app:manage',
     usage: '<app> [--json]',
     summary: 'List an app\'s builds, newest first: id, commit, status, duration, start, buildpacks',
     flags: { json: { type: 'boolean' } },
@@ -59,6 +61,7 @@ export const lifeCommands: Command[] = [
   },
   {
     name: 'builds:log',
+    access: 'app:manage',
     usage: '<app> [<build-id>]',
     summary: 'Print the full log of a build (default: the latest)',
     args: [1, 2],

@@ -156,6 +156,8 @@ export const mirrorCommands: Command[] = [
   },
   {
     name: 'apps:purge-cache',
+    access: 'app:manage',
+    audit: ({ positionals }) => ({ app: positionals[0]!, detail: positionals.slice(1).join(' ') }),
     usage: '<app>',
     summary: 'Clear an app\'s build cache; its next build installs dependencies from scratch',
     args: [1, 1],

@@ -105,6 +105,7 @@ export function releaseRow(r: Release, current: number | null) {
 export const opsCommands: Command[] = [
   {
     name: 'config',
+    access: 'app:manage',
     usage: '<app> [--json|--shell]',
     summary: 'Show an app\'s config vars (KEY=VALUE, values quoted as sh reads them; --shell: export lines)',
     flags: { ...jsonFlag, shell: { type: 'boolean' } },
@@ -131,6 +132,8 @@ export const opsCommands: Command[] = [
   },
   {
     name: 'config:set',
+    access: 'app:manage',
+    audit: ({ positionals }) => ({ app: positionals[0]!, detail: `keys=${positionals.slice(1).map((a) => a.split('=')[0]).join(',')}` }),
     usage: '<app> KEY=VALUE... [--no-restart]',
     summary: 'Set config vars: makes a new release and restarts the app without downtime',
     flags: noRestart,
@@ -146,6 +149,8 @@ export const opsCommands: Command[] = [
   },
   {
     name: 'config:unset',
+    access: 'app:manage',
+    audit: ({ positionals }) => ({ app: positionals[0]!, detail: `keys=${positionals.slice(1).join(',')}` }),
     usage: '<app> KEY... [--no-restart]',
     summary: 'Remove config vars: makes a new release and restarts the app without downtime',
     flags: noRestart,
@@ -161,6 +166,8 @@ export const opsCommands: Command[] = [
   },
   {
     name: 'ps:scale',
+    access: 'app:manage',
+    audit: ({ positionals }) => ({ app: positionals[0]!, detail: positionals.slice(1).join(' ') }),
     usage: '<app> <type>=<n>...',
     summary: 'Set how many containers of each process type run; starts or stops only the difference',
     args: [2, 100],
@@ -173,6 +180,8 @@ export const opsCommands: Command[] = [
   },
   {
     name: 'ps:restart',
+    access: 'app:manage',
+    audit: ({ positionals }) => ({ app: positionals[0]!, detail: positionals.slice(1).join(' ') }),
     usage: '<app> [type]',
     summary: 'Restart an app (or one process type); web without downtime',
     args: [1, 2],
@@ -185,6 +194,8 @@ export const opsCommands: Command[] = [
   },
   {
     name: 'ps:stop',
+    access: 'app:manage',
+    audit: ({ positionals }) => ({ app: positionals[0]!, detail: positionals.slice(1).join(' ') }),
     usage: '<app>',
     summary: 'Stop every container of an app (the router answers 503); `ps:start` brings the same scale back',
     args: [1, 1],
@@ -194,6 +205,8 @@ export const opsCommands: Command[] = [
   },
   {
     name: 'ps:start',
+    access: 'app:manage',
+    audit: ({ positionals }) => ({ app: positionals[0]!, detail: positionals.slice(1).join(' ') }),
     usage: '<app>',
     summary: 'Start the containers of an app\'s formation that are not running',
     args: [1, 1],
@@ -203,6 +216,8 @@ export const opsCommands: Command[] = [
   },
   {
     name: 'ps:set',
+    access: 'app:manage',
+    audit: ({ positionals }) => ({ app: positionals[0]!, detail: positionals.slice(1).join(' ') }),
     usage: '<app> [memory=<size>] [cpus=<n>] [--no-restart]',
     summary: 'Set per-container limits (memory=512m cpus=1.5; empty removes); restarts unless --no-restart',
     flags: noRestart,
@@ -218,6 +233,7 @@ export const opsCommands: Command[] = [
   },
   {
     name: 'releases',
+    access: 'app:manage',
     usage: '<app> [--json]',
     summary: 'List an app\'s releases, newest first; * marks the current one',
     flags: jsonFlag,
@@ -252,6 +268,8 @@ export const opsCommands: Command[] = [
   },
   {
     name: 'rollback',
+    access: 'app:manage',
+    audit: ({ positionals }) => ({ app: positionals[0]!, detail: positionals.slice(1).join(' ') }),
     usage: '<app> <vN>',
     summary: 'Run an earlier release again (its image and config, no rebuild) as a new release',
     args: [2, 2],

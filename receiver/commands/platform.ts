@@ -6,6 +6,7 @@ import type { Command } from './types.js';
 export const platformCommands: Command[] = [
   {
     name: 'status',
+    access: 'any',
     usage: '[--json]',
     summary: 'Show whether the daemon, SSH receiver, router and Docker accept work',
     flags: { json: { type: 'boolean' } },
@@ -33,6 +34,7 @@ export const platformCommands: Command[] = [
   },
   {
     name: 'ps',
+    access: 'app:manage',
     usage: '<app> [--json]',
     summary: 'List an app\'s containers: <app>.<type>.<n> <state> <release>',
     flags: { json: { type: 'boolean' } },
@@ -57,6 +59,7 @@ export const platformCommands: Command[] = [
   },
   {
     name: 'stack:build',
+    access: 'admin',
     usage: '',
     summary: 'Build the stack image (Debian, from this machine\'s apt sources) that builds and apps run on',
     args: [0, 0],

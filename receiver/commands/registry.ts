@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { SlipwayError, oneLine, usageError } from '../../core/errors.js';
+import { authorize, originOf } from './caller.js';
 import type { Command, CommandIO, Parsed, Platform } from './types.js';
 
 /**
@@ -21,7 +22,15 @@ export async function runCommand(commands: readonly Command[], argv: string[], i
       return 0;
     }
     const parsed = parse(command, rest);
-    return (await command.run(io, parsed, platform)) ?? 0;
+    // Every door (local CLI, SSH) passes here: the caller's rights are checked before any work.
+    const action = command.access ?? 'admin';
+    await authorize(io, platform, action, action.startsWith('app:') ? (parsed.positionals[0] ?? '') : undefined);
+    const code = (await command.run(io, parsed, platform)) ?? 0;
+    if (code === 0 && command.audit) {
+      const { app, detail } = command.audit(parsed);
+      platform.users.audit(originOf(io), command.name, app, detail);
+    }
+    return code;
   } catch (err) {
     if (err instanceof SlipwayError) {
       io.err(`slipway: ${oneLine(err)}\n`);

@@ -6,6 +6,8 @@ import type { MirrorAdmin } from '../../services/mirror-admin.js';
 import type { BuildpackService } from '../../services/buildpack-service.js';
 import type { SshKeyStore } from '../ssh-keys.js';
 import type { TokenStore } from '../tokens.js';
+import type { Action } from '../../core/access.js';
+import type { UserStore } from '../../core/users.js';
 
 /** How a command talks to whoever ran it: the local CLI over the socket, or an SSH channel. */
 export interface CommandIO {
@@ -24,6 +26,13 @@ export interface CommandIO {
    * never on `actor`: a key may be named `cli` (docs/security.md).
    */
   local: boolean;
+  /**
+   * The user whose rights apply: the SSH key's or token's owner; the local CLI is the built-in
+   * `admin`. Unset means `admin` only when `local`, and no rights otherwise (README, "Users and access").
+   */
+  user?: string;
+  /** Where the request came from, for the audit log: `local socket`, `ssh 10.0.0.5`. */
+  from?: string;
 }
 
 export interface ProcessInfo {
@@ -62,6 +71,8 @@ export interface Platform {
   /** The offline package mirror, stack image transfer and build caches. */
   mirror: MirrorAdmin;
   tokens: TokenStore;
+  /** Users, groups, app owners and access, the audit log (core/users.ts). */
+  users: UserStore;
   buildpacks: BuildpackService;
   status(): Promise<StatusInfo>;
   createApp(name: string): Promise<void>;
@@ -94,5 +105,12 @@ export interface Command {
   flags?: FlagSpec;
   /** Inclusive bounds on positional arguments. */
   args: [min: number, max: number];
+  /**
+   * The right the caller needs, checked before `run`: `app:*` on the app named by the first
+   * positional argument. Commands that say nothing are for admins only.
+   */
+  access?: Action;
+  /** For changes the audit log records: which app and what, by names only (never values). */
+  audit?: (parsed: Parsed) => { app: string | null; detail: string };
   run(io: CommandIO, parsed: Parsed, platform: Platform): Promise<number | void>;
 }

@@ -13,6 +13,7 @@ import { createGitHttpHandler, routeGitRequest } from '../../receiver/git-http.j
 import { FailureLimiter } from '../../receiver/http-auth.js';
 import { pktLine } from '../../receiver/pkt-line.js';
 import { TokenStore } from '../../receiver/tokens.js';
+import { openDb } from '../../core/db.js';
 import { run } from '../support/platform.js';
 
 // The smart HTTP handler in front of the real git, without Docker or the router: a temp bare
@@ -81,7 +82,7 @@ describe('git over smart HTTP', () => {
     const hooks = path.join(dir, 'hooks');
     await fs.mkdir(hooks);
     await fs.writeFile(path.join(hooks, 'pre-receive'), '#!/bin/sh\necho "-----> hook saw $SLIPWAY_PUSHER"\n', { mode: 0o755 });
-    tokens = new TokenStore(path.join(dir, 'tokens.json'));
+    tokens = new TokenStore(openDb(path.join(dir, 'slipway.db')));
     token = (await tokens.create('ci')).token;
     const deps = (maxPushBytes: number, limiter = new FailureLimiter()) => ({
       findApp: async (name: string) => (name === APP ? {} : null),

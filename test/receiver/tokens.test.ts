@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SlipwayError } from '../../core/errors.js';
+import { openDb } from '../../core/db.js';
 import { TokenStore, generateToken, hashToken } from '../../receiver/tokens.js';
 
 describe('TokenStore', () => {
@@ -13,9 +14,9 @@ describe('TokenStore', () => {
 
   beforeEach(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-tokens-'));
-    file = path.join(dir, 'tokens.json');
+    file = path.join(dir, 'slipway.db');
     clock = new Date('2025-01-01T00:00:00Z');
-    store = new TokenStore(file, () => clock);
+    store = new TokenStore(openDb(file), () => clock);
   });
   afterEach(() => fs.rm(dir, { recursive: true, force: true }));
 
@@ -26,10 +27,10 @@ describe('TokenStore', () => {
     expect(generateToken()).not.toBe(a);
   });
 
-  it('stores only a hash, in a file only its owner can read', async () => {
+  it('stores only a hash, in a database only its owner can read', async () => {
     const { token, info } = await store.create('ci');
-    expect(info).toEqual({ name: 'ci', createdAt: '2025-01-01T00:00:00.000Z', lastUsedAt: null });
-    const text = await fs.readFile(file, 'utf8');
+    expect(info).toEqual({ name: 'ci', user: 'admin', createdAt: '2025-01-01T00:00:00.000Z', lastUsedAt: null });
+    const text = (await fs.readFile(file)).toString('latin1') + (await fs.readFile(`${file}-wal`).catch(() => Buffer.alloc(0))).toString('latin1');
     expect(text).not.toContain(token);
     expect(text).toContain(hashToken(token));
     expect((await fs.stat(file)).mode & 0o777).toBe(0o600);
@@ -47,7 +48,7 @@ describe('TokenStore', () => {
     expect(await store.verify(token)).toBe('ci');
     expect((await store.list()).find((t) => t.name === 'ci')?.lastUsedAt).toBe('2025-01-02T00:00:00.000Z');
     // A fresh store reads what was written.
-    expect((await new TokenStore(file).list()).map((t) => t.name)).toEqual(['ci', 'laptop']);
+    expect((await new TokenStore(openDb(file)).list()).map((t) => t.name)).toEqual(['ci', 'laptop']);
   });
 
   it('revokes by name, after which the token fails', async () => {
@@ -71,6 +72,6 @@ describe('TokenStore', () => {
 
   it('keeps every one of many concurrent creates', async () => {
     await Promise.all(Array.from({ length: 20 }, (_, i) => store.create(`t${i}`)));
-    expect(await new TokenStore(file).list()).toHaveLength(20);
+    expect(await new TokenStore(openDb(file)).list()).toHaveLength(20);
   });
 });

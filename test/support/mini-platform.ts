@@ -6,6 +6,8 @@ import { defaults } from '../../core/config.js';
 import { SlipwayError } from '../../core/errors.js';
 import { createLogger } from '../../core/log.js';
 import { AppStore } from '../../core/store.js';
+import { openDb } from '../../core/db.js';
+import { UserStore } from '../../core/users.js';
 import { commands, runCommand, type CommandIO, type Platform } from '../../receiver/commands/index.js';
 import { SshKeyStore } from '../../receiver/ssh-keys.js';
 import { TokenStore } from '../../receiver/tokens.js';
@@ -36,6 +38,7 @@ export async function miniPlatform(): Promise<MiniPlatform> {
       cb();
     },
   });
+  const db = openDb(path.join(dir, 'slipway.db'));
   const apps = new AppStore(path.join(dir, 'apps'));
   await apps.init();
   const offline = (what: string) => () => Promise.reject(new SlipwayError('E_INTERNAL', `${what} is not available on the test platform`));
@@ -43,8 +46,9 @@ export async function miniPlatform(): Promise<MiniPlatform> {
     config: defaults(dir),
     logger: createLogger('error', sink),
     apps,
-    keys: new SshKeyStore(path.join(dir, 'ssh-keys.json')),
-    tokens: new TokenStore(path.join(dir, 'tokens.json')),
+    keys: new SshKeyStore(db),
+    tokens: new TokenStore(db),
+    users: new UserStore(db),
     status: offline('status'),
     createApp: async (name) => void (await apps.create(name)),
     destroyApp: offline('destroyApp'),
@@ -71,11 +75,16 @@ export async function miniPlatform(): Promise<MiniPlatform> {
         actor,
         // The fuzz runs half its lines as the local admin would send them.
         local: actor === 'cli',
+        // Argument handling is under test here, not rights: the fuzz acts as the admin.
+        user: 'admin',
       };
       const code = await runCommand(commands, argv, io, platform);
       return { code, out, err };
     },
-    close: () => fs.rm(dir, { recursive: true, force: true }),
+    close: async () => {
+      db.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
   };
 }
 
