@@ -7,6 +7,7 @@ import { SlipwayError } from '../core/errors.js';
 import { readJson } from '../core/files.js';
 import type { Logger } from '../core/log.js';
 import type { Paths } from '../core/paths.js';
+import { processAlive } from '../core/processes.js';
 import type { NginxSettings } from '../router/nginx-config.js';
 import { prepareNginxPrefix, reloadNginx, runningNginxPid, stopNginx, superviseNginx, writeTestedConfig, type NginxRouter } from '../router/nginx-process.js';
 import { readRouteTable, emptyRouteTable } from '../router/table.js';
@@ -19,15 +20,6 @@ import { aptInstall, findProgram } from '../runtime/host-setup.js';
  * the next `slipway server` adopts it by its pid file.
  */
 export const routerPrefix = (paths: Paths): string => path.join(paths.home, 'router');
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export function portAnswers(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
@@ -70,10 +62,10 @@ export function nginxSettings(config: Config, paths: Paths): NginxSettings {
 async function stopLegacyRouter(paths: Paths, progress: (line: string) => void): Promise<void> {
   const file = path.join(paths.runDir, 'router.json');
   const old = await readJson<{ pid: number } | null>(file, null);
-  if (old && isAlive(old.pid)) {
+  if (old && processAlive(old.pid)) {
     progress(`-----> Replacing the old Node router (pid ${old.pid}) with nginx`);
     process.kill(old.pid, 'SIGTERM');
-    for (let n = 0; n < 100 && isAlive(old.pid); n++) await new Promise((r) => setTimeout(r, 100));
+    for (let n = 0; n < 100 && processAlive(old.pid); n++) await new Promise((r) => setTimeout(r, 100));
   }
   await fs.promises.rm(file, { force: true });
 }

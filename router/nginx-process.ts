@@ -4,6 +4,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { oneLine, SlipwayError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { processAlive } from '../core/processes.js';
 import { nginxFiles, renderNginxConfig, type NginxSettings } from './nginx-config.js';
 import { watchRouteTable, type RouteTableSource } from './source.js';
 import type { RouteTable } from './table.js';
@@ -117,7 +118,8 @@ function workers(master: number): number[] {
 /** Still taking new connections: an old worker renames itself once it closed its listeners. */
 function accepting(pid: number): boolean {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('nginx: worker process') && !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('shutting down');
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.startsWith('nginx: worker process') && !cmdline.includes('shutting down');
   } catch {
     return false;
   }
@@ -172,8 +174,8 @@ export async function startNginx(i: NginxInstance): Promise<number> {
   if (orphans.length > 0) {
     i.logger.warn({ pids: orphans }, 'router workers left by a killed nginx master; stopping them');
     for (const pid of orphans) process.kill(pid, 'SIGQUIT');
-    for (let n = 0; n < 100 && orphans.some(alive); n++) await sleep(50);
-    for (const pid of orphans.filter(alive)) process.kill(pid, 'SIGKILL');
+    for (let n = 0; n < 100 && orphans.some(processAlive); n++) await sleep(50);
+    for (const pid of orphans.filter(processAlive)) process.kill(pid, 'SIGKILL');
   }
   const r = await run(i.nginx, baseArgs(i, f.conf));
   if (r.code !== 0) {
@@ -198,10 +200,10 @@ export async function stopNginx(prefix: string, o: { graceMs?: number; stayStopp
   const waitGone = async (ms: number): Promise<boolean> => {
     const deadline = Date.now() + ms;
     while (Date.now() < deadline) {
-      if (!alive(pid)) return true;
+      if (!processAlive(pid)) return true;
       await sleep(25);
     }
-    return !alive(pid);
+    return !processAlive(pid);
   };
   process.kill(pid, 'SIGQUIT');
   if (await waitGone(o.graceMs ?? 10_000)) return true;
@@ -209,15 +211,6 @@ export async function stopNginx(prefix: string, o: { graceMs?: number; stayStopp
   if (await waitGone(5000)) return true;
   process.kill(pid, 'SIGKILL');
   return true;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Dockerode from 'dockerode';
 import { SlipwayError, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { processAlive } from '../core/processes.js';
 
 /** Prints `-----> ...` style lines to the user. */
 export type Progress = (line: string) => void;
@@ -131,16 +132,6 @@ async function readPid(pidFile: string): Promise<number | null> {
   }
   const pid = Number.parseInt(text.trim(), 10);
   return Number.isInteger(pid) && pid > 0 ? pid : null;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function startDockerd(socket: string, logFile: string, logger: Logger): Promise<void> {
