@@ -14,13 +14,14 @@ const root = rootArg > 0 ? path.resolve(process.argv[rootArg + 1]) : path.resolv
 const LAYERS = {
   core: [],
   router: ['core'],
+  auth: ['core'],
   buildpacks: ['core'],
   runtime: ['core'],
   hooks: ['core', 'router', 'buildpacks', 'runtime'],
   services: ['core', 'router', 'buildpacks', 'runtime', 'hooks'],
   receiver: ['core', 'buildpacks', 'hooks', 'services'],
-  platform: ['core', 'router', 'buildpacks', 'runtime', 'hooks', 'services', 'receiver'],
-  cli: ['core', 'router', 'buildpacks', 'runtime', 'hooks', 'services', 'receiver', 'platform'],
+  platform: ['core', 'auth', 'router', 'buildpacks', 'runtime', 'hooks', 'services', 'receiver'],
+  cli: ['core', 'auth', 'router', 'buildpacks', 'runtime', 'hooks', 'services', 'receiver', 'platform'],
 };
 
 const SOURCE = /\.(ts|mts|mjs)$/;
