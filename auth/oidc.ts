@@ -24,10 +24,15 @@ export type OidcClientSettings = Pick<OidcSettings, 'issuer' | 'clientId' | 'cli
 
 /** Why a request to the provider failed, in words that hold no secret (never the response body). */
 function reason(err: unknown): string {
-  const cause = (err as { cause?: { code?: unknown } }).cause;
-  if (typeof cause?.code === 'string') return cause.code;
-  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return `no answer in ${PROVIDER_TIMEOUT_S} s`;
-  return oneLine(err);
+  // A network failure is a TypeError('fetch failed') whose cause, some levels down, has the errno code.
+  let deepest: unknown = err;
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+    if (e.name === 'TimeoutError' || e.name === 'AbortError') return `no answer in ${PROVIDER_TIMEOUT_S} s`;
+    deepest = e;
+  }
+  return oneLine(deepest);
 }
 
 /** The provider's metadata for these settings (OpenID Connect Discovery), or one clear error. */
@@ -52,8 +57,15 @@ function providerError(err: unknown): SlipwayError {
   if (err instanceof client.ResponseBodyError) {
     return new SlipwayError('E_SSO_PROVIDER', `the identity provider refused the code (${err.error}): start again; if it persists, an admin checks the client id and secret (\`slipway auth:oidc\`)`);
   }
+  if (err instanceof client.WWWAuthenticateChallengeError) {
+    const error = err.cause[0]?.parameters.error ?? `HTTP ${err.status}`;
+    return new SlipwayError('E_SSO_PROVIDER', `the identity provider refused this platform as its client (${error}): an admin checks the client id and secret (\`slipway auth:oidc\`)`);
+  }
   if (err instanceof client.ClientError) {
-    return new SlipwayError('E_SSO_TOKEN', `the identity provider's answer did not verify (${oneLine(err)}): start again from the sign-in page`);
+    // The wrapped protocol error says which check failed (`unexpected ID Token "nonce" claim
+    // value`); its message names claims, never their values.
+    const detail = err.cause instanceof Error ? err.cause.message : err.message;
+    return new SlipwayError('E_SSO_TOKEN', `the identity provider's answer did not verify (${oneLine(detail)}): start again from the sign-in page`);
   }
   return new SlipwayError('E_SSO_PROVIDER', `could not reach the identity provider (${reason(err)}): try again later`);
 }

@@ -87,13 +87,14 @@ export function normaliseSsoName(raw: string): string | null {
   return isValidAppName(name) ? name : null;
 }
 
-/** The user name a sign-in asks for: the configured claim, else the email's local part, else `sub`. Pure. */
+/**
+ * The user name a sign-in asks for: the configured claim, else `email`, else `sub`; of an
+ * address (an email, or the `user@domain` names some providers use) only the part before `@`.
+ * Pure.
+ */
 export function ssoNameClaim(claims: Record<string, unknown>, userClaim: string): string {
-  const configured = claims[userClaim];
-  if (typeof configured === 'string' && configured !== '') return configured;
-  const email = claims.email;
-  if (typeof email === 'string' && email.includes('@')) return email.slice(0, email.lastIndexOf('@'));
-  return String(claims.sub ?? '');
+  const pick = [claims[userClaim], claims.email, claims.sub].find((v): v is string => typeof v === 'string' && v !== '') ?? '';
+  return pick.includes('@') ? pick.slice(0, pick.lastIndexOf('@')) : pick;
 }
 
 /**
