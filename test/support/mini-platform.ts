@@ -53,6 +53,7 @@ export async function miniPlatform(): Promise<MiniPlatform> {
     createApp: async (name) => void (await apps.create(name)),
     destroyApp: offline('destroyApp'),
     processes: async () => [],
+    routed: () => 0,
     buildStack: offline('buildStack'),
   };
   const platform = new Proxy(partial, {
