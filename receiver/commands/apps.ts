@@ -39,14 +39,16 @@ export const appCommands: Command[] = [
     async run(io, { flags }, platform) {
       // Only the apps the caller may view: the others do not exist for it.
       const caller = callerOf(io, platform);
-      const apps = (await platform.apps.list()).filter((a) => caller.role === 'admin' || canView(caller, platform.users.access(a.name)));
+      const all = platform.users.accessOfAll();
+      const accessOf = (name: string) => all.get(name) ?? { name, level: 'restricted' as const, owners: [], users: [], groups: [] };
+      const apps = (await platform.apps.list()).filter((a) => caller.role === 'admin' || canView(caller, accessOf(a.name)));
       if (flags.json) {
         // What the App Manager and the Portal list (docs/web.md); the first three fields are the old ones.
         const { httpPort, domain } = platform.config;
         io.out(
           json(
             apps.map((a) => {
-              const access = platform.users.access(a.name);
+              const access = accessOf(a.name);
               const release = currentRelease(a);
               return {
                 name: a.name,

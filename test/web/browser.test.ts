@@ -34,6 +34,10 @@ describe('App Manager and Portal in a browser', () => {
     page.on('pageerror', (err) => pageErrors.push(`${user}: ${err.message}`));
     return page;
   }
+  /** Presses a button whose command reloads the page on success, and waits for that reload. */
+  const pressAndReload = async (page: Page, name: string, exact = false) => {
+    await Promise.all([page.waitForEvent('load', { timeout: 90_000 }), page.getByRole('button', { name, exact }).click()]);
+  };
   const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 
   beforeAll(async () => {
@@ -109,9 +113,8 @@ describe('App Manager and Portal in a browser', () => {
     // Config: a new release, the value hidden until revealed, and shown as text.
     await dev.getByLabel('Name', { exact: true }).fill('GREETING');
     await dev.getByLabel('Value', { exact: true }).fill('<b>hi</b>');
-    await dev.getByRole('button', { name: 'Set', exact: true }).click();
-    await dev.waitForLoadState('load');
-    await expect.poll(() => dev.locator('#releases').textContent(), { timeout: 60_000 }).toContain('v2 (current)');
+    await pressAndReload(dev, 'Set', true);
+    expect(await dev.locator('#releases').textContent()).toContain('v2 (current)');
     expect(await dev.locator('[data-config-key="GREETING"]').textContent()).toBe('hidden');
     await dev.getByRole('button', { name: 'Reveal values' }).click();
     await expect.poll(() => dev.locator('[data-config-key="GREETING"]').textContent()).toBe('<b>hi</b>');
@@ -141,11 +144,10 @@ describe('App Manager and Portal in a browser', () => {
     expect(await vic.locator('.gallery').count()).toBe(0);
     await dev.getByLabel('Title').fill('<script>document.title=2</script>Hello');
     await dev.getByLabel('Tags (comma-separated)').fill('demo, node');
-    await dev.getByRole('button', { name: 'Save card' }).click();
-    await dev.waitForLoadState('load');
+    await pressAndReload(dev, 'Save card');
     await dev.getByLabel('User or @group').fill('vic');
-    await dev.getByRole('button', { name: 'Add viewer' }).click();
-    await expect.poll(() => dev.locator('#access').textContent()).toMatch(/vic\s*Remove/);
+    await pressAndReload(dev, 'Add viewer');
+    expect(await dev.locator('#access').textContent()).toMatch(/vic\s*Remove/);
     await vic.reload();
     const card = vic.locator('.card', { hasText: app });
     await expect.poll(() => card.count()).toBe(1);

@@ -111,6 +111,8 @@ describe('web server', () => {
     expect(refused.status).toBe(403);
     expect(refused.body).toContain('You may view shop but not manage it');
     expect((await get('/Portal', 'vic')).body).toContain('<code>shop</code>');
+    // The listing reads every app's access at once; it must agree with the per-app check.
+    expect(mini.platform.users.accessOfAll().get('shop')).toEqual(mini.platform.users.access('shop'));
     const change = await command('vic', ['config:set', 'shop', 'A=1']);
     expect(change.status).toBe(403);
     expect(change.err).toMatch(/^slipway: permission denied/);
