@@ -1,4 +1,9 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { followBuildLog } from '../../core/build-logs.js';
+import type { Paths } from '../../core/paths.js';
 import { appStatus, parsePortalFields } from '../../core/portal.js';
 import type { AppRecord } from '../../core/store.js';
 import { Csrf, sessionOf } from '../../web/csrf.js';
@@ -70,5 +75,30 @@ describe('CSRF tokens', () => {
     expect(new Csrf().check('dev', 's1', t)).toBe(false);
     expect(sessionOf('a=1; slipway_session=abc.def; b=2')).toBe('abc.def');
     expect(sessionOf(undefined)).toBe('');
+  });
+});
+
+describe('builds:log --follow', () => {
+  it('writes a running build\'s log as it grows and ends with the build, last lines included', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-follow-'));
+    try {
+      const id = '20261202030000-abcdef';
+      await fs.mkdir(path.join(dir, 'shop'));
+      const file = path.join(dir, 'shop', `${id}.log`);
+      await fs.writeFile(file, 'one\n');
+      let status: 'running' | 'succeeded' = 'running';
+      const record = async () => ({ name: 'shop', builds: [{ id, status }] }) as unknown as AppRecord;
+      let out = '';
+      const following = followBuildLog({ buildsDir: dir } as Paths, record, undefined, { out: (t) => void (out += t), signal: new AbortController().signal }, 20);
+      await expect.poll(() => out).toBe('one\n');
+      await fs.appendFile(file, 'two\n');
+      await expect.poll(() => out).toBe('one\ntwo\n');
+      await fs.appendFile(file, 'three\n');
+      status = 'succeeded';
+      await following;
+      expect(out).toBe('one\ntwo\nthree\n');
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
