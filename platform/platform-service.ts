@@ -120,6 +120,7 @@ export function createPlatform(d: PlatformDeps): Platform {
         cpus: p.cpus ?? null,
       }));
     },
+    routed: (app) => routes.table.apps[app]?.upstreams.length ?? 0,
     // The stack is shared by every instance on the engine (content-addressed, no instance label).
     buildStack: (progress) => ensureStackImage(d.engine, { progress, force: true, logger }),
     life,

@@ -61,6 +61,7 @@ export const TEXTS = {
   idle: (app: string) => `app ${app} has no running web process: deploy it or run ps:start/ps:scale`,
   badGateway: (app: string) => `bad gateway: ${app} did not answer`,
   gitDown: 'git over HTTP is not available: the platform daemon is not running; start it with `slipway server`',
+  webDown: 'the App Manager is not available: the platform daemon is not running; start it with `slipway server`',
 };
 
 /**
@@ -105,6 +106,7 @@ function upstreamBlocks(t: RouteTable, keepaliveMs: number): string[] {
   if (t.git !== null) {
     out.push('  upstream slipway_git {', `    server ${safe('git upstream', t.git)};`, '    keepalive 4;', '  }');
   }
+  if (t.web) out.push('  upstream slipway_web {', `    server ${safe('web upstream', t.web)};`, '    keepalive 8;', '  }');
   return out;
 }
 
@@ -191,6 +193,31 @@ function appBody(indent: string, upgrades: 'jump' | 'here'): string[] {
   ].map((l) => indent + l);
 }
 
+/**
+ * The App Manager and Portal on the platform's own host (docs/web.md): /Manager, /Portal and
+ * /_web/ (assets, API, event streams). On an app's host the app keeps these paths.
+ */
+export const WEB_PATHS = ['= /Manager', '^~ /Manager/', '= /Portal', '^~ /Portal/', '^~ /_web/'] as const;
+
+function webLocations(t: RouteTable): string[] {
+  const serve = t.web
+    ? [
+        // Event streams (build logs, logs) must reach the browser line by line.
+        '      proxy_buffering off;',
+        '      error_page 502 504 = @web_down;',
+        '      proxy_pass http://slipway_web;',
+      ]
+    : ['      error_page 503 = @web_down;', '      return 503;'];
+  return WEB_PATHS.flatMap((p) => [
+    `    location ${p} {`,
+    '      error_page 418 = @app;',
+    '      if ($slipway_host_target != "") { return 418; }',
+    '      set $slipway_route _web;',
+    ...serve,
+    '    }',
+  ]);
+}
+
 function locations(t: RouteTable, s: NginxSettings): string[] {
   const git =
     t.git === null
@@ -207,6 +234,8 @@ function locations(t: RouteTable, s: NginxSettings): string[] {
     '    location / {',
     ...appBody('      ', 'jump'),
     '    }',
+    // Before /_git/: a plain-HTTP server kept for git only (gitOverPlainHttp) never serves the pages.
+    ...webLocations(t),
     '    location ^~ /_git/ {',
     // Host routing wins over the path (as in resolveRoute): app.domain/_git/ belongs to the app.
     '      error_page 418 = @app;',
@@ -225,6 +254,10 @@ function locations(t: RouteTable, s: NginxSettings): string[] {
     '    }',
     '    location @bad_gateway {',
     `      return 502 ${q(`${TEXTS.badGateway('$slipway_app')}\n`)};`,
+    '    }',
+    '    location @web_down {',
+    '      add_header Retry-After 10 always;',
+    `      return 503 ${q(`${TEXTS.webDown}\n`)};`,
     '    }',
     '    location @git_down {',
     '      add_header Retry-After 10 always;',

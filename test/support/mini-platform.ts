@@ -54,6 +54,7 @@ export async function miniPlatform(): Promise<MiniPlatform> {
     createApp: async (name) => void (await apps.create(name)),
     destroyApp: offline('destroyApp'),
     processes: async () => [],
+    routed: () => 0,
     buildStack: offline('buildStack'),
     sso: { check: async (s) => void (await discoverOidc(s)) },
   };
