@@ -4,14 +4,14 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { request, startRouterFixture, type Reply, type RouterFixture } from './helpers.js';
+import { request, startNginxFixture, type Reply, type NginxFixture } from './helpers.js';
 
 const MB = 1024 * 1024;
 
 describe('git over HTTP to a unix-socket upstream', () => {
   let dir: string;
   let git: http.Server;
-  let fx: RouterFixture;
+  let fx: NginxFixture;
   let received = 0;
   let firstChunkAt = 0;
 
@@ -30,7 +30,7 @@ describe('git over HTTP to a unix-socket upstream', () => {
       req.pipe(res);
     });
     await new Promise<void>((resolve) => git.listen(socketPath, resolve));
-    fx = await startRouterFixture({ version: 1, domain: 'localhost', apps: {}, git: `unix:${socketPath}` });
+    fx = await startNginxFixture({ version: 1, domain: 'localhost', apps: {}, git: `unix:${socketPath}` });
   });
 
   afterAll(async () => {
@@ -115,7 +115,7 @@ describe('git over HTTP while the daemon is down', () => {
 
   /** The replies of a router whose route table names `git` as the daemon's endpoint. */
   const repliesWith = async (git: string | null): Promise<Reply[]> => {
-    const fx = await startRouterFixture({ version: 1, domain: 'localhost', apps: {}, git });
+    const fx = await startNginxFixture({ version: 1, domain: 'localhost', apps: {}, git });
     try {
       return [
         await request(fx.router.port, infoRefs),

@@ -6,7 +6,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawExchange, startRouterFixture, startUpstream, type RouterFixture, type Upstream } from './helpers.js';
+import { rawExchange, startNginxFixture, startUpstream, type NginxFixture, type Upstream } from './helpers.js';
 
 const run = promisify(execFile);
 /** A small header bound so the slow-client checks run in seconds. */
@@ -17,7 +17,7 @@ describe('HTTPS listener', () => {
   let dir: string;
   let cert: Buffer;
   let up: Upstream;
-  let fx: RouterFixture;
+  let fx: NginxFixture;
 
   beforeAll(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-tls-'));
@@ -29,7 +29,7 @@ describe('HTTPS listener', () => {
     ]);
     cert = await fs.readFile(certFile);
     up = await startUpstream('app');
-    fx = await startRouterFixture(
+    fx = await startNginxFixture(
       { version: 1, domain: 'localhost', apps: { app: { upstreams: [up.target] } }, git: null },
       { https: { port: 0, cert: certFile, key: keyFile }, timeouts: { headersMs: HEADERS_MS, checkMs: 100 } },
     );

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RouteTable } from '../../router/table.js';
-import { closedPort, request, startRouterFixture, startUpstream, type RouterFixture, type Upstream } from './helpers.js';
+import { closedPort, request, startNginxFixture, startUpstream, type NginxFixture, type Upstream } from './helpers.js';
 
 describe('router proxying (real upstream servers on loopback)', () => {
   let a: Upstream;
   let b: Upstream;
   let broken: Upstream;
   let halfway: Upstream;
-  let fx: RouterFixture;
+  let fx: NginxFixture;
   let port: number;
   let refused: number;
 
@@ -37,7 +37,7 @@ describe('router proxying (real upstream servers on loopback)', () => {
       },
       git: null,
     };
-    fx = await startRouterFixture(table);
+    fx = await startNginxFixture(table);
     port = fx.router.port;
   });
 

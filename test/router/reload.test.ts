@@ -4,14 +4,14 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { watchRouteTable } from '../../router/source.js';
 import { writeRouteTable, type RouteTable } from '../../router/table.js';
-import { captureLogs, eventually, request, startRouterFixture, startUpstream, type RouterFixture, type Upstream } from './helpers.js';
+import { captureLogs, eventually, request, startNginxFixture, startUpstream, type NginxFixture, type Upstream } from './helpers.js';
 
 const table = (apps: RouteTable['apps']): RouteTable => ({ version: 1, domain: 'localhost', apps, git: null });
 
 describe('route table reloads', () => {
   let one: Upstream;
   let two: Upstream;
-  let fx: RouterFixture | null = null;
+  let fx: NginxFixture | null = null;
 
   beforeAll(async () => {
     one = await startUpstream('one');
@@ -31,7 +31,7 @@ describe('route table reloads', () => {
   };
 
   it('follows atomic rewrites of the table', async () => {
-    fx = await startRouterFixture(table({ web: { upstreams: [one.target] } }));
+    fx = await startNginxFixture(table({ web: { upstreams: [one.target] } }));
     const port = fx.router.port;
     expect(await nameOf(port, 'web.localhost')).toBe('one');
     await fx.write(table({ web: { upstreams: [two.target] }, more: { upstreams: [one.target] } }));
@@ -42,7 +42,7 @@ describe('route table reloads', () => {
   });
 
   it('starts with no table (404s) and picks it up once the daemon writes it', async () => {
-    fx = await startRouterFixture(null);
+    fx = await startNginxFixture(null);
     const port = fx.router.port;
     expect(await nameOf(port, 'web.localhost')).toBe('404');
     await fx.write(table({ web: { upstreams: [one.target] } }));
@@ -50,7 +50,7 @@ describe('route table reloads', () => {
   });
 
   it('keeps the last good table when a new one is invalid or the file disappears', async () => {
-    fx = await startRouterFixture(table({ web: { upstreams: [one.target] } }));
+    fx = await startNginxFixture(table({ web: { upstreams: [one.target] } }));
     const port = fx.router.port;
     const logs = fx.logs.lines;
     // Renamed into place like an atomic write, but not a valid table.
