@@ -5,8 +5,8 @@ import type { RouteTable } from './table.js';
 /**
  * Rendering the route table into an nginx configuration (README "How it works", docs/http.md).
  * The route table stays the single source of truth; this pure function is the only place that
- * knows nginx's syntax. Routing is the same as resolveRoute() in table.ts: exact host match
- * first, then the first segment of the raw request path, full path forwarded unchanged.
+ * knows nginx's syntax. Routing: exact host match first, then the first segment of the raw
+ * request path, full path forwarded unchanged (test/router/proxy.test.ts holds the cases).
  */
 export interface NginxSettings {
   /** nginx's own directory (-p): pid, logs and temp files live under it, never /etc/nginx. */
@@ -208,7 +208,7 @@ function locations(t: RouteTable, s: NginxSettings): string[] {
     ...appBody('      ', 'jump'),
     '    }',
     '    location ^~ /_git/ {',
-    // Host routing wins over the path (as in resolveRoute): app.domain/_git/ belongs to the app.
+    // Host routing wins over the path: app.domain/_git/ belongs to the app.
     '      error_page 418 = @app;',
     '      if ($slipway_host_target != "") { return 418; }',
     '      set $slipway_route _git;',

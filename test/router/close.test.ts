@@ -49,7 +49,9 @@ describe('graceful close', () => {
       const started = Date.now();
       await wfx.close();
       await closed;
-      expect(Date.now() - started).toBeLessThan(2000);
+      // 300 ms of grace plus nginx's fast shutdown on a busy machine: seconds, never the hour an
+      // open upgrade may otherwise last across reloads.
+      expect(Date.now() - started).toBeLessThan(5000);
     } finally {
       await ws.close();
     }
