@@ -180,12 +180,13 @@ function proxyHeaders(indent: string): string[] {
 /** What serves an app request once Host or path picked the target. */
 function appBody(indent: string, upgrades: 'jump' | 'here'): string[] {
   return [
+    // Before the returns, so an app's 503s are in its router log too.
+    'set $slipway_route $slipway_app;',
     `if ($slipway_target = "") { return 404 ${q(`${TEXTS.notFound}$slipway_named\n`)}; }`,
     `if ($slipway_target ~ "^idle_") { return 503 ${q(`${TEXTS.idle('$slipway_app')}\n`)}; }`,
     // Upgrades go through @upgrade, which never keeps the client connection: an app that
     // declines the upgrade gets its answer relayed, then the connection closes.
     ...(upgrades === 'jump' ? ['error_page 419 = @upgrade;', 'if ($http_upgrade != "") { return 419; }'] : ['keepalive_timeout 0;']),
-    'set $slipway_route $slipway_app;',
     'error_page 502 504 = @bad_gateway;',
     'proxy_pass http://$slipway_target;',
   ].map((l) => indent + l);
