@@ -137,7 +137,8 @@ async function wrk(url, during) {
 async function nodeLoad(url, { during, retry = false, fresh = false } = {}) {
   const u = new URL(url);
   const lib = u.protocol === 'https:' ? https : http;
-  const agent = new lib.Agent({ keepAlive: !fresh, maxSockets: concurrency, ...(u.protocol === 'https:' ? { rejectUnauthorized: false } : {}) });
+  // fresh: no Agent at all (an Agent without keep-alive still hands a finished socket to a queued request).
+  const agent = fresh ? false : new lib.Agent({ keepAlive: true, maxSockets: concurrency, ...(u.protocol === 'https:' ? { rejectUnauthorized: false } : {}) });
   const served = new WeakMap();
   const deadline = Date.now() + seconds * 1000;
   const times = [];
@@ -180,7 +181,7 @@ async function nodeLoad(url, { during, retry = false, fresh = false } = {}) {
   );
   if (during) await during();
   await work;
-  agent.destroy();
+  if (agent) agent.destroy();
   times.sort((a, b) => a - b);
   const at = (q) => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? 0;
   return { perSecond: times.length / seconds, p50: at(0.5), p99: at(0.99), failed, why: retried ? { ...why, retried } : why };
