@@ -340,7 +340,9 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
     '    default $request_id;',
     '  }',
     "  log_format slipway escape=json '{\"time\":\"$time_iso8601\",\"app\":\"$slipway_route\",\"status\":$status,\"bytes\":$body_bytes_sent,\"upstream_time\":\"$upstream_response_time\",\"request_id\":\"$slipway_request_id\",\"method\":\"$request_method\",\"host\":\"$host\",\"remote\":\"$remote_addr\"}';",
-    `  access_log ${f.accessLog} slipway;`,
+    // Buffered: one write per 64 KB or per second instead of one per request (measured: the
+    // per-request write was most of the gap to a plain proxy_pass); `logs --type router` lags <= 1 s.
+    `  access_log ${f.accessLog} slipway buffer=64k flush=1s;`,
     ...routingMaps(t),
     ...upstreamBlocks(t, keepaliveMs),
     ...servers,
