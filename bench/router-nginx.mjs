@@ -21,7 +21,7 @@ import { writeRouteTable } from '../dist/router/table.js';
 
 const seconds = Number(process.argv[2] ?? 5);
 const concurrency = Number(process.argv[3] ?? 32);
-const ROUNDS = 2;
+const ROUNDS = 3;
 const RELOADS = 20;
 const run = promisify(execFile);
 
@@ -227,7 +227,8 @@ try {
       rps.push(mine.perSecond / base.perSecond);
       p99.push(mine.p99 / base.p99);
     }
-    console.log(`${scheme} ratio platform/plain (median of ${ROUNDS}): ${median(rps).toFixed(2)}x req/s (goal >= 0.95), p99 ${median(p99).toFixed(2)}x (goal <= 1.2)`);
+    const list = (xs) => xs.map((x) => x.toFixed(2)).join(' ');
+    console.log(`${scheme} ratio platform/plain: req/s ${median(rps).toFixed(2)}x median (${list(rps)}; goal >= 0.95), p99 ${median(p99).toFixed(2)}x median (${list(p99)}; goal <= 1.2)`);
   }
 
   // Route changes under load: each is a graceful reload, and old workers close their idle
