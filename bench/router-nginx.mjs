@@ -1,22 +1,29 @@
 #!/usr/bin/env node
 // The platform's router (nginx rendered from the route table) against a hand-written plain nginx
-// `proxy_pass` with keep-alive to the same upstream, in one run: req/s, p50/p99, failures, and
-// failures during 20 route changes (reloads) under load, plus the router's idle memory. Ratios
-// only; it asserts nothing (issue 12, README "Development").
-// Usage: node bench/router-nginx.mjs [seconds=3] [concurrency=32]   (needs the build and nginx)
-import { execFileSync } from 'node:child_process';
+// `proxy_pass` with keep-alive to the same upstream, in one run: req/s and p50/p99 for a public
+// app over HTTP and over TLS, failed requests during 20 route changes (reloads) under load with
+// ordinary keep-alive clients, and the router's idle memory. Prints numbers and ratios; asserts
+// nothing (issue 12, README "Development" and "Reloads and keep-alive clients").
+// Load comes from wrk when it is installed (apt-get install wrk), else from Node's http.Agent.
+// Usage: node bench/router-nginx.mjs [seconds=5] [concurrency=32]   (needs the build and nginx)
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { createLogger } from '../dist/core/log.js';
 import { superviseNginx } from '../dist/router/nginx-process.js';
 import { writeRouteTable } from '../dist/router/table.js';
 
-const seconds = Number(process.argv[2] ?? 3);
+const seconds = Number(process.argv[2] ?? 5);
 const concurrency = Number(process.argv[3] ?? 32);
+const ROUNDS = 3;
+const RELOADS = 20;
+const run = promisify(execFile);
 
 const freePort = () =>
   new Promise((resolve) => {
@@ -26,68 +33,147 @@ const freePort = () =>
       s.close(() => resolve(port));
     });
   });
+const hasWrk = await run('wrk', ['--version']).then(
+  () => true,
+  (err) => err.code !== 'ENOENT',
+);
 
 const upstream = http.createServer((_req, res) => res.end('hello'));
 await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
 const upPort = upstream.address().port;
 
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-bench-'));
+const cert = path.join(dir, 'cert.pem');
+const key = path.join(dir, 'key.pem');
+await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=app.localhost', '-addext', 'subjectAltName=DNS:app.localhost', '-keyout', key, '-out', cert]);
+
 const routesFile = path.join(dir, 'routes.json');
 const table = (extra = {}) => ({ version: 1, domain: 'localhost', apps: { app: { upstreams: [`127.0.0.1:${upPort}`] }, ...extra }, git: null });
 await writeRouteTable(routesFile, table());
-const platformPort = await freePort();
+const platform = { http: await freePort(), https: await freePort() };
 const router = await superviseNginx({
   nginx: 'nginx',
   logger: createLogger('error'),
   routesFile,
   domain: 'localhost',
-  settings: { prefix: path.join(dir, 'router'), listen: '127.0.0.1', httpPort: platformPort, https: null, maxPushBytes: 1 << 30, ...(process.getuid?.() === 0 ? { user: 'root' } : {}) },
+  settings: {
+    prefix: path.join(dir, 'router'),
+    listen: '127.0.0.1',
+    // Plain HTTP is served (not redirected) for the plain-HTTP numbers: a second, TLS-less router.
+    httpPort: platform.http,
+    https: null,
+    maxPushBytes: 1 << 30,
+    ...(process.getuid?.() === 0 ? { user: 'root' } : {}),
+  },
+});
+const tlsRouter = await superviseNginx({
+  nginx: 'nginx',
+  logger: createLogger('error'),
+  routesFile,
+  domain: 'localhost',
+  settings: {
+    prefix: path.join(dir, 'router-tls'),
+    listen: '127.0.0.1',
+    httpPort: await freePort(),
+    https: { port: platform.https, cert, key },
+    maxPushBytes: 1 << 30,
+    ...(process.getuid?.() === 0 ? { user: 'root' } : {}),
+  },
 });
 
-// The baseline: what an operator would write by hand.
-const plainPort = await freePort();
+// The baseline: what an operator would write by hand (with nginx's default access log, as the
+// platform logs every request too).
 const plain = path.join(dir, 'plain');
+const plainPort = { http: await freePort(), https: await freePort() };
 await fs.mkdir(path.join(plain, 'logs'), { recursive: true });
 await fs.writeFile(
   path.join(plain, 'nginx.conf'),
   `worker_processes auto; pid ${plain}/nginx.pid; error_log ${plain}/logs/error.log;
+${process.getuid?.() === 0 ? 'user root;' : ''}
 events { worker_connections 4096; }
 http {
-  access_log off;
+  access_log ${plain}/logs/access.log;
   client_body_temp_path ${plain}/b; proxy_temp_path ${plain}/p; fastcgi_temp_path ${plain}/f; uwsgi_temp_path ${plain}/u; scgi_temp_path ${plain}/s;
   upstream app { server 127.0.0.1:${upPort}; keepalive 32; }
-  server { listen 127.0.0.1:${plainPort}; location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://app; } }
+  server {
+    listen 127.0.0.1:${plainPort.http};
+    listen 127.0.0.1:${plainPort.https} ssl http2;
+    ssl_certificate ${cert}; ssl_certificate_key ${key};
+    location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_pass http://app; }
+  }
 }
 `,
 );
-execFileSync('nginx', ['-p', plain, '-e', `${plain}/logs/error.log`, '-c', `${plain}/nginx.conf`]);
+const plainArgs = ['-p', plain, '-e', `${plain}/logs/error.log`, '-c', `${plain}/nginx.conf`];
+execFileSync('nginx', plainArgs);
 
-async function load(port, host, during) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+/** wrk's numbers: req/s, p50/p99 in ms, non-2xx and socket errors. */
+async function wrk(url, during) {
+  const work = run('wrk', ['-t2', `-c${concurrency}`, `-d${seconds}s`, '--latency', '-H', 'Host: app.localhost', url], { maxBuffer: 1 << 20 });
+  if (during) await during();
+  const { stdout } = await work;
+  const ms = (label) => {
+    const m = new RegExp(`${label}\\s+([0-9.]+)(us|ms|s)`).exec(stdout);
+    if (!m) return NaN;
+    return Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2]];
+  };
+  const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
+  const why = errors ? { connect: +errors[1], read: +errors[2], write: +errors[3], timeout: +errors[4] } : {};
+  return {
+    perSecond: Number(/Requests\/sec:\s+([0-9.]+)/.exec(stdout)?.[1] ?? 0),
+    p50: ms('50%'),
+    p99: ms('99%'),
+    failed: non2xx + Object.values(why).reduce((a, b) => a + b, 0),
+    why: { ...(non2xx ? { non2xx } : {}), ...Object.fromEntries(Object.entries(why).filter(([, v]) => v)) },
+  };
+}
+
+/**
+ * Node's keep-alive Agent, `concurrency` loops for `seconds`. retry: what browsers do (RFC 9112
+ * 9.3.1): a GET that failed on a reused connection before any answer is sent again. fresh: a new
+ * connection per request (Connection: close), nothing to reuse.
+ */
+async function nodeLoad(url, { during, retry = false, fresh = false } = {}) {
+  const u = new URL(url);
+  const lib = u.protocol === 'https:' ? https : http;
+  // fresh: no Agent at all (an Agent without keep-alive still hands a finished socket to a queued request).
+  const agent = fresh ? false : new lib.Agent({ keepAlive: true, maxSockets: concurrency, ...(u.protocol === 'https:' ? { rejectUnauthorized: false } : {}) });
+  const served = new WeakMap();
   const deadline = Date.now() + seconds * 1000;
   const times = [];
   let failed = 0;
+  let retried = 0;
   const why = {};
-  const one = () =>
+  const attempt = () =>
     new Promise((resolve) => {
-      const start = process.hrtime.bigint();
-      const req = http.get({ host: '127.0.0.1', port, path: '/', agent, headers: { host } }, (res) => {
-        if (res.statusCode !== 200) {
-          failed++;
-          why[res.statusCode] = (why[res.statusCode] ?? 0) + 1;
-        }
+      let reused = false;
+      const req = lib.get({ host: '127.0.0.1', port: u.port, path: '/', agent, headers: { host: 'app.localhost' } }, (res) => {
         res.resume();
-        res.on('end', () => {
-          times.push(Number(process.hrtime.bigint() - start) / 1e6);
-          resolve();
-        });
+        res.on('end', () => resolve({ status: res.statusCode }));
       });
-      req.on('error', (err) => {
-        failed++;
-        why[err.code] = (why[err.code] ?? 0) + 1;
-        resolve();
+      // Counted per socket: req.reusedSocket misses a socket the Agent hands to a queued request.
+      req.on('socket', (socket) => {
+        const n = (served.get(socket) ?? 0) + 1;
+        served.set(socket, n);
+        reused = n > 1;
       });
+      req.on('error', (err) => resolve({ err, reused }));
     });
+  const one = async () => {
+    const start = process.hrtime.bigint();
+    let r = await attempt();
+    // Again while it fails that way: the pool may hand out another connection being closed.
+    for (let again = 0; again < 5 && retry && r.err && r.reused && r.err.code === 'ECONNRESET'; again++) {
+      retried++;
+      r = await attempt();
+    }
+    if (r.err || r.status !== 200) {
+      failed++;
+      const k = r.err ? r.err.code : r.status;
+      why[k] = (why[k] ?? 0) + 1;
+    } else times.push(Number(process.hrtime.bigint() - start) / 1e6);
+  };
   const work = Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (Date.now() < deadline) await one();
@@ -95,11 +181,13 @@ async function load(port, host, during) {
   );
   if (during) await during();
   await work;
-  agent.destroy();
+  if (agent) agent.destroy();
   times.sort((a, b) => a - b);
   const at = (q) => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? 0;
-  return { perSecond: times.length / seconds, p50: at(0.5), p99: at(0.99), failed, why };
+  return { perSecond: times.length / seconds, p50: at(0.5), p99: at(0.99), failed, why: retried ? { ...why, retried } : why };
 }
+
+const load = (url, during) => (hasWrk ? wrk(url, during) : nodeLoad(url, { during }));
 
 function rssKb(pidFile) {
   const master = Number(readFileSync(pidFile, 'utf8').trim());
@@ -107,24 +195,59 @@ function rssKb(pidFile) {
   return pids.reduce((kb, pid) => kb + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0), 0);
 }
 
-const show = (name, r) => console.log(`${name.padEnd(9)} ${r.perSecond.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  non-2xx/failed ${r.failed}${r.failed ? ` ${JSON.stringify(r.why)}` : ''}`);
+const show = (name, r) =>
+  console.log(
+    `${name.padEnd(26)} ${r.perSecond.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  failed ${r.failed}${Object.keys(r.why).length ? ` ${JSON.stringify(r.why)}` : ''}`,
+  );
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+let n = 0;
+const routeChanges = async () => {
+  for (let i = 0; i < RELOADS; i++) {
+    await router.serve(table({ [`extra${n++}`]: { upstreams: [`127.0.0.1:${upPort}`] } }));
+    await new Promise((r) => setTimeout(r, (seconds * 1000) / (RELOADS + 2)));
+  }
+};
+
 try {
-  await load(plainPort, 'app.localhost'); // warm-up
-  const base = await load(plainPort, 'app.localhost');
-  const ours = await load(platformPort, 'app.localhost');
-  show('plain', base);
-  show('platform', ours);
-  console.log(`ratio platform/plain: ${(ours.perSecond / base.perSecond).toFixed(2)}x req/s, p99 ${(ours.p99 / base.p99).toFixed(2)}x`);
-  const reloads = await load(platformPort, 'app.localhost', async () => {
-    for (let i = 0; i < 20; i++) await router.serve(table({ [`extra${i}`]: { upstreams: [`127.0.0.1:${upPort}`] } }));
-  });
-  show('reloading', reloads);
-  console.log(`20 route changes (reloads) under load: ${reloads.failed} failed requests`);
+  console.log(`load: ${hasWrk ? `wrk -t2 -c${concurrency}` : `Node http.Agent, ${concurrency} loops`}, ${seconds} s per run, ${ROUNDS} rounds alternating; same upstream (Node, "hello")`);
+  for (const [scheme, ours, theirs] of [
+    ['http', `http://127.0.0.1:${platform.http}/`, `http://127.0.0.1:${plainPort.http}/`],
+    ['https', `https://127.0.0.1:${platform.https}/`, `https://127.0.0.1:${plainPort.https}/`],
+  ]) {
+    await load(theirs); // warm-up
+    await load(ours);
+    const rps = [];
+    const p99 = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const base = await load(theirs);
+      const mine = await load(ours);
+      show(`${scheme} plain nginx`, base);
+      show(`${scheme} platform router`, mine);
+      rps.push(mine.perSecond / base.perSecond);
+      p99.push(mine.p99 / base.p99);
+    }
+    const list = (xs) => xs.map((x) => x.toFixed(2)).join(' ');
+    console.log(`${scheme} ratio platform/plain: req/s ${median(rps).toFixed(2)}x median (${list(rps)}; goal >= 0.95), p99 ${median(p99).toFixed(2)}x median (${list(p99)}; goal <= 1.2)`);
+  }
+
+  // Route changes under load: each is a graceful reload, and old workers close their idle
+  // keep-alive connections at once; a client that sends on one at that moment gets a reset.
+  const url = `http://127.0.0.1:${platform.http}/`;
+  if (hasWrk) show(`wrk, ${RELOADS} reloads`, await wrk(url, routeChanges));
+  show(`Agent, ${RELOADS} reloads`, await nodeLoad(url, { during: routeChanges }));
+  show(`Agent+retry, ${RELOADS} reloads`, await nodeLoad(url, { during: routeChanges, retry: true }));
+  show(`new connections, ${RELOADS} reloads`, await nodeLoad(url, { during: routeChanges, fresh: true }));
+  show('Agent, no reloads', await nodeLoad(url));
+
   await new Promise((r) => setTimeout(r, 1000));
-  console.log(`idle memory: platform router ${(rssKb(path.join(dir, 'router', 'nginx.pid')) / 1024).toFixed(1)} MiB, plain nginx ${(rssKb(`${plain}/nginx.pid`) / 1024).toFixed(1)} MiB (RSS, master + workers)`);
+  console.log(
+    `idle memory (RSS, master + workers): platform router ${(rssKb(path.join(dir, 'router', 'nginx.pid')) / 1024).toFixed(1)} MiB, plain nginx ${(rssKb(`${plain}/nginx.pid`) / 1024).toFixed(1)} MiB`,
+  );
 } finally {
   await router.stop({ graceMs: 2000 });
-  execFileSync('nginx', ['-p', plain, '-e', `${plain}/logs/error.log`, '-c', `${plain}/nginx.conf`, '-s', 'stop']);
+  await tlsRouter.stop({ graceMs: 2000 });
+  execFileSync('nginx', [...plainArgs, '-s', 'stop']);
   upstream.close();
   await fs.rm(dir, { recursive: true, force: true });
 }

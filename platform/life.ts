@@ -1,8 +1,14 @@
 import { followBuildLog, readBuildLog } from '../core/build-logs.js';
+import { followAccessLog, formatAccessEntry, tailAccessLog } from '../router/access-log.js';
+import { nginxFiles } from '../router/nginx-config.js';
 import { recover, type RecoverDeps } from './recover.js';
 import { RouteKeeper } from './route-keeper.js';
+import { routerPrefix } from './router-process.js';
 import type { LifeService } from '../receiver/commands/types.js';
 import type { ProcessEvents } from '../runtime/scheduler.js';
+
+/** `logs --type router`: the router's access log instead of a process type's output. */
+export const ROUTER_LOG = 'router';
 
 /** What recovery needs, less the progress callback that `start()` takes. */
 export type LifeDeps = Omit<RecoverDeps, 'progress'>;
@@ -45,6 +51,10 @@ export class Life implements LifeService {
 
   async logs(app: string, o: { lines: number; type?: string; follow: boolean }, io: { out(text: string): void; signal: AbortSignal }): Promise<void> {
     await this.#d.apps.get(app);
+    if (o.type === ROUTER_LOG) {
+      await this.#routerLogs(app, o, io);
+      return;
+    }
     await this.#d.scheduler.logs({
       app,
       lines: o.lines,
@@ -57,6 +67,13 @@ export class Life implements LifeService {
     });
     // Tests read this line to prove a client that went away leaves no stream behind.
     if (o.follow) this.#d.logger.info({ app, openLogStreams: this.#logStreams }, 'logs follow ended');
+  }
+
+  /** The app's lines of the router's access log (README "Logs"). */
+  async #routerLogs(app: string, o: { lines: number; follow: boolean }, io: { out(text: string): void; signal: AbortSignal }): Promise<void> {
+    const file = nginxFiles(routerPrefix(this.#d.paths)).accessLog;
+    for (const e of await tailAccessLog(file, app, o.lines)) io.out(formatAccessEntry(e));
+    if (o.follow) await followAccessLog(file, app, (e) => io.out(formatAccessEntry(e)), io.signal);
   }
 
   async buildLog(app: string, id: string | undefined) {

@@ -28,11 +28,6 @@ export interface RouteTable {
   web?: string | null;
 }
 
-export type Route =
-  | { kind: 'app'; app: string; upstreams: string[] }
-  | { kind: 'git' }
-  | { kind: 'unknown'; app: string | null };
-
 const APP_NAME = '^[a-z][a-z0-9-]{0,29}$';
 const HOST_PORT = '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):[0-9]{1,5}$';
 const UNIX_SOCKET = '^unix:/[^\\0]*$';
@@ -119,50 +114,4 @@ export async function readRouteTable(file: string): Promise<RouteTable> {
 /** Atomic (temp file + rename), so the router never reads a torn table. World-readable: no secrets. */
 export async function writeRouteTable(file: string, t: RouteTable): Promise<void> {
   await writeFileAtomicText(file, serializeRouteTable(t), 0o644);
-}
-
-/** Lower-cased host without its port; handles "[::1]:8080". */
-export function hostName(host: string | undefined): string | null {
-  if (!host) return null;
-  const h = host.trim().toLowerCase();
-  if (h.startsWith('[')) {
-    const end = h.indexOf(']');
-    return end === -1 ? h : h.slice(0, end + 1);
-  }
-  const colon = h.indexOf(':');
-  return colon === -1 ? h : h.slice(0, colon);
-}
-
-/** First path segment of a request target ("/app/x?y" -> "app"), without query or fragment. */
-function firstSegment(path: string): string {
-  const rest = path.startsWith('/') ? path.slice(1) : path;
-  const stop = rest.search(/[/?#]/);
-  return stop === -1 ? rest : rest.slice(0, stop);
-}
-
-/**
- * Pure routing. The Host is compared exactly (case-insensitive, port stripped) with
- * "<app>.<domain>" — never by suffix or substring, so "evillocalhost" or "app.localhost.evil.com"
- * never reach app "app". Host routing wins; then the first path segment picks "/_git/" or an app,
- * and the caller forwards the full original path unchanged.
- */
-export function resolveRoute(t: RouteTable, host: string | undefined, path: string): Route {
-  const name = hostName(host);
-  const suffix = `.${t.domain.toLowerCase()}`;
-  let hostApp: string | null = null;
-  if (name !== null && name.endsWith(suffix)) {
-    const label = name.slice(0, -suffix.length);
-    // Exact match only: the part before ".<domain>" must be a whole app name, not "a.b".
-    if (label.length > 0 && !label.includes('.')) {
-      hostApp = label;
-      const route = Object.hasOwn(t.apps, label) ? t.apps[label] : undefined;
-      if (route) return { kind: 'app', app: label, upstreams: route.upstreams };
-    }
-  }
-  const segment = firstSegment(path);
-  if (segment === '_git' && path.startsWith('/_git/')) return { kind: 'git' };
-  if (segment !== '' && Object.hasOwn(t.apps, segment)) {
-    return { kind: 'app', app: segment, upstreams: t.apps[segment]!.upstreams };
-  }
-  return { kind: 'unknown', app: hostApp ?? (segment === '' ? null : segment) };
 }

@@ -21,8 +21,8 @@ export const lifeCommands: Command[] = [
   {
     name: 'logs',
     access: 'app:manage',
-    usage: '<app> [-n N] [--follow] [--type <process-type>]',
-    summary: 'Show an app\'s output, all containers merged in time order; --follow streams new lines',
+    usage: '<app> [-n N] [--follow] [--type <process-type>|router]',
+    summary: 'Show an app\'s output, all containers merged in time order; --follow streams new lines; --type router: its requests at the router',
     flags: { n: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f' }, type: { type: 'string' } },
     args: [1, 1],
     async run(io, { positionals, flags }, platform) {

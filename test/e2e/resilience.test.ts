@@ -55,7 +55,7 @@ describe('logs, builds and resilience', () => {
     await platform?.stop();
   }, 180_000);
 
-  it('logs: merged output with a timestamp and container prefix, -n and --type', async () => {
+  it('logs: merged output with a timestamp and container prefix, -n, --type and the router\'s access log', async () => {
     await platform.fetchApp(app, { by: 'host', path: '/first-request' });
     const logs = await until('the request line', async () => {
       const r = await platform.cli(['logs', app]);
@@ -70,6 +70,14 @@ describe('logs, builds and resilience', () => {
     expect(last.code).toBe(0);
     expect(last.stdout.trimEnd().split('\n')).toHaveLength(1);
     expect(last.stdout).toContain('request /first-request');
+
+    // The router's view of the same request: its access log line for this app.
+    const routed = await until('the router log line', async () => {
+      const r = await platform.ssh(['logs', app, '--type', 'router', '-n', '20']);
+      return r.stdout.includes(' 200 GET ') ? r : undefined;
+    });
+    expect(routed.code).toBe(0);
+    expect(routed.stdout).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z router: 200 GET \S+ \d+B upstream [0-9.]+s request [0-9a-f]{32}$/m);
 
     const workers = await platform.cli(['logs', app, '--type', 'worker']);
     expect(workers).toMatchObject({ code: 0, stdout: '' });

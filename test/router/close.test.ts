@@ -1,17 +1,17 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { request, sleep, startRouterFixture, startUpstream, type RouterFixture, type Upstream } from './helpers.js';
+import { request, sleep, startNginxFixture, startUpstream, type NginxFixture, type Upstream } from './helpers.js';
 
 describe('graceful close', () => {
   let slow: Upstream;
-  let fx: RouterFixture;
+  let fx: NginxFixture;
 
   beforeAll(async () => {
     slow = await startUpstream('slow', (req, res) => {
       req.resume();
       setTimeout(() => res.end('done'), 400);
     });
-    fx = await startRouterFixture({ version: 1, domain: 'localhost', apps: { slow: { upstreams: [slow.target] } }, git: null });
+    fx = await startNginxFixture({ version: 1, domain: 'localhost', apps: { slow: { upstreams: [slow.target] } }, git: null });
   });
   afterAll(async () => {
     await slow.close();
@@ -35,7 +35,7 @@ describe('graceful close', () => {
       socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
       socket.pipe(socket);
     });
-    const wfx = await startRouterFixture(
+    const wfx = await startNginxFixture(
       { version: 1, domain: 'localhost', apps: { ws: { upstreams: [ws.target] } }, git: null },
       { closeGraceMs: 300 },
     );
@@ -49,7 +49,9 @@ describe('graceful close', () => {
       const started = Date.now();
       await wfx.close();
       await closed;
-      expect(Date.now() - started).toBeLessThan(2000);
+      // 300 ms of grace plus nginx's fast shutdown on a busy machine: seconds, never the hour an
+      // open upgrade may otherwise last across reloads.
+      expect(Date.now() - started).toBeLessThan(5000);
     } finally {
       await ws.close();
     }

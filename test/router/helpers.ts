@@ -7,7 +7,6 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../../core/log.js';
 import { superviseNginx, type NginxRouter } from '../../router/nginx-process.js';
-import { startRouter, type RouterOptions, type RunningRouter } from '../../router/server.js';
 import { writeRouteTable, type RouteTable } from '../../router/table.js';
 
 export interface Upstream {
@@ -79,23 +78,34 @@ export function captureLogs(level = 'debug'): LogCapture {
   return { logger: createLogger(level, sink), lines };
 }
 
-export interface RouterFixture {
-  dir: string;
-  routesFile: string;
-  router: RunningRouter;
-  logs: LogCapture;
-  write(t: RouteTable): Promise<void>;
-  close(): Promise<void>;
-}
-
 /** A loopback port free right now (nginx cannot listen on port 0 and report it back). */
 export async function freePort(): Promise<number> {
   return closedPort();
 }
 
-export interface NginxFixture extends RouterFixture {
-  nginx: NginxRouter;
+export interface NginxFixtureOptions {
+  port?: number;
+  /** port 0: a free one is picked. */
+  https?: { port: number; cert: string; key: string };
+  /** Slow-client bounds (nginx counts whole seconds). */
+  timeouts?: { headersMs?: number; bodyMs?: number; keepAliveMs?: number };
+  pollMs?: number;
+  /** How long close() lets connections finish before it ends them. */
+  closeGraceMs?: number;
+  maxPushBytes?: number;
+  gitOverPlainHttp?: boolean;
+}
+
+export interface NginxFixture {
+  dir: string;
+  routesFile: string;
+  /** nginx's prefix: logs/access.log and logs/error.log live under it. */
   prefix: string;
+  router: { port: number; httpsPort?: number };
+  nginx: NginxRouter;
+  logs: LogCapture;
+  write(t: RouteTable): Promise<void>;
+  close(): Promise<void>;
 }
 
 /**
@@ -104,7 +114,7 @@ export interface NginxFixture extends RouterFixture {
  */
 export async function startNginxFixture(
   table: RouteTable | null,
-  extra: Partial<RouterOptions> & { maxPushBytes?: number; gitOverPlainHttp?: boolean } = {},
+  extra: NginxFixtureOptions = {},
 ): Promise<NginxFixture> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-nginx-'));
   const routesFile = path.join(dir, 'routes.json');
@@ -149,36 +159,12 @@ export async function startNginxFixture(
     prefix,
     nginx,
     logs,
-    router: { port, ...(https ? { httpsPort: https.port } : {}), close },
+    router: { port, ...(https ? { httpsPort: https.port } : {}) },
     write: async (next) => {
       await writeRouteTable(routesFile, next);
       await nginx.settled();
     },
     close,
-  };
-}
-
-export async function startRouterFixture(
-  table: RouteTable | null,
-  extra: Partial<RouterOptions> = {},
-): Promise<RouterFixture> {
-  // SLIPWAY_TEST_ROUTER=nginx runs the router's behaviour tests against nginx (issue 12).
-  if (process.env.SLIPWAY_TEST_ROUTER === 'nginx') return startNginxFixture(table, extra);
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-router-'));
-  const routesFile = path.join(dir, 'routes.json');
-  if (table) await writeRouteTable(routesFile, table);
-  const logs = captureLogs();
-  const router = await startRouter({ routesFile, listen: '127.0.0.1', port: 0, logger: logs.logger, closeGraceMs: 2000, ...extra });
-  return {
-    dir,
-    routesFile,
-    router,
-    logs,
-    write: (t) => writeRouteTable(routesFile, t),
-    close: async () => {
-      await router.close();
-      await fs.rm(dir, { recursive: true, force: true });
-    },
   };
 }
 

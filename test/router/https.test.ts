@@ -6,18 +6,18 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawExchange, startRouterFixture, startUpstream, type RouterFixture, type Upstream } from './helpers.js';
+import { rawExchange, startNginxFixture, startUpstream, type NginxFixture, type Upstream } from './helpers.js';
 
 const run = promisify(execFile);
 /** A small header bound so the slow-client checks run in seconds. */
-const HEADERS_MS = 1500;
+const HEADERS_MS = 2000;
 const SLACK = 1500;
 
 describe('HTTPS listener', () => {
   let dir: string;
   let cert: Buffer;
   let up: Upstream;
-  let fx: RouterFixture;
+  let fx: NginxFixture;
 
   beforeAll(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-tls-'));
@@ -29,9 +29,9 @@ describe('HTTPS listener', () => {
     ]);
     cert = await fs.readFile(certFile);
     up = await startUpstream('app');
-    fx = await startRouterFixture(
+    fx = await startNginxFixture(
       { version: 1, domain: 'localhost', apps: { app: { upstreams: [up.target] } }, git: null },
-      { https: { port: 0, cert: certFile, key: keyFile }, timeouts: { headersMs: HEADERS_MS, checkMs: 100 } },
+      { https: { port: 0, cert: certFile, key: keyFile }, timeouts: { headersMs: HEADERS_MS } },
     );
   });
   afterAll(async () => {
@@ -67,7 +67,7 @@ describe('HTTPS listener', () => {
     expect(Date.now() - started).toBeLessThan(HEADERS_MS + SLACK);
   }, 15_000);
 
-  it('answers 408 to a TLS client that never sends its request', async () => {
+  it('closes a TLS connection that never sends its request at the header bound, app untouched', async () => {
     const hits = up.hits.length;
     const started = Date.now();
     const reply = await new Promise<string>((resolve, reject) => {
@@ -82,7 +82,8 @@ describe('HTTPS listener', () => {
       socket.on('error', (err) => ((err as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(err)));
     });
     expect(Date.now() - started).toBeLessThan(HEADERS_MS + SLACK);
-    expect(reply).toMatch(/^HTTP\/1\.1 408 /);
+    // nginx closes without answering a client this slow (it logs the 408 it does not send).
+    expect(reply).toBe('');
     expect(up.hits).toHaveLength(hits);
   }, 15_000);
 });

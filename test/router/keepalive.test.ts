@@ -1,10 +1,10 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { request, sleep, startRouterFixture, startUpstream, type RouterFixture, type Upstream } from './helpers.js';
+import { request, sleep, startNginxFixture, startUpstream, type NginxFixture, type Upstream } from './helpers.js';
 
 describe('keep-alive towards upstreams', () => {
   let up: Upstream;
-  let fx: RouterFixture;
+  let fx: NginxFixture;
 
   beforeAll(async () => {
     // Setting Connection ourselves stops Node from sending a "Keep-Alive: timeout=5" hint, like
@@ -16,7 +16,7 @@ describe('keep-alive towards upstreams', () => {
     });
     // Node's default: the upstream closes idle keep-alive sockets after 5 s.
     expect(up.server.keepAliveTimeout).toBe(5000);
-    fx = await startRouterFixture({ version: 1, domain: 'localhost', apps: { ka: { upstreams: [up.target] } }, git: null });
+    fx = await startNginxFixture({ version: 1, domain: 'localhost', apps: { ka: { upstreams: [up.target] } }, git: null });
   });
 
   afterAll(async () => {

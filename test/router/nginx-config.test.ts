@@ -42,7 +42,7 @@ describe('renderNginxConfig (pure)', () => {
   it('keeps its files under the prefix, never /etc/nginx, and hides its version', () => {
     const c = renderNginxConfig(t, base('/srv/r'));
     expect(c).toContain('pid /srv/r/nginx.pid;');
-    expect(c).toContain('access_log /srv/r/logs/access.log slipway;');
+    expect(c).toContain('access_log /srv/r/logs/access.log slipway buffer=64k flush=1s;');
     expect(c).toContain('client_body_temp_path /srv/r/tmp/body;');
     expect(c).not.toMatch(/\/etc\/nginx|include /);
     expect(c).toContain('server_tokens off;');

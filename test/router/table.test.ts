@@ -7,7 +7,6 @@ import {
   emptyRouteTable,
   parseRouteTable,
   readRouteTable,
-  resolveRoute,
   serializeRouteTable,
   writeRouteTable,
   type RouteTable,
@@ -93,60 +92,5 @@ describe('readRouteTable / writeRouteTable', () => {
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
-  });
-});
-
-describe('resolveRoute', () => {
-  const app = (name: string) => ({ kind: 'app', app: name, upstreams: table.apps[name]!.upstreams });
-
-  it('routes by exact host, case-insensitive, port stripped', () => {
-    expect(resolveRoute(table, 'app.localhost', '/')).toEqual(app('app'));
-    expect(resolveRoute(table, 'APP.LocalHost:8080', '/x?y')).toEqual(app('app'));
-    expect(resolveRoute(table, 'app2.localhost:80', '/')).toEqual(app('app2'));
-    expect(resolveRoute(table, 'down.localhost', '/')).toEqual({ kind: 'app', app: 'down', upstreams: [] });
-  });
-
-  it('never matches a host by substring or suffix', () => {
-    expect(resolveRoute(table, 'evillocalhost', '/')).toEqual({ kind: 'unknown', app: null });
-    expect(resolveRoute(table, 'app.localhost.evil.com', '/')).toEqual({ kind: 'unknown', app: null });
-    expect(resolveRoute(table, 'xapp.localhost', '/')).toEqual({ kind: 'unknown', app: 'xapp' });
-    expect(resolveRoute(table, 'appx.localhost', '/')).toEqual({ kind: 'unknown', app: 'appx' });
-    expect(resolveRoute(table, 'a.app.localhost', '/')).toEqual({ kind: 'unknown', app: null });
-    expect(resolveRoute(table, '.localhost', '/')).toEqual({ kind: 'unknown', app: null });
-    expect(resolveRoute(table, 'app.localhost.', '/')).toEqual({ kind: 'unknown', app: null });
-    expect(resolveRoute(table, 'app.evillocalhost', '/')).toEqual({ kind: 'unknown', app: null });
-  });
-
-  it('host routing wins over path routing', () => {
-    expect(resolveRoute(table, 'app2.localhost', '/app/x')).toEqual(app('app2'));
-    expect(resolveRoute(table, 'app.localhost', '/_git/app.git/info/refs')).toEqual(app('app'));
-  });
-
-  it('routes by the first path segment when the host names no app', () => {
-    for (const p of ['/app', '/app/', '/app/deep/path', '/app?x=1', '/app#f']) {
-      expect(resolveRoute(table, 'localhost:8080', p)).toEqual(app('app'));
-    }
-    expect(resolveRoute(table, undefined, '/app2/x')).toEqual(app('app2'));
-    expect(resolveRoute(table, '127.0.0.1', '/app')).toEqual(app('app'));
-    expect(resolveRoute(table, '[::1]:8080', '/app')).toEqual(app('app'));
-    // An unknown app host falls back to the path, and names itself when the path does not help.
-    expect(resolveRoute(table, 'nope.localhost', '/app')).toEqual(app('app'));
-    expect(resolveRoute(table, 'nope.localhost', '/other')).toEqual({ kind: 'unknown', app: 'nope' });
-  });
-
-  it('sends /_git/ to git, and nothing else', () => {
-    expect(resolveRoute(table, 'localhost', '/_git/app.git/info/refs?service=git-receive-pack')).toEqual({ kind: 'git' });
-    expect(resolveRoute(table, undefined, '/_git/x')).toEqual({ kind: 'git' });
-    expect(resolveRoute(table, 'localhost', '/_git')).toEqual({ kind: 'unknown', app: '_git' });
-    expect(resolveRoute(table, 'localhost', '/_gitx/y')).toEqual({ kind: 'unknown', app: '_gitx' });
-  });
-
-  it('matches whole path segments only and ignores prototype names', () => {
-    expect(resolveRoute(table, 'localhost', '/apple')).toEqual({ kind: 'unknown', app: 'apple' });
-    expect(resolveRoute(table, 'localhost', '/ap')).toEqual({ kind: 'unknown', app: 'ap' });
-    expect(resolveRoute(table, 'localhost', '/')).toEqual({ kind: 'unknown', app: null });
-    expect(resolveRoute(table, 'localhost', '/?app')).toEqual({ kind: 'unknown', app: null });
-    expect(resolveRoute(table, 'constructor.localhost', '/__proto__')).toEqual({ kind: 'unknown', app: 'constructor' });
-    expect(resolveRoute(table, 'localhost', '/__proto__/x')).toEqual({ kind: 'unknown', app: '__proto__' });
   });
 });

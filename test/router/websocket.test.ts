@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawExchange, startRouterFixture, startUpstream, type RouterFixture, type Upstream } from './helpers.js';
+import { rawExchange, startNginxFixture, startUpstream, type NginxFixture, type Upstream } from './helpers.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const accept = (key: string): string => crypto.createHash('sha1').update(key + GUID).digest('base64');
@@ -46,7 +46,7 @@ function readExactly(socket: net.Socket, n: number): Promise<Buffer> {
 
 describe('websocket upgrades through the router', () => {
   let up: Upstream;
-  let fx: RouterFixture;
+  let fx: NginxFixture;
   let upgradeUrl = '';
   let upgradeHeaders: Record<string, unknown> = {};
 
@@ -62,7 +62,7 @@ describe('websocket upgrades through the router', () => {
       );
       socket.pipe(socket);
     });
-    fx = await startRouterFixture({ version: 1, domain: 'localhost', apps: { ws: { upstreams: [up.target] } }, git: null });
+    fx = await startNginxFixture({ version: 1, domain: 'localhost', apps: { ws: { upstreams: [up.target] } }, git: null });
   });
   afterAll(async () => {
     await fx.close();
