@@ -9,6 +9,7 @@ import { runServer } from '../platform/server.js';
 import { ensureStackImage } from '../runtime/stack.js';
 import { runRemote } from './client.js';
 import { absolutePathArgs } from '../receiver/commands/buildpacks.js';
+import { commands } from '../receiver/commands/index.js';
 
 const serverFlags = {
   'ssh-port': { type: 'string' },
@@ -88,8 +89,10 @@ async function main(argv: string[]): Promise<number> {
     default: {
       // `-` reads content; --password-stdin a password, never from a terminal (it would echo).
       const wantsStdin = rest.includes('-') || rest.includes('--password-stdin');
-      const stdin = wantsStdin && !process.stdin.isTTY ? await readStdin() : undefined;
-      return runRemote(pathsFor(home).socket, absolutePathArgs(argv, process.cwd()), stdin);
+      // A dump on standard input (`postgres:import x < file`) streams; it may be larger than memory.
+      const streams = commands.find((c) => c.name === command)?.streamIn === true && !process.stdin.isTTY;
+      const stdin = wantsStdin && !streams && !process.stdin.isTTY ? await readStdin() : undefined;
+      return runRemote(pathsFor(home).socket, absolutePathArgs(argv, process.cwd()), stdin, streams ? { streamStdin: process.stdin } : {});
     }
   }
 }

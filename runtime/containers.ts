@@ -6,6 +6,7 @@ import { parseMemory } from '../core/units.js';
 import { SlipwayError } from '../core/errors.js';
 import { hardenedHostConfig, inspectImageIsolation, type HostIsolation, type ImageIsolation } from './isolation.js';
 import { ensureAppNetwork } from './networks.js';
+import { linkNetworksOf } from './service-containers.js';
 
 export type ContainerSummary = Dockerode.ContainerInfo;
 
@@ -68,11 +69,14 @@ export function processLabels(spec: ProcessSpec): Record<string, string> {
 
 /**
  * What confines a container of `spec` (runtime/isolation.ts): the app's network, created when
- * missing, the image's USER and readonly label, and the app's limits.
+ * missing, the networks of its linked services, the image's USER and readonly label, and the
+ * app's limits. Every start path comes here, so a redeploy, a scale, a rollback or a recovered
+ * daemon keeps the links (README "Services").
  */
 export async function hostIsolationFor(docker: Dockerode, spec: Pick<ProcessSpec, 'app' | 'image' | 'memory' | 'cpus'>): Promise<HostIsolation> {
   const network = await ensureAppNetwork(docker, spec.app);
-  return specIsolation(spec, await inspectImageIsolation(docker, spec.image), network);
+  const links = await linkNetworksOf(docker, spec.app);
+  return { ...specIsolation(spec, await inspectImageIsolation(docker, spec.image), network), ...(links.length > 0 ? { links } : {}) };
 }
 
 /** The confinement of `spec` given what its image says and its network: the limits in engine units. Pure. */
@@ -104,6 +108,8 @@ export function containerOptions(spec: ProcessSpec, name: string, host: HostIsol
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
       ...hardenedHostConfig(host),
     },
+    // The engine joins every network at create (API 1.44+), so the process starts reachable.
+    ...(host.links?.length ? { NetworkingConfig: { EndpointsConfig: Object.fromEntries([host.network, ...host.links].map((n) => [n, {}])) } } : {}),
   };
 }
 
