@@ -7,6 +7,8 @@ import { ensureNginx, reloadRouter, stopRouter } from '../platform/router-proces
 import { ensureDocker } from '../runtime/host-setup.js';
 import { runServer } from '../platform/server.js';
 import { ensureStackImage } from '../runtime/stack.js';
+import { ensureServiceImage } from '../runtime/service-images.js';
+import { SERVICE_KINDS } from '../core/service-store.js';
 import { runRemote } from './client.js';
 import { absolutePathArgs } from '../receiver/commands/buildpacks.js';
 import { commands } from '../receiver/commands/index.js';
@@ -69,6 +71,8 @@ async function main(argv: string[]): Promise<number> {
       const docker = await ensureDocker({ progress, logger });
       await ensureNginx({ progress, logger });
       await ensureStackImage(docker, { progress, logger });
+      // The service images too (README "Services"), so CI and the first create need no build; cached by recipe hash.
+      for (const kind of SERVICE_KINDS) await ensureServiceImage(docker, kind, { progress, logger });
       return 0;
     }
     case 'router:reload': {

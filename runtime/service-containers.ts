@@ -48,7 +48,7 @@ export interface ServiceSpec {
 }
 
 const HEALTH: Record<ServiceKind, string[]> = {
-  postgres: ['CMD-SHELL', 'pg_isready -q -h /run/postgresql -U postgres -d "$POSTGRES_DB"'],
+  postgres: ['CMD-SHELL', 'pg_isready -q -h /tmp -U postgres -d "$POSTGRES_DB"'],
   // REDISCLI_AUTH keeps the password out of argv.
   redis: ['CMD-SHELL', 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG'],
 };

@@ -27,6 +27,7 @@ const POSTGRES_BIN = '/usr/lib/postgresql/15/bin';
  * First start: initdb with the service's password (from a file, never argv), password logins
  * from the network, a database named after the service. Every start: the server as PID 2 under
  * the engine's init. Local (socket) logins are `peer`: `docker exec` as postgres needs no password.
+ * The socket lives in /tmp (PGHOST): the image's /run is root's and empty.
  */
 const POSTGRES_ENTRY = `#!/bin/sh
 set -eu
@@ -42,7 +43,7 @@ if [ ! -s "$data/PG_VERSION" ]; then
   printf "listen_addresses = '*'\\n" >> "$data/postgresql.conf"
   printf 'CREATE DATABASE "%s";\\n' "$POSTGRES_DB" | "$bin/postgres" --single -D "$data" postgres >/dev/null
 fi
-exec "$bin/postgres" -D "$data"
+exec "$bin/postgres" -D "$data" -c unix_socket_directories=/tmp
 `;
 
 /**
@@ -97,10 +98,10 @@ export const SERVICE_RECIPES: Record<ServiceKind, DebianRecipe> = {
       entryScript('/usr/local/bin/slipway-postgres', POSTGRES_ENTRY),
       // The package's cluster is never used: the service's lives in the mounted directory.
       'rm -rf "$1"/var/lib/postgresql/15 "$1"/etc/postgresql/15',
-      `mkdir -p "$1${DATA_MOUNT.postgres}" "$1${IO_MOUNT}" "$1/run/postgresql" && chroot "$1" chown postgres:postgres ${DATA_MOUNT.postgres} ${IO_MOUNT} /run/postgresql`,
+      `mkdir -p "$1${DATA_MOUNT.postgres}" "$1${IO_MOUNT}" && chroot "$1" chown postgres:postgres ${DATA_MOUNT.postgres} ${IO_MOUNT}`,
       CLEANUP,
     ],
-    changes: [...COMMON_CHANGES, `ENV PATH=${POSTGRES_BIN}:${PATH}`, 'CMD ["/usr/local/bin/slipway-postgres"]'],
+    changes: [...COMMON_CHANGES, `ENV PATH=${POSTGRES_BIN}:${PATH}`, 'ENV PGHOST=/tmp', 'CMD ["/usr/local/bin/slipway-postgres"]'],
   },
   redis: {
     suite: hostSuite(),
