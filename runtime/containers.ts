@@ -108,9 +108,22 @@ export function containerOptions(spec: ProcessSpec, name: string, host: HostIsol
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
       ...hardenedHostConfig(host),
     },
-    // The engine joins every network at create (API 1.44+), so the process starts reachable.
-    ...(host.links?.length ? { NetworkingConfig: { EndpointsConfig: Object.fromEntries([host.network, ...host.links].map((n) => [n, {}])) } } : {}),
   };
+}
+
+/**
+ * Joins a created (not yet started) container to the app's link networks, so its process starts
+ * with its services reachable. After create, not in it: engines before API 1.44 take one
+ * network at create.
+ */
+export async function joinLinkNetworks(docker: Dockerode, container: Dockerode.Container, host: HostIsolation): Promise<void> {
+  for (const network of host.links ?? []) {
+    try {
+      await docker.getNetwork(network).connect({ Container: container.id });
+    } catch (err) {
+      throw dockerError(`joining ${network}`, err);
+    }
+  }
 }
 
 export async function startProcess(
@@ -127,6 +140,7 @@ export async function startProcess(
     throw dockerError(`creating container ${name}`, err);
   }
   try {
+    await joinLinkNetworks(docker, container, host);
     await container.start();
     return { id: container.id, name, hostPort: spec.web ? await hostPortOf(docker, container.id) : null };
   } catch (err) {

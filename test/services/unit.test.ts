@@ -37,12 +37,11 @@ describe('services (unit)', () => {
     expect(o.Healthcheck!.Test!.join(' ')).not.toContain('"p"');
   });
 
-  it('joins app containers to their link networks at create', () => {
+  it('names link networks per service and app', () => {
+    expect(linkNetworkName('postgres', 'db', 'shop')).toBe('slipway-link-postgres-db-shop');
     const spec = { app: 'shop', type: 'web', index: 1, image: 'i', release: 1, command: 'x', env: {}, web: true };
-    const link = linkNetworkName('postgres', 'db', 'shop');
-    const o = containerOptions(spec, 'shop.web.1', { network: 'slipway-app-shop', links: [link], runsAsRoot: false, readonly: false });
-    expect(Object.keys(o.NetworkingConfig!.EndpointsConfig!)).toEqual(['slipway-app-shop', link]);
-    expect(containerOptions(spec, 'shop.web.1', { network: 'slipway-app-shop', runsAsRoot: false, readonly: false }).NetworkingConfig).toBeUndefined();
+    // The app's own network stays the container's first; links join after create.
+    expect(containerOptions(spec, 'shop.web.1', { network: 'slipway-app-shop', links: ['l'], runsAsRoot: false, readonly: false }).HostConfig!.NetworkMode).toBe('slipway-app-shop');
   });
 
   it('refuses bad names and variables in one line', () => {
