@@ -181,6 +181,9 @@ export class ServiceManager {
     const s = this.#d.store.get(kind, name);
     const record = await this.#d.apps.get(app);
     const variable = o.as ?? DEFAULT_LINK_VAR[kind];
+    if (this.#linkedApps(kind, name).includes(app)) {
+      throw new SlipwayError('E_SERVICE', `${kind} ${name} is already linked to ${app}: unlink it first to change the variable`);
+    }
     if (variable in record.config) {
       throw new SlipwayError('E_SERVICE', `${app} already has a config var ${variable}: unset it first or link with --as OTHER_NAME`);
     }
