@@ -91,8 +91,8 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write('slipway 0.1.0\n');
       return 0;
     default: {
-      // `-` reads content; --password-stdin a password, never from a terminal (it would echo).
-      const wantsStdin = rest.includes('-') || rest.includes('--password-stdin');
+      // `-` reads content; --password-stdin and --secret-stdin a secret, never from a terminal (it would echo).
+      const wantsStdin = rest.includes('-') || rest.includes('--password-stdin') || rest.includes('--secret-stdin');
       // A dump on standard input (`postgres:import x < file`) streams; it may be larger than memory.
       const streams = commands.find((c) => c.name === command)?.streamIn === true && !process.stdin.isTTY;
       const stdin = wantsStdin && !streams && !process.stdin.isTTY ? await readStdin() : undefined;

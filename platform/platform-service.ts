@@ -22,6 +22,7 @@ import type { Scheduler } from '../runtime/scheduler.js';
 import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
 import type { Life } from './life.js';
 import type { ServiceManager } from '../services/service-manager.js';
+import { discoverOidc } from '../auth/oidc.js';
 
 export interface PlatformDeps {
   config: Config;
@@ -127,5 +128,6 @@ export function createPlatform(d: PlatformDeps): Platform {
     // The stack is shared by every instance on the engine (content-addressed, no instance label).
     buildStack: (progress) => ensureStackImage(d.engine, { progress, force: true, logger }),
     life,
+    sso: { check: async (s) => void (await discoverOidc(s)) },
   };
 }

@@ -9,6 +9,7 @@ import { tokenCommands } from './tokens.js';
 import { gitCommands } from './git.js';
 import { userCommands } from './users.js';
 import { serviceCommands } from './services.js';
+import { ssoCommands } from './sso.js';
 import type { Command } from './types.js';
 
 export { runCommand } from './registry.js';
@@ -22,6 +23,7 @@ export const commands: readonly Command[] = [
   ...sshKeyCommands,
   ...tokenCommands,
   ...userCommands,
+  ...ssoCommands,
   ...opsCommands,
   ...serviceCommands,
   ...lifeCommands,

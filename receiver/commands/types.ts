@@ -87,6 +87,13 @@ export interface Platform {
   processes(app: string): Promise<ProcessInfo[]>;
   buildStack(progress: (line: string) => void): Promise<string>;
   life: LifeService;
+  /** Single sign-on administration (receiver/commands/sso.ts; implemented by auth/oidc.ts). */
+  sso: SsoAdmin;
+}
+
+export interface SsoAdmin {
+  /** Discovers the provider with these settings; a clear E_SSO_CONFIG error when it cannot. */
+  check(s: { issuer: string; clientId: string; clientSecret: string }): Promise<void>;
 }
 
 /** App output and build history (receiver/commands/life.ts; implemented by platform/life.ts). */
