@@ -7,8 +7,11 @@ import { ensureNginx, reloadRouter, stopRouter } from '../platform/router-proces
 import { ensureDocker } from '../runtime/host-setup.js';
 import { runServer } from '../platform/server.js';
 import { ensureStackImage } from '../runtime/stack.js';
+import { ensureServiceImage } from '../runtime/service-images.js';
+import { SERVICE_KINDS } from '../core/service-store.js';
 import { runRemote } from './client.js';
 import { absolutePathArgs } from '../receiver/commands/buildpacks.js';
+import { commands } from '../receiver/commands/index.js';
 
 const serverFlags = {
   'ssh-port': { type: 'string' },
@@ -68,6 +71,8 @@ async function main(argv: string[]): Promise<number> {
       const docker = await ensureDocker({ progress, logger });
       await ensureNginx({ progress, logger });
       await ensureStackImage(docker, { progress, logger });
+      // The service images too (README "Services"), so CI and the first create need no build; cached by recipe hash.
+      for (const kind of SERVICE_KINDS) await ensureServiceImage(docker, kind, { progress, logger });
       return 0;
     }
     case 'router:reload': {
@@ -88,8 +93,10 @@ async function main(argv: string[]): Promise<number> {
     default: {
       // `-` reads content; --password-stdin and --secret-stdin a secret, never from a terminal (it would echo).
       const wantsStdin = rest.includes('-') || rest.includes('--password-stdin') || rest.includes('--secret-stdin');
-      const stdin = wantsStdin && !process.stdin.isTTY ? await readStdin() : undefined;
-      return runRemote(pathsFor(home).socket, absolutePathArgs(argv, process.cwd()), stdin);
+      // A dump on standard input (`postgres:import x < file`) streams; it may be larger than memory.
+      const streams = commands.find((c) => c.name === command)?.streamIn === true && !process.stdin.isTTY;
+      const stdin = wantsStdin && !streams && !process.stdin.isTTY ? await readStdin() : undefined;
+      return runRemote(pathsFor(home).socket, absolutePathArgs(argv, process.cwd()), stdin, streams ? { streamStdin: process.stdin } : {});
     }
   }
 }

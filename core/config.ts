@@ -35,6 +35,8 @@ export interface Config {
   drainMs: number;
   stopGraceSeconds: number;
   keepReleases: number;
+  /** Backups kept per service (`<kind>:backup`); older ones are removed (README "Services"). */
+  serviceBackupsKeep: number;
   /**
    * Hosts, addresses and CIDRs a `.buildpacks` URL may reach although they are loopback, private
    * or the platform's own (docs/security.md); empty: public addresses only.
@@ -76,6 +78,7 @@ const schema: JSONSchemaType<ConfigInput> = {
     drainMs: { type: 'integer', nullable: true, minimum: 0, maximum: 600_000 },
     stopGraceSeconds: { type: 'integer', nullable: true, minimum: 0, maximum: 3600 },
     keepReleases: { type: 'integer', nullable: true, minimum: 1, maximum: 1000 },
+    serviceBackupsKeep: { type: 'integer', nullable: true, minimum: 1, maximum: 1000 },
     allowPublicApps: { type: 'boolean', nullable: true },
     buildpackUrlAllow: {
       type: 'array',
@@ -116,6 +119,7 @@ export function defaults(home: string): Config {
     drainMs: 2000,
     stopGraceSeconds: 10,
     keepReleases: 5,
+    serviceBackupsKeep: 7,
     buildpackUrlAllow: [],
     allowPublicApps: true,
     logLevel: 'info',

@@ -98,6 +98,34 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (issuer, subject)
   ) STRICT;
   `,
+  // 3: backing services (README "Services"): their credentials, owners and links to apps.
+  `
+  CREATE TABLE services (
+    kind TEXT NOT NULL CHECK (kind IN ('postgres', 'redis')),
+    name TEXT NOT NULL,
+    password TEXT NOT NULL,
+    image TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (kind, name)
+  ) STRICT;
+  CREATE TABLE service_owners (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    PRIMARY KEY (kind, name, user_name),
+    FOREIGN KEY (kind, name) REFERENCES services(kind, name) ON DELETE CASCADE
+  ) STRICT;
+  CREATE TABLE service_links (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    app TEXT NOT NULL,
+    var TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (kind, name, app),
+    FOREIGN KEY (kind, name) REFERENCES services(kind, name) ON DELETE CASCADE
+  ) STRICT;
+  CREATE INDEX service_links_app ON service_links(app);
+  `,
 ];
 
 /**

@@ -41,6 +41,7 @@ export type ErrorCode =
   | 'E_BUILD_ID'
   | 'E_BUILD_NOT_FOUND'
   | 'E_UNSAFE_FILE'
+  | 'E_SERVICE'
   | 'E_INTERNAL';
 
 export class SlipwayError extends Error {

@@ -13,14 +13,26 @@ export interface PushRef {
 }
 
 export type Request =
-  | { op: 'command'; argv: string[]; stdin?: string }
+  /** `stdinStream`: the client's standard input follows as `in` frames, then `eof`. */
+  | { op: 'command'; argv: string[]; stdin?: string; stdinStream?: boolean }
   | { op: 'push'; app: string; refs: PushRef[]; gitEnv: Record<string, string>; pusher: string };
 
-export type Frame = { t: 'out'; d: string } | { t: 'err'; d: string } | { t: 'exit'; code: number };
+/** `bin`: bytes for standard output, base64 (`postgres:export`). */
+export type Frame = { t: 'out'; d: string } | { t: 'err'; d: string } | { t: 'bin'; d: string } | { t: 'exit'; code: number };
+
+/** What a client sends after a `stdinStream` request: its standard input, base64, then `eof`. */
+export type InputFrame = { t: 'in'; d: string } | { t: 'eof' };
+
+export function parseInputFrame(value: unknown): InputFrame {
+  const v = value as Partial<Record<string, unknown>> | null;
+  if (v && v.t === 'in' && typeof v.d === 'string') return { t: 'in', d: v.d };
+  if (v && v.t === 'eof') return { t: 'eof' };
+  throw new Error('malformed input frame');
+}
 
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
-export function encode(frame: Frame | Request): string {
+export function encode(frame: Frame | Request | InputFrame): string {
   return `${JSON.stringify(frame)}\n`;
 }
 
@@ -40,7 +52,7 @@ export async function* decodeLines(stream: Duplex): AsyncGenerator<unknown> {
 export function parseRequest(value: unknown): Request {
   const v = value as Partial<Record<string, unknown>> | null;
   const strings = (a: unknown): a is string[] => Array.isArray(a) && a.every((x) => typeof x === 'string');
-  if (v && v.op === 'command' && strings(v.argv) && (v.stdin === undefined || typeof v.stdin === 'string')) return v as Request;
+  if (v && v.op === 'command' && strings(v.argv) && (v.stdin === undefined || typeof v.stdin === 'string') && (v.stdinStream === undefined || typeof v.stdinStream === 'boolean')) return v as Request;
   if (
     v &&
     v.op === 'push' &&

@@ -3,7 +3,8 @@ import net from 'node:net';
 import { SlipwayError, oneLine } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { BUILTIN_ADMIN } from '../core/users.js';
-import { decodeLines, encode, MAX_REQUEST_BYTES, parseRequest, type Frame, type Request } from '../core/wire.js';
+import { PassThrough, Writable } from 'node:stream';
+import { decodeLines, encode, MAX_REQUEST_BYTES, parseInputFrame, parseRequest, type Frame, type Request } from '../core/wire.js';
 import { commands, runCommand, type CommandIO, type Platform } from '../receiver/commands/index.js';
 import { handlePush, type PushDeps } from '../hooks/push.js';
 
@@ -12,11 +13,18 @@ import { handlePush, type PushDeps } from '../hooks/push.js';
  * with `local` rights: docs/security.md) and the git hook's pushes.
  */
 export function adminRequestHandler(platform: Platform, push: PushDeps): Handler {
-  return async (req, send, signal) => {
+  return async (req, send, signal, stdin) => {
     if (req.op === 'command') {
       const io: CommandIO = {
         out: (d) => send({ t: 'out', d }),
         err: (d) => send({ t: 'err', d }),
+        stdout: new Writable({
+          write(chunk: Buffer, _enc, done) {
+            send({ t: 'bin', d: chunk.toString('base64') });
+            done();
+          },
+        }),
+        ...(stdin ? { stdin } : {}),
         readStdin: async () => req.stdin ?? '',
         signal,
         actor: 'cli',
@@ -30,7 +38,8 @@ export function adminRequestHandler(platform: Platform, push: PushDeps): Handler
   };
 }
 
-type Handler = (req: Request, send: (f: Frame) => void, signal: AbortSignal) => Promise<number>;
+/** `stdin`: the client's standard input, for a request with `stdinStream`. */
+type Handler = (req: Request, send: (f: Frame) => void, signal: AbortSignal, stdin?: NodeJS.ReadableStream) => Promise<number>;
 
 /** The admin socket: root-only, one request per connection, closing the connection cancels it. */
 export async function listenAdminSocket(file: string, logger: Logger, handle: Handler): Promise<net.Server> {
@@ -43,17 +52,33 @@ export async function listenAdminSocket(file: string, logger: Logger, handle: Ha
       if (!socket.destroyed) socket.write(encode(f));
     };
     let bytes = 0;
+    // The request is bounded; a standard input streamed after it (`postgres:import`) is not.
+    let stdin: PassThrough | null = null;
     socket.on('data', (d: Buffer) => {
       bytes += d.length;
-      if (bytes > MAX_REQUEST_BYTES) socket.destroy();
+      if (stdin === null && bytes > MAX_REQUEST_BYTES) socket.destroy();
+    });
+    controller.signal.addEventListener('abort', () => {
+      if (stdin && !stdin.writableEnded) stdin.destroy(new SlipwayError('E_USAGE', 'the client went away before the end of its input'));
     });
     (async () => {
+      let running: Promise<void> | null = null;
       for await (const value of decodeLines(socket)) {
-        const code = await handle(parseRequest(value), send, controller.signal);
-        send({ t: 'exit', code });
-        socket.end();
-        return;
+        if (running === null) {
+          const req = parseRequest(value);
+          if (req.op === 'command' && req.stdinStream) stdin = new PassThrough();
+          running = handle(req, send, controller.signal, stdin ?? undefined).then((code) => {
+            send({ t: 'exit', code });
+            socket.end();
+          });
+          if (stdin === null) return running;
+          continue;
+        }
+        const frame = parseInputFrame(value);
+        if (frame.t === 'eof') stdin?.end();
+        else stdin?.write(Buffer.from(frame.d, 'base64'));
       }
+      return running;
     })().catch((err: unknown) => {
       logger.warn({ err: oneLine(err) }, 'bad request on the admin socket');
       send({ t: 'err', d: `slipway: ${oneLine(err)}\n` });

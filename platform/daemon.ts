@@ -31,6 +31,8 @@ import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
 import { MirrorAdmin } from '../services/mirror-admin.js';
 import { AppQueues } from '../hooks/push.js';
 import { Operations } from '../services/operations.js';
+import { ServiceManager } from '../services/service-manager.js';
+import { ServiceStore } from '../core/service-store.js';
 import { DockerLocalScheduler } from '../runtime/docker-local/scheduler.js';
 import { BranchGuard, refReader } from '../hooks/branch-guard.js';
 import { migrateDeployBranches } from '../hooks/deploy-branch.js';
@@ -135,6 +137,10 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
 
   const life = new Life({ docker, scheduler, apps, routes, paths, logger });
   await life.start((line) => logger.info({ line }, 'recovery'));
+  const ops = new Operations({ docker, scheduler, config, apps, routes, queues, logger });
+  // Postgres and Redis services; after a restart each is running and on its link networks again.
+  const services = new ServiceManager({ docker, engine: o.docker, store: new ServiceStore(db), ops, apps, config, paths, logger });
+  await services.reconcile((line) => logger.warn({ line }, 'service recovery'));
 
   let sshPort = config.sshPort;
   const platform = createPlatform({
@@ -150,7 +156,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     users,
     routes,
     queues,
-    ops: new Operations({ docker, scheduler, config, apps, routes, queues, logger }),
+    ops,
+    services,
     mirror,
     buildpacks: new BuildpackService({ plugins, apps, docker, config, paths, stackImage: stackImageRef }),
     life,

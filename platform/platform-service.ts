@@ -21,6 +21,7 @@ import { assertAppNameFree } from '../runtime/instance-engine.js';
 import type { Scheduler } from '../runtime/scheduler.js';
 import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
 import type { Life } from './life.js';
+import type { ServiceManager } from '../services/service-manager.js';
 import { discoverOidc } from '../auth/oidc.js';
 
 export interface PlatformDeps {
@@ -41,6 +42,7 @@ export interface PlatformDeps {
   ops: Operations;
   mirror: MirrorAdmin;
   buildpacks: BuildpackService;
+  services: ServiceManager;
   life: Life;
   routerAlive: () => Promise<boolean>;
   /** Known once the SSH server listens (port 0 picks one). */
@@ -60,6 +62,7 @@ export function createPlatform(d: PlatformDeps): Platform {
     tokens,
     users: d.users,
     buildpacks: d.buildpacks,
+    services: d.services,
     async status(): Promise<StatusInfo> {
       const dockerVersion = await docker
         .version()
@@ -97,6 +100,8 @@ export function createPlatform(d: PlatformDeps): Platform {
       await queues.run(name, async () => {
         progress('-----> Removing containers');
         await scheduler.removeApp(name);
+        const links = await d.services.appDestroyed(name);
+        if (links.length > 0) progress(`-----> Unlinked ${links.map((l) => `${l.kind} ${l.name}`).join(', ')}`);
         await routes.removeApp(name);
         progress('-----> Removing images');
         await removeAppImages(docker, name);

@@ -44,6 +44,8 @@ export function sshExecHandler(d: SshDispatchDeps): (exec: SshExec) => Promise<n
       err: write(exec.stderr),
       readStdin: () => readAll(exec.stdin, 64 * 1024),
       readStdinBytes: (limit) => readAllBytes(exec.stdin, limit),
+      stdout: exec.stdout,
+      stdin: exec.stdin,
       signal: exec.signal,
       actor: exec.user,
       local: false,

@@ -6,6 +6,7 @@ import { parseMemory } from '../core/units.js';
 import { SlipwayError } from '../core/errors.js';
 import { hardenedHostConfig, inspectImageIsolation, type HostIsolation, type ImageIsolation } from './isolation.js';
 import { ensureAppNetwork } from './networks.js';
+import { linkNetworksOf } from './service-containers.js';
 
 export type ContainerSummary = Dockerode.ContainerInfo;
 
@@ -68,11 +69,14 @@ export function processLabels(spec: ProcessSpec): Record<string, string> {
 
 /**
  * What confines a container of `spec` (runtime/isolation.ts): the app's network, created when
- * missing, the image's USER and readonly label, and the app's limits.
+ * missing, the networks of its linked services, the image's USER and readonly label, and the
+ * app's limits. Every start path comes here, so a redeploy, a scale, a rollback or a recovered
+ * daemon keeps the links (README "Services").
  */
 export async function hostIsolationFor(docker: Dockerode, spec: Pick<ProcessSpec, 'app' | 'image' | 'memory' | 'cpus'>): Promise<HostIsolation> {
   const network = await ensureAppNetwork(docker, spec.app);
-  return specIsolation(spec, await inspectImageIsolation(docker, spec.image), network);
+  const links = await linkNetworksOf(docker, spec.app);
+  return { ...specIsolation(spec, await inspectImageIsolation(docker, spec.image), network), ...(links.length > 0 ? { links } : {}) };
 }
 
 /** The confinement of `spec` given what its image says and its network: the limits in engine units. Pure. */
@@ -107,6 +111,21 @@ export function containerOptions(spec: ProcessSpec, name: string, host: HostIsol
   };
 }
 
+/**
+ * Joins a created (not yet started) container to the app's link networks, so its process starts
+ * with its services reachable. After create, not in it: engines before API 1.44 take one
+ * network at create.
+ */
+export async function joinLinkNetworks(docker: Dockerode, container: Dockerode.Container, host: HostIsolation): Promise<void> {
+  for (const network of host.links ?? []) {
+    try {
+      await docker.getNetwork(network).connect({ Container: container.id });
+    } catch (err) {
+      throw dockerError(`joining ${network}`, err);
+    }
+  }
+}
+
 export async function startProcess(
   docker: Dockerode,
   spec: ProcessSpec,
@@ -121,6 +140,7 @@ export async function startProcess(
     throw dockerError(`creating container ${name}`, err);
   }
   try {
+    await joinLinkNetworks(docker, container, host);
     await container.start();
     return { id: container.id, name, hostPort: spec.web ? await hostPortOf(docker, container.id) : null };
   } catch (err) {

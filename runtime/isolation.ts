@@ -37,6 +37,8 @@ export interface ImageIsolation {
 export interface HostIsolation extends ImageIsolation {
   /** The app's own network (runtime/networks.ts). */
   network: string;
+  /** The networks of the services linked to the app (runtime/service-containers.ts). */
+  links?: readonly string[];
   memory?: number;
   nanoCpus?: number;
 }

@@ -109,23 +109,35 @@ let creating: Promise<unknown> = Promise.resolve();
 /** The app's network, created when missing (every container start calls this). Returns its name. */
 export async function ensureAppNetwork(docker: Dockerode, app: string): Promise<string> {
   const name = appNetworkName(app);
-  if (await networkExists(docker, name)) return name;
+  await ensureBridgeNetwork(docker, { name, labels: networkLabels(app), icc: false, internal: false, what: `the network of ${app}` });
+  return name;
+}
+
+/**
+ * A bridge network of Slipway's, created when missing, on a free /24 of APP_SUBNET_POOL, its Linux
+ * bridge named `slwa<hash>` so the host firewall covers it too (platform/firewall.ts). `internal`
+ * networks have no way out (service links: runtime/service-containers.ts).
+ */
+export async function ensureBridgeNetwork(docker: Dockerode, n: { name: string; labels: Record<string, string>; icc: boolean; internal: boolean; what: string }): Promise<void> {
+  const { name } = n;
+  if (await networkExists(docker, name)) return;
   const run = creating.then(async () => {
     if (await networkExists(docker, name)) return;
     const skip: string[] = [];
     for (let attempt = 0; attempt < 5; attempt++) {
       const subnet = pickSubnet([...(await usedSubnets(docker)), ...skip]);
       if (subnet === null) {
-        throw new SlipwayError('E_DOCKER', `no free /24 left in ${APP_SUBNET_POOL} for the network of ${app}: destroy unused apps or free Docker networks (docker network prune)`);
+        throw new SlipwayError('E_DOCKER', `no free /24 left in ${APP_SUBNET_POOL} for ${n.what}: destroy unused apps or services, or free Docker networks (docker network prune)`);
       }
       try {
         await docker.createNetwork({
           Name: name,
           Driver: 'bridge',
           CheckDuplicate: true,
+          Internal: n.internal,
           IPAM: { Driver: 'default', Config: [{ Subnet: subnet }] },
-          Options: { 'com.docker.network.bridge.enable_icc': 'false', 'com.docker.network.bridge.name': bridgeName(name) },
-          Labels: networkLabels(app),
+          Options: { 'com.docker.network.bridge.enable_icc': String(n.icc), 'com.docker.network.bridge.name': bridgeName(name) },
+          Labels: n.labels,
         });
         return;
       } catch (err) {
@@ -134,11 +146,10 @@ export async function ensureAppNetwork(docker: Dockerode, app: string): Promise<
         skip.push(subnet);
       }
     }
-    throw new SlipwayError('E_DOCKER', `creating network ${name} failed: every subnet tried overlapped another network; retry the deploy`);
+    throw new SlipwayError('E_DOCKER', `creating network ${name} failed: every subnet tried overlapped another network; retry`);
   });
   creating = run.catch(() => undefined);
   await run;
-  return name;
 }
 
 async function networkExists(docker: Dockerode, name: string): Promise<boolean> {
@@ -154,12 +165,16 @@ async function networkExists(docker: Dockerode, name: string): Promise<boolean> 
 
 /** Removes the app's network (apps:destroy, after its containers). Gone already: fine. */
 export async function removeAppNetwork(docker: Dockerode, app: string): Promise<void> {
-  const name = appNetworkName(app);
+  await removeNetwork(docker, appNetworkName(app));
+}
+
+/** Removes a network of Slipway's once nothing uses it. Gone already: fine. */
+export async function removeNetwork(docker: Dockerode, name: string): Promise<void> {
   if (!(await networkExists(docker, name))) return;
   try {
     await docker.getNetwork(name).remove();
   } catch (err) {
     if (statusOf(err) === 404) return;
-    throw new SlipwayError('E_DOCKER', `removing network ${name} failed: ${messageOf(err)}; stop what still uses it (docker network inspect ${name}) and destroy again`, { cause: err });
+    throw new SlipwayError('E_DOCKER', `removing network ${name} failed: ${messageOf(err)}; stop what still uses it (docker network inspect ${name}) and try again`, { cause: err });
   }
 }

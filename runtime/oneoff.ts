@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import crypto from 'node:crypto';
 import type Dockerode from 'dockerode';
 import { SlipwayError } from '../core/errors.js';
-import { containerOptions, hostIsolationFor, stopAndRemove } from './containers.js';
+import { containerOptions, hostIsolationFor, joinLinkNetworks, stopAndRemove } from './containers.js';
 import { processSpec, type SpecApp, type SpecRelease } from './process-spec.js';
 
 /**
@@ -30,7 +30,8 @@ export async function runReleaseCommand(o: {
 }): Promise<void> {
   const spec = processSpec(o.app, o.release, 'release', 1);
   const name = `${spec.app}.release-v${spec.release}-${crypto.randomBytes(3).toString('hex')}`;
-  const base = containerOptions(spec, name, await hostIsolationFor(o.docker, spec));
+  const host = await hostIsolationFor(o.docker, spec);
+  const base = containerOptions(spec, name, host);
   const container = await o.docker
     .createContainer({
       ...base,
@@ -40,6 +41,11 @@ export async function runReleaseCommand(o: {
     .catch((err: unknown) => {
       throw new SlipwayError('E_DOCKER', `creating the release container failed: ${(err as Error).message}`, { cause: err });
     });
+  // The release command (migrations) needs the app's services.
+  await joinLinkNetworks(o.docker, container, host).catch(async (err: unknown) => {
+    await stopAndRemove(o.docker, container.id, 0).catch(() => {});
+    throw err;
+  });
   const kill = () => void container.kill().catch(() => {});
   o.signal?.addEventListener('abort', kill);
   const timer = setTimeout(kill, o.timeoutSeconds * 1000);

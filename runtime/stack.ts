@@ -19,15 +19,21 @@ export const STACK_REPO = 'slipway-platform/stack';
 const LEGACY_STACK_REPO = 'slipway/stack';
 export const STACK_LABEL = 'slipway.stack';
 
-export interface StackRecipe {
+/** Everything that decides an mmdebstrap-built image's content; its hash names the image. */
+export interface DebianRecipe {
   suite: string;
   variant: 'minbase';
   packages: string[];
-  user: { name: 'slipway'; uid: 1000; gid: 1000; home: '/home/slipway' };
+  /** mmdebstrap --essential-hook scripts: after the essential packages, before `packages`. */
+  essentialHooks?: string[];
   /** mmdebstrap --customize-hook scripts, run by mmdebstrap with the chroot as "$1". */
   customizeHooks: string[];
   /** Image config applied at import (`docker import --change`). */
   changes: string[];
+}
+
+export interface StackRecipe extends DebianRecipe {
+  user: { name: 'slipway'; uid: 1000; gid: 1000; home: '/home/slipway' };
 }
 
 /** Debian's codename from /etc/os-release text, or null. */
@@ -36,7 +42,7 @@ export function parseOsCodename(osRelease: string): string | null {
   return m?.[1] ?? null;
 }
 
-function hostSuite(): string {
+export function hostSuite(): string {
   try {
     const codename = parseOsCodename(fs.readFileSync('/etc/os-release', 'utf8'));
     if (codename) return codename;
@@ -67,7 +73,7 @@ export const STACK_RECIPE: StackRecipe = {
   changes: ['ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'ENV LANG=C.UTF-8', 'CMD ["/bin/bash"]'],
 };
 
-export function stackHash(recipe: StackRecipe = STACK_RECIPE): string {
+export function stackHash(recipe: DebianRecipe = STACK_RECIPE): string {
   return createHash('sha256').update(JSON.stringify(recipe)).digest('hex').slice(0, 12);
 }
 
@@ -75,7 +81,7 @@ export function stackImageRef(recipe: StackRecipe = STACK_RECIPE): string {
   return `${STACK_REPO}:${stackHash(recipe)}`;
 }
 
-async function imageId(docker: Dockerode, ref: string): Promise<string | null> {
+export async function imageId(docker: Dockerode, ref: string): Promise<string | null> {
   try {
     return (await docker.getImage(ref).inspect()).Id;
   } catch (err) {
@@ -94,6 +100,36 @@ export async function ensureStackImage(
   const previous = await imageId(docker, ref);
   if (!o.force && previous !== null) return ref;
 
+  await buildRecipeImage(docker, { recipe: STACK_RECIPE, repo: STACK_REPO, tag: stackHash(), label: STACK_LABEL, what: 'stack image', previous }, o);
+  o.progress(`-----> Stack image ${ref} ready`);
+  return ref;
+}
+
+/** What names and labels an image built from a recipe. */
+export interface RecipeImage {
+  recipe: DebianRecipe;
+  repo: string;
+  tag: string;
+  /** Set to the tag on the image, so an imported archive proves what it holds. */
+  label: string;
+  /** For progress lines: `stack image`, `postgres image`. */
+  what: string;
+  /** The image the tag named before a forced rebuild, removed once replaced. */
+  previous?: string | null;
+}
+
+/**
+ * Builds `repo:tag` from Debian packages: mmdebstrap from this machine's apt sources into a root
+ * file system tarball, imported into Docker with the recipe's image config. Nothing is pulled
+ * from a registry (README, "Offline builds").
+ */
+export async function buildRecipeImage(
+  docker: Dockerode,
+  image: RecipeImage,
+  o: { progress: Progress; logger: Logger; tmpDir?: string },
+): Promise<void> {
+  const { recipe } = image;
+  const ref = `${image.repo}:${image.tag}`;
   if (!(await findProgram('mmdebstrap'))) {
     o.progress('-----> Installing mmdebstrap');
     await aptInstall(['mmdebstrap'], o.logger, 'E_STACK');
@@ -104,28 +140,25 @@ export async function ensureStackImage(
   const dir = await fsp.mkdtemp(path.join(tmpRoot, 'slipway-stack-'));
   try {
     const tarball = path.join(dir, 'rootfs.tar');
-    o.progress(`-----> Building stack image (mmdebstrap ${STACK_RECIPE.suite}, ${STACK_RECIPE.variant}); this takes a minute or two`);
-    await runMmdebstrap(STACK_RECIPE, tarball, await aptSourceFiles(), o);
+    o.progress(`-----> Building ${image.what} (mmdebstrap ${recipe.suite}, ${recipe.variant}); this takes a minute or two`);
+    await runMmdebstrap(recipe, tarball, await aptSourceFiles(), o);
     o.progress('-----> Importing the root file system into Docker');
-    const [repo, tag] = [STACK_REPO, stackHash()];
     const stream = await docker.importImage(tarball, {
-      repo,
-      tag,
-      changes: [...STACK_RECIPE.changes, `LABEL ${STACK_LABEL}=${tag}`],
-      message: 'slipway stack (mmdebstrap)',
+      repo: image.repo,
+      tag: image.tag,
+      changes: [...recipe.changes, `LABEL ${image.label}=${image.tag}`],
+      message: `slipway ${image.what} (mmdebstrap)`,
     });
     await followToEnd(docker, stream, () => {}, 'E_STACK');
     const current = await imageId(docker, ref);
     if (current === null) throw new SlipwayError('E_STACK', `import finished but ${ref} is missing`);
     // A forced rebuild moves the tag; drop the image it left untagged unless release images
     // still build on it (the engine refuses then, which is what we want).
-    if (previous !== null && previous !== current) await docker.getImage(previous).remove().catch(() => {});
+    if (image.previous && image.previous !== current) await docker.getImage(image.previous).remove().catch(() => {});
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }
-  o.logger.info({ ref, ms: Date.now() - started }, 'stack image built');
-  o.progress(`-----> Stack image ${ref} ready`);
-  return ref;
+  o.logger.info({ ref, ms: Date.now() - started }, `${image.what} built`);
 }
 
 /**
@@ -174,10 +207,11 @@ export async function aptSourceFiles(root = '/etc/apt'): Promise<string[]> {
 }
 
 /** mmdebstrap's argv for a recipe; pure, so the exact command is testable. */
-export function mmdebstrapArgs(recipe: StackRecipe, tarball: string, sources: string[]): string[] {
+export function mmdebstrapArgs(recipe: DebianRecipe, tarball: string, sources: string[]): string[] {
   return [
     `--variant=${recipe.variant}`,
     `--include=${recipe.packages.join(',')}`,
+    ...(recipe.essentialHooks ?? []).map((hook) => `--essential-hook=${hook}`),
     ...recipe.customizeHooks.map((hook) => `--customize-hook=${hook}`),
     '--format=tar',
     recipe.suite,
@@ -187,7 +221,7 @@ export function mmdebstrapArgs(recipe: StackRecipe, tarball: string, sources: st
 }
 
 async function runMmdebstrap(
-  recipe: StackRecipe,
+  recipe: DebianRecipe,
   tarball: string,
   sources: string[],
   o: { progress: Progress; logger: Logger },

@@ -8,6 +8,7 @@ import { sshKeyCommands } from './ssh-keys.js';
 import { tokenCommands } from './tokens.js';
 import { gitCommands } from './git.js';
 import { userCommands } from './users.js';
+import { serviceCommands } from './services.js';
 import { ssoCommands } from './sso.js';
 import type { Command } from './types.js';
 
@@ -24,6 +25,7 @@ export const commands: readonly Command[] = [
   ...userCommands,
   ...ssoCommands,
   ...opsCommands,
+  ...serviceCommands,
   ...lifeCommands,
   ...buildpackCommands,
   ...mirrorCommands,

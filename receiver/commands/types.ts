@@ -4,6 +4,7 @@ import type { AppStore, BuildRecord } from '../../core/store.js';
 import type { Operations } from '../../services/operations.js';
 import type { MirrorAdmin } from '../../services/mirror-admin.js';
 import type { BuildpackService } from '../../services/buildpack-service.js';
+import type { ServiceManager } from '../../services/service-manager.js';
 import type { SshKeyStore } from '../ssh-keys.js';
 import type { TokenStore } from '../tokens.js';
 import type { Action } from '../../core/access.js';
@@ -17,6 +18,10 @@ export interface CommandIO {
   readStdin(): Promise<string>;
   /** Standard input as bytes, up to `limit` (over SSH only: `buildpacks:install - < bp.tgz`). */
   readStdinBytes?(limit: number): Promise<Buffer>;
+  /** Raw standard output, for binary data (`postgres:export`); absent where bytes cannot pass. */
+  stdout?: NodeJS.WritableStream;
+  /** Standard input as a stream of bytes (`postgres:import`), for commands with `streamIn`. */
+  stdin?: NodeJS.ReadableStream;
   /** Aborted when the caller goes away (for `logs --follow`). */
   signal: AbortSignal;
   /** Who asked, for records and logs: `cli` for the local admin, else the SSH key or token name. */
@@ -74,6 +79,8 @@ export interface Platform {
   /** Users, groups, app owners and access, the audit log (core/users.ts). */
   users: UserStore;
   buildpacks: BuildpackService;
+  /** Postgres and Redis services (services/service-manager.ts). */
+  services: ServiceManager;
   status(): Promise<StatusInfo>;
   createApp(name: string): Promise<void>;
   destroyApp(name: string, progress: (line: string) => void): Promise<void>;
@@ -123,5 +130,9 @@ export interface Command {
   access?: Action;
   /** For changes the audit log records: which app and what, by names only (never values). */
   audit?: (parsed: Parsed) => { app: string | null; detail: string };
+  /** Writes bytes to `io.stdout`: the CLI passes them through unchanged. */
+  binaryOut?: boolean;
+  /** Reads `io.stdin` as a stream: the CLI sends its standard input along. */
+  streamIn?: boolean;
   run(io: CommandIO, parsed: Parsed, platform: Platform): Promise<number | void>;
 }

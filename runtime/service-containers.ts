@@ -1,0 +1,262 @@
+import { PassThrough } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type Dockerode from 'dockerode';
+import { SlipwayError } from '../core/errors.js';
+import type { ServiceKind } from '../core/service-store.js';
+import { APP_PIDS_LIMIT } from './isolation.js';
+import { ensureBridgeNetwork, removeNetwork } from './networks.js';
+import { DATA_MOUNT, IO_MOUNT, SERVICE_PORT } from './service-images.js';
+
+/**
+ * A service's container and networks (README "Services", docs/security.md "Services"). The
+ * container `slipway.<kind>.<name>` sits on its own internal network and on one internal network
+ * per linked app, `slipway-link-<kind>-<name>-<app>`, which only that app's containers join
+ * (runtime/containers.ts asks `linkNetworksOf` at every start). Docker drops traffic between
+ * bridge networks, so an app that is not linked has no route to the service, and two apps
+ * linked to one service share no network with each other. Nothing is published on the host.
+ */
+
+export const SERVICE_LABELS = { kind: 'slipway.service.kind', name: 'slipway.service.name' } as const;
+/** On a link network: the app whose containers join it. */
+export const LINK_APP_LABEL = 'slipway.link.app';
+
+export const serviceContainerName = (kind: ServiceKind, name: string): string => `slipway.${kind}.${name}`;
+/** The stable host name apps reach the service by (an alias on each of its networks). */
+export const serviceHost = (kind: ServiceKind, name: string): string => `slipway-${kind}-${name}`;
+export const serviceNetworkName = (kind: ServiceKind, name: string): string => `slipway-svc-${kind}-${name}`;
+export const linkNetworkName = (kind: ServiceKind, name: string, app: string): string => `slipway-link-${kind}-${name}-${app}`;
+
+/** The URL a linked app gets. Pure. */
+export function serviceUrl(kind: ServiceKind, name: string, password: string): string {
+  const host = `${serviceHost(kind, name)}:${SERVICE_PORT[kind]}`;
+  return kind === 'postgres' ? `postgres://postgres:${password}@${host}/${name}` : `redis://:${password}@${host}`;
+}
+
+/** The URL with its password replaced by `****`, for `info` without `--reveal`. Pure. */
+export function maskedUrl(url: string): string {
+  return url.replace(/:\/\/([^:@/]*):[^@]*@/, '://$1:****@');
+}
+
+export interface ServiceSpec {
+  kind: ServiceKind;
+  name: string;
+  image: string;
+  password: string;
+  /** Host directories mounted as the data directory and the dump exchange directory. */
+  dataDir: string;
+  ioDir: string;
+}
+
+const HEALTH: Record<ServiceKind, string[]> = {
+  postgres: ['CMD-SHELL', 'pg_isready -q -h /tmp -U postgres -d "$POSTGRES_DB"'],
+  // REDISCLI_AUTH keeps the password out of argv.
+  redis: ['CMD-SHELL', 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG'],
+};
+
+function serviceEnv(s: Pick<ServiceSpec, 'kind' | 'name' | 'password'>): string[] {
+  return s.kind === 'postgres' ? [`POSTGRES_PASSWORD=${s.password}`, `POSTGRES_DB=${s.name}`] : [`REDIS_PASSWORD=${s.password}`];
+}
+
+/** The container spec of a service. Pure. */
+export function serviceContainerOptions(s: ServiceSpec): Dockerode.ContainerCreateOptions {
+  const network = serviceNetworkName(s.kind, s.name);
+  return {
+    name: serviceContainerName(s.kind, s.name),
+    Image: s.image,
+    Env: serviceEnv(s),
+    Labels: { [SERVICE_LABELS.kind]: s.kind, [SERVICE_LABELS.name]: s.name },
+    // Postgres's fast shutdown; Redis saves its snapshot on SIGTERM.
+    StopSignal: s.kind === 'postgres' ? 'SIGINT' : 'SIGTERM',
+    Healthcheck: { Test: HEALTH[s.kind], Interval: 5e9, Timeout: 5e9, Retries: 5, StartPeriod: 60e9 },
+    HostConfig: {
+      NetworkMode: network,
+      Binds: [`${s.dataDir}:${DATA_MOUNT[s.kind]}`, `${s.ioDir}:${IO_MOUNT}`],
+      // Back after a crash, an engine restart or a reboot, unless an operator stopped it.
+      RestartPolicy: { Name: 'unless-stopped' },
+      Init: true,
+      // The image runs as the server's own user (runtime/service-images.ts): it needs no capability.
+      SecurityOpt: ['no-new-privileges:true'],
+      CapDrop: ['ALL'],
+      PidsLimit: APP_PIDS_LIMIT,
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+    },
+    NetworkingConfig: { EndpointsConfig: { [network]: { Aliases: [serviceHost(s.kind, s.name)] } } },
+  };
+}
+
+const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number }).statusCode;
+const messageOf = (err: unknown): string => ((err as { json?: { message?: string } }).json?.message ?? (err as Error).message ?? String(err)).split('\n')[0]!;
+
+export interface ServiceState {
+  /** `running`, `exited`, ... or `missing` when there is no container. */
+  status: string;
+  /** `healthy`, `starting`, `unhealthy`, or null without a container. */
+  health: string | null;
+  id: string | null;
+}
+
+export async function serviceState(docker: Dockerode, kind: ServiceKind, name: string): Promise<ServiceState> {
+  try {
+    const info = await docker.getContainer(serviceContainerName(kind, name)).inspect();
+    return { status: info.State.Status, health: info.State.Health?.Status ?? null, id: info.Id };
+  } catch (err) {
+    if (statusOf(err) === 404) return { status: 'missing', health: null, id: null };
+    throw new SlipwayError('E_DOCKER', `inspecting ${serviceContainerName(kind, name)} failed: ${messageOf(err)}`, { cause: err });
+  }
+}
+
+/**
+ * Makes the service's container exist and run: created (on its own network, then joined to every
+ * link network in `linkedApps`) when missing, started when stopped. Running: left alone.
+ */
+export async function ensureServiceContainer(docker: Dockerode, s: ServiceSpec, linkedApps: readonly string[]): Promise<string> {
+  const state = await serviceState(docker, s.kind, s.name);
+  if (state.id !== null && state.status === 'running') return state.id;
+  if (state.id !== null) {
+    await docker.getContainer(state.id).start().catch((err: unknown) => {
+      if (statusOf(err) !== 304) throw new SlipwayError('E_DOCKER', `starting ${serviceContainerName(s.kind, s.name)} failed: ${messageOf(err)}`, { cause: err });
+    });
+    return state.id;
+  }
+  await ensureBridgeNetwork(docker, { name: serviceNetworkName(s.kind, s.name), labels: { [SERVICE_LABELS.kind]: s.kind, [SERVICE_LABELS.name]: s.name }, icc: true, internal: true, what: `${s.kind} ${s.name}` });
+  let container: Dockerode.Container;
+  try {
+    container = await docker.createContainer(serviceContainerOptions(s));
+  } catch (err) {
+    if (err instanceof SlipwayError) throw err;
+    throw new SlipwayError('E_DOCKER', `creating ${serviceContainerName(s.kind, s.name)} failed: ${messageOf(err)}`, { cause: err });
+  }
+  for (const app of linkedApps) await joinLinkNetwork(docker, s.kind, s.name, app);
+  try {
+    await container.start();
+  } catch (err) {
+    throw new SlipwayError('E_DOCKER', `starting ${serviceContainerName(s.kind, s.name)} failed: ${messageOf(err)}`, { cause: err });
+  }
+  return container.id;
+}
+
+/** Waits for the engine's health check to say `healthy`; a container that stops or stays unhealthy fails. */
+export async function waitServiceHealthy(docker: Dockerode, kind: ServiceKind, name: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const state = await serviceState(docker, kind, name);
+    if (state.health === 'healthy') return;
+    if (state.status !== 'running' && state.status !== 'restarting' && state.status !== 'created') {
+      throw new SlipwayError('E_SERVICE', `${serviceContainerName(kind, name)} is ${state.status}: see \`slipway ${kind}:logs ${name}\``);
+    }
+    if (Date.now() >= deadline) {
+      throw new SlipwayError('E_SERVICE', `${serviceContainerName(kind, name)} did not become healthy within ${Math.round(timeoutMs / 1000)} s (${state.health ?? 'no health'}): see \`docker logs ${serviceContainerName(kind, name)}\``);
+    }
+    await sleep(500);
+  }
+}
+
+/** Creates the link network when missing and joins the service's container to it under its host name. */
+export async function joinLinkNetwork(docker: Dockerode, kind: ServiceKind, name: string, app: string): Promise<void> {
+  const network = linkNetworkName(kind, name, app);
+  await ensureBridgeNetwork(docker, {
+    name: network,
+    labels: { [SERVICE_LABELS.kind]: kind, [SERVICE_LABELS.name]: name, [LINK_APP_LABEL]: app },
+    // Within a link network: the service and one app's containers, which must talk to it.
+    icc: true,
+    internal: true,
+    what: `the link of ${kind} ${name} to ${app}`,
+  });
+  const container = serviceContainerName(kind, name);
+  const info = await docker.getContainer(container).inspect();
+  if (info.NetworkSettings.Networks?.[network]) return;
+  try {
+    await docker.getNetwork(network).connect({ Container: info.Id, EndpointConfig: { Aliases: [serviceHost(kind, name)] } });
+  } catch (err) {
+    throw new SlipwayError('E_DOCKER', `connecting ${container} to ${network} failed: ${messageOf(err)}`, { cause: err });
+  }
+}
+
+/** Joins an app's running containers to a link network now (they join at every start anyway). */
+export async function joinAppContainers(docker: Dockerode, network: string, containers: readonly string[]): Promise<void> {
+  for (const id of containers) {
+    await docker
+      .getNetwork(network)
+      .connect({ Container: id })
+      .catch((err: unknown) => {
+        // Already connected, or gone meanwhile: both fine.
+        if (statusOf(err) !== 403 && statusOf(err) !== 404 && !/already exists/i.test(messageOf(err))) throw err;
+      });
+  }
+}
+
+/** Disconnects everything from the link network and removes it. Gone already: fine. */
+export async function dropLinkNetwork(docker: Dockerode, kind: ServiceKind, name: string, app: string): Promise<void> {
+  const network = linkNetworkName(kind, name, app);
+  let info: { Containers?: Record<string, unknown> };
+  try {
+    info = (await docker.getNetwork(network).inspect()) as typeof info;
+  } catch (err) {
+    if (statusOf(err) === 404) return;
+    throw err;
+  }
+  for (const id of Object.keys(info.Containers ?? {})) {
+    await docker
+      .getNetwork(network)
+      .disconnect({ Container: id, Force: true })
+      .catch((err: unknown) => {
+        if (statusOf(err) !== 404) throw new SlipwayError('E_DOCKER', `disconnecting ${id.slice(0, 12)} from ${network} failed: ${messageOf(err)}`, { cause: err });
+      });
+  }
+  await removeNetwork(docker, network);
+}
+
+/** The link networks an app's containers join: those labelled for it (one per linked service). */
+export async function linkNetworksOf(docker: Dockerode, app: string): Promise<string[]> {
+  const networks = await docker.listNetworks({ filters: { label: [`${LINK_APP_LABEL}=${app}`] } });
+  return networks.map((n) => n.Name).sort();
+}
+
+/** Removes the container and its own network; the data directory stays (the caller's). */
+export async function removeServiceContainer(docker: Dockerode, kind: ServiceKind, name: string): Promise<void> {
+  const state = await serviceState(docker, kind, name);
+  if (state.id !== null) {
+    await docker
+      .getContainer(state.id)
+      .remove({ force: true, v: true })
+      .catch((err: unknown) => {
+        if (statusOf(err) !== 404) throw new SlipwayError('E_DOCKER', `removing ${serviceContainerName(kind, name)} failed: ${messageOf(err)}`, { cause: err });
+      });
+  }
+  await removeNetwork(docker, serviceNetworkName(kind, name));
+}
+
+export async function stopServiceContainer(docker: Dockerode, kind: ServiceKind, name: string): Promise<void> {
+  await docker
+    .getContainer(serviceContainerName(kind, name))
+    .stop({ t: 30 })
+    .catch((err: unknown) => {
+      if (statusOf(err) !== 304 && statusOf(err) !== 404) throw new SlipwayError('E_DOCKER', `stopping ${serviceContainerName(kind, name)} failed: ${messageOf(err)}`, { cause: err });
+    });
+}
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs argv in the service's container as its server user and collects the output (small outputs only). */
+export async function execInService(docker: Dockerode, kind: ServiceKind, name: string, cmd: string[], env: string[] = []): Promise<ExecResult> {
+  const container = docker.getContainer(serviceContainerName(kind, name));
+  const exec = await container.exec({ Cmd: cmd, Env: env, AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const out = new PassThrough();
+  const err = new PassThrough();
+  const chunks: { out: Buffer[]; err: Buffer[] } = { out: [], err: [] };
+  out.on('data', (d: Buffer) => chunks.out.push(d));
+  err.on('data', (d: Buffer) => chunks.err.push(d));
+  docker.modem.demuxStream(stream, out, err);
+  await new Promise<void>((resolve, reject) => {
+    stream.on('end', () => resolve());
+    stream.on('close', () => resolve());
+    stream.on('error', reject);
+  });
+  const info = await exec.inspect();
+  return { code: info.ExitCode ?? 1, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };
+}
