@@ -42,6 +42,10 @@ export interface Config {
   buildpackUrlAllow: string[];
   /** False forbids `access:set <app> public` (README, "Users and access"). */
   allowPublicApps: boolean;
+  /** A web sign-in ends after this long without a request (README, "Users and access"). */
+  sessionIdleMinutes: number;
+  /** ... and this long after it began, whatever its use. */
+  sessionMaxHours: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -77,6 +81,8 @@ const schema: JSONSchemaType<ConfigInput> = {
     stopGraceSeconds: { type: 'integer', nullable: true, minimum: 0, maximum: 3600 },
     keepReleases: { type: 'integer', nullable: true, minimum: 1, maximum: 1000 },
     allowPublicApps: { type: 'boolean', nullable: true },
+    sessionIdleMinutes: { type: 'integer', nullable: true, minimum: 1, maximum: 525_600 },
+    sessionMaxHours: { type: 'integer', nullable: true, minimum: 1, maximum: 8760 },
     buildpackUrlAllow: {
       type: 'array',
       nullable: true,
@@ -118,6 +124,8 @@ export function defaults(home: string): Config {
     keepReleases: 5,
     buildpackUrlAllow: [],
     allowPublicApps: true,
+    sessionIdleMinutes: 12 * 60,
+    sessionMaxHours: 7 * 24,
     logLevel: 'info',
   };
 }

@@ -76,6 +76,22 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX audit_app ON audit(app, id);
   CREATE INDEX audit_actor ON audit(actor, id);
   `,
+  // 2: web sign-in sessions (ids stored only as sha256) and persistent sign-in rate limits.
+  `
+  CREATE TABLE sessions (
+    id_hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    address TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX sessions_user ON sessions(user_name);
+  CREATE TABLE sign_in_failures (
+    key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    window_start INTEGER NOT NULL
+  ) STRICT;
+  `,
 ];
 
 /**
