@@ -4,7 +4,7 @@ import type { Db } from '../core/db.js';
  * Sign-in attempts, limited per user name and per client address and kept in the database so
  * a restart does not reset them (docs/security.md). Failures against one user name block only
  * that name; an address that guesses across many names is blocked as an address. A success
- * clears its user name's count, not its address's.
+ * clears its user name's count and does not count against its address.
  */
 export interface Limit {
   failures: number;
@@ -32,25 +32,32 @@ export class SignInLimiter {
     this.#now = now;
   }
 
-  /** When blocked: how many seconds until the oldest window ends; null when attempts may go on. */
-  blocked(user: string, address: string): number | null {
-    const waits = [this.#wait(`user:${user}`, this.#limits.user), this.#wait(`addr:${address}`, this.#limits.address)].filter((w): w is number => w !== null);
-    return waits.length === 0 ? null : Math.max(...waits);
-  }
-
-  failed(user: string, address: string): void {
-    const now = this.#now();
-    this.#db.transaction(() => {
+  /**
+   * Asks to try a password. When blocked: how many seconds until the block ends, nothing counted.
+   * Otherwise the attempt counts as a failure at once, in one transaction with the check, so
+   * concurrent guesses cannot all pass the check before the first is counted; `succeeded`
+   * takes it back.
+   */
+  attempt(user: string, address: string): number | null {
+    return this.#db.transaction((): number | null => {
+      const waits = [this.#wait(`user:${user}`, this.#limits.user), this.#wait(`addr:${address}`, this.#limits.address)].filter((w): w is number => w !== null);
+      if (waits.length > 0) return Math.max(...waits);
+      const now = this.#now();
       this.#count(`user:${user}`, this.#limits.user, now);
       this.#count(`addr:${address}`, this.#limits.address, now);
       // Old windows go as new ones come: the table stays as small as the recent attack.
       const oldest = now - Math.max(this.#limits.user.windowMs, this.#limits.address.windowMs);
       this.#db.prepare('DELETE FROM sign_in_failures WHERE window_start < ?').run(oldest);
+      return null;
     }).immediate();
   }
 
-  succeeded(user: string): void {
-    this.#db.prepare('DELETE FROM sign_in_failures WHERE key = ?').run(`user:${user}`);
+  /** The attempt was right: the user's count starts over, the address's loses this attempt. */
+  succeeded(user: string, address: string): void {
+    this.#db.transaction(() => {
+      this.#db.prepare('DELETE FROM sign_in_failures WHERE key = ?').run(`user:${user}`);
+      this.#db.prepare('UPDATE sign_in_failures SET failures = max(failures - 1, 0) WHERE key = ?').run(`addr:${address}`);
+    }).immediate();
   }
 
   #wait(key: string, limit: Limit): number | null {

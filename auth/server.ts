@@ -152,7 +152,6 @@ export function createAuthHandler(d: AuthDeps): http.RequestListener {
   /** Signs `user` in: a new session (ending the one the browser came with), then 303 to next. */
   const signIn = (c: Ctx, user: string, next: string, how: string, clear: string[] = []): void => {
     const id = d.sessions.create(user, c.address, c.cookies.get(SESSION_COOKIE));
-    d.limiter.succeeded(user);
     audit(user, c.address, 'auth:sign-in', how);
     d.logger.info({ user, address: c.address, how }, 'signed in');
     const session = cookie(SESSION_COOKIE, id, { https: c.https, path: '/', maxAge: d.cookieMaxAgeSeconds, domain: cookieDomain(c) });
@@ -170,7 +169,7 @@ export function createAuthHandler(d: AuthDeps): http.RequestListener {
     const password = form.get('password') ?? '';
     // Only names that could exist are counted by name: junk cannot fill the limiter's table.
     const name = isValidAppName(raw) ? raw : '';
-    const wait = d.limiter.blocked(name, c.address);
+    const wait = d.limiter.attempt(name, c.address);
     if (wait !== null) {
       audit(name || '-', c.address, 'auth:sign-in-failed', 'rate-limited');
       return showLogin(c, 429, { next, error: `Too many sign-in attempts. Try again in ${Math.ceil(wait / 60)} minutes.`, username: name });
@@ -179,10 +178,10 @@ export function createAuthHandler(d: AuthDeps): http.RequestListener {
     const hash = actor ? d.users.passwordHash(name) : null;
     const ok = (await verifyPassword(password, hash ?? DUMMY_HASH)) && hash !== null && actor !== null && !actor.locked;
     if (!ok) {
-      d.limiter.failed(name, c.address);
       audit(name || '-', c.address, 'auth:sign-in-failed', actor?.locked ? 'locked' : '');
       return showLogin(c, 401, { next, error: WRONG, username: name });
     }
+    d.limiter.succeeded(name, c.address);
     signIn(c, name, next, 'password');
   };
 

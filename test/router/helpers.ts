@@ -104,7 +104,7 @@ export interface NginxFixture extends RouterFixture {
  */
 export async function startNginxFixture(
   table: RouteTable | null,
-  extra: Partial<RouterOptions> & { maxPushBytes?: number; gitOverPlainHttp?: boolean } = {},
+  extra: Partial<RouterOptions> & { maxPushBytes?: number; gitOverPlainHttp?: boolean; auth?: string } = {},
 ): Promise<NginxFixture> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-nginx-'));
   const routesFile = path.join(dir, 'routes.json');
@@ -130,6 +130,7 @@ export async function startNginxFixture(
       maxPushBytes: extra.maxPushBytes ?? 1024 * 1024 * 1024,
       workerProcesses: 1,
       ...(extra.gitOverPlainHttp ? { gitOverPlainHttp: true } : {}),
+      ...(extra.auth ? { auth: extra.auth } : {}),
       ...(t.headersMs === undefined ? {} : { clientHeaderTimeoutMs: t.headersMs }),
       ...(t.bodyMs === undefined ? {} : { clientBodyTimeoutMs: t.bodyMs }),
       ...(t.keepAliveMs === undefined ? {} : { keepaliveTimeoutMs: t.keepAliveMs }),
