@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import type Database from 'better-sqlite3';
 import type { Db } from '../core/db.js';
 
 /**
@@ -29,11 +30,18 @@ export class SessionStore {
   readonly #db: Db;
   readonly #limits: SessionLimits;
   readonly #now: () => number;
+  // Prepared once: the router's check reads a session on every uncached request.
+  readonly #get: Database.Statement<[string], Row>;
+  readonly #delete: Database.Statement<[string]>;
+  readonly #touch: Database.Statement<[number, string]>;
 
   constructor(db: Db, limits: SessionLimits, now: () => number = Date.now) {
     this.#db = db;
     this.#limits = limits;
     this.#now = now;
+    this.#get = db.prepare('SELECT user_name, created_at, last_seen_at FROM sessions WHERE id_hash = ?');
+    this.#delete = db.prepare('DELETE FROM sessions WHERE id_hash = ?');
+    this.#touch = db.prepare('UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?');
   }
 
   /**
@@ -55,20 +63,20 @@ export class SessionStore {
   user(id: string | undefined): string | null {
     if (id === undefined || !ID.test(id)) return null;
     const key = hashId(id);
-    const row = this.#db.prepare('SELECT user_name, created_at, last_seen_at FROM sessions WHERE id_hash = ?').get(key) as Row | undefined;
+    const row = this.#get.get(key);
     if (!row) return null;
     const now = this.#now();
     if (now - row.last_seen_at > this.#limits.idleMs || now - row.created_at > this.#limits.maxMs) {
-      this.#db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(key);
+      this.#delete.run(key);
       return null;
     }
-    if (now - row.last_seen_at > TOUCH_EVERY_MS) this.#db.prepare('UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?').run(now, key);
+    if (now - row.last_seen_at > TOUCH_EVERY_MS) this.#touch.run(now, key);
     return row.user_name;
   }
 
   /** Ends one session; true when it existed. */
   revoke(id: string | undefined): boolean {
     if (id === undefined || !ID.test(id)) return false;
-    return this.#db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(hashId(id)).changes > 0;
+    return this.#delete.run(hashId(id)).changes > 0;
   }
 }

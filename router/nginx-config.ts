@@ -291,6 +291,11 @@ function authLocations(auth: boolean): { entry: string[]; internal: string[] } {
       '      proxy_set_header X-Slipway-App $slipway_app;',
       '      proxy_cache slipway_auth;',
       '      proxy_cache_key "$slipway_app $cookie_slipway_session";',
+      // The auth server marks every answer no-store (for browsers); this cache is nginx's own.
+      '      proxy_ignore_headers Cache-Control Expires X-Accel-Expires;',
+      // When an answer expires under load, one request asks again and the others keep the old one.
+      '      proxy_cache_lock on;',
+      '      proxy_cache_use_stale updating;',
       `      proxy_cache_valid 200 401 403 ${AUTH_CACHE_SECONDS}s;`,
       '      proxy_pass http://slipway_auth;',
       '    }',
