@@ -1,8 +1,8 @@
-import fs from 'node:fs/promises';
 import http from 'node:http';
 import { canView } from '../core/access.js';
 import { isValidAppName } from '../core/app-name.js';
 import { oneLine } from '../core/errors.js';
+import { listenPrivateSocket } from '../core/sockets.js';
 import type { Logger } from '../core/log.js';
 import { verifyPassword } from '../core/passwords.js';
 import type { UserStore } from '../core/users.js';
@@ -299,11 +299,6 @@ export function createAuthHandler(d: AuthDeps): http.RequestListener {
 export async function listenAuth(socketPath: string, handler: http.RequestListener): Promise<http.Server> {
   // Keep-alive outlives nginx's idle upstream connections (4 s), so nginx never reuses one we close.
   const server = http.createServer({ keepAliveTimeout: 10_000, headersTimeout: 10_000, requestTimeout: 30_000 }, handler);
-  await fs.rm(socketPath, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => resolve());
-  });
-  await fs.chmod(socketPath, 0o600);
+  await listenPrivateSocket(server, socketPath);
   return server;
 }

@@ -8,7 +8,6 @@ import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import fs from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createAuthHandler, listenAuth } from '../dist/auth/server.js';
@@ -17,8 +16,7 @@ import { SessionStore } from '../dist/auth/sessions.js';
 import { openDb } from '../dist/core/db.js';
 import { createLogger } from '../dist/core/log.js';
 import { UserStore } from '../dist/core/users.js';
-import { superviseNginx } from '../dist/router/nginx-process.js';
-import { writeRouteTable } from '../dist/router/table.js';
+import { freePort, startRouter } from './nginx-router.mjs';
 
 const seconds = Number(process.argv[2] ?? 5);
 const connections = Number(process.argv[3] ?? 32);
@@ -30,15 +28,6 @@ try {
     process.exit(1);
   }
 }
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 
 const upstream = http.createServer((_req, res) => res.end('hello'));
 await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
@@ -59,16 +48,9 @@ const auth = await listenAuth(
   createAuthHandler({ users, sessions, limiter: new SignInLimiter(db), secret: Buffer.alloc(32, 1), domain: 'localhost', cookieMaxAgeSeconds: 3600, logger: createLogger('error') }),
 );
 
-const routesFile = path.join(dir, 'routes.json');
-await writeRouteTable(routesFile, { version: 1, domain: 'localhost', apps: { pub: { upstreams: [target] }, priv: { upstreams: [target], private: true } }, git: null });
 const port = await freePort();
-const router = await superviseNginx({
-  nginx: 'nginx',
-  logger: createLogger('error'),
-  routesFile,
-  domain: 'localhost',
-  settings: { prefix: path.join(dir, 'router'), listen: '127.0.0.1', httpPort: port, https: null, maxPushBytes: 1 << 30, auth: `unix:${socket}`, ...(process.getuid?.() === 0 ? { user: 'root' } : {}) },
-});
+const table = { version: 1, domain: 'localhost', apps: { pub: { upstreams: [target] }, priv: { upstreams: [target], private: true } }, git: null };
+const router = await startRouter(dir, table, port, { auth: `unix:${socket}` });
 
 /** One wrk run: req/s and latency percentiles, from its --latency report. (Async: the upstream and
  * the auth server answer from this process.) */

@@ -8,41 +8,21 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createLogger } from '../dist/core/log.js';
-import { superviseNginx } from '../dist/router/nginx-process.js';
-import { writeRouteTable } from '../dist/router/table.js';
+import { freePort, startRouter } from './nginx-router.mjs';
 
 const seconds = Number(process.argv[2] ?? 3);
 const concurrency = Number(process.argv[3] ?? 32);
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 
 const upstream = http.createServer((_req, res) => res.end('hello'));
 await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
 const upPort = upstream.address().port;
 
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-bench-'));
-const routesFile = path.join(dir, 'routes.json');
 const table = (extra = {}) => ({ version: 1, domain: 'localhost', apps: { app: { upstreams: [`127.0.0.1:${upPort}`] }, ...extra }, git: null });
-await writeRouteTable(routesFile, table());
 const platformPort = await freePort();
-const router = await superviseNginx({
-  nginx: 'nginx',
-  logger: createLogger('error'),
-  routesFile,
-  domain: 'localhost',
-  settings: { prefix: path.join(dir, 'router'), listen: '127.0.0.1', httpPort: platformPort, https: null, maxPushBytes: 1 << 30, ...(process.getuid?.() === 0 ? { user: 'root' } : {}) },
-});
+const router = await startRouter(dir, table(), platformPort);
 
 // The baseline: what an operator would write by hand.
 const plainPort = await freePort();
