@@ -100,8 +100,8 @@ describe('sign-in and private apps on the platform', () => {
     const hidden = await getApp(session);
     expect(hidden.status).toBe(404);
     expect(hidden.body).toBe(`app not found: ${app}\n`);
-    const t0 = Date.now();
     expect((await platform.cli(['access:add', app, 'ann'])).code).toBe(0);
+    const t0 = Date.now();
     const seen = await until(() => getApp(session, { headers: { 'x-slipway-user': 'admin', 'x-slipway-groups': 'root' } }), (x) => x.status === 200);
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(seen.body).toContain('user ann\n');
@@ -129,9 +129,12 @@ describe('sign-in and private apps on the platform', () => {
     expect((await getApp(session)).body).toContain('user ann\n');
     // Killed: the platform starts it again, and sessions live in the database.
     process.kill(pid, 'SIGKILL');
-    const back = await until(() => getApp(session), (x) => x.status === 200, 15_000);
-    expect(back.body).toContain('user ann\n');
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && (await authPid().catch(() => pid)) === pid) await new Promise((r) => setTimeout(r, 200));
     expect(await authPid()).not.toBe(pid);
+    const back = await until(() => send({ path: '/_auth/login' }), (x) => x.status === 200, 15_000);
+    expect(back.status).toBe(200);
+    expect((await getApp(session)).body).toContain('user ann\n');
     expect((await signIn('bob')).status).toBe(303);
   }, 120_000);
 
