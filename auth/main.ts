@@ -10,6 +10,7 @@ import { defaultHome } from '../core/paths.js';
 import { UserStore } from '../core/users.js';
 import { loadSecret } from './csrf.js';
 import { authFiles } from './files.js';
+import { ssoProviderLoader } from './oidc.js';
 import { SignInLimiter } from './rate-limit.js';
 import { createAuthHandler, listenAuth } from './server.js';
 import { SessionStore } from './sessions.js';
@@ -34,6 +35,8 @@ async function main(): Promise<void> {
     secret: await loadSecret(files.secret),
     domain: config.domain,
     cookieMaxAgeSeconds: config.sessionMaxHours * 3600,
+    // Read per request: `auth:oidc` and `auth:oidc:off` apply without restarting this server.
+    sso: ssoProviderLoader({ db, paths, logger }),
     logger,
   });
   const server = await listenAuth(files.socket, handler);

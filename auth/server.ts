@@ -28,7 +28,8 @@ export interface AuthDeps {
   domain: string;
   /** The session cookie's Max-Age: the sessions' absolute lifetime. */
   cookieMaxAgeSeconds: number;
-  sso?: SsoProvider;
+  /** The single sign-on provider for the current settings, or null when it is off (asked per request). */
+  sso?: () => SsoProvider | null;
   logger: Logger;
 }
 
@@ -125,12 +126,13 @@ export function createAuthHandler(d: AuthDeps): http.RequestListener {
 
   const showLogin = (c: Ctx, status: number, o: { next: string; error?: string; username?: string; extra?: string[] }): void => {
     const b = binding(c);
+    const sso = d.sso?.() ?? null;
     const page = loginPage({
       csrf: csrfToken(d.secret, b.value),
       next: o.next,
       ...(o.error === undefined ? {} : { error: o.error }),
       ...(o.username === undefined ? {} : { username: o.username }),
-      ...(d.sso ? { sso: d.sso.label } : {}),
+      ...(sso ? { sso: sso.label } : {}),
     });
     send(c.res, status, page, { headers: { 'set-cookie': [...b.setCookie, ...(o.extra ?? [])] } });
   };
@@ -149,10 +151,13 @@ export function createAuthHandler(d: AuthDeps): http.RequestListener {
     }
   };
 
-  /** Signs `user` in: a new session (ending the one the browser came with), then 303 to next. */
-  const signIn = (c: Ctx, user: string, next: string, how: string, clear: string[] = []): void => {
+  /**
+   * Signs `user` in: a new session (ending the one the browser came with), then 303 to next.
+   * Single sign-on audits its own sign-ins (with the provider's groups), passwords here.
+   */
+  const signIn = (c: Ctx, user: string, next: string, how: 'password' | 'oidc', clear: string[] = []): void => {
     const id = d.sessions.create(user, c.address, c.cookies.get(SESSION_COOKIE));
-    audit(user, c.address, 'auth:sign-in', how);
+    if (how === 'password') audit(user, c.address, 'sign-in', 'via=password');
     d.logger.info({ user, address: c.address, how }, 'signed in');
     const session = cookie(SESSION_COOKIE, id, { https: c.https, path: '/', maxAge: d.cookieMaxAgeSeconds, domain: cookieDomain(c) });
     send(c.res, 303, '', { headers: { location: next, 'set-cookie': [session, ...clear] } });
@@ -171,14 +176,14 @@ export function createAuthHandler(d: AuthDeps): http.RequestListener {
     const name = isValidAppName(raw) ? raw : '';
     const wait = d.limiter.attempt(name, c.address);
     if (wait !== null) {
-      audit(name || '-', c.address, 'auth:sign-in-failed', 'rate-limited');
+      audit(name || '-', c.address, 'sign-in-failed', 'via=password rate-limited');
       return showLogin(c, 429, { next, error: `Too many sign-in attempts. Try again in ${Math.ceil(wait / 60)} minutes.`, username: name });
     }
     const actor = name ? d.users.actor(name) : null;
     const hash = actor ? d.users.passwordHash(name) : null;
     const ok = (await verifyPassword(password, hash ?? DUMMY_HASH)) && hash !== null && actor !== null && !actor.locked;
     if (!ok) {
-      audit(name || '-', c.address, 'auth:sign-in-failed', actor?.locked ? 'locked' : '');
+      audit(name || '-', c.address, 'sign-in-failed', `via=password${actor?.locked ? ' locked' : ''}`);
       return showLogin(c, 401, { next, error: WRONG, username: name });
     }
     d.limiter.succeeded(name, c.address);
@@ -193,7 +198,7 @@ export function createAuthHandler(d: AuthDeps): http.RequestListener {
     const id = c.cookies.get(SESSION_COOKIE);
     const user = d.sessions.user(id);
     d.sessions.revoke(id);
-    if (user !== null) audit(user, c.address, 'auth:sign-out');
+    if (user !== null) audit(user, c.address, 'sign-out');
     const gone = cookie(SESSION_COOKIE, '', { https: c.https, path: '/', maxAge: 0, domain: cookieDomain(c) });
     send(c.res, 303, '', { headers: { location: '/_auth/login', 'set-cookie': gone } });
   };
@@ -204,7 +209,8 @@ export function createAuthHandler(d: AuthDeps): http.RequestListener {
     const user = d.sessions.user(c.cookies.get(SESSION_COOKIE));
     const actor = user === null ? null : d.users.actor(user);
     if (actor === null || actor.locked) return send(c.res, 401, '', { type: 'text/plain' });
-    if (!isValidAppName(app) || !canView(actor, d.users.access(app))) return send(c.res, 403, '', { type: 'text/plain' });
+    // No app: the platform's own pages (App Manager, Portal), for any signed-in user.
+    if (app !== '' && (!isValidAppName(app) || !canView(actor, d.users.access(app)))) return send(c.res, 403, '', { type: 'text/plain' });
     send(c.res, 200, '', { type: 'text/plain', headers: { 'x-slipway-user': actor.name, 'x-slipway-groups': actor.groups.join(',') } });
   };
 
@@ -234,20 +240,22 @@ export function createAuthHandler(d: AuthDeps): http.RequestListener {
   const ssoCallback = async (c: Ctx, sso: SsoProvider): Promise<void> => {
     const base = baseUrl(c);
     const clear = cookie(SSO_COOKIE, '', { https: c.https, path: '/_auth/oidc/', maxAge: 0 });
-    const fail = (why: string): void => {
-      audit('-', c.address, 'auth:sign-in-failed', `sso: ${why}`);
+    // The provider audits what it refuses; these are the refusals after it said yes.
+    const fail = (why: string, audited = false): void => {
+      if (!audited) audit('-', c.address, 'sign-in-failed', `via=oidc ${why}`);
       send(c.res, 401, messagePage('Single sign-on failed', 'Single sign-on did not complete. Please try again.'), { headers: { 'set-cookie': clear } });
     };
     if (base === null) return fail('no usable Host header');
     let done;
     try {
-      done = await sso.finish({ callbackUrl: new URL(c.req.url ?? '/', base), transaction: decodeURIComponent(c.cookies.get(SSO_COOKIE) ?? '') });
+      done = await sso.finish({ callbackUrl: new URL(c.req.url ?? '/', base), transaction: decodeURIComponent(c.cookies.get(SSO_COOKIE) ?? ''), from: `web ${c.address}` });
     } catch (err) {
-      return fail(oneLine(err));
+      d.logger.info({ err: oneLine(err), address: c.address }, 'single sign-on refused');
+      return fail('', true);
     }
     const actor = d.users.actor(done.user);
     if (actor === null || actor.locked) return fail(`user ${done.user} is ${actor ? 'locked' : 'unknown'}`);
-    signIn(c, actor.name, safeNext(done.next, d.domain), 'sso', [clear]);
+    signIn(c, actor.name, safeNext(done.next, d.domain), 'oidc', [clear]);
   };
 
   return (req, res) => {
@@ -265,6 +273,7 @@ export function createAuthHandler(d: AuthDeps): http.RequestListener {
     };
     const route = `${req.method} ${url.pathname}`;
     const run = async (): Promise<void> => {
+      const sso = route.startsWith('GET /_auth/oidc/') ? (d.sso?.() ?? null) : null;
       switch (route) {
         case 'GET /_auth/check':
           return check(c);
@@ -279,10 +288,10 @@ export function createAuthHandler(d: AuthDeps): http.RequestListener {
         case 'POST /_auth/logout':
           return postLogout(c);
         case 'GET /_auth/oidc/start':
-          if (d.sso) return ssoStart(c, d.sso);
+          if (sso) return ssoStart(c, sso);
           break;
         case 'GET /_auth/oidc/callback':
-          if (d.sso) return ssoCallback(c, d.sso);
+          if (sso) return ssoCallback(c, sso);
           break;
       }
       send(res, 404, 'not found\n', { type: 'text/plain; charset=utf-8' });

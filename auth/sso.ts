@@ -25,6 +25,8 @@ export interface SsoFinishInput {
   callbackUrl: URL;
   /** The `slipway_sso` cookie value from `begin`; '' when missing. */
   transaction: string;
+  /** Where the browser came from, for the audit log (`http <address>`); `web` when unset. */
+  from?: string;
 }
 
 export interface SsoFinish {

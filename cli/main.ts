@@ -86,8 +86,8 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write('slipway 0.1.0\n');
       return 0;
     default: {
-      // `-` reads content; --password-stdin a password, never from a terminal (it would echo).
-      const wantsStdin = rest.includes('-') || rest.includes('--password-stdin');
+      // `-` reads content; --password-stdin and --secret-stdin a secret, never from a terminal (it would echo).
+      const wantsStdin = rest.includes('-') || rest.includes('--password-stdin') || rest.includes('--secret-stdin');
       const stdin = wantsStdin && !process.stdin.isTTY ? await readStdin() : undefined;
       return runRemote(pathsFor(home).socket, absolutePathArgs(argv, process.cwd()), stdin);
     }

@@ -37,3 +37,43 @@ export async function readBuildLog(paths: Paths, app: AppRecord, id: string | un
     throw new SlipwayError('E_BUILD_NOT_FOUND', `the log of build ${build.id} is gone from ${paths.buildsDir}`);
   }
 }
+
+/**
+ * Writes a build's log as it grows (the latest build when `id` is undefined) until the build
+ * ends and every byte is out, or `signal` aborts. Polls the file, which the deploy appends to,
+ * every `pollMs`: a line reaches the reader within that (README "Web": within a second).
+ */
+export async function followBuildLog(
+  paths: Paths,
+  record: () => Promise<AppRecord>,
+  id: string | undefined,
+  io: { out(text: string): void; signal: AbortSignal },
+  pollMs = 200,
+): Promise<void> {
+  const first = await readBuildLog(paths, await record(), id);
+  const buildId = first.build.id;
+  const file = buildLogPath(paths, (await record()).name, buildId);
+  let offset = 0;
+  const decoder = new TextDecoder();
+  for (;;) {
+    const running = (await record()).builds.find((b) => b.id === buildId)?.status === 'running';
+    const handle = await fs.open(file, 'r');
+    try {
+      for (;;) {
+        const buf = Buffer.alloc(64 * 1024);
+        const { bytesRead } = await handle.read(buf, 0, buf.length, offset);
+        if (bytesRead === 0) break;
+        offset += bytesRead;
+        io.out(decoder.decode(buf.subarray(0, bytesRead), { stream: true }));
+      }
+    } finally {
+      await handle.close();
+    }
+    // Read once more after the build ended, so its last lines are never cut.
+    if (!running || io.signal.aborted) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, pollMs);
+      io.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    });
+  }
+}

@@ -76,7 +76,29 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX audit_app ON audit(app, id);
   CREATE INDEX audit_actor ON audit(actor, id);
   `,
-  // 2: web sign-in sessions (ids stored only as sha256) and persistent sign-in rate limits.
+  // 2: single sign-on. One OpenID Connect provider (row id 1, absent when off), and which
+  // provider account (issuer, subject) each SSO user is, so a changed or reused name at the
+  // provider never signs into someone else's Slipway user (README, "Single sign-on").
+  `
+  CREATE TABLE oidc_settings (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    issuer TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    client_secret TEXT NOT NULL,
+    user_claim TEXT NOT NULL,
+    groups_claim TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'developer', 'viewer')),
+    updated_at TEXT NOT NULL
+  ) STRICT;
+  CREATE TABLE sso_identities (
+    issuer TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    user_name TEXT NOT NULL UNIQUE REFERENCES users(name) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (issuer, subject)
+  ) STRICT;
+  `,
+  // 3: web sign-in sessions (ids stored only as sha256) and persistent sign-in rate limits.
   `
   CREATE TABLE sessions (
     id_hash TEXT PRIMARY KEY,

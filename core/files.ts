@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import writeFileAtomic from 'write-file-atomic';
 import { SlipwayError } from './errors.js';
@@ -44,4 +45,33 @@ export async function pathExists(p: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * Creates `file` holding `content` unless it exists, and returns what it holds. Processes that
+ * race (the daemon and the sign-in server) agree on one content: each writes its own temp file
+ * and hard-links it into place, which fails for all but the first; the others read the winner's.
+ */
+export async function createFileOnce(file: string, content: Buffer, mode = 0o600): Promise<Buffer> {
+  const existing = await fs.readFile(file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (existing !== null) return existing;
+  const tmp = `${file}.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`;
+  const handle = await fs.open(tmp, 'wx', mode);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await fs.link(tmp, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+  return fs.readFile(file);
 }

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { isValidAppName } from './app-name.js';
 import { SlipwayError } from './errors.js';
-import { pathExists, readJson, readTextIfExists, writeJsonAtomic } from './files.js';
+import { createFileOnce, pathExists, readJson, readTextIfExists, writeJsonAtomic } from './files.js';
 
 /** 64 random bits as hex: what tells this SLIPWAY_HOME's engine objects from another's. */
 export const INSTANCE_ID_PATTERN = /^[0-9a-f]{16}$/;
@@ -19,22 +19,14 @@ async function readId(file: string): Promise<string | null> {
 }
 
 /**
- * This instance's id, created once. The new file is written whole under a temporary name and
- * linked into place, so a reader never sees half an id and two first starts agree on one.
+ * This instance's id, created once (createFileOnce: a reader never sees half an id and two
+ * first starts agree on one).
  */
 export async function ensureInstanceId(file: string): Promise<string> {
   const existing = await readId(file);
   if (existing) return existing;
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  await fs.writeFile(tmp, `${randomBytes(8).toString('hex')}\n`, { mode: 0o644, flag: 'wx' });
-  try {
-    await fs.link(tmp, file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  } finally {
-    await fs.rm(tmp, { force: true });
-  }
+  await createFileOnce(file, Buffer.from(`${randomBytes(8).toString('hex')}\n`), 0o644);
   const id = await readId(file);
   if (!id) throw new SlipwayError('E_STATE', `could not create ${file}`);
   return id;

@@ -10,6 +10,8 @@ export interface Paths {
   stateDir: string;
   /** The SQLite database: users, keys, tokens, app access, the audit log (core/db.ts). */
   database: string;
+  /** The key that seals single sign-on round trips in the browser's cookie (auth/sso-transaction.ts). */
+  ssoKey: string;
   appsDir: string;
   reposDir: string;
   cacheDir: string;
@@ -40,6 +42,7 @@ export function pathsFor(home: string): Paths {
     hostKey: p('ssh_host_ed25519_key'),
     stateDir: p('state'),
     database: p('state', 'slipway.db'),
+    ssoKey: p('state', 'sso.key'),
     appsDir: p('state', 'apps'),
     reposDir: p('repos'),
     cacheDir: p('cache'),

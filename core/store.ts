@@ -71,6 +71,15 @@ export interface AppRecord {
   limits?: Limits;
   /** The only branch whose pushes deploy (`git:set <app> deploy-branch`); `main` when unset. */
   deployBranch?: string;
+  /** How the Portal shows the app (`apps:set`); unset until an owner sets it. */
+  portal?: PortalInfo;
+}
+
+/** The Portal's card for an app: owner-written text, shown escaped (docs/web.md). */
+export interface PortalInfo {
+  title: string;
+  description: string;
+  tags: string[];
 }
 
 export interface Limits {

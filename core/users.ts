@@ -254,6 +254,21 @@ export class UserStore {
     };
   }
 
+  /** `access(app)` of every app with a record here, in four queries (listings of hundreds of apps). */
+  accessOfAll(): Map<string, AppAccess> {
+    const all = new Map<string, AppAccess>();
+    const entry = (app: string) => {
+      let a = all.get(app);
+      if (!a) all.set(app, (a = { name: app, level: 'restricted', owners: [], users: [], groups: [] }));
+      return a as { level: AccessLevel; owners: string[]; users: string[]; groups: string[] } & AppAccess;
+    };
+    for (const r of this.#db.prepare('SELECT app, level FROM app_access').all() as { app: string; level: AccessLevel }[]) entry(r.app).level = r.level;
+    for (const [table, col, field] of [['app_owners', 'user_name', 'owners'], ['app_user_access', 'user_name', 'users'], ['app_group_access', 'group_name', 'groups']] as const) {
+      for (const r of this.#db.prepare(`SELECT app, ${col} AS v FROM ${table} ORDER BY ${col}`).all() as { app: string; v: string }[]) entry(r.app)[field].push(r.v);
+    }
+    return all;
+  }
+
   /** A new app: restricted, owned by its creator (README, "Users and access"). */
   appCreated(o: Origin, app: string, owner: string): void {
     this.tx(() => {

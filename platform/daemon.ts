@@ -41,6 +41,8 @@ import { loadInstance } from '../core/instance-id.js';
 import { adminRequestHandler, listenAdminSocket } from './admin-socket.js';
 import { createPlatform } from './platform-service.js';
 import { sshExecHandler } from './ssh-dispatch.js';
+import { createWebHandler, listenWeb } from '../web/server.js';
+import { webCommandDoor } from './web-door.js';
 
 /** How long a new web process may take to answer on $PORT before a deploy or scale gives up. */
 const HEALTH_TIMEOUT_MS = 60_000;
@@ -48,6 +50,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 /** The repository's own folders, found relative to the compiled daemon (dist/platform). */
 export const builtinBuildpacksDir = buildpacksHome();
 export const gitHooksDir = path.join(root, 'hooks', 'git');
+export const webAssetsDir = path.join(root, 'web', 'assets');
 
 export interface DaemonOptions {
   config: Config;
@@ -201,6 +204,10 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     logger,
   }));
   await routes.setGit(`unix:${gitSocket}`);
+  // The App Manager and Portal (docs/web.md): only nginx reaches this socket, behind its sign-in check.
+  const webSocket = path.join(paths.runDir, 'web.sock');
+  const web = await listenWeb(webSocket, await createWebHandler({ door: webCommandDoor(platform), logger, assetsDir: webAssetsDir }));
+  await routes.setWeb(`unix:${webSocket}`);
   logger.info({ ssh: `${config.listen}:${ssh.port}`, socket: paths.socket }, 'daemon ready');
 
   return {
@@ -209,9 +216,11 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     async close() {
       // The router answers git requests with a clear 503 while no daemon serves them.
       await routes.setGit(null);
+      await routes.setWeb(null);
       gitHttp.closeAllConnections();
+      web.closeAllConnections();
       life.close();
-      await Promise.all([ssh.close(), new Promise<void>((resolve) => socketServer.close(() => resolve())), new Promise<void>((resolve) => gitHttp.close(() => resolve()))]);
+      await Promise.all([ssh.close(), new Promise<void>((resolve) => socketServer.close(() => resolve())), new Promise<void>((resolve) => gitHttp.close(() => resolve())), new Promise<void>((resolve) => web.close(() => resolve()))]);
       await fs.rm(paths.socket, { force: true });
       db.close();
     },

@@ -1,4 +1,4 @@
-import { readBuildLog } from '../core/build-logs.js';
+import { followBuildLog, readBuildLog } from '../core/build-logs.js';
 import { recover, type RecoverDeps } from './recover.js';
 import { RouteKeeper } from './route-keeper.js';
 import type { LifeService } from '../receiver/commands/types.js';
@@ -61,5 +61,9 @@ export class Life implements LifeService {
 
   async buildLog(app: string, id: string | undefined) {
     return readBuildLog(this.#d.paths, await this.#d.apps.get(app), id);
+  }
+
+  async followBuildLog(app: string, id: string | undefined, io: { out(text: string): void; signal: AbortSignal }): Promise<void> {
+    await followBuildLog(this.#d.paths, () => this.#d.apps.get(app), id, io);
   }
 }

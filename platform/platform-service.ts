@@ -21,6 +21,7 @@ import { assertAppNameFree } from '../runtime/instance-engine.js';
 import type { Scheduler } from '../runtime/scheduler.js';
 import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
 import type { Life } from './life.js';
+import { discoverOidc } from '../auth/oidc.js';
 
 export interface PlatformDeps {
   config: Config;
@@ -119,8 +120,10 @@ export function createPlatform(d: PlatformDeps): Platform {
         cpus: p.cpus ?? null,
       }));
     },
+    routed: (app) => routes.table.apps[app]?.upstreams.length ?? 0,
     // The stack is shared by every instance on the engine (content-addressed, no instance label).
     buildStack: (progress) => ensureStackImage(d.engine, { progress, force: true, logger }),
     life,
+    sso: { check: async (s) => void (await discoverOidc(s)) },
   };
 }

@@ -67,6 +67,7 @@ export const TEXTS = {
   badGateway: (app: string) => `bad gateway: ${app} did not answer`,
   gitDown: 'git over HTTP is not available: the platform daemon is not running; start it with `slipway server`',
   authDown: 'sign-in is not available: the auth server is not running; start it with `slipway server`',
+  webDown: 'the App Manager is not available: the platform daemon is not running; start it with `slipway server`',
 };
 
 /**
@@ -121,6 +122,7 @@ function upstreamBlocks(t: RouteTable, keepaliveMs: number, auth: string | undef
   if (t.git !== null) {
     out.push('  upstream slipway_git {', `    server ${safe('git upstream', t.git)};`, '    keepalive 4;', '  }');
   }
+  if (t.web) out.push('  upstream slipway_web {', `    server ${safe('web upstream', t.web)};`, '    keepalive 8;', '  }');
   return out;
 }
 
@@ -314,6 +316,36 @@ function authLocations(auth: boolean): { entry: string[]; internal: string[] } {
   };
 }
 
+/**
+ * The App Manager and Portal on the platform's own host (docs/web.md): /Manager, /Portal and
+ * /_web/ (assets, API, event streams). On an app's host the app keeps these paths.
+ */
+export const WEB_PATHS = ['= /Manager', '^~ /Manager/', '= /Portal', '^~ /Portal/', '^~ /_web/'] as const;
+
+function webLocations(t: RouteTable, auth: boolean): string[] {
+  // The sign-in check with no app: any signed-in user passes, and the page gets who it is.
+  const check = auth
+    ? ['      auth_request /_auth/check;', '      auth_request_set $slipway_user $upstream_http_x_slipway_user;', '      auth_request_set $slipway_groups $upstream_http_x_slipway_groups;', '      error_page 401 = @signin;', '      error_page 500 = @auth_down;']
+    : [];
+  const serve = t.web
+    ? [
+        ...check,
+        // Event streams (build logs, logs) must reach the browser line by line.
+        '      proxy_buffering off;',
+        '      error_page 502 504 = @web_down;',
+        '      proxy_pass http://slipway_web;',
+      ]
+    : ['      error_page 503 = @web_down;', '      return 503;'];
+  return WEB_PATHS.flatMap((p) => [
+    `    location ${p} {`,
+    '      error_page 418 = @app;',
+    '      if ($slipway_host_target != "") { return 418; }',
+    '      set $slipway_route _web;',
+    ...serve,
+    '    }',
+  ]);
+}
+
 function locations(t: RouteTable, s: NginxSettings): string[] {
   const git =
     t.git === null
@@ -331,6 +363,8 @@ function locations(t: RouteTable, s: NginxSettings): string[] {
     '    location / {',
     ...appBody('      ', 'jump'),
     '    }',
+    // Before /_git/: a plain-HTTP server kept for git only (gitOverPlainHttp) never serves the pages.
+    ...webLocations(t, s.auth !== undefined),
     ...auth.entry,
     '    location ^~ /_git/ {',
     // Host routing wins over the path (as in resolveRoute): app.domain/_git/ belongs to the app.
@@ -366,6 +400,10 @@ function locations(t: RouteTable, s: NginxSettings): string[] {
     '    location @bad_gateway {',
     `      if ($slipway_target ~ "^idle_") { return 503 ${q(`${TEXTS.idle('$slipway_app')}\n`)}; }`,
     `      return 502 ${q(`${TEXTS.badGateway('$slipway_app')}\n`)};`,
+    '    }',
+    '    location @web_down {',
+    '      add_header Retry-After 10 always;',
+    `      return 503 ${q(`${TEXTS.webDown}\n`)};`,
     '    }',
     '    location @git_down {',
     '      add_header Retry-After 10 always;',

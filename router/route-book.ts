@@ -45,11 +45,16 @@ export class RouteBook {
     await this.#flush();
   }
 
+  async setWeb(upstream: string | null): Promise<void> {
+    this.#table = { ...this.#table, web: upstream };
+    await this.#flush();
+  }
+
   /** Replaces the whole table at once (used when the daemon starts and adopts running containers). */
   async replace(apps: Record<string, string[]>, git: string | null): Promise<void> {
     const table = emptyRouteTable(this.#table.domain);
     for (const [app, upstreams] of Object.entries(apps)) table.apps[app] = { upstreams };
-    this.#table = { ...table, git };
+    this.#table = { ...table, git, ...(this.#table.web === undefined ? {} : { web: this.#table.web }) };
     await this.#flush();
   }
 

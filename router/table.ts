@@ -26,6 +26,11 @@ export interface RouteTable {
   apps: Record<string, AppRoute>;
   /** Upstream for /_git/...: "127.0.0.1:PORT" or "unix:/abs/path.sock"; null means 503. */
   git: string | null;
+  /**
+   * Upstream for the App Manager and Portal (/Manager, /Portal, /_web/ on the platform's own host):
+   * a unix socket; null or absent means 503. Optional, so routers and tables from before it agree.
+   */
+  web?: string | null;
 }
 
 export type Route =
@@ -59,6 +64,7 @@ const schema = {
       },
     },
     git: { anyOf: [{ type: 'null' }, { type: 'string', pattern: HOST_PORT }, { type: 'string', pattern: UNIX_SOCKET }] },
+    web: { anyOf: [{ type: 'null' }, { type: 'string', pattern: UNIX_SOCKET }] },
   },
 } as const;
 
@@ -93,7 +99,7 @@ function fromValue(value: unknown): RouteTable {
     apps[name] = { upstreams: [...route.upstreams], ...(route.private === true ? { private: true } : {}) };
   }
   if (v.git !== null && !validPort(v.git)) throw new SlipwayError('E_ROUTES', `invalid route table: /git: port out of range`);
-  return { version: 1, domain: v.domain.toLowerCase(), apps, git: v.git };
+  return { version: 1, domain: v.domain.toLowerCase(), apps, git: v.git, ...(v.web === undefined ? {} : { web: v.web }) };
 }
 
 export function parseRouteTable(text: string): RouteTable {

@@ -20,8 +20,9 @@ const LAYERS = {
   hooks: ['core', 'router', 'buildpacks', 'runtime'],
   services: ['core', 'router', 'buildpacks', 'runtime', 'hooks'],
   receiver: ['core', 'buildpacks', 'hooks', 'services'],
-  platform: ['core', 'auth', 'router', 'buildpacks', 'runtime', 'hooks', 'services', 'receiver'],
-  cli: ['core', 'auth', 'router', 'buildpacks', 'runtime', 'hooks', 'services', 'receiver', 'platform'],
+  web: ['core', 'router', 'buildpacks', 'runtime', 'hooks', 'services'],
+  platform: ['core', 'auth', 'router', 'buildpacks', 'runtime', 'hooks', 'services', 'receiver', 'web'],
+  cli: ['core', 'auth', 'router', 'buildpacks', 'runtime', 'hooks', 'services', 'receiver', 'web', 'platform'],
 };
 
 const SOURCE = /\.(ts|mts|mjs)$/;

@@ -1,8 +1,9 @@
 import { parseAppName, parseNewAppName } from '../../core/app-name.js';
 import { SlipwayError } from '../../core/errors.js';
 import { currentRelease } from '../../core/store.js';
+import { appStatus, parsePortalFields } from '../../core/portal.js';
 import { deployBranchOf } from '../../hooks/deploy-branch.js';
-import { canView } from '../../core/access.js';
+import { canManage, canView } from '../../core/access.js';
 import { callerOf, originOf } from './caller.js';
 import { json, table } from './output.js';
 import type { Command } from './types.js';
@@ -38,9 +39,34 @@ export const appCommands: Command[] = [
     async run(io, { flags }, platform) {
       // Only the apps the caller may view: the others do not exist for it.
       const caller = callerOf(io, platform);
-      const apps = (await platform.apps.list()).filter((a) => caller.role === 'admin' || canView(caller, platform.users.access(a.name)));
+      const all = platform.users.accessOfAll();
+      const accessOf = (name: string) => all.get(name) ?? { name, level: 'restricted' as const, owners: [], users: [], groups: [] };
+      const apps = (await platform.apps.list()).filter((a) => caller.role === 'admin' || canView(caller, accessOf(a.name)));
       if (flags.json) {
-        io.out(json(apps.map((a) => ({ name: a.name, release: a.current, createdAt: a.createdAt }))));
+        // What the App Manager and the Portal list (docs/web.md); the first three fields are the old ones.
+        const { httpPort, domain } = platform.config;
+        io.out(
+          json(
+            apps.map((a) => {
+              const access = accessOf(a.name);
+              const release = currentRelease(a);
+              return {
+                name: a.name,
+                release: a.current,
+                createdAt: a.createdAt,
+                url: `http://${a.name}.${domain}:${httpPort}/`,
+                status: appStatus(a, platform.routed(a.name)),
+                lastDeploy: release ? { at: release.createdAt, by: release.by, commit: release.commit, description: release.description } : null,
+                owners: access.owners,
+                access: access.level,
+                manage: canManage(caller, access),
+                title: a.portal?.title ?? '',
+                description: a.portal?.description ?? '',
+                tags: a.portal?.tags ?? [],
+              };
+            }),
+          ),
+        );
         return;
       }
       if (apps.length === 0) {
@@ -74,6 +100,9 @@ export const appCommands: Command[] = [
         processTypes: release?.processTypes ?? {},
         buildpacks: app.buildpacks,
         deployBranch: deployBranchOf(app),
+        title: app.portal?.title ?? '',
+        description: app.portal?.description ?? '',
+        tags: app.portal?.tags ?? [],
       };
       if (flags.json) {
         io.out(json(info));
@@ -94,6 +123,23 @@ export const appCommands: Command[] = [
           ['created', info.createdAt],
         ]),
       );
+    },
+  },
+  {
+    name: 'apps:set',
+    access: 'app:manage',
+    audit: ({ positionals }) => ({ app: positionals[0]!, detail: positionals.slice(1).map((a) => a.split('=')[0]).join(',') }),
+    usage: '<app> [title=...] [description=...] [tags=a,b]',
+    summary: 'Set how the Portal shows an app: its title, description and tags (empty clears)',
+    args: [2, 4],
+    async run(io, { positionals }, platform) {
+      const [name, ...fields] = positionals as [string, ...string[]];
+      const app = parseAppName(name);
+      const change = parsePortalFields(fields);
+      const next = await platform.apps.update(app, (a) => {
+        a.portal = { title: '', description: '', tags: [], ...a.portal, ...change };
+      });
+      io.out(`-----> ${app} on the Portal: ${next.portal!.title || '(no title)'}${next.portal!.tags.length ? ` [${next.portal!.tags.join(', ')}]` : ''}\n`);
     },
   },
   {

@@ -8,6 +8,7 @@ import { sshKeyCommands } from './ssh-keys.js';
 import { tokenCommands } from './tokens.js';
 import { gitCommands } from './git.js';
 import { userCommands } from './users.js';
+import { ssoCommands } from './sso.js';
 import type { Command } from './types.js';
 
 export { runCommand } from './registry.js';
@@ -21,6 +22,7 @@ export const commands: readonly Command[] = [
   ...sshKeyCommands,
   ...tokenCommands,
   ...userCommands,
+  ...ssoCommands,
   ...opsCommands,
   ...lifeCommands,
   ...buildpackCommands,

@@ -62,11 +62,16 @@ export const lifeCommands: Command[] = [
   {
     name: 'builds:log',
     access: 'app:manage',
-    usage: '<app> [<build-id>]',
-    summary: 'Print the full log of a build (default: the latest)',
+    usage: '<app> [<build-id>] [--follow]',
+    summary: 'Print the full log of a build (default: the latest); --follow streams a running build to its end',
+    flags: { follow: { type: 'boolean', short: 'f' } },
     args: [1, 2],
-    async run(io, { positionals }, platform) {
+    async run(io, { positionals, flags }, platform) {
       const app = parseAppName(positionals[0]!);
+      if (flags.follow) {
+        await platform.life.followBuildLog(app, positionals[1], io);
+        return;
+      }
       const { text } = await platform.life.buildLog(app, positionals[1]);
       io.out(text);
     },

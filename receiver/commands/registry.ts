@@ -1,14 +1,15 @@
 import { parseArgs } from 'node:util';
-import { SlipwayError, oneLine, usageError } from '../../core/errors.js';
+import { SlipwayError, oneLine, usageError, type ErrorCode } from '../../core/errors.js';
 import { authorize, originOf } from './caller.js';
 import type { Command, CommandIO, Parsed, Platform } from './types.js';
 
 /**
  * Runs one command line (already split into argv) against the platform. The same function
  * serves the local CLI and SSH, so both speak the same words and exit codes:
- * 0 success, 1 failure with `slipway: <message>`, 2 wrong usage.
+ * 0 success, 1 failure with `slipway: <message>`, 2 wrong usage. `failed` hears the error's code,
+ * for doors that answer in their own terms (the web API maps it to an HTTP status).
  */
-export async function runCommand(commands: readonly Command[], argv: string[], io: CommandIO, platform: Platform): Promise<number> {
+export async function runCommand(commands: readonly Command[], argv: string[], io: CommandIO, platform: Platform, failed?: (code: ErrorCode) => void): Promise<number> {
   try {
     const [name, ...rest] = argv;
     if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
@@ -32,6 +33,7 @@ export async function runCommand(commands: readonly Command[], argv: string[], i
     }
     return code;
   } catch (err) {
+    failed?.(err instanceof SlipwayError ? err.code : 'E_INTERNAL');
     if (err instanceof SlipwayError) {
       io.err(`slipway: ${oneLine(err)}\n`);
       return err.exitCode;

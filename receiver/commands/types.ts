@@ -78,8 +78,17 @@ export interface Platform {
   createApp(name: string): Promise<void>;
   destroyApp(name: string, progress: (line: string) => void): Promise<void>;
   processes(app: string): Promise<ProcessInfo[]>;
+  /** How many web upstreams the router has for the app now (0: stopped or not deployed). */
+  routed(app: string): number;
   buildStack(progress: (line: string) => void): Promise<string>;
   life: LifeService;
+  /** Single sign-on administration (receiver/commands/sso.ts; implemented by auth/oidc.ts). */
+  sso: SsoAdmin;
+}
+
+export interface SsoAdmin {
+  /** Discovers the provider with these settings; a clear E_SSO_CONFIG error when it cannot. */
+  check(s: { issuer: string; clientId: string; clientSecret: string }): Promise<void>;
 }
 
 /** App output and build history (receiver/commands/life.ts; implemented by platform/life.ts). */
@@ -88,6 +97,8 @@ export interface LifeService {
   logs(app: string, o: { lines: number; type?: string; follow: boolean }, io: { out(text: string): void; signal: AbortSignal }): Promise<void>;
   /** A build (the latest when `id` is undefined) and its full log; refuses malformed ids. */
   buildLog(app: string, id: string | undefined): Promise<{ build: BuildRecord; text: string }>;
+  /** Writes a build's log as it grows, until the build ends or `signal` aborts. */
+  followBuildLog(app: string, id: string | undefined, io: { out(text: string): void; signal: AbortSignal }): Promise<void>;
 }
 
 export type FlagSpec = Record<string, { type: 'boolean' | 'string'; short?: string; multiple?: boolean }>;

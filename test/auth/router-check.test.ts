@@ -107,7 +107,7 @@ describe('sign-in and private apps at the router', () => {
       secret: Buffer.alloc(32, 7),
       domain: 'localhost',
       cookieMaxAgeSeconds: 86_400,
-      sso,
+      sso: () => sso,
       logger: createLogger('silent'),
     });
     auth = await listenAuth(path.join(dir, 'auth.sock'), (req, res) => {
@@ -252,7 +252,7 @@ describe('sign-in and private apps at the router', () => {
       expect(cookieOf(r, 'slipway_session')).toBeUndefined();
     }
     expect(users.list().map((u) => u.name)).toEqual(['admin', 'alice', 'bob', 'carol', 'mallory']);
-    const audit = users.auditLog({ limit: 20 }).filter((e) => e.action === 'auth:sign-in-failed');
+    const audit = users.auditLog({ limit: 20 }).filter((e) => e.action === 'sign-in-failed');
     expect(audit.length).toBeGreaterThanOrEqual(3);
     expect(JSON.stringify(audit)).not.toContain('not the password');
   });

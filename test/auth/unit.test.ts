@@ -141,6 +141,9 @@ describe('private apps in the route table and the router config', () => {
     expect(conf).toContain('proxy_set_header X-Slipway-User $slipway_user;');
     expect(conf).toContain('set $slipway_user "";');
     expect(conf).toContain('proxy_cache_valid 200 401 403 2s;');
+    // The App Manager and Portal pass the check without an app: any signed-in user, with identity.
+    const web = renderNginxConfig({ ...table, web: 'unix:/tmp/x/web.sock' }, { prefix: '/tmp/x', listen: '127.0.0.1', httpPort: 8080, https: null, maxPushBytes: 1000, auth: 'unix:/tmp/x/auth.sock' });
+    expect(web).toMatch(/location = \/Manager \{[^}]*\}[^}]*auth_request \/_auth\/check;\n\s+auth_request_set \$slipway_user/);
     // Without an auth server, private apps fail closed.
     const none = renderNginxConfig(table, { prefix: '/tmp/x', listen: '127.0.0.1', httpPort: 8080, https: null, maxPushBytes: 1000 });
     expect(none).not.toContain('auth_request');

@@ -149,7 +149,7 @@ describe('sign-in and private apps on the platform', () => {
     expect((await platform.cli(['users:passwd', 'ann', '--password-stdin'], `${PASSWORD}\n`)).code).toBe(0);
     expect((await until(() => getApp(again), (x) => x.status === 401)).status).toBe(401);
     const audit = JSON.parse((await platform.cli(['audit', '--user', 'ann', '--json'])).stdout) as { action: string; source: string }[];
-    expect(audit.map((e) => e.action)).toContain('auth:sign-in');
-    expect(audit.find((e) => e.action === 'auth:sign-in')!.source).toMatch(/^web 127\.0\.0\.1$/);
+    expect(audit.map((e) => e.action)).toContain('sign-in');
+    expect(audit.find((e) => e.action === 'sign-in')!.source).toMatch(/^web 127\.0\.0\.1$/);
   });
 });

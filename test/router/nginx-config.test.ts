@@ -82,6 +82,23 @@ describe('renderNginxConfig (pure)', () => {
     expect(c).toContain('Retry-After 10 always');
   });
 
+  it('serves /Manager, /Portal and /_web/ from the web socket on the platform host only, never on plain HTTP beside TLS', () => {
+    const c = renderNginxConfig({ ...t, web: 'unix:/run/slipway/web.sock' }, base('/srv/r'));
+    expect(c).toMatch(/upstream slipway_web \{\n\s+server unix:\/run\/slipway\/web\.sock;/);
+    for (const loc of ['= /Manager', '^~ /Manager/', '= /Portal', '^~ /Portal/', '^~ /_web/']) {
+      const start = c.indexOf(`location ${loc} {`);
+      const block = c.slice(start, c.indexOf('\n    }', start));
+      expect(block, loc).toMatch(/if \(\$slipway_host_target != ""\) \{ return 418; \}/);
+      expect(block, loc).toContain('proxy_buffering off;');
+    }
+    expect(c.match(/proxy_pass http:\/\/slipway_web;/g)).toHaveLength(5);
+    const down = renderNginxConfig({ ...t, web: null }, base('/srv/r'));
+    expect(down).not.toContain('upstream slipway_web');
+    expect(down).toContain('the App Manager is not available');
+    const tls = renderNginxConfig({ ...t, web: 'unix:/run/slipway/web.sock' }, { ...base('/srv/r'), https: { port: 8443, cert: '/c.pem', key: '/k.pem' }, gitOverPlainHttp: true });
+    expect(tls.match(/location = \/Manager \{/g)).toHaveLength(1);
+  });
+
   it('renders hundreds of apps, idle ones without an upstream block', () => {
     const c = renderNginxConfig(manyApps(300), base('/srv/r'));
     expect(c.match(/^  upstream app_/gm)).toHaveLength(300 - Math.ceil(300 / 7));
@@ -110,6 +127,7 @@ describe('rendered configs pass nginx -t (the real binary)', () => {
     ['an empty table', { version: 1, domain: 'localhost', apps: {}, git: null }, {}],
     ['many apps with path and host routes', manyApps(200), {}],
     ['only idle apps', { version: 1, domain: 'localhost', apps: { a: { upstreams: [] } }, git: null }, {}],
+    ['the web pages served', { ...manyApps(5), web: 'unix:/run/slipway/web.sock' }, {}],
     ['TLS on', manyApps(20), { https: { port: 18443, cert: 'CERT', key: 'KEY' } }],
     ['TLS on, git kept on plain HTTP', manyApps(5), { https: { port: 18443, cert: 'CERT', key: 'KEY' }, gitOverPlainHttp: true }],
     ['private apps with the auth server', { version: 1, domain: 'localhost', apps: { a: { upstreams: ['127.0.0.1:5000'], private: true }, b: { upstreams: [], private: true }, c: { upstreams: ['127.0.0.1:5001'] } }, git: null }, { auth: 'unix:/run/slipway/auth.sock' }],

@@ -11,6 +11,7 @@ import { UserStore } from '../../core/users.js';
 import { commands, runCommand, type CommandIO, type Platform } from '../../receiver/commands/index.js';
 import { SshKeyStore } from '../../receiver/ssh-keys.js';
 import { TokenStore } from '../../receiver/tokens.js';
+import { discoverOidc } from '../../auth/oidc.js';
 
 /**
  * A Platform made of the real stores in a temp dir and nothing that reaches Docker or git:
@@ -53,7 +54,9 @@ export async function miniPlatform(): Promise<MiniPlatform> {
     createApp: async (name) => void (await apps.create(name)),
     destroyApp: offline('destroyApp'),
     processes: async () => [],
+    routed: () => 0,
     buildStack: offline('buildStack'),
+    sso: { check: async (s) => void (await discoverOidc(s)) },
   };
   const platform = new Proxy(partial, {
     get: (target, prop, receiver) => (prop in target ? Reflect.get(target, prop, receiver) : unavailable(String(prop))),

@@ -173,6 +173,11 @@ export class TestPlatform {
     if (open.code !== 0) throw new Error(`access:set ${name} public failed: ${open.stderr}`);
   }
 
+  /** Destroys an app created another way (through the web pages) when the platform stops. */
+  adopt(name: string): void {
+    this.#apps.add(name);
+  }
+
   /** Makes a git working copy from a fixture app, committed on main. */
   async workingCopy(fixture: string): Promise<string> {
     const dir = await fs.mkdtemp(path.join(this.home, 'wc-'));

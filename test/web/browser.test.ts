@@ -1,0 +1,174 @@
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestPlatform, repoRoot, run, uniqueApp } from '../support/platform.js';
+import { identityProxy } from '../support/web-identity.js';
+
+// The App Manager and Portal in headless Chromium (Debian's `chromium`, driven by
+// playwright-core), against a real `slipway server`: real git push, real containers.
+const SHOTS = path.join(repoRoot, '.cache', 'web-screenshots');
+const PASSWORD = 'a long enough password';
+
+describe('App Manager and Portal in a browser', () => {
+  let platform: TestPlatform;
+  let browser: Browser;
+  let proxy: { url: string; close(): Promise<void> };
+  const app = uniqueApp('webapp');
+  const devKey = () => path.join(platform.home, 'key-dev');
+  const contexts: BrowserContext[] = [];
+  /** Script errors on any page: the pages must run without one. */
+  const pageErrors: string[] = [];
+
+  /**
+   * The one sign-in step. Until the sign-in server is merged, the identity stand-in
+   * (test/support/web-identity.ts) plays nginx's auth check; with it merged this becomes: open
+   * /_auth/login, fill Username and Password, press Sign in (see the pending test below).
+   */
+  async function signIn(user: string, width = 1280): Promise<Page> {
+    const context = await browser.newContext({ viewport: { width, height: 900 } });
+    contexts.push(context);
+    await context.addCookies([{ name: 'test_identity', value: user, url: proxy.url }]);
+    const page = await context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(`${user}: ${err.message}`));
+    return page;
+  }
+  /** Presses a button whose command reloads the page on success, and waits for that reload. */
+  const pressAndReload = async (page: Page, name: string, exact = false) => {
+    await Promise.all([page.waitForEvent('load', { timeout: 90_000 }), page.getByRole('button', { name, exact }).click()]);
+  };
+  const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+
+  beforeAll(async () => {
+    await fs.mkdir(SHOTS, { recursive: true });
+    platform = await TestPlatform.start();
+    platform.adopt(app);
+    for (const [name, role] of [['dev', 'developer'], ['vic', 'viewer']] as const) {
+      const r = await platform.cli(['users:add', name, '--role', role, '--password-stdin'], `${PASSWORD}\n`);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', devKey()]);
+    expect((await platform.cli(['ssh-keys:add', 'dev-laptop', `${devKey()}.pub`, '--user', 'dev'])).code).toBe(0);
+    proxy = await identityProxy(path.join(platform.home, 'run', 'web.sock'));
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
+  }, 300_000);
+
+  afterAll(async () => {
+    for (const c of contexts) await c.close().catch(() => undefined);
+    await browser?.close();
+    await proxy?.close();
+    await platform?.stop();
+  }, 120_000);
+
+  it('routes /Manager on the platform host through the router, and never takes an identity from the client', async () => {
+    const get = (p: string, headers: Record<string, string>) =>
+      new Promise<{ status: number; location: string | undefined }>((resolve, reject) => {
+        http
+          .get({ host: '127.0.0.1', port: platform.httpPort, path: p, headers: { Host: `127.0.0.1:${platform.httpPort}`, Accept: 'text/html', ...headers } }, (res) => {
+            res.resume();
+            resolve({ status: res.statusCode ?? 0, location: res.headers.location });
+          })
+          .on('error', reject);
+      });
+    const cases: Record<string, string>[] = [{}, { 'X-Slipway-User': 'admin' }];
+    for (const headers of cases) {
+      const r = await get('/Manager?x=1', headers);
+      expect(r.status).toBe(302);
+      expect(r.location).toBe('/_auth/login?next=%2FManager%3Fx%3D1');
+    }
+  });
+
+  it.todo('signs in at /_auth/login and is sent back to /Manager, and signs out with /_auth/logout (needs the sign-in server; then signIn() uses it)');
+
+  it('creates an app, streams the build of a real push, sets config, scales, rolls back and shares it', async () => {
+    const dev = await signIn('dev', 1920);
+    await dev.goto(`${proxy.url}/Manager`);
+    await expect.poll(() => dev.title()).toBe('App Manager · Slipway');
+    // The name is checked by the same command as on the CLI: a reserved name is refused.
+    await dev.getByLabel('App name').fill('portal');
+    await dev.getByRole('button', { name: 'Create app' }).click();
+    await expect.poll(() => dev.locator('form[aria-label="Create app"] output').textContent()).toMatch(/reserved for the platform/);
+    await dev.getByLabel('App name').fill(app);
+    await dev.getByRole('button', { name: 'Create app' }).click();
+    await dev.waitForURL(`**/Manager/apps/${app}?created=1`);
+    expect(await dev.locator('#deploy').textContent()).toContain(`git remote add slipway ssh://git@127.0.0.1:${platform.sshPort}/${app}`);
+    await shot(dev, 'app-created');
+
+    // A real push over SSH as dev; its build log streams into the open page while it runs.
+    const wc = await platform.workingCopy('node-hello');
+    await fs.appendFile(path.join(wc, 'server.js'), "console.log('<img src=x onerror=\"document.title=1\"><b>log-xss</b>');\n");
+    await platform.commitAll(wc, 'hello with a hostile log line');
+    const pushing = run('git', ['push', platform.sshRemote(app), 'main'], { cwd: wc, env: platform.gitEnv(devKey()) });
+    const pane = dev.locator('[data-build-pane]');
+    await expect.poll(() => pane.textContent(), { timeout: 30_000 }).toContain(`Building ${app}`);
+    const push = await pushing;
+    expect(push.code, push.stderr).toBe(0);
+    await expect.poll(() => pane.textContent(), { timeout: 30_000 }).toContain('Releasing v1');
+    await shot(dev, 'build-log');
+
+    await dev.reload();
+    await expect.poll(() => dev.locator('#overview table').textContent()).toMatch(new RegExp(`${app}\\.web\\.1\\s*running\\s*v1`));
+
+    // Config: a new release, the value hidden until revealed, and shown as text.
+    await dev.getByLabel('Name', { exact: true }).fill('GREETING');
+    await dev.getByLabel('Value', { exact: true }).fill('<b>hi</b>');
+    await pressAndReload(dev, 'Set', true);
+    expect(await dev.locator('#releases').textContent()).toContain('v2 (current)');
+    expect(await dev.locator('[data-config-key="GREETING"]').textContent()).toBe('hidden');
+    await dev.getByRole('button', { name: 'Reveal values' }).click();
+    await expect.poll(() => dev.locator('[data-config-key="GREETING"]').textContent()).toBe('<b>hi</b>');
+    expect(await dev.locator('#config b').count()).toBe(0);
+
+    // Scale web to 2.
+    await dev.getByLabel('web containers').fill('2');
+    await dev.getByRole('button', { name: 'Scale web' }).click();
+    await expect.poll(async () => (await dev.locator('#overview table').textContent()) ?? '', { timeout: 60_000 }).toContain(`${app}.web.2`);
+
+    // Roll back to v1, confirming.
+    dev.once('dialog', (d) => void d.accept());
+    await dev.getByRole('button', { name: 'Roll back to v1' }).click();
+    await expect.poll(() => dev.locator('#releases').textContent(), { timeout: 60_000 }).toContain('v3 (current)');
+
+    // Logs: the hostile line renders as text.
+    await dev.getByRole('button', { name: 'Tail logs' }).click();
+    const logs = dev.locator('[data-log-pane]');
+    await expect.poll(() => logs.textContent(), { timeout: 30_000 }).toContain('<b>log-xss</b>');
+    expect(await logs.locator('img, b').count()).toBe(0);
+    expect(await dev.title()).not.toBe('1');
+    await shot(dev, 'app-page');
+
+    // Share: the viewer sees nothing before, the app after, and is refused on the manager page.
+    const vic = await signIn('vic', 375);
+    await vic.goto(`${proxy.url}/Portal`);
+    expect(await vic.locator('.gallery').count()).toBe(0);
+    await dev.getByLabel('Title').fill('<script>document.title=2</script>Hello');
+    await dev.getByLabel('Tags (comma-separated)').fill('demo, node');
+    await pressAndReload(dev, 'Save card');
+    await dev.getByLabel('User or @group').fill('vic');
+    await pressAndReload(dev, 'Add viewer');
+    expect(await dev.locator('#access').textContent()).toMatch(/vic\s*Remove/);
+    await vic.reload();
+    const card = vic.locator('.card', { hasText: app });
+    await expect.poll(() => card.count()).toBe(1);
+    expect(await card.locator('h2').textContent()).toBe('<script>document.title=2</script>Hello');
+    expect(await vic.title()).toBe('Portal · Slipway');
+    await vic.getByLabel('Tag').selectOption('demo');
+    await vic.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(() => vic.locator('.card').count()).toBe(1);
+    await shot(vic, 'portal-375');
+    const refused = await vic.goto(`${proxy.url}/Manager/apps/${app}`);
+    expect(refused?.status()).toBe(403);
+    expect(await vic.locator('main').textContent()).toContain(`You may view ${app} but not manage it`);
+
+    await dev.goto(`${proxy.url}/Manager`);
+    expect(await dev.locator('table.apps').textContent()).toMatch(new RegExp(`${app}\\s*running`));
+    await shot(dev, 'manager-1920');
+    const narrow = await signIn('dev', 375);
+    await narrow.goto(`${proxy.url}/Manager`);
+    // Nothing wider than the phone's screen.
+    expect(await narrow.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await shot(narrow, 'manager-375');
+    expect(pageErrors).toEqual([]);
+  }, 600_000);
+});
