@@ -11,13 +11,10 @@ import fs from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { createLogger } from '../dist/core/log.js';
-import { superviseNginx } from '../dist/router/nginx-process.js';
-import { writeRouteTable } from '../dist/router/table.js';
+import { freePort, startRouter } from './nginx-router.mjs';
 
 const seconds = Number(process.argv[2] ?? 5);
 const concurrency = Number(process.argv[3] ?? 32);
@@ -25,14 +22,6 @@ const ROUNDS = 3;
 const RELOADS = 20;
 const run = promisify(execFile);
 
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 const hasWrk = await run('wrk', ['--version']).then(
   () => true,
   (err) => err.code !== 'ENOENT',
@@ -47,39 +36,11 @@ const cert = path.join(dir, 'cert.pem');
 const key = path.join(dir, 'key.pem');
 await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=app.localhost', '-addext', 'subjectAltName=DNS:app.localhost', '-keyout', key, '-out', cert]);
 
-const routesFile = path.join(dir, 'routes.json');
 const table = (extra = {}) => ({ version: 1, domain: 'localhost', apps: { app: { upstreams: [`127.0.0.1:${upPort}`] }, ...extra }, git: null });
-await writeRouteTable(routesFile, table());
 const platform = { http: await freePort(), https: await freePort() };
-const router = await superviseNginx({
-  nginx: 'nginx',
-  logger: createLogger('error'),
-  routesFile,
-  domain: 'localhost',
-  settings: {
-    prefix: path.join(dir, 'router'),
-    listen: '127.0.0.1',
-    // Plain HTTP is served (not redirected) for the plain-HTTP numbers: a second, TLS-less router.
-    httpPort: platform.http,
-    https: null,
-    maxPushBytes: 1 << 30,
-    ...(process.getuid?.() === 0 ? { user: 'root' } : {}),
-  },
-});
-const tlsRouter = await superviseNginx({
-  nginx: 'nginx',
-  logger: createLogger('error'),
-  routesFile,
-  domain: 'localhost',
-  settings: {
-    prefix: path.join(dir, 'router-tls'),
-    listen: '127.0.0.1',
-    httpPort: await freePort(),
-    https: { port: platform.https, cert, key },
-    maxPushBytes: 1 << 30,
-    ...(process.getuid?.() === 0 ? { user: 'root' } : {}),
-  },
-});
+// Plain HTTP is served (not redirected) for the plain-HTTP numbers: a second, TLS-less router.
+const router = await startRouter(dir, table(), platform.http);
+const tlsRouter = await startRouter(dir, table(), await freePort(), { prefix: path.join(dir, 'router-tls'), https: { port: platform.https, cert, key } });
 
 // The baseline: what an operator would write by hand (with nginx's default access log, as the
 // platform logs every request too).

@@ -44,6 +44,10 @@ export interface Config {
   buildpackUrlAllow: string[];
   /** False forbids `access:set <app> public` (README, "Users and access"). */
   allowPublicApps: boolean;
+  /** A web sign-in ends after this long without a request (README, "Users and access"). */
+  sessionIdleMinutes: number;
+  /** ... and this long after it began, whatever its use. */
+  sessionMaxHours: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -80,6 +84,8 @@ const schema: JSONSchemaType<ConfigInput> = {
     keepReleases: { type: 'integer', nullable: true, minimum: 1, maximum: 1000 },
     serviceBackupsKeep: { type: 'integer', nullable: true, minimum: 1, maximum: 1000 },
     allowPublicApps: { type: 'boolean', nullable: true },
+    sessionIdleMinutes: { type: 'integer', nullable: true, minimum: 1, maximum: 525_600 },
+    sessionMaxHours: { type: 'integer', nullable: true, minimum: 1, maximum: 8760 },
     buildpackUrlAllow: {
       type: 'array',
       nullable: true,
@@ -122,6 +128,8 @@ export function defaults(home: string): Config {
     serviceBackupsKeep: 7,
     buildpackUrlAllow: [],
     allowPublicApps: true,
+    sessionIdleMinutes: 12 * 60,
+    sessionMaxHours: 7 * 24,
     logLevel: 'info',
   };
 }

@@ -126,6 +126,22 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX service_links_app ON service_links(app);
   `,
+  // 4: web sign-in sessions (ids stored only as sha256) and persistent sign-in rate limits.
+  `
+  CREATE TABLE sessions (
+    id_hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    address TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX sessions_user ON sessions(user_name);
+  CREATE TABLE sign_in_failures (
+    key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    window_start INTEGER NOT NULL
+  ) STRICT;
+  `,
 ];
 
 /**

@@ -83,6 +83,7 @@ const noGroup = (name: string) => new SlipwayError('E_USER', `no group named ${s
 export class UserStore {
   readonly #db: Db;
   readonly #now: () => Date;
+  readonly #levelWatchers: ((app: string, level: AccessLevel) => void)[] = [];
 
   constructor(db: Db, now: () => Date = () => new Date()) {
     this.#db = db;
@@ -179,6 +180,7 @@ export class UserStore {
     this.tx(() => {
       this.#mustExist(name);
       this.#db.prepare('UPDATE users SET password_hash = ? WHERE name = ?').run(hash, name);
+      this.#endWebSessions(name);
       this.audit(o, 'users:passwd', null, `user=${name}`);
     });
   }
@@ -188,8 +190,14 @@ export class UserStore {
       this.#mustExist(name);
       if (name === BUILTIN_ADMIN && locked) throw new SlipwayError('E_USER', 'the built-in admin user cannot be locked: it is the local CLI\'s identity');
       this.#db.prepare('UPDATE users SET locked = ? WHERE name = ?').run(locked ? 1 : 0, name);
+      if (locked) this.#endWebSessions(name);
       this.audit(o, locked ? 'users:lock' : 'users:unlock', null, `user=${name}`);
     });
+  }
+
+  /** A new password or a lock ends every web sign-in of the user at once (README, "Users and access"). */
+  #endWebSessions(name: string): void {
+    this.#db.prepare('DELETE FROM sessions WHERE user_name = ?').run(name);
   }
 
   #mustExist(name: string): void {
@@ -306,6 +314,12 @@ export class UserStore {
       this.#db.prepare('INSERT INTO app_access (app, level) VALUES (?, ?) ON CONFLICT (app) DO UPDATE SET level = excluded.level').run(app, level);
       this.audit(o, 'access:set', app, `level=${level}`);
     });
+    for (const fn of this.#levelWatchers) fn(app, level);
+  }
+
+  /** Called after every access level change (the router serves public apps without a check). */
+  watchLevels(fn: (app: string, level: AccessLevel) => void): void {
+    this.#levelWatchers.push(fn);
   }
 
   /** Grants or revokes viewing: `name` for a user, `@name` for a group. All are checked first. */

@@ -100,7 +100,11 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   if (migrated.keys + migrated.tokens > 0) logger.info(migrated, 'moved SSH keys and tokens into the database, owned by admin');
   const keys = new SshKeyStore(db);
   const tokens = new TokenStore(db);
-  const routes = new RouteBook(paths.routeTable, config.domain, o.serveRoutes);
+  // Only public apps skip the sign-in check; a level change re-renders the router at once.
+  const routes = new RouteBook(paths.routeTable, config.domain, o.serveRoutes, (app) => users.access(app).level !== 'public');
+  users.watchLevels(() => {
+    routes.refreshAccess().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'route table write failed'));
+  });
   const queues = new AppQueues();
   const mirror = new MirrorAdmin({ config, paths, docker, settings: new SettingsStore(path.join(paths.stateDir, 'settings.json')), serialize: (app, task) => queues.run(app, task) });
   const readRef = refReader((app) => repoPath(paths, app));
@@ -202,7 +206,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     repoDir: (app) => repoPath(paths, app),
     hooksDir: gitHooksDir,
     maxPushBytes: config.maxPushBytes,
-    hookEnv,
+    // Releases record who pushed: the token's user, not the token's name.
+    hookEnv: (app, token) => hookEnv(app, tokens.userOf(token) ?? token),
     logger,
   }));
   await routes.setGit(`unix:${gitSocket}`);

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { authFiles } from '../auth/files.js';
 import type { Config } from '../core/config.js';
 import { SlipwayError } from '../core/errors.js';
 import { readJson } from '../core/files.js';
@@ -52,6 +53,8 @@ export function nginxSettings(config: Config, paths: Paths): NginxSettings {
     httpPort: config.httpPort,
     https: config.httpsPort !== null && config.tlsCert && config.tlsKey ? { port: config.httpsPort, cert: config.tlsCert, key: config.tlsKey } : null,
     maxPushBytes: config.maxPushBytes,
+    // Private apps and /_auth/ go to the auth server (platform/auth-process.ts).
+    auth: `unix:${authFiles(paths).socket}`,
     // As root, workers run as the daemon's user too, so they can reach its git socket in run/
     // (0700); the Node router they replace ran with the same rights.
     ...(process.getuid?.() === 0 ? { user: os.userInfo().username } : {}),

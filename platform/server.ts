@@ -4,6 +4,7 @@ import { loadConfig, type ConfigInput } from '../core/config.js';
 import { startDaemon } from './daemon.js';
 import { installLastResort } from './last-resort.js';
 import { createLogger } from '../core/log.js';
+import { ensureAuthServer } from './auth-process.js';
 import { ensureRouter, portAnswers } from './router-process.js';
 import { ensureDocker } from '../runtime/host-setup.js';
 import { ensureStackImage } from '../runtime/stack.js';
@@ -11,8 +12,8 @@ import { ensureStackImage } from '../runtime/stack.js';
 /**
  * `slipway server`: sets up what is missing (Docker Engine, nginx, the stack image), then runs
  * the daemon and SSH receiver in this process and supervises the router (nginx, its own
- * processes) from here. SIGTERM stops the daemon and SSH cleanly; app containers and nginx keep
- * serving, and the next `slipway server` adopts both.
+ * processes) and the auth server from here. SIGTERM stops the daemon and SSH cleanly; app
+ * containers, nginx and the auth server keep serving, and the next `slipway server` adopts them.
  */
 export async function runServer(home: string, flags: ConfigInput): Promise<void> {
   const { config, paths } = await loadConfig(home, flags);
@@ -25,7 +26,9 @@ export async function runServer(home: string, flags: ConfigInput): Promise<void>
   progress(`-----> Slipway starting (SLIPWAY_HOME=${paths.home})`);
   const docker = await ensureDocker({ progress, logger });
   await ensureStackImage(docker, { progress, logger });
-  // The router first: it serves the last route table while the daemon adopts running apps.
+  // The auth server and the router first: they serve sign-in and the last route table while
+  // the daemon adopts running apps.
+  const auth = await ensureAuthServer(paths, logger, progress);
   const router = await ensureRouter(config, paths, logger, progress);
   const daemon = await startDaemon({
     config,
@@ -48,7 +51,10 @@ export async function runServer(home: string, flags: ConfigInput): Promise<void>
       .close()
       // The daemon's last route change (git: 503) reaches nginx before we stop watching.
       .then(() => router.settled())
-      .then(() => router.detach())
+      .then(() => {
+        router.detach();
+        auth.detach();
+      })
       .then(
         () => process.exit(0),
         () => process.exit(1),

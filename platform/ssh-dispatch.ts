@@ -72,7 +72,8 @@ export function sshExecHandler(d: SshDispatchDeps): (exec: SshExec) => Promise<n
         service: verb === 'git-receive-pack' ? 'receive-pack' : 'upload-pack',
         hooksDir: d.gitHooksDir,
         maxPushBytes: d.config.maxPushBytes,
-        hookEnv: d.hookEnv(app, exec.user),
+        // Releases record who pushed: the key's user, not the key's name.
+        hookEnv: d.hookEnv(app, originOf(io).actor),
       });
       const { code } = await relayGitService(child, { input: [exec.stdin], output: exec.stdout, errors: exec.stderr, signal: exec.signal });
       if (code === 0 && verb === 'git-receive-pack') d.platform.users.audit(originOf(io), 'git:push', app, 'over ssh');

@@ -6,6 +6,7 @@ import zlib from 'node:zlib';
 import { parseAppName } from '../core/app-name.js';
 import { oneLine } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { listenPrivateSocket } from '../core/sockets.js';
 import { relayGitService, spawnGitService, type GitService, type GitServiceOptions } from './git.js';
 import { clientAddress, parseBasicAuth, type FailureLimiter } from './http-auth.js';
 import { requestedCapabilities, serviceAnnouncement, sidebandError } from './pkt-line.js';
@@ -217,12 +218,7 @@ export async function listenGitHttp(socketPath: string, handler: http.RequestLis
   // slow clients. Keep-alive outlives the router's 4 s pool idle time, so it never reuses a socket
   // we are closing.
   const server = http.createServer({ requestTimeout: 0, keepAliveTimeout: 5000 }, handler);
-  await fs.rm(socketPath, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => resolve());
-  });
-  await fs.chmod(socketPath, 0o600);
+  await listenPrivateSocket(server, socketPath);
   return server;
 }
 

@@ -31,6 +31,11 @@ export interface NginxSettings {
   clientHeaderTimeoutMs?: number;
   clientBodyTimeoutMs?: number;
   keepaliveTimeoutMs?: number;
+  /**
+   * The auth server (`unix:/abs/path.sock`) nginx asks before each request to a private app and
+   * sends `/_auth/` of every host to (README "Users and access"). Absent: private apps answer 503.
+   */
+  auth?: string;
   /** Worker user when the master runs as root (so workers can reach the daemon's git socket). */
   user?: string | null;
   workerProcesses?: number | 'auto';
@@ -61,8 +66,15 @@ export const TEXTS = {
   idle: (app: string) => `app ${app} has no running web process: deploy it or run ps:start/ps:scale`,
   badGateway: (app: string) => `bad gateway: ${app} did not answer`,
   gitDown: 'git over HTTP is not available: the platform daemon is not running; start it with `slipway server`',
+  authDown: 'sign-in is not available: the auth server is not running; start it with `slipway server`',
   webDown: 'the App Manager is not available: the platform daemon is not running; start it with `slipway server`',
 };
+
+/**
+ * How long nginx reuses the auth server's answer for one session cookie and app: access changes
+ * apply within this (the contract allows 5 s), and a burst of requests asks only once.
+ */
+export const AUTH_CACHE_SECONDS = 2;
 
 /**
  * Paths and addresses end up inside the config. Only a plain character set passes, so nothing in a
@@ -95,7 +107,7 @@ const q = (s: string): string => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"
 const CIPHERS =
   'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384';
 
-function upstreamBlocks(t: RouteTable, keepaliveMs: number): string[] {
+function upstreamBlocks(t: RouteTable, keepaliveMs: number, auth: string | undefined): string[] {
   const out: string[] = [];
   for (const [app, route] of Object.entries(t.apps).sort(([a], [b]) => a.localeCompare(b))) {
     if (route.upstreams.length === 0) continue;
@@ -103,6 +115,10 @@ function upstreamBlocks(t: RouteTable, keepaliveMs: number): string[] {
     for (const u of route.upstreams) out.push(`    server ${safe(`upstream of ${app}`, u)};`);
     out.push('    keepalive 32;', `    keepalive_timeout ${seconds(keepaliveMs)};`, '    keepalive_requests 1000;', '  }');
   }
+  if (auth !== undefined) out.push('  upstream slipway_auth {', `    server ${safe('auth upstream', auth)};`, '    keepalive 16;', '  }');
+  // Idle private apps are answered after the sign-in check, from @bad_gateway: an upstream
+  // with no live server fails at once, without a connection attempt.
+  out.push('  upstream slipway_idle {', '    server 127.0.0.1:9 down;', '  }');
   if (t.git !== null) {
     out.push('  upstream slipway_git {', `    server ${safe('git upstream', t.git)};`, '    keepalive 4;', '  }');
   }
@@ -144,6 +160,15 @@ function routingMaps(t: RouteTable): string[] {
     '    "~^(?:app|idle)_(?<a>.+)$" $a;',
     '    default "";',
     '  }',
+    // Apps that need sign-in; the others never cause a check (README "Users and access").
+    '  map $slipway_app $slipway_private {',
+    ...apps.filter(([, r]) => r.private === true).map(([app]) => `    ${app} 1;`),
+    '    default "";',
+    '  }',
+    '  map $slipway_target $slipway_private_target {',
+    '    "~^idle_" slipway_idle;',
+    '    default $slipway_target;',
+    '  }',
     // Which name an unknown app's 404 may repeat: only a valid app name, never client junk.
     '  map $slipway_hostname $slipway_host_label {',
     `    "~*^(?<l>[a-z][a-z0-9-]{0,29})\\.${regexEscape(domain)}$" $l;`,
@@ -169,9 +194,12 @@ function proxyHeaders(indent: string): string[] {
     'proxy_set_header X-Forwarded-Host $http_host;',
     'proxy_set_header X-Forwarded-Port $server_port;',
     'proxy_set_header X-Request-Id $slipway_request_id;',
-    // Identity headers only ever come from the platform's auth check, never from the client.
-    'proxy_set_header X-Slipway-User "";',
-    'proxy_set_header X-Slipway-Groups "";',
+    // Identity headers only ever come from the platform's auth check, never from the client:
+    // empty (so not sent) unless the check of a private app set them.
+    'proxy_set_header X-Slipway-User $slipway_user;',
+    'proxy_set_header X-Slipway-Groups $slipway_groups;',
+    // Apps never see the platform's session cookie (it signs in to every app).
+    'proxy_set_header Cookie $slipway_app_cookie;',
     'proxy_set_header Upgrade $http_upgrade;',
     'proxy_set_header Connection $slipway_connection;',
     'proxy_set_header Proxy-Connection "";',
@@ -179,19 +207,114 @@ function proxyHeaders(indent: string): string[] {
   ].map((l) => indent + l);
 }
 
-/** What serves an app request once Host or path picked the target. */
+/**
+ * What serves an app request once Host or path picked the target. Upgrades jump to their own
+ * location first, then private apps to theirs, so each of the four keeps its few directives.
+ */
 function appBody(indent: string, upgrades: 'jump' | 'here'): string[] {
   return [
     // Before the returns, so an app's 503s are in its router log too.
     'set $slipway_route $slipway_app;',
     `if ($slipway_target = "") { return 404 ${q(`${TEXTS.notFound}$slipway_named\n`)}; }`,
-    `if ($slipway_target ~ "^idle_") { return 503 ${q(`${TEXTS.idle('$slipway_app')}\n`)}; }`,
     // Upgrades go through @upgrade, which never keeps the client connection: an app that
     // declines the upgrade gets its answer relayed, then the connection closes.
-    ...(upgrades === 'jump' ? ['error_page 419 = @upgrade;', 'if ($http_upgrade != "") { return 419; }'] : ['keepalive_timeout 0;']),
+    ...(upgrades === 'jump' ? ['error_page 419 = @upgrade;', 'if ($http_upgrade != "") { return 419; }'] : []),
+    `error_page 420 = ${upgrades === 'jump' ? '@private' : '@private_upgrade'};`,
+    'if ($slipway_private) { return 420; }',
+    `if ($slipway_target ~ "^idle_") { return 503 ${q(`${TEXTS.idle('$slipway_app')}\n`)}; }`,
+    ...(upgrades === 'here' ? ['keepalive_timeout 0;'] : []),
     'error_page 502 504 = @bad_gateway;',
     'proxy_pass http://$slipway_target;',
   ].map((l) => indent + l);
+}
+
+/**
+ * A private app: nginx asks the auth server first (auth_request, cached per session cookie and
+ * app). Nothing here runs before that check, so an anonymous request learns nothing of the app,
+ * not even whether it is idle.
+ */
+function privateBody(indent: string, upgrades: 'jump' | 'here', auth: boolean): string[] {
+  if (!auth) return [`${indent}return 503 ${q(`${TEXTS.authDown}\n`)};`];
+  return [
+    'auth_request /_auth/check;',
+    'auth_request_set $slipway_user $upstream_http_x_slipway_user;',
+    'auth_request_set $slipway_groups $upstream_http_x_slipway_groups;',
+    'error_page 401 = @signin;',
+    'error_page 403 = @hidden;',
+    // auth_request turns an unreachable auth server into 500.
+    'error_page 500 = @auth_down;',
+    ...(upgrades === 'here' ? ['keepalive_timeout 0;'] : []),
+    'set $slipway_route $slipway_app;',
+    'error_page 502 504 = @bad_gateway;',
+    'proxy_pass http://$slipway_private_target;',
+  ].map((l) => indent + l);
+}
+
+/**
+ * `/_auth/` of every host (`entry`), and the check nginx makes for private apps with its answers
+ * (`internal`). With HTTPS, the plain-HTTP server keeps only what follows /_git/: sign-in pages
+ * are never served without TLS.
+ */
+function authLocations(auth: boolean): { entry: string[]; internal: string[] } {
+  const toAuth = (indent: string): string[] =>
+    [
+      'proxy_http_version 1.1;',
+      'proxy_set_header Connection "";',
+      'proxy_set_header Host $http_host;',
+      'proxy_set_header X-Real-IP $remote_addr;',
+      'proxy_set_header X-Forwarded-Proto $scheme;',
+      'proxy_set_header X-Slipway-User "";',
+      'proxy_set_header X-Slipway-Groups "";',
+    ].map((l) => indent + l);
+  if (!auth) {
+    return {
+      entry: ['    location ^~ /_auth/ {', '      set $slipway_route _auth;', '      error_page 503 = @auth_down;', '      return 503;', '    }'],
+      internal: ['    location @signin {', '      error_page 503 = @auth_down;', '      return 503;', '    }'],
+    };
+  }
+  return {
+    entry: [
+      '    location ^~ /_auth/ {',
+      '      set $slipway_route _auth;',
+      '      client_max_body_size 16k;',
+      ...toAuth('      '),
+      '      proxy_set_header X-Slipway-App "";',
+      '      proxy_set_header X-Slipway-Uri "";',
+      '      error_page 502 504 = @auth_down;',
+      '      proxy_pass http://slipway_auth;',
+      '    }',
+    ],
+    internal: [
+      '    location = /_auth/check {',
+      '      internal;',
+      ...toAuth('      '),
+      '      proxy_method GET;',
+      '      proxy_pass_request_body off;',
+      '      proxy_set_header Content-Length "";',
+      '      proxy_set_header X-Slipway-App $slipway_app;',
+      '      proxy_cache slipway_auth;',
+      '      proxy_cache_key "$slipway_app $cookie_slipway_session";',
+      // The auth server marks every answer no-store (for browsers); this cache is nginx's own.
+      '      proxy_ignore_headers Cache-Control Expires X-Accel-Expires;',
+      // When an answer expires under load, one request asks again and the others keep the old one.
+      '      proxy_cache_lock on;',
+      '      proxy_cache_use_stale updating;',
+      `      proxy_cache_valid 200 401 403 ${AUTH_CACHE_SECONDS}s;`,
+      '      proxy_pass http://slipway_auth;',
+      '    }',
+      // No session: the auth server says 302 to the sign-in page for browsers, 401 otherwise.
+      '    location @signin {',
+      '      rewrite ^ /_auth/required break;',
+      ...toAuth('      '),
+      '      proxy_method GET;',
+      '      proxy_pass_request_body off;',
+      '      proxy_set_header Content-Length "";',
+      '      proxy_set_header X-Slipway-Uri $request_uri;',
+      '      error_page 502 504 = @auth_down;',
+      '      proxy_pass http://slipway_auth;',
+      '    }',
+    ],
+  };
 }
 
 /**
@@ -200,9 +323,14 @@ function appBody(indent: string, upgrades: 'jump' | 'here'): string[] {
  */
 export const WEB_PATHS = ['= /Manager', '^~ /Manager/', '= /Portal', '^~ /Portal/', '^~ /_web/'] as const;
 
-function webLocations(t: RouteTable): string[] {
+function webLocations(t: RouteTable, auth: boolean): string[] {
+  // The sign-in check with no app: any signed-in user passes, and the page gets who it is.
+  const check = auth
+    ? ['      auth_request /_auth/check;', '      auth_request_set $slipway_user $upstream_http_x_slipway_user;', '      auth_request_set $slipway_groups $upstream_http_x_slipway_groups;', '      error_page 401 = @signin;', '      error_page 500 = @auth_down;']
+    : [];
   const serve = t.web
     ? [
+        ...check,
         // Event streams (build logs, logs) must reach the browser line by line.
         '      proxy_buffering off;',
         '      error_page 502 504 = @web_down;',
@@ -231,12 +359,14 @@ function locations(t: RouteTable, s: NginxSettings): string[] {
           '      error_page 502 504 = @git_down;',
           '      proxy_pass http://slipway_git;',
         ];
+  const auth = authLocations(s.auth !== undefined);
   return [
     '    location / {',
     ...appBody('      ', 'jump'),
     '    }',
     // Before /_git/: a plain-HTTP server kept for git only (gitOverPlainHttp) never serves the pages.
-    ...webLocations(t),
+    ...webLocations(t, s.auth !== undefined),
+    ...auth.entry,
     '    location ^~ /_git/ {',
     // Host routing wins over the path: app.domain/_git/ belongs to the app.
     '      error_page 418 = @app;',
@@ -250,10 +380,26 @@ function locations(t: RouteTable, s: NginxSettings): string[] {
     '    location @upgrade {',
     ...appBody('      ', 'here'),
     '    }',
+    '    location @private {',
+    ...privateBody('      ', 'jump', s.auth !== undefined),
+    '    }',
+    '    location @private_upgrade {',
+    ...privateBody('      ', 'here', s.auth !== undefined),
+    '    }',
+    ...auth.internal,
+    // Signed in without the right to view: the very answer of an app that does not exist.
+    '    location @hidden {',
+    `      return 404 ${q(`${TEXTS.notFound}$slipway_named\n`)};`,
+    '    }',
+    '    location @auth_down {',
+    '      add_header Retry-After 10 always;',
+    `      return 503 ${q(`${TEXTS.authDown}\n`)};`,
+    '    }',
     '    location @bad_request {',
     `      return 400 ${q('bad request: unsupported Transfer-Encoding\n')};`,
     '    }',
     '    location @bad_gateway {',
+    `      if ($slipway_target ~ "^idle_") { return 503 ${q(`${TEXTS.idle('$slipway_app')}\n`)}; }`,
     `      return 502 ${q(`${TEXTS.badGateway('$slipway_app')}\n`)};`,
     '    }',
     '    location @web_down {',
@@ -293,6 +439,8 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
     '    server_name _;',
     '    recursive_error_pages on;',
     '    set $slipway_route "";',
+    '    set $slipway_user "";',
+    '    set $slipway_groups "";',
     ...STRICT,
   ];
   const servers: string[] = [];
@@ -376,8 +524,18 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
     // Buffered: one write per 64 KB or per second instead of one per request (measured: the
     // per-request write was most of the gap to a plain proxy_pass); `logs --type router` lags <= 1 s.
     `  access_log ${f.accessLog} slipway buffer=64k flush=1s;`,
+    // The client's cookies minus the session cookie (one for the host, one for the domain).
+    '  map $http_cookie $slipway_cookie_1 {',
+    '    "~^(?<a>(?:.*;)?)\\s*slipway_session=[^;]*;?\\s*(?<b>.*)$" "$a$b";',
+    '    default $http_cookie;',
+    '  }',
+    '  map $slipway_cookie_1 $slipway_app_cookie {',
+    '    "~^(?<a>(?:.*;)?)\\s*slipway_session=[^;]*;?\\s*(?<b>.*)$" "$a$b";',
+    '    default $slipway_cookie_1;',
+    '  }',
+    ...(s.auth === undefined ? [] : [`  proxy_cache_path ${f.temp}/auth-cache levels=1 keys_zone=slipway_auth:1m max_size=16m inactive=10s use_temp_path=off;`]),
     ...routingMaps(t),
-    ...upstreamBlocks(t, keepaliveMs),
+    ...upstreamBlocks(t, keepaliveMs, s.auth),
     ...servers,
     '}',
     '',

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { oneLine, SlipwayError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { processAlive } from '../core/processes.js';
+import { keepRunning, processAlive } from '../core/processes.js';
 import { nginxFiles, renderNginxConfig, type NginxSettings } from './nginx-config.js';
 import { watchRouteTable, type RouteTableSource } from './source.js';
 import type { RouteTable } from './table.js';
@@ -311,29 +311,19 @@ export async function superviseNginx(o: NginxRouterOptions): Promise<NginxRouter
     log.info({ pid }, 'router (nginx) started');
   }
 
-  let restarting = false;
-  const check = setInterval(() => {
-    if (stopped || restarting || runningNginxPid(o.settings.prefix) !== null) return;
-    if (markedStopped(o.settings.prefix)) return; // `slipway router:stop` asked for it
-    restarting = true;
-    log.warn({ pid }, 'router (nginx) is gone; starting it again');
-    startNginx(o)
-      .then(
-        (p) => {
-          pid = p;
-          log.info({ pid }, 'router (nginx) restarted');
-        },
-        (err: unknown) => log.error({ err: oneLine(err) }, 'router (nginx) restart failed; trying again'),
-      )
-      .finally(() => {
-        restarting = false;
-      });
-  }, o.checkMs ?? 1000);
-  check.unref();
+  const unwatch = keepRunning({
+    what: 'router (nginx)',
+    running: () => runningNginxPid(o.settings.prefix),
+    start: () => startNginx(o),
+    // `slipway router:stop` asked for it; and nothing restarts once we stopped supervising.
+    paused: () => stopped || markedStopped(o.settings.prefix),
+    ...(o.checkMs === undefined ? {} : { checkMs: o.checkMs }),
+    logger: log,
+  });
 
   const halt = (): void => {
     stopped = true;
-    clearInterval(check);
+    unwatch();
     if (timer) clearTimeout(timer);
     source.close();
   };

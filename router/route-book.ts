@@ -10,15 +10,19 @@ export class RouteBook {
   #writing: Promise<void> = Promise.resolve();
 
   readonly #serve: ((t: RouteTable) => Promise<void>) | undefined;
+  readonly #isPrivate: (app: string) => boolean;
 
   /**
    * serve: has the router serve a table (nginx tested and reloaded) before the file records it,
    * so once the table is written, and once a deploy says it is live, the router serves it.
+   * isPrivate: whether an app needs sign-in, asked at every write (the access level lives in the
+   * database, not here); call `refreshAccess` when a level changes.
    */
-  constructor(file: string, domain: string, serve?: (t: RouteTable) => Promise<void>) {
+  constructor(file: string, domain: string, serve?: (t: RouteTable) => Promise<void>, isPrivate: (app: string) => boolean = () => false) {
     this.#file = file;
     this.#table = emptyRouteTable(domain);
     this.#serve = serve;
+    this.#isPrivate = isPrivate;
   }
 
   get table(): RouteTable {
@@ -54,8 +58,17 @@ export class RouteBook {
     await this.#flush();
   }
 
+  /** Serves and records the table again with every app's current access level. */
+  refreshAccess(): Promise<void> {
+    return this.#flush();
+  }
+
   #flush(): Promise<void> {
-    const snapshot = this.#table;
+    const apps: RouteTable['apps'] = {};
+    for (const [app, route] of Object.entries(this.#table.apps)) {
+      apps[app] = { upstreams: route.upstreams, ...(this.#isPrivate(app) ? { private: true } : {}) };
+    }
+    const snapshot = { ...this.#table, apps };
     const serve = this.#serve;
     this.#writing = this.#writing
       .catch(() => undefined)

@@ -11,6 +11,11 @@ import { writeFileAtomicText } from '../core/files.js';
 export interface AppRoute {
   /** "127.0.0.1:PORT" each; [] means the app exists but nothing healthy serves it (503). */
   upstreams: string[];
+  /**
+   * True: only signed-in users with the right to view reach it (nginx asks the auth server
+   * first). Absent or false: served to anyone, as before users existed (README "Users and access").
+   */
+  private?: boolean;
 }
 
 export interface RouteTable {
@@ -49,6 +54,7 @@ const schema = {
         required: ['upstreams'],
         properties: {
           upstreams: { type: 'array', maxItems: 1000, items: { type: 'string', pattern: HOST_PORT } },
+          private: { type: 'boolean' },
         },
       },
     },
@@ -85,7 +91,7 @@ function fromValue(value: unknown): RouteTable {
   for (const [name, route] of Object.entries(v.apps)) {
     const bad = route.upstreams.find((u) => !validPort(u));
     if (bad !== undefined) throw new SlipwayError('E_ROUTES', `invalid route table: /apps/${name}: port out of range in ${bad}`);
-    apps[name] = { upstreams: [...route.upstreams] };
+    apps[name] = { upstreams: [...route.upstreams], ...(route.private === true ? { private: true } : {}) };
   }
   if (v.git !== null && !validPort(v.git)) throw new SlipwayError('E_ROUTES', `invalid route table: /git: port out of range`);
   return { version: 1, domain: v.domain.toLowerCase(), apps, git: v.git, ...(v.web === undefined ? {} : { web: v.web }) };

@@ -47,7 +47,7 @@ describe('users, roles and access', () => {
     expect(who.stdout).toBe('admin (admin)\n');
     const listed = JSON.parse((await cli(['tokens:list', '--json'])).stdout) as { name: string; user: string }[];
     expect(listed).toEqual([expect.objectContaining({ name: 'old-ci', user: 'admin' })]);
-    await platform.createApp(app);
+    await platform.createApp(app, { private: true });
     const lsRemote = await run('git', ['ls-remote', httpRemote(legacyToken)], { env: platform.gitEnv() });
     expect(lsRemote.code, lsRemote.stderr).toBe(0);
     expect(await fs.readdir(state)).toEqual(expect.arrayContaining(['ssh-keys.json.migrated', 'tokens.json.migrated']));

@@ -94,6 +94,8 @@ export interface NginxFixtureOptions {
   closeGraceMs?: number;
   maxPushBytes?: number;
   gitOverPlainHttp?: boolean;
+  /** The auth server's socket, for private apps. */
+  auth?: string;
 }
 
 export interface NginxFixture {
@@ -140,6 +142,7 @@ export async function startNginxFixture(
       maxPushBytes: extra.maxPushBytes ?? 1024 * 1024 * 1024,
       workerProcesses: 1,
       ...(extra.gitOverPlainHttp ? { gitOverPlainHttp: true } : {}),
+      ...(extra.auth ? { auth: extra.auth } : {}),
       ...(t.headersMs === undefined ? {} : { clientHeaderTimeoutMs: t.headersMs }),
       ...(t.bodyMs === undefined ? {} : { clientBodyTimeoutMs: t.bodyMs }),
       ...(t.keepAliveMs === undefined ? {} : { keepaliveTimeoutMs: t.keepAliveMs }),

@@ -130,6 +130,9 @@ describe('rendered configs pass nginx -t (the real binary)', () => {
     ['the web pages served', { ...manyApps(5), web: 'unix:/run/slipway/web.sock' }, {}],
     ['TLS on', manyApps(20), { https: { port: 18443, cert: 'CERT', key: 'KEY' } }],
     ['TLS on, git kept on plain HTTP', manyApps(5), { https: { port: 18443, cert: 'CERT', key: 'KEY' }, gitOverPlainHttp: true }],
+    ['private apps with the auth server', { version: 1, domain: 'localhost', apps: { a: { upstreams: ['127.0.0.1:5000'], private: true }, b: { upstreams: [], private: true }, c: { upstreams: ['127.0.0.1:5001'] } }, git: null }, { auth: 'unix:/run/slipway/auth.sock' }],
+    ['private apps on TLS, git kept on plain HTTP', { version: 1, domain: 'localhost', apps: { a: { upstreams: ['127.0.0.1:5000'], private: true } }, git: '127.0.0.1:9999' }, { https: { port: 18443, cert: 'CERT', key: 'KEY' }, gitOverPlainHttp: true, auth: 'unix:/run/slipway/auth.sock' }],
+    ['private apps without an auth server', { version: 1, domain: 'localhost', apps: { a: { upstreams: ['127.0.0.1:5000'], private: true } }, git: null }, {}],
     ['IPv6 listen and git over TCP', { version: 1, domain: 'localhost', apps: { a: { upstreams: ['[::1]:5000'] } }, git: '127.0.0.1:9999' }, { listen: '::1' }],
   ];
   for (const [name, table, extra] of cases) {

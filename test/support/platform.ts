@@ -160,10 +160,17 @@ export class TestPlatform {
     return `ssh://git@127.0.0.1:${this.sshPort}/${app}`;
   }
 
-  async createApp(name: string): Promise<void> {
+  /**
+   * New apps are restricted (sign-in required at the router); most tests are about deploys and
+   * open theirs to anyone, as the README's quick start does. `private: true` leaves it restricted.
+   */
+  async createApp(name: string, o: { private?: boolean } = {}): Promise<void> {
     const r = await this.cli(['apps:create', name]);
     if (r.code !== 0) throw new Error(`apps:create ${name} failed: ${r.stderr}`);
     this.#apps.add(name);
+    if (o.private) return;
+    const open = await this.cli(['access:set', name, 'public']);
+    if (open.code !== 0) throw new Error(`access:set ${name} public failed: ${open.stderr}`);
   }
 
   /** Destroys an app created another way (through the web pages) when the platform stops. */
@@ -206,13 +213,16 @@ export class TestPlatform {
     if (!this.#server && this.#apps.size > 0) await this.#startServer().catch(() => undefined);
     for (const app of this.#apps) await this.cli(['apps:destroy', app, '--force']).catch(() => undefined);
     await this.stopDaemon();
-    // The router is this home's own nginx: stop it by its pid file (never another instance's).
-    const pid = Number(await fs.readFile(path.join(this.home, 'router', 'nginx.pid'), 'utf8').catch(() => ''));
-    if (Number.isInteger(pid) && pid > 1) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // already gone
+    // The router (this home's own nginx) and the auth server: stopped by their pid files, never
+    // another instance's.
+    for (const file of [path.join(this.home, 'router', 'nginx.pid'), path.join(this.home, 'run', 'auth.pid')]) {
+      const pid = Number(await fs.readFile(file, 'utf8').catch(() => ''));
+      if (Number.isInteger(pid) && pid > 1) {
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          // already gone
+        }
       }
     }
     await fs.rm(this.home, { recursive: true, force: true }).catch(() => undefined);
