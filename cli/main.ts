@@ -5,6 +5,7 @@ import { createLogger } from '../core/log.js';
 import { defaultHome, pathsFor } from '../core/paths.js';
 import { ensureNginx, reloadRouter, stopRouter } from '../platform/router-process.js';
 import { ensureDocker } from '../runtime/host-setup.js';
+import { ensureSwarm } from '../runtime/docker-swarm/swarm.js';
 import { runServer } from '../platform/server.js';
 import { ensureStackImage } from '../runtime/stack.js';
 import { runRemote } from './client.js';
@@ -68,6 +69,7 @@ async function main(argv: string[]): Promise<number> {
       const docker = await ensureDocker({ progress, logger });
       await ensureNginx({ progress, logger });
       await ensureStackImage(docker, { progress, logger });
+      await ensureSwarm(docker, { advertiseAddr: config.swarmAdvertiseAddr, progress });
       return 0;
     }
     case 'router:reload': {

@@ -42,6 +42,10 @@ export interface Config {
   buildpackUrlAllow: string[];
   /** False forbids `access:set <app> public` (README, "Users and access"). */
   allowPublicApps: boolean;
+  /** The address a swarm this platform initialises advertises (README "Schedulers"). */
+  swarmAdvertiseAddr: string;
+  /** The platform registry's loopback port; null: a free one, chosen once and kept. */
+  registryPort: number | null;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -77,6 +81,8 @@ const schema: JSONSchemaType<ConfigInput> = {
     stopGraceSeconds: { type: 'integer', nullable: true, minimum: 0, maximum: 3600 },
     keepReleases: { type: 'integer', nullable: true, minimum: 1, maximum: 1000 },
     allowPublicApps: { type: 'boolean', nullable: true },
+    swarmAdvertiseAddr: { type: 'string', nullable: true, pattern: '^[0-9a-fA-F:.]+$' },
+    registryPort: { type: 'integer', nullable: true, minimum: 1, maximum: 65535 },
     buildpackUrlAllow: {
       type: 'array',
       nullable: true,
@@ -118,6 +124,8 @@ export function defaults(home: string): Config {
     keepReleases: 5,
     buildpackUrlAllow: [],
     allowPublicApps: true,
+    swarmAdvertiseAddr: '127.0.0.1',
+    registryPort: null,
     logLevel: 'info',
   };
 }

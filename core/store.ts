@@ -71,7 +71,12 @@ export interface AppRecord {
   limits?: Limits;
   /** The only branch whose pushes deploy (`git:set <app> deploy-branch`); `main` when unset. */
   deployBranch?: string;
+  /** What runs the app's processes (`scheduler:set`); `docker-local` when unset (README "Schedulers"). */
+  scheduler?: SchedulerName;
 }
+
+export const SCHEDULER_NAMES = ['docker-local', 'docker-swarm'] as const;
+export type SchedulerName = (typeof SCHEDULER_NAMES)[number];
 
 export interface Limits {
   /** Docker's memory syntax: `512m`, `2g`. */

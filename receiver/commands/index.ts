@@ -8,6 +8,7 @@ import { sshKeyCommands } from './ssh-keys.js';
 import { tokenCommands } from './tokens.js';
 import { gitCommands } from './git.js';
 import { userCommands } from './users.js';
+import { schedulerCommands } from './schedulers.js';
 import type { Command } from './types.js';
 
 export { runCommand } from './registry.js';
@@ -22,6 +23,7 @@ export const commands: readonly Command[] = [
   ...tokenCommands,
   ...userCommands,
   ...opsCommands,
+  ...schedulerCommands,
   ...lifeCommands,
   ...buildpackCommands,
   ...mirrorCommands,

@@ -1,0 +1,517 @@
+import os from 'node:os';
+import { PassThrough, type Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type Dockerode from 'dockerode';
+import { SlipwayError, oneLine } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { currentRelease, type AppRecord, type HealthCheck } from '../../core/store.js';
+import { LABELS, demuxBuffer, probePort, upstreamOf } from '../containers.js';
+import { desiredCounts } from '../formation.js';
+import { inspectImageIsolation } from '../isolation.js';
+import { engineInstance } from '../instance-engine.js';
+import { instanceLabels } from '../labels.js';
+import { LineSplitter, formatLine, mergeTail, normalizeStamp, type LogLine } from '../log-lines.js';
+import { removeAppNetwork } from '../networks.js';
+import { runReleaseCommand } from '../oneoff.js';
+import { processSpec, type SpecApp, type SpecRelease } from '../process-spec.js';
+import type { DeployRequest, LogsRequest, OneOffRequest, ProcessEvents, ProcessInfo, ScaleOutcome, ScaleRequest, Scheduler } from '../scheduler.js';
+import { pushToRegistry } from './registry.js';
+import { TASK_LABELS, serviceName, serviceSpec } from './service-spec.js';
+
+export interface DockerSwarmOptions {
+  /** This instance's view of the engine, a swarm manager (runtime/instance-engine.ts). */
+  docker: Dockerode;
+  logger: Logger;
+  /** The platform registry's address, started on first use (runtime/docker-swarm/registry.ts). */
+  registry: () => Promise<string>;
+  settleMs: number;
+  healthTimeoutMs: number;
+  graceSeconds: number;
+}
+
+interface Service {
+  ID: string;
+  Version: { Index: number };
+  Spec: { Name: string; Labels?: Record<string, string>; Mode?: { Replicated?: { Replicas?: number } }; TaskTemplate?: { ForceUpdate?: number; Resources?: { Limits?: { MemoryBytes?: number; NanoCPUs?: number } } } } & Record<string, unknown>;
+  Endpoint?: { Ports?: { PublishedPort?: number }[] };
+  UpdateStatus?: { State?: string; StartedAt?: string; Message?: string };
+}
+
+interface Task {
+  ID: string;
+  ServiceID: string;
+  Slot?: number;
+  DesiredState: string;
+  Status: { State: string; Err?: string; Timestamp?: string; ContainerStatus?: { ContainerID?: string } };
+  Spec: { ForceUpdate?: number; ContainerSpec?: { Labels?: Record<string, string> } };
+}
+
+/** The per-app overlay network the app's services share (like docker-local's bridge). */
+export const overlayName = (app: string): string => `slipway-swarm-${app}`;
+
+const upstreamOfService = (s: Service): string | null => {
+  const port = s.Endpoint?.Ports?.[0]?.PublishedPort;
+  return port ? upstreamOf(port) : null;
+};
+const typeOf = (s: Service): string => s.Spec.Labels?.[LABELS.type] ?? '';
+const replicasOf = (s: Service): number => s.Spec.Mode?.Replicated?.Replicas ?? 0;
+const releaseOfTask = (t: Task): number | null => {
+  const n = Number(t.Spec.ContainerSpec?.Labels?.[TASK_LABELS.release]);
+  return Number.isInteger(n) && n > 0 ? n : null;
+};
+const FAILED = new Set(['failed', 'rejected']);
+/** Tasks that count in `ps`: wanted running, or still running while an update retires them. */
+const shown = (t: Task): boolean => t.DesiredState === 'running' || t.Status.State === 'running';
+const message = (err: unknown): string => (err as { json?: { message?: string } }).json?.message ?? (err as Error).message;
+
+/**
+ * The docker-swarm scheduler (README "Schedulers"): each process type is a swarm service
+ * `<app>_<type>` of the release's registry image, replicas = scale, rolling updates that start
+ * new tasks first and roll back when they fail their health checks, web published through the
+ * routing mesh so the router dials one loopback port that reaches replicas on every node.
+ */
+export class DockerSwarmScheduler implements Scheduler {
+  readonly name = 'docker-swarm';
+  readonly #o: DockerSwarmOptions;
+  readonly #labels: Record<string, string>;
+
+  constructor(o: DockerSwarmOptions) {
+    this.#o = o;
+    const id = engineInstance(o.docker);
+    this.#labels = id === null ? {} : instanceLabels(id);
+  }
+
+  async deploy(r: DeployRequest): Promise<{ upstreams: string[] }> {
+    const app = r.app.name;
+    const counts = desiredCounts(r.release.processTypes, r.formation);
+    const image = await this.#publish(r.release.image, r.progress);
+    const existing = await this.#byType(app);
+    const types = r.only !== undefined ? [r.only] : [...counts.keys()].sort((a, b) => (a === 'web' ? -1 : b === 'web' ? 1 : a.localeCompare(b)));
+    let upstreams: string[] = [];
+    for (const type of types) {
+      const replicas = counts.get(type) ?? 0;
+      if (replicas === 0) continue;
+      const before = existing.get(type);
+      // The same release again (ps:restart): nothing in the spec changes, so force new tasks.
+      const force = before !== undefined && before.Spec.Labels?.[LABELS.release] === String(r.release.version);
+      const svc = await this.#apply({ app: r.app, release: r.release, type, replicas, image, before, force, progress: r.progress });
+      if (type === 'web') {
+        upstreams = await this.#routable(svc);
+        await r.onRoutes(upstreams);
+      }
+    }
+    if (r.only === undefined) {
+      if (!counts.has('web')) await r.onRoutes([]);
+      for (const [type, svc] of existing) {
+        if (counts.has(type)) continue;
+        r.progress(`Removing service ${svc.Spec.Name}`);
+        await this.#remove(svc);
+      }
+    }
+    return { upstreams };
+  }
+
+  async scale(r: ScaleRequest): Promise<ScaleOutcome> {
+    const existing = await this.#byType(r.app.name);
+    const out = { started: 0, stopped: 0, untouched: 0 };
+    let image: string | null = null;
+    for (const [type, n] of r.wanted) {
+      const before = existing.get(type);
+      const had = before ? replicasOf(before) : 0;
+      out.untouched += Math.min(had, n);
+      out.started += Math.max(0, n - had);
+      out.stopped += Math.max(0, had - n);
+      let svc = before;
+      if (before && had !== n) {
+        r.progress(`Scaling ${before.Spec.Name} ${had} -> ${n}`);
+        const spec = structuredClone(before.Spec);
+        spec.Mode = { Replicated: { Replicas: n } };
+        await this.#o.docker.getService(before.ID).update({ version: before.Version.Index, ...spec });
+        await this.#converge(before.ID, { replicas: n, release: Number(before.Spec.Labels?.[LABELS.release]), force: before.Spec.TaskTemplate?.ForceUpdate ?? 0, previousUpdate: null, name: before.Spec.Name });
+        svc = await this.#inspect(before.ID);
+      } else if (!before && n > 0) {
+        image ??= await this.#publish(r.release.image, r.progress);
+        svc = await this.#apply({ app: r.app, release: r.release, type, replicas: n, image, before: undefined, force: false, progress: r.progress });
+      }
+      if (type === 'web' && svc) await r.onRoutes(n > 0 ? await this.#routable(svc) : []);
+    }
+    return out;
+  }
+
+  async stop(app: string): Promise<void> {
+    for (const svc of (await this.#byType(app)).values()) await this.#remove(svc);
+  }
+
+  async processes(app?: string, o: { limits?: boolean } = {}): Promise<ProcessInfo[]> {
+    const services = await this.#services(app);
+    const out: ProcessInfo[] = [];
+    for (const svc of services) {
+      for (const t of (await this.#tasks(svc.ID)).filter(shown)) out.push(this.#info(svc, t, o.limits === true));
+    }
+    return out.sort((a, b) => a.app.localeCompare(b.app) || a.type.localeCompare(b.type) || a.index - b.index);
+  }
+
+  async process(id: string): Promise<ProcessInfo | null> {
+    const task = (await this.#o.docker
+      .getTask(id)
+      .inspect()
+      .catch(() => null)) as Task | null;
+    if (!task) return null;
+    const svc = (await this.#services()).find((s) => s.ID === task.ServiceID);
+    return svc ? this.#info(svc, task, false) : null;
+  }
+
+  async hasProcesses(app: string): Promise<boolean> {
+    return (await this.#services(app)).some((s) => replicasOf(s) > 0);
+  }
+
+  async answers(upstream: string): Promise<boolean> {
+    return probePort(Number(upstream.slice(upstream.lastIndexOf(':') + 1)));
+  }
+
+  /**
+   * A plain container on this manager, as docker-local runs it: the image was just built here,
+   * so the release gate waits on no registry round trip, and its output, timeout and
+   * cancellation are the ones users know (a one-off swarm job reports none of them as directly).
+   */
+  async runReleasePhase(r: OneOffRequest): Promise<void> {
+    await runReleaseCommand({ docker: this.#o.docker, ...r });
+  }
+
+  /** The services' logs (every task, on every node) merged by time; with `follow`, until aborted. */
+  async logs(r: LogsRequest): Promise<void> {
+    const services = (await this.#services(r.app)).filter((s) => r.type === undefined || typeOf(s) === r.type);
+    const slots = new Map<string, string>();
+    const nameTasks = async () => {
+      for (const s of services) for (const t of await this.#tasks(s.ID)) slots.set(t.ID, `${r.app}.${typeOf(s)}.${t.Slot ?? '?'}`);
+    };
+    await nameTasks();
+    const history = await Promise.all(services.map((s) => this.#read(s, { tail: r.lines }, slots)));
+    for (const line of mergeTail(history, r.lines)) r.write(formatLine(line));
+    if (!r.follow || r.signal.aborted) return;
+    const since = String(Math.floor(Date.now() / 1000));
+    const streams: Readable[] = [];
+    for (const s of services) {
+      const raw = (await this.#o.docker.getService(s.ID).logs({ stdout: true, stderr: true, timestamps: true, details: true, follow: true, since })) as unknown as Readable;
+      const out = new PassThrough();
+      this.#o.docker.modem.demuxStream(raw, out, out);
+      r.onStream?.(1);
+      raw.once('close', () => r.onStream?.(-1));
+      raw.on('error', () => raw.destroy());
+      const splitter = new LineSplitter();
+      out.on('data', (chunk: Buffer) => {
+        for (const text of splitter.push(chunk)) {
+          const line = parseServiceLine(text, slots, `${r.app}.${typeOf(s)}`);
+          if (line.source.endsWith('.?')) void nameTasks().catch(() => undefined);
+          r.write(formatLine(line));
+        }
+      });
+      streams.push(raw);
+    }
+    await new Promise<void>((resolve) => {
+      if (r.signal.aborted) resolve();
+      else r.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    for (const s of streams) s.destroy();
+  }
+
+  /**
+   * No process events: the swarm restarts failed tasks itself and the routing mesh sends
+   * requests only to running, healthy ones, so the route keeper has nothing to add or remove
+   * (the upstream, the service's published port, does not change while the service lives).
+   */
+  events(): ProcessEvents {
+    return { start: async () => {}, subscribe: () => () => true, close: () => {} };
+  }
+
+  /**
+   * Services outlive the daemon and the swarm keeps their replicas: route what exists, then
+   * create the services the records want and the engine lacks, and remove those it should not run.
+   */
+  async reconcile(apps: readonly AppRecord[], o: { onAdopted: (table: Record<string, string[]>) => Promise<void>; progress: (line: string) => void }): Promise<void> {
+    const table: Record<string, string[]> = {};
+    const missing: { app: AppRecord; type: string; replicas: number }[] = [];
+    for (const app of apps) {
+      const release = currentRelease(app);
+      const counts = release ? desiredCounts(release.processTypes, app.formation) : new Map<string, number>();
+      const existing = await this.#byType(app.name);
+      const web = existing.get('web');
+      table[app.name] = web && counts.has('web') ? await this.#routable(web).catch(() => []) : [];
+      for (const [type, svc] of existing) {
+        if (counts.has(type)) continue;
+        o.progress(`-----> ${app.name}: removing service ${svc.Spec.Name} (not in its formation)`);
+        await this.#remove(svc).catch((err: unknown) => this.#o.logger.error({ app: app.name, err: oneLine(err) }, 'could not remove a service'));
+      }
+      for (const [type, replicas] of counts) if (!existing.has(type)) missing.push({ app, type, replicas });
+    }
+    await o.onAdopted(table);
+    for (const m of missing) {
+      o.progress(`-----> ${m.app.name}: creating missing service ${serviceName(m.app.name, m.type)}`);
+      try {
+        const release = currentRelease(m.app)!;
+        const image = await this.#publish(release.image, () => {});
+        await this.#create({ app: m.app, release, type: m.type, replicas: m.replicas, image });
+      } catch (err) {
+        this.#o.logger.error({ app: m.app.name, type: m.type, err: oneLine(err) }, 'could not create a missing service');
+      }
+    }
+  }
+
+  async removeApp(app: string): Promise<void> {
+    await this.stop(app);
+    // The overlay network goes once the tasks that used it are gone (they stop asynchronously).
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const nets = await this.#o.docker.listNetworks({ filters: { name: [overlayName(app)] } });
+      const net = nets.find((n) => n.Name === overlayName(app));
+      if (!net) break;
+      try {
+        await this.#o.docker.getNetwork(net.Id).remove();
+        break;
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode === 404) break;
+        if (Date.now() > deadline) throw new SlipwayError('E_DOCKER', `removing network ${overlayName(app)} failed: ${message(err)}`);
+        await sleep(500);
+      }
+    }
+    await removeAppNetwork(this.#o.docker, app);
+    // The registry's names of the release images on this node; `slipway/<app>:vN` are the platform's.
+    const images = await this.#o.docker.listImages({ filters: { label: [`${LABELS.app}=${app}`] } });
+    for (const tag of images.flatMap((i) => i.RepoTags ?? []).filter((t) => t.includes(`/slipway/${app}:`))) {
+      await this.#o.docker
+        .getImage(tag)
+        .remove()
+        .catch((err: unknown) => this.#o.logger.warn({ app, tag, err: message(err) }, 'could not remove a registry image tag'));
+    }
+  }
+
+  async maxCpus(): Promise<number> {
+    return this.#o.docker.info().then((i: { NCPU?: number }) => i.NCPU ?? os.cpus().length);
+  }
+
+  async #publish(image: string, progress: (line: string) => void): Promise<string> {
+    const registry = await this.#o.registry();
+    progress(`Pushing ${image} to the platform registry (${registry})`);
+    return pushToRegistry(this.#o.docker, registry, image);
+  }
+
+  async #services(app?: string): Promise<Service[]> {
+    try {
+      return (await this.#o.docker.listServices({ filters: { label: [app ? `${LABELS.app}=${app}` : LABELS.app] } })) as unknown as Service[];
+    } catch (err) {
+      // Not a swarm manager (503): it runs no services, so no app has processes here.
+      if ((err as { statusCode?: number }).statusCode === 503) return [];
+      throw err;
+    }
+  }
+
+  async #byType(app: string): Promise<Map<string, Service>> {
+    return new Map((await this.#services(app)).map((s) => [typeOf(s), s]));
+  }
+
+  async #tasks(serviceId: string): Promise<Task[]> {
+    return (await this.#o.docker.listTasks({ filters: { service: [serviceId] } })) as Task[];
+  }
+
+  async #inspect(id: string): Promise<Service> {
+    return (await this.#o.docker.getService(id).inspect()) as Service;
+  }
+
+  #info(svc: Service, t: Task, limits: boolean): ProcessInfo {
+    const app = svc.Spec.Labels?.[LABELS.app] ?? '';
+    const type = typeOf(svc);
+    const running = t.Status.State === 'running';
+    const lim = svc.Spec.TaskTemplate?.Resources?.Limits;
+    return {
+      id: t.ID,
+      name: `${app}.${type}.${t.Slot ?? 0}`,
+      app,
+      type,
+      index: t.Slot ?? 0,
+      state: t.Status.State,
+      release: releaseOfTask(t),
+      upstream: type === 'web' && running ? upstreamOfService(svc) : null,
+      retiring: t.DesiredState !== 'running',
+      ...(limits ? { memory: lim?.MemoryBytes ? formatBytes(lim.MemoryBytes) : null, cpus: lim?.NanoCPUs ? lim.NanoCPUs / 1e9 : null } : {}),
+    };
+  }
+
+  async #network(app: string): Promise<string> {
+    const name = overlayName(app);
+    const found = (await this.#o.docker.listNetworks({ filters: { name: [name] } })).find((n) => n.Name === name);
+    if (found) return found.Id;
+    try {
+      const net = await this.#o.docker.createNetwork({ Name: name, Driver: 'overlay', Attachable: false, Labels: { [LABELS.app]: app } });
+      return net.id;
+    } catch (err) {
+      // Created by a concurrent call: use that one.
+      const again = (await this.#o.docker.listNetworks({ filters: { name: [name] } })).find((n) => n.Name === name);
+      if (again) return again.Id;
+      throw new SlipwayError('E_DOCKER', `creating network ${name} failed: ${message(err)}`, { cause: err });
+    }
+  }
+
+  async #specFor(o: { app: SpecApp; release: SpecRelease & { healthchecks?: readonly HealthCheck[] | undefined }; type: string; replicas: number; image: string; forceUpdate?: number; publishedPort?: number }) {
+    return serviceSpec({
+      spec: processSpec(o.app, o.release, o.type, 1),
+      image: o.image,
+      replicas: o.replicas,
+      isolation: await inspectImageIsolation(this.#o.docker, o.release.image),
+      network: await this.#network(o.app.name),
+      instanceLabels: this.#labels,
+      healthchecks: o.release.healthchecks ?? [],
+      startPeriodMs: this.#o.healthTimeoutMs,
+      monitorMs: this.#o.settleMs,
+      graceSeconds: this.#o.graceSeconds,
+      ...(o.forceUpdate ? { forceUpdate: o.forceUpdate } : {}),
+      ...(o.publishedPort ? { publishedPort: o.publishedPort } : {}),
+    });
+  }
+
+  async #create(o: { app: SpecApp; release: SpecRelease & { healthchecks?: readonly HealthCheck[] | undefined }; type: string; replicas: number; image: string }): Promise<string> {
+    const spec = await this.#specFor(o);
+    try {
+      const created = await this.#o.docker.createService(spec as unknown as Dockerode.CreateServiceOptions);
+      return created.id;
+    } catch (err) {
+      throw new SlipwayError('E_DOCKER', `creating service ${String(spec.Name)} failed: ${message(err)}`, { cause: err });
+    }
+  }
+
+  /** Creates or updates one type's service and waits until its tasks of this release run (healthy). */
+  async #apply(o: {
+    app: SpecApp;
+    release: SpecRelease & { healthchecks?: readonly HealthCheck[] | undefined };
+    type: string;
+    replicas: number;
+    image: string;
+    before: Service | undefined;
+    force: boolean;
+    progress: (line: string) => void;
+  }): Promise<Service> {
+    const name = serviceName(o.app.name, o.type);
+    if (!o.before) {
+      o.progress(`Creating service ${name} (v${o.release.version}, ${o.replicas} replica${o.replicas === 1 ? '' : 's'})`);
+      const id = await this.#create(o);
+      try {
+        await this.#converge(id, { replicas: o.replicas, release: o.release.version, force: 0, previousUpdate: null, name });
+      } catch (err) {
+        // Nothing served before: leave nothing half-started behind.
+        await this.#o.docker
+          .getService(id)
+          .remove()
+          .catch(() => undefined);
+        throw err;
+      }
+      return this.#inspect(id);
+    }
+    const force = (o.before.Spec.TaskTemplate?.ForceUpdate ?? 0) + (o.force ? 1 : 0);
+    const port = o.before.Endpoint?.Ports?.[0]?.PublishedPort;
+    const spec = await this.#specFor({ ...o, forceUpdate: force, ...(port ? { publishedPort: port } : {}) });
+    o.progress(`Updating service ${name} to v${o.release.version} (${o.replicas} replica${o.replicas === 1 ? '' : 's'}, new tasks first)`);
+    await this.#o.docker.getService(o.before.ID).update({ version: o.before.Version.Index, ...spec });
+    await this.#converge(o.before.ID, { replicas: o.replicas, release: o.release.version, force, previousUpdate: o.before.UpdateStatus?.StartedAt ?? '', name });
+    return this.#inspect(o.before.ID);
+  }
+
+  /**
+   * Waits until the service runs `replicas` tasks of this spec (the release, the force counter),
+   * all running, which with a health check means healthy. A rollback of this update, or a new
+   * task failing, fails with the engine's reason and the task's last output.
+   */
+  async #converge(id: string, want: { replicas: number; release: number; force: number; previousUpdate: string | null; name: string }): Promise<void> {
+    const deadline = Date.now() + this.#o.healthTimeoutMs + this.#o.settleMs + 30_000;
+    for (;;) {
+      const svc = await this.#inspect(id);
+      const update = svc.UpdateStatus;
+      const ours = want.previousUpdate !== null && update?.StartedAt !== undefined && update.StartedAt !== want.previousUpdate;
+      const tasks = await this.#tasks(id);
+      if (ours && update?.State && /^rollback|^paused/.test(update.State)) {
+        if (update.State === 'rollback_started') {
+          if (Date.now() < deadline) {
+            await sleep(300);
+            continue;
+          }
+        }
+        throw await this.#failure(want.name, `the update failed and was rolled back (${update.Message ?? update.State})`, tasks, want.release);
+      }
+      const current = tasks.filter((t) => t.DesiredState === 'running');
+      const done =
+        current.length === want.replicas &&
+        current.every((t) => t.Status.State === 'running' && releaseOfTask(t) === want.release && (t.Spec.ForceUpdate ?? 0) === want.force) &&
+        !(ours && update?.State === 'updating');
+      if (done) return;
+      if (want.previousUpdate === null) {
+        const failed = tasks.find((t) => FAILED.has(t.Status.State) && releaseOfTask(t) === want.release);
+        if (failed) throw await this.#failure(want.name, failed.Status.Err ?? failed.Status.State, tasks, want.release);
+      }
+      if (Date.now() > deadline) throw await this.#failure(want.name, `its tasks did not all run healthy within ${Math.round((deadline - Date.now() + 30_000) / 1000)} s`, tasks, want.release);
+      await sleep(300);
+    }
+  }
+
+  async #failure(name: string, why: string, tasks: Task[], release: number): Promise<SlipwayError> {
+    const failed = tasks.filter((t) => releaseOfTask(t) === release && t.Status.ContainerStatus?.ContainerID);
+    const last = failed.sort((a, b) => String(b.Status.Timestamp).localeCompare(String(a.Status.Timestamp)))[0];
+    let output = '';
+    if (last) {
+      const id = last.Status.ContainerStatus!.ContainerID!;
+      const buf = (await this.#o.docker
+        .getContainer(id)
+        .logs({ stdout: true, stderr: true, tail: 20 })
+        .catch(() => null)) as Buffer | null;
+      output = buf ? demuxBuffer(buf).trimEnd() : '';
+    }
+    const err = last?.Status.Err ? ` (${last.Status.Err})` : '';
+    return new SlipwayError('E_HEALTHCHECK', `${name} failed: ${why}${err}${output ? `\n--- last output of ${name} ---\n${output}` : ''}`);
+  }
+
+  /** The web service's upstream once the routing mesh answers on it. */
+  async #routable(svc: Service): Promise<string[]> {
+    const upstream = upstreamOfService(svc);
+    if (upstream === null) return [];
+    const deadline = Date.now() + 10_000;
+    while (!(await this.answers(upstream)) && Date.now() < deadline) await sleep(200);
+    return [upstream];
+  }
+
+  async #remove(svc: Service): Promise<void> {
+    try {
+      await this.#o.docker.getService(svc.ID).remove();
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) throw new SlipwayError('E_DOCKER', `removing service ${svc.Spec.Name} failed: ${message(err)}`, { cause: err });
+    }
+  }
+
+  async #read(svc: Service, o: { tail: number }, slots: ReadonlyMap<string, string>): Promise<LogLine[]> {
+    const buf = (await this.#o.docker
+      .getService(svc.ID)
+      .logs({ stdout: true, stderr: true, timestamps: true, details: true, follow: false, tail: o.tail })
+      .catch(() => null)) as unknown as Buffer | null;
+    if (!buf) return [];
+    const fallback = `${svc.Spec.Labels?.[LABELS.app]}.${typeOf(svc)}`;
+    return demuxBuffer(buf)
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => parseServiceLine(l, slots, fallback));
+  }
+}
+
+/**
+ * One line of a service's logs with `details`: `<stamp> <k=v,...> <text>`; the task id in the
+ * details names the process (`<app>.<type>.<slot>`). Pure.
+ */
+export function parseServiceLine(raw: string, slots: ReadonlyMap<string, string>, fallback: string): LogLine {
+  const m = /^(\S+) (\S*) ?(.*)$/.exec(raw);
+  const time = m ? normalizeStamp(m[1]!) : null;
+  if (!m || time === null) return { time: normalizeStamp(new Date().toISOString())!, source: `${fallback}.?`, text: raw };
+  const task = /(?:^|,)com\.docker\.swarm\.task\.id=([^,]+)/.exec(m[2]!)?.[1];
+  return { time, source: (task && slots.get(task)) ?? `${fallback}.?`, text: m[3]! };
+}
+
+function formatBytes(bytes: number): string {
+  for (const [unit, size] of [['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]] as const) {
+    if (bytes % size === 0) return `${bytes / size}${unit}`;
+  }
+  return String(bytes);
+}
