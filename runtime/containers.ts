@@ -234,9 +234,9 @@ export async function tailLogs(docker: Dockerode, id: string, lines = 20): Promi
  * container, then closes at once. So a connection counts only if it stays open a moment (or
  * the app speaks first).
  */
-export function probePort(port: number, holdMs = 250): Promise<boolean> {
+export function probePort(port: number, holdMs = 250, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
+    const socket = net.connect({ host, port });
     let done = false;
     const finish = (ok: boolean): void => {
       if (done) return;

@@ -69,8 +69,10 @@ export class AppSchedulers implements Scheduler {
     return null;
   }
 
-  answers(upstream: string): Promise<boolean> {
-    return this.byName('docker-local').answers(upstream);
+  /** Any scheduler's probe will do: each knows how to reach the upstreams it hands out. */
+  async answers(upstream: string): Promise<boolean> {
+    for (const s of this.#all.values()) if (await s.answers(upstream)) return true;
+    return false;
   }
 
   events(o: { onConnect: () => void }): ProcessEvents {

@@ -140,7 +140,8 @@ export async function pushToRegistry(docker: Dockerode, registry: string, image:
   const [repo, tag] = [ref.slice(0, colon), ref.slice(colon + 1)];
   try {
     await docker.getImage(image).tag({ repo, tag });
-    const stream = (await docker.getImage(ref).push({})) as NodeJS.ReadableStream;
+    // The engine wants an auth header even for a registry without auth.
+    const stream = (await docker.getImage(ref).push({ authconfig: {} })) as NodeJS.ReadableStream;
     await new Promise<void>((resolve, reject) => {
       docker.modem.followProgress(stream, (err: Error | null, events: { error?: string; errorDetail?: { message?: string } }[]) => {
         const failed = events?.find((e) => e.error || e.errorDetail);

@@ -14,7 +14,7 @@ import { LineSplitter, formatLine, mergeTail, normalizeStamp, type LogLine } fro
 import { removeAppNetwork } from '../networks.js';
 import { runReleaseCommand } from '../oneoff.js';
 import { processSpec, type SpecApp, type SpecRelease } from '../process-spec.js';
-import type { DeployRequest, LogsRequest, OneOffRequest, ProcessEvents, ProcessInfo, ScaleOutcome, ScaleRequest, Scheduler } from '../scheduler.js';
+import type { DeployRequest, LogsRequest, OneOffRequest, ProcessEvent, ProcessEvents, ProcessInfo, ScaleOutcome, ScaleRequest, Scheduler } from '../scheduler.js';
 import { pushToRegistry } from './registry.js';
 import { TASK_LABELS, serviceName, serviceSpec } from './service-spec.js';
 
@@ -33,26 +33,34 @@ interface Service {
   ID: string;
   Version: { Index: number };
   Spec: { Name: string; Labels?: Record<string, string>; Mode?: { Replicated?: { Replicas?: number } }; TaskTemplate?: { ForceUpdate?: number; Resources?: { Limits?: { MemoryBytes?: number; NanoCPUs?: number } } } } & Record<string, unknown>;
-  Endpoint?: { Ports?: { PublishedPort?: number }[] };
   UpdateStatus?: { State?: string; StartedAt?: string; Message?: string };
 }
 
 interface Task {
   ID: string;
   ServiceID: string;
+  NodeID?: string;
   Slot?: number;
   DesiredState: string;
-  Status: { State: string; Err?: string; Timestamp?: string; ContainerStatus?: { ContainerID?: string } };
+  Status: { State: string; Err?: string; Timestamp?: string; ContainerStatus?: { ContainerID?: string }; PortStatus?: { Ports?: { PublishedPort?: number }[] } };
   Spec: { ForceUpdate?: number; ContainerSpec?: { Labels?: Record<string, string> } };
 }
 
 /** The per-app overlay network the app's services share (like docker-local's bridge). */
 export const overlayName = (app: string): string => `slipway-swarm-${app}`;
 
-const upstreamOfService = (s: Service): string | null => {
-  const port = s.Endpoint?.Ports?.[0]?.PublishedPort;
-  return port ? upstreamOf(port) : null;
-};
+/** Node id -> the address its published ports are reached on. */
+type Addrs = ReadonlyMap<string, string>;
+
+/** Where the router reaches a web task: its node's address and the port published there. Pure. */
+export function taskUpstream(t: Pick<Task, 'NodeID' | 'Status'>, addrs: Addrs): string | null {
+  const port = t.Status.PortStatus?.Ports?.[0]?.PublishedPort;
+  if (!port) return null;
+  const addr = t.NodeID ? addrs.get(t.NodeID) : undefined;
+  // This node (or one advertising no usable address): its ports are bound on every interface.
+  return !addr || addr === '0.0.0.0' || addr === '127.0.0.1' ? upstreamOf(port) : `${addr}:${port}`;
+}
+const POLL_MS = 2000;
 const typeOf = (s: Service): string => s.Spec.Labels?.[LABELS.type] ?? '';
 const replicasOf = (s: Service): number => s.Spec.Mode?.Replicated?.Replicas ?? 0;
 const releaseOfTask = (t: Task): number | null => {
@@ -67,8 +75,8 @@ const message = (err: unknown): string => (err as { json?: { message?: string } 
 /**
  * The docker-swarm scheduler (README "Schedulers"): each process type is a swarm service
  * `<app>_<type>` of the release's registry image, replicas = scale, rolling updates that start
- * new tasks first and roll back when they fail their health checks, web published through the
- * routing mesh so the router dials one loopback port that reaches replicas on every node.
+ * new tasks first and roll back when they fail their health checks. Each web task publishes
+ * $PORT on its node and the router dials every running task, on any node.
  */
 export class DockerSwarmScheduler implements Scheduler {
   readonly name = 'docker-swarm';
@@ -94,9 +102,9 @@ export class DockerSwarmScheduler implements Scheduler {
       const before = existing.get(type);
       // The same release again (ps:restart): nothing in the spec changes, so force new tasks.
       const force = before !== undefined && before.Spec.Labels?.[LABELS.release] === String(r.release.version);
-      const svc = await this.#apply({ app: r.app, release: r.release, type, replicas, image, before, force, progress: r.progress });
+      const svc = await this.#apply({ app: r.app, release: r.release, type, replicas, image, before, force, progress: r.progress, ...(type === 'web' ? { onRoutes: r.onRoutes } : {}) });
       if (type === 'web') {
-        upstreams = await this.#routable(svc);
+        upstreams = await this.#routable(svc.ID);
         await r.onRoutes(upstreams);
       }
     }
@@ -127,13 +135,12 @@ export class DockerSwarmScheduler implements Scheduler {
         const spec = structuredClone(before.Spec);
         spec.Mode = { Replicated: { Replicas: n } };
         await this.#o.docker.getService(before.ID).update({ version: before.Version.Index, ...spec });
-        await this.#converge(before.ID, { replicas: n, release: Number(before.Spec.Labels?.[LABELS.release]), force: before.Spec.TaskTemplate?.ForceUpdate ?? 0, previousUpdate: null, name: before.Spec.Name });
-        svc = await this.#inspect(before.ID);
+        await this.#converge(before.ID, { replicas: n, release: Number(before.Spec.Labels?.[LABELS.release]), force: before.Spec.TaskTemplate?.ForceUpdate ?? 0, previousUpdate: null, name: before.Spec.Name, ...(type === 'web' ? { onRoutes: r.onRoutes } : {}) });
       } else if (!before && n > 0) {
         image ??= await this.#publish(r.release.image, r.progress);
         svc = await this.#apply({ app: r.app, release: r.release, type, replicas: n, image, before: undefined, force: false, progress: r.progress });
       }
-      if (type === 'web' && svc) await r.onRoutes(n > 0 ? await this.#routable(svc) : []);
+      if (type === 'web' && svc) await r.onRoutes(n > 0 ? await this.#routable(svc.ID) : []);
     }
     return out;
   }
@@ -144,9 +151,10 @@ export class DockerSwarmScheduler implements Scheduler {
 
   async processes(app?: string, o: { limits?: boolean } = {}): Promise<ProcessInfo[]> {
     const services = await this.#services(app);
+    const addrs = services.length > 0 ? await this.#addrs() : new Map<string, string>();
     const out: ProcessInfo[] = [];
     for (const svc of services) {
-      for (const t of (await this.#tasks(svc.ID)).filter(shown)) out.push(this.#info(svc, t, o.limits === true));
+      for (const t of (await this.#tasks(svc.ID)).filter(shown)) out.push(this.#info(svc, t, o.limits === true, addrs));
     }
     return out.sort((a, b) => a.app.localeCompare(b.app) || a.type.localeCompare(b.type) || a.index - b.index);
   }
@@ -158,7 +166,7 @@ export class DockerSwarmScheduler implements Scheduler {
       .catch(() => null)) as Task | null;
     if (!task) return null;
     const svc = (await this.#services()).find((s) => s.ID === task.ServiceID);
-    return svc ? this.#info(svc, task, false) : null;
+    return svc ? this.#info(svc, task, false, await this.#addrs()) : null;
   }
 
   async hasProcesses(app: string): Promise<boolean> {
@@ -166,7 +174,8 @@ export class DockerSwarmScheduler implements Scheduler {
   }
 
   async answers(upstream: string): Promise<boolean> {
-    return probePort(Number(upstream.slice(upstream.lastIndexOf(':') + 1)));
+    const colon = upstream.lastIndexOf(':');
+    return probePort(Number(upstream.slice(colon + 1)), 250, upstream.slice(0, colon));
   }
 
   /**
@@ -216,12 +225,12 @@ export class DockerSwarmScheduler implements Scheduler {
   }
 
   /**
-   * No process events: the swarm restarts failed tasks itself and the routing mesh sends
-   * requests only to running, healthy ones, so the route keeper has nothing to add or remove
-   * (the upstream, the service's published port, does not change while the service lives).
+   * Task starts and ends, seen by listing the tasks every two seconds: the engine's event
+   * stream has no task events, and tasks on other nodes leave no container events here. The
+   * route keeper uses them to drop a dead task's upstream and route its replacement.
    */
   events(): ProcessEvents {
-    return { start: async () => {}, subscribe: () => () => true, close: () => {} };
+    return new TaskPoller(() => this.processes(), this.#o.logger);
   }
 
   /**
@@ -236,7 +245,7 @@ export class DockerSwarmScheduler implements Scheduler {
       const counts = release ? desiredCounts(release.processTypes, app.formation) : new Map<string, number>();
       const existing = await this.#byType(app.name);
       const web = existing.get('web');
-      table[app.name] = web && counts.has('web') ? await this.#routable(web).catch(() => []) : [];
+      table[app.name] = web && counts.has('web') ? await this.#routable(web.ID).catch(() => []) : [];
       for (const [type, svc] of existing) {
         if (counts.has(type)) continue;
         o.progress(`-----> ${app.name}: removing service ${svc.Spec.Name} (not in its formation)`);
@@ -262,14 +271,13 @@ export class DockerSwarmScheduler implements Scheduler {
     // The overlay network goes once the tasks that used it are gone (they stop asynchronously).
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const nets = await this.#o.docker.listNetworks({ filters: { name: [overlayName(app)] } });
-      const net = nets.find((n) => n.Name === overlayName(app));
-      if (!net) break;
+      const nets = (await this.#o.docker.listNetworks({ filters: { name: [overlayName(app)] } })).filter((n) => n.Name === overlayName(app));
+      if (nets.length === 0) break;
       try {
-        await this.#o.docker.getNetwork(net.Id).remove();
-        break;
+        for (const n of nets) await this.#o.docker.getNetwork(n.Id).remove();
+        // A swarm network may stay listed a moment after its removal.
+        await sleep(200);
       } catch (err) {
-        if ((err as { statusCode?: number }).statusCode === 404) break;
         if (Date.now() > deadline) throw new SlipwayError('E_DOCKER', `removing network ${overlayName(app)} failed: ${message(err)}`);
         await sleep(500);
       }
@@ -317,7 +325,12 @@ export class DockerSwarmScheduler implements Scheduler {
     return (await this.#o.docker.getService(id).inspect()) as Service;
   }
 
-  #info(svc: Service, t: Task, limits: boolean): ProcessInfo {
+  async #addrs(): Promise<Map<string, string>> {
+    const nodes = (await this.#o.docker.listNodes().catch(() => [])) as { ID: string; Status?: { Addr?: string } }[];
+    return new Map(nodes.map((n) => [n.ID, n.Status?.Addr ?? '']));
+  }
+
+  #info(svc: Service, t: Task, limits: boolean, addrs: Addrs): ProcessInfo {
     const app = svc.Spec.Labels?.[LABELS.app] ?? '';
     const type = typeOf(svc);
     const running = t.Status.State === 'running';
@@ -330,7 +343,7 @@ export class DockerSwarmScheduler implements Scheduler {
       index: t.Slot ?? 0,
       state: t.Status.State,
       release: releaseOfTask(t),
-      upstream: type === 'web' && running ? upstreamOfService(svc) : null,
+      upstream: type === 'web' && running ? taskUpstream(t, addrs) : null,
       retiring: t.DesiredState !== 'running',
       ...(limits ? { memory: lim?.MemoryBytes ? formatBytes(lim.MemoryBytes) : null, cpus: lim?.NanoCPUs ? lim.NanoCPUs / 1e9 : null } : {}),
     };
@@ -341,7 +354,7 @@ export class DockerSwarmScheduler implements Scheduler {
     const found = (await this.#o.docker.listNetworks({ filters: { name: [name] } })).find((n) => n.Name === name);
     if (found) return found.Id;
     try {
-      const net = await this.#o.docker.createNetwork({ Name: name, Driver: 'overlay', Attachable: false, Labels: { [LABELS.app]: app } });
+      const net = await this.#o.docker.createNetwork({ Name: name, Driver: 'overlay', Attachable: false, CheckDuplicate: true, Labels: { [LABELS.app]: app } });
       return net.id;
     } catch (err) {
       // Created by a concurrent call: use that one.
@@ -351,7 +364,7 @@ export class DockerSwarmScheduler implements Scheduler {
     }
   }
 
-  async #specFor(o: { app: SpecApp; release: SpecRelease & { healthchecks?: readonly HealthCheck[] | undefined }; type: string; replicas: number; image: string; forceUpdate?: number; publishedPort?: number }) {
+  async #specFor(o: { app: SpecApp; release: SpecRelease & { healthchecks?: readonly HealthCheck[] | undefined }; type: string; replicas: number; image: string; forceUpdate?: number }) {
     return serviceSpec({
       spec: processSpec(o.app, o.release, o.type, 1),
       image: o.image,
@@ -364,7 +377,6 @@ export class DockerSwarmScheduler implements Scheduler {
       monitorMs: this.#o.settleMs,
       graceSeconds: this.#o.graceSeconds,
       ...(o.forceUpdate ? { forceUpdate: o.forceUpdate } : {}),
-      ...(o.publishedPort ? { publishedPort: o.publishedPort } : {}),
     });
   }
 
@@ -388,6 +400,8 @@ export class DockerSwarmScheduler implements Scheduler {
     before: Service | undefined;
     force: boolean;
     progress: (line: string) => void;
+    /** Web: route every running task while the update replaces them (old and new). */
+    onRoutes?: (upstreams: string[]) => Promise<void>;
   }): Promise<Service> {
     const name = serviceName(o.app.name, o.type);
     if (!o.before) {
@@ -406,11 +420,10 @@ export class DockerSwarmScheduler implements Scheduler {
       return this.#inspect(id);
     }
     const force = (o.before.Spec.TaskTemplate?.ForceUpdate ?? 0) + (o.force ? 1 : 0);
-    const port = o.before.Endpoint?.Ports?.[0]?.PublishedPort;
-    const spec = await this.#specFor({ ...o, forceUpdate: force, ...(port ? { publishedPort: port } : {}) });
+    const spec = await this.#specFor({ ...o, forceUpdate: force });
     o.progress(`Updating service ${name} to v${o.release.version} (${o.replicas} replica${o.replicas === 1 ? '' : 's'}, new tasks first)`);
     await this.#o.docker.getService(o.before.ID).update({ version: o.before.Version.Index, ...spec });
-    await this.#converge(o.before.ID, { replicas: o.replicas, release: o.release.version, force, previousUpdate: o.before.UpdateStatus?.StartedAt ?? '', name });
+    await this.#converge(o.before.ID, { replicas: o.replicas, release: o.release.version, force, previousUpdate: o.before.UpdateStatus?.StartedAt ?? '', name, ...(o.onRoutes ? { onRoutes: o.onRoutes } : {}) });
     return this.#inspect(o.before.ID);
   }
 
@@ -419,13 +432,24 @@ export class DockerSwarmScheduler implements Scheduler {
    * all running, which with a health check means healthy. A rollback of this update, or a new
    * task failing, fails with the engine's reason and the task's last output.
    */
-  async #converge(id: string, want: { replicas: number; release: number; force: number; previousUpdate: string | null; name: string }): Promise<void> {
+  async #converge(id: string, want: { replicas: number; release: number; force: number; previousUpdate: string | null; name: string; onRoutes?: (upstreams: string[]) => Promise<void> }): Promise<void> {
     const deadline = Date.now() + this.#o.healthTimeoutMs + this.#o.settleMs + 30_000;
+    const addrs = await this.#addrs();
+    let routed = '';
     for (;;) {
       const svc = await this.#inspect(id);
       const update = svc.UpdateStatus;
       const ours = want.previousUpdate !== null && update?.StartedAt !== undefined && update.StartedAt !== want.previousUpdate;
       const tasks = await this.#tasks(id);
+      if (want.onRoutes) {
+        // Every running task (a new one runs only once healthy; an old one until it is stopped):
+        // the router retries a refused connection on the next upstream.
+        const live = tasks.filter((t) => t.Status.State === 'running').map((t) => taskUpstream(t, addrs)).filter((u): u is string => u !== null).sort();
+        if (live.length > 0 && live.join() !== routed) {
+          routed = live.join();
+          await want.onRoutes(live);
+        }
+      }
       if (ours && update?.State && /^rollback|^paused/.test(update.State)) {
         if (update.State === 'rollback_started') {
           if (Date.now() < deadline) {
@@ -466,13 +490,14 @@ export class DockerSwarmScheduler implements Scheduler {
     return new SlipwayError('E_HEALTHCHECK', `${name} failed: ${why}${err}${output ? `\n--- last output of ${name} ---\n${output}` : ''}`);
   }
 
-  /** The web service's upstream once the routing mesh answers on it. */
-  async #routable(svc: Service): Promise<string[]> {
-    const upstream = upstreamOfService(svc);
-    if (upstream === null) return [];
+  /** The upstreams of the service's running tasks that are wanted running, once each answers. */
+  async #routable(serviceId: string): Promise<string[]> {
+    const addrs = await this.#addrs();
+    const tasks = (await this.#tasks(serviceId)).filter((t) => t.DesiredState === 'running' && t.Status.State === 'running');
+    const upstreams = tasks.map((t) => taskUpstream(t, addrs)).filter((u): u is string => u !== null);
     const deadline = Date.now() + 10_000;
-    while (!(await this.answers(upstream)) && Date.now() < deadline) await sleep(200);
-    return [upstream];
+    for (const u of upstreams) while (!(await this.answers(u)) && Date.now() < deadline) await sleep(200);
+    return upstreams.sort();
   }
 
   async #remove(svc: Service): Promise<void> {
@@ -494,6 +519,53 @@ export class DockerSwarmScheduler implements Scheduler {
       .split('\n')
       .filter((l) => l !== '')
       .map((l) => parseServiceLine(l, slots, fallback));
+  }
+}
+
+/** Polls the tasks and reports those that started running or stopped since the last look. */
+class TaskPoller implements ProcessEvents {
+  readonly #list: () => Promise<ProcessInfo[]>;
+  readonly #logger: Logger;
+  readonly #listeners = new Set<(e: ProcessEvent) => void>();
+  readonly #known = new Map<string, ProcessInfo>();
+  #timer: NodeJS.Timeout | null = null;
+  #busy = false;
+
+  constructor(list: () => Promise<ProcessInfo[]>, logger: Logger) {
+    this.#list = list;
+    this.#logger = logger;
+  }
+
+  async start(): Promise<void> {
+    for (const p of await this.#list().catch(() => [])) if (p.state === 'running') this.#known.set(p.id, p);
+    this.#timer = setInterval(() => void this.#poll(), POLL_MS);
+    this.#timer.unref();
+  }
+
+  subscribe(listener: (e: ProcessEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  close(): void {
+    if (this.#timer) clearInterval(this.#timer);
+  }
+
+  async #poll(): Promise<void> {
+    if (this.#busy) return;
+    this.#busy = true;
+    try {
+      const running = new Map((await this.#list()).filter((p) => p.state === 'running').map((p) => [p.id, p]));
+      const emit = (action: 'start' | 'die', p: ProcessInfo) => {
+        for (const l of this.#listeners) l({ action, id: p.id, name: p.name, app: p.app, type: p.type, release: p.release });
+      };
+      for (const [id, p] of this.#known) if (!running.has(id)) (this.#known.delete(id), emit('die', p));
+      for (const [id, p] of running) if (!this.#known.has(id)) (this.#known.set(id, p), emit('start', p));
+    } catch (err) {
+      this.#logger.warn({ err: (err as Error).message }, 'listing swarm tasks failed');
+    } finally {
+      this.#busy = false;
+    }
   }
 }
 

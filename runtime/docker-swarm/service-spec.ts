@@ -62,8 +62,6 @@ export interface ServiceSpecInput {
   graceSeconds: number;
   /** Increments to restart every task without another change (`ps:restart`). */
   forceUpdate?: number;
-  /** A web service keeps its published port across updates. */
-  publishedPort?: number;
 }
 
 /** A process type as a swarm service spec (the Engine API's ServiceSpec). Pure. */
@@ -118,8 +116,9 @@ export function serviceSpec(i: ServiceSpecInput): Record<string, unknown> {
     // rolls the service back to the spec that served (README "Schedulers").
     UpdateConfig: { Parallelism: 0, Delay: 0, FailureAction: 'rollback', Monitor: i.monitorMs * NS, MaxFailureRatio: 0, Order: 'start-first' },
     RollbackConfig: { Parallelism: 0, Delay: 0, FailureAction: 'pause', Monitor: i.monitorMs * NS, MaxFailureRatio: 0, Order: 'start-first' },
-    ...(s.web
-      ? { EndpointSpec: { Mode: 'vip', Ports: [{ Protocol: 'tcp', TargetPort: WEB_PORT, PublishMode: 'ingress', ...(i.publishedPort ? { PublishedPort: i.publishedPort } : {}) }] } }
-      : {}),
+    // Each web task publishes $PORT on a free port of its node (host mode) and the router dials
+    // every task: the routing mesh (ingress, VIPs) needs the kernel's IPVS, which hosts and
+    // nested engines may lack, and the router balances and retries across upstreams anyway.
+    ...(s.web ? { EndpointSpec: { Mode: 'dnsrr', Ports: [{ Protocol: 'tcp', TargetPort: WEB_PORT, PublishMode: 'host' }] } } : { EndpointSpec: { Mode: 'dnsrr' } }),
   };
 }
