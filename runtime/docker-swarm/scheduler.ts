@@ -268,8 +268,10 @@ export class DockerSwarmScheduler implements Scheduler {
 
   async removeApp(app: string): Promise<void> {
     await this.stop(app);
-    // The overlay network goes once the tasks that used it are gone (they stop asynchronously).
+    // The overlay network and the images go once the tasks that used them are gone (the swarm
+    // stops and removes task containers asynchronously).
     const deadline = Date.now() + 30_000;
+    while ((await this.#o.docker.listContainers({ all: true, filters: { label: [`${TASK_LABELS.app}=${app}`] } })).length > 0 && Date.now() < deadline) await sleep(300);
     for (;;) {
       const nets = (await this.#o.docker.listNetworks({ filters: { name: [overlayName(app)] } })).filter((n) => n.Name === overlayName(app));
       if (nets.length === 0) break;

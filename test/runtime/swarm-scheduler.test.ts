@@ -160,5 +160,8 @@ describe('DockerSwarmScheduler (real engine)', () => {
     expect((await docker.listNetworks({ filters: { name: [overlayName(app)] } })).filter((n) => n.Name === overlayName(app))).toEqual([]);
     const tags = (await docker.listImages({ filters: { label: [`slipway.app=${app}`] } })).flatMap((i) => i.RepoTags ?? []);
     expect(tags.filter((t) => t.includes('/slipway/'))).toEqual([]);
+    // Nothing of the swarm holds the release images any more: the platform's removal works.
+    await removeAppImages(scoped, app);
+    expect(await docker.listImages({ filters: { reference: [`slipway/${app}`] } })).toEqual([]);
   }, 120_000);
 });

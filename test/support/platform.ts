@@ -201,13 +201,16 @@ export class TestPlatform {
     if (!this.#server && this.#apps.size > 0) await this.#startServer().catch(() => undefined);
     for (const app of this.#apps) await this.cli(['apps:destroy', app, '--force']).catch(() => undefined);
     await this.stopDaemon();
-    // The router is this home's own nginx: stop it by its pid file (never another instance's).
-    const pid = Number(await fs.readFile(path.join(this.home, 'router', 'nginx.pid'), 'utf8').catch(() => ''));
-    if (Number.isInteger(pid) && pid > 1) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // already gone
+    // The router (nginx) and the image registry (docker-swarm apps) are this home's own: stop
+    // them by their pid files (never another instance's).
+    for (const pidFile of [path.join(this.home, 'router', 'nginx.pid'), path.join(this.home, 'registry', 'registry.pid')]) {
+      const pid = Number(await fs.readFile(pidFile, 'utf8').catch(() => ''));
+      if (Number.isInteger(pid) && pid > 1) {
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          // already gone
+        }
       }
     }
     await fs.rm(this.home, { recursive: true, force: true }).catch(() => undefined);
