@@ -42,6 +42,7 @@ interface Task {
   NodeID?: string;
   Slot?: number;
   DesiredState: string;
+  CreatedAt?: string;
   Status: { State: string; Err?: string; Timestamp?: string; ContainerStatus?: { ContainerID?: string }; PortStatus?: { Ports?: { PublishedPort?: number }[] } };
   Spec: { ForceUpdate?: number; ContainerSpec?: { Labels?: Record<string, string> } };
 }
@@ -436,6 +437,8 @@ export class DockerSwarmScheduler implements Scheduler {
    */
   async #converge(id: string, want: { replicas: number; release: number; force: number; previousUpdate: string | null; name: string; onRoutes?: (upstreams: string[]) => Promise<void> }): Promise<void> {
     const deadline = Date.now() + this.#o.healthTimeoutMs + this.#o.settleMs + 30_000;
+    // Tasks that failed before this change (a crash the swarm already replaced) are history.
+    const since = new Date(Date.now() - 1000).toISOString();
     const addrs = await this.#addrs();
     let routed = '';
     for (;;) {
@@ -468,7 +471,7 @@ export class DockerSwarmScheduler implements Scheduler {
         !(ours && update?.State === 'updating');
       if (done) return;
       if (want.previousUpdate === null) {
-        const failed = tasks.find((t) => FAILED.has(t.Status.State) && releaseOfTask(t) === want.release);
+        const failed = tasks.find((t) => FAILED.has(t.Status.State) && releaseOfTask(t) === want.release && (t.CreatedAt ?? '') >= since);
         if (failed) throw await this.#failure(want.name, failed.Status.Err ?? failed.Status.State, tasks, want.release);
       }
       if (Date.now() > deadline) throw await this.#failure(want.name, `its tasks did not all run healthy within ${Math.round((deadline - Date.now() + 30_000) / 1000)} s`, tasks, want.release);

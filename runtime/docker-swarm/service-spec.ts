@@ -6,8 +6,9 @@ import { DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT_S } from '../healthchecks.js';
 import { LAUNCHER_PATH } from '../images.js';
 
 /**
- * Labels of the task containers. Not `slipway.app`: docker-local lists, adopts and removes every
- * container carrying that label on this engine, and task containers are the swarm's to manage.
+ * Labels of the task containers, for finding a task's release and this node's task containers.
+ * (They also inherit `slipway.app` from the release image; docker-local skips them by the
+ * swarm's own task label, runtime/containers.ts#SWARM_TASK_LABEL.)
  */
 export const TASK_LABELS = { app: 'slipway.task.app', type: 'slipway.task.type', release: 'slipway.task.release' } as const;
 

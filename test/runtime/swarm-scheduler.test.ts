@@ -31,7 +31,6 @@ describe('swarm service spec (unit)', () => {
     expect(c.Image).toBe(base.image);
     expect(c.Args).toEqual(['npm start']);
     expect(c.Env).toEqual(expect.arrayContaining(['A=b', 'PORT=5000', 'DYNO=web.{{.Task.Slot}}']));
-    // Not slipway.app: docker-local owns containers with that label.
     expect(c.Labels).toEqual({ 'slipway.instance': 'i1', 'slipway.task.app': 'hello', 'slipway.task.type': 'web', 'slipway.task.release': '3' });
     expect(c.CapabilityDrop).toEqual(['ALL']);
     expect(c.Healthcheck.Test.slice(0, 2)).toEqual(['CMD', LAUNCHER_PATH]);
