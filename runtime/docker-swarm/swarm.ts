@@ -29,18 +29,8 @@ export async function ensureSwarm(docker: Dockerode, o: { advertiseAddr: string;
   }
 }
 
-export interface NodeRow {
-  id: string;
-  hostname: string;
-  role: string;
-  state: string;
-  availability: string;
-  address: string;
-  leader: boolean;
-}
-
 /** The swarm's nodes, as `nodes:list` shows them. */
-export async function listNodes(docker: Dockerode): Promise<NodeRow[]> {
+export async function listNodes(docker: Dockerode) {
   const nodes = (await docker.listNodes().catch((err: unknown) => {
     throw notManager(err);
   })) as {
