@@ -57,8 +57,9 @@ describe('docker-swarm scheduler (e2e)', () => {
     expect((await cli(['scheduler', app])).stdout).toBe('docker-swarm\n');
     expect(await ps()).toEqual([`${app}.web.1 running v1`]);
     expect(await services()).toBe(`${app}_web 1/1`);
-    // Nothing left on docker-local.
-    expect((await run('docker', ['ps', '-aq', '--filter', `label=slipway.app=${app}`])).stdout.trim()).toBe('');
+    // Nothing left on docker-local: the only containers are the service's task (`<app>_web.1.<id>`).
+    const names = (await run('docker', ['ps', '-a', '--filter', `label=slipway.app=${app}`, '--format', '{{.Names}}'])).stdout.trim().split('\n');
+    expect(names).toEqual([expect.stringMatching(new RegExp(`^${app}_web\\.1\\.`))]);
     expect(await body()).toContain('dyno=web.1');
   }, 300_000);
 
