@@ -69,7 +69,8 @@ async function main(argv: string[]): Promise<number> {
       const docker = await ensureDocker({ progress, logger });
       await ensureNginx({ progress, logger });
       await ensureStackImage(docker, { progress, logger });
-      await ensureSwarm(docker, { advertiseAddr: config.swarmAdvertiseAddr, progress });
+      // As at server start: without a swarm only docker-swarm is lost (README "Schedulers").
+      await ensureSwarm(docker, { advertiseAddr: config.swarmAdvertiseAddr, progress }).catch((err: unknown) => progress(` !     docker-swarm unavailable: ${oneLine(err)}`));
       return 0;
     }
     case 'router:reload': {
