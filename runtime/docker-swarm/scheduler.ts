@@ -4,18 +4,21 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import { SlipwayError, oneLine } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { formatMemory } from '../../core/units.js';
 import { currentRelease, type AppRecord, type HealthCheck } from '../../core/store.js';
 import { LABELS, demuxBuffer, probePort, upstreamOf } from '../containers.js';
 import { desiredCounts } from '../formation.js';
 import { inspectImageIsolation } from '../isolation.js';
 import { engineInstance } from '../instance-engine.js';
 import { instanceLabels } from '../labels.js';
-import { LineSplitter, formatLine, mergeTail, normalizeStamp, type LogLine } from '../log-lines.js';
+import { LineSplitter, formatLine, mergeTail, type LogLine } from '../log-lines.js';
 import { removeAppNetwork } from '../networks.js';
 import { runReleaseCommand } from '../oneoff.js';
 import { processSpec, type SpecApp, type SpecRelease } from '../process-spec.js';
-import type { DeployRequest, LogsRequest, OneOffRequest, ProcessEvent, ProcessEvents, ProcessInfo, ScaleOutcome, ScaleRequest, Scheduler } from '../scheduler.js';
+import type { DeployRequest, LogsRequest, OneOffRequest, ProcessEvents, ProcessInfo, ScaleOutcome, ScaleRequest, Scheduler } from '../scheduler.js';
 import { pushToRegistry } from './registry.js';
+import { parseServiceLine } from './service-logs.js';
+import { TaskPoller } from './task-events.js';
 import { TASK_LABELS, serviceName, serviceSpec } from './service-spec.js';
 
 export interface DockerSwarmOptions {
@@ -61,7 +64,6 @@ export function taskUpstream(t: Pick<Task, 'NodeID' | 'Status'>, addrs: Addrs): 
   // This node (or one advertising no usable address): its ports are bound on every interface.
   return !addr || addr === '0.0.0.0' || addr === '127.0.0.1' ? upstreamOf(port) : `${addr}:${port}`;
 }
-const POLL_MS = 2000;
 const typeOf = (s: Service): string => s.Spec.Labels?.[LABELS.type] ?? '';
 const replicasOf = (s: Service): number => s.Spec.Mode?.Replicated?.Replicas ?? 0;
 const releaseOfTask = (t: Task): number | null => {
@@ -348,7 +350,7 @@ export class DockerSwarmScheduler implements Scheduler {
       release: releaseOfTask(t),
       upstream: type === 'web' && running ? taskUpstream(t, addrs) : null,
       retiring: t.DesiredState !== 'running',
-      ...(limits ? { memory: lim?.MemoryBytes ? formatBytes(lim.MemoryBytes) : null, cpus: lim?.NanoCPUs ? lim.NanoCPUs / 1e9 : null } : {}),
+      ...(limits ? { memory: lim?.MemoryBytes ? formatMemory(lim.MemoryBytes) : null, cpus: lim?.NanoCPUs ? lim.NanoCPUs / 1e9 : null } : {}),
     };
   }
 
@@ -527,68 +529,3 @@ export class DockerSwarmScheduler implements Scheduler {
   }
 }
 
-/** Polls the tasks and reports those that started running or stopped since the last look. */
-class TaskPoller implements ProcessEvents {
-  readonly #list: () => Promise<ProcessInfo[]>;
-  readonly #logger: Logger;
-  readonly #listeners = new Set<(e: ProcessEvent) => void>();
-  readonly #known = new Map<string, ProcessInfo>();
-  #timer: NodeJS.Timeout | null = null;
-  #busy = false;
-
-  constructor(list: () => Promise<ProcessInfo[]>, logger: Logger) {
-    this.#list = list;
-    this.#logger = logger;
-  }
-
-  async start(): Promise<void> {
-    for (const p of await this.#list().catch(() => [])) if (p.state === 'running') this.#known.set(p.id, p);
-    this.#timer = setInterval(() => void this.#poll(), POLL_MS);
-    this.#timer.unref();
-  }
-
-  subscribe(listener: (e: ProcessEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
-  }
-
-  close(): void {
-    if (this.#timer) clearInterval(this.#timer);
-  }
-
-  async #poll(): Promise<void> {
-    if (this.#busy) return;
-    this.#busy = true;
-    try {
-      const running = new Map((await this.#list()).filter((p) => p.state === 'running').map((p) => [p.id, p]));
-      const emit = (action: 'start' | 'die', p: ProcessInfo) => {
-        for (const l of this.#listeners) l({ action, id: p.id, name: p.name, app: p.app, type: p.type, release: p.release });
-      };
-      for (const [id, p] of this.#known) if (!running.has(id)) (this.#known.delete(id), emit('die', p));
-      for (const [id, p] of running) if (!this.#known.has(id)) (this.#known.set(id, p), emit('start', p));
-    } catch (err) {
-      this.#logger.warn({ err: (err as Error).message }, 'listing swarm tasks failed');
-    } finally {
-      this.#busy = false;
-    }
-  }
-}
-
-/**
- * One line of a service's logs with `details`: `<stamp> <k=v,...> <text>`; the task id in the
- * details names the process (`<app>.<type>.<slot>`). Pure.
- */
-export function parseServiceLine(raw: string, slots: ReadonlyMap<string, string>, fallback: string): LogLine {
-  const m = /^(\S+) (\S*) ?(.*)$/.exec(raw);
-  const time = m ? normalizeStamp(m[1]!) : null;
-  if (!m || time === null) return { time: normalizeStamp(new Date().toISOString())!, source: `${fallback}.?`, text: raw };
-  const task = /(?:^|,)com\.docker\.swarm\.task\.id=([^,]+)/.exec(m[2]!)?.[1];
-  return { time, source: (task && slots.get(task)) ?? `${fallback}.?`, text: m[3]! };
-}
-
-function formatBytes(bytes: number): string {
-  for (const [unit, size] of [['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]] as const) {
-    if (bytes % size === 0) return `${bytes / size}${unit}`;
-  }
-  return String(bytes);
-}
