@@ -80,7 +80,8 @@ export async function load(until, concurrency = 8) {
   let errors = 0;
   let done = false;
   const statuses = new Map();
-  until.finally(() => (done = true));
+  // Both ways: a failed command must end the load, not crash the run before its cleanup.
+  until.then(() => (done = true), () => (done = true));
   const one = () =>
     new Promise((resolve) => {
       const t0 = performance.now();

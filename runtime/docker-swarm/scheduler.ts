@@ -438,7 +438,9 @@ export class DockerSwarmScheduler implements Scheduler {
    * task failing, fails with the engine's reason and the task's last output.
    */
   async #converge(id: string, want: { replicas: number; release: number; force: number; previousUpdate: string | null; name: string; onRoutes?: (upstreams: string[]) => Promise<void> }): Promise<void> {
-    const deadline = Date.now() + this.#o.healthTimeoutMs + this.#o.settleMs + 30_000;
+    // Each replica's start costs this machine (or its node) some time: a restart of many waits longer.
+    const waitMs = this.#o.healthTimeoutMs + this.#o.settleMs + 30_000 + 3_000 * want.replicas;
+    const deadline = Date.now() + waitMs;
     // Tasks that failed before this change (a crash the swarm already replaced) are history.
     const since = new Date(Date.now() - 1000).toISOString();
     const addrs = await this.#addrs();
@@ -476,7 +478,7 @@ export class DockerSwarmScheduler implements Scheduler {
         const failed = tasks.find((t) => FAILED.has(t.Status.State) && releaseOfTask(t) === want.release && (t.CreatedAt ?? '') >= since);
         if (failed) throw await this.#failure(want.name, failed.Status.Err ?? failed.Status.State, tasks, want.release);
       }
-      if (Date.now() > deadline) throw await this.#failure(want.name, `its tasks did not all run healthy within ${Math.round((deadline - Date.now() + 30_000) / 1000)} s`, tasks, want.release);
+      if (Date.now() > deadline) throw await this.#failure(want.name, `its tasks did not all run healthy within ${Math.round(waitMs / 1000)} s`, tasks, want.release);
       await sleep(300);
     }
   }
