@@ -48,6 +48,10 @@ export interface Config {
   sessionIdleMinutes: number;
   /** ... and this long after it began, whatever its use. */
   sessionMaxHours: number;
+  /** The address a swarm this platform initialises advertises (README "Schedulers"). */
+  swarmAdvertiseAddr: string;
+  /** The platform registry's loopback port; null: a free one, chosen once and kept. */
+  registryPort: number | null;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -86,6 +90,8 @@ const schema: JSONSchemaType<ConfigInput> = {
     allowPublicApps: { type: 'boolean', nullable: true },
     sessionIdleMinutes: { type: 'integer', nullable: true, minimum: 1, maximum: 525_600 },
     sessionMaxHours: { type: 'integer', nullable: true, minimum: 1, maximum: 8760 },
+    swarmAdvertiseAddr: { type: 'string', nullable: true, pattern: '^[0-9a-fA-F:.]+$' },
+    registryPort: { type: 'integer', nullable: true, minimum: 1, maximum: 65535 },
     buildpackUrlAllow: {
       type: 'array',
       nullable: true,
@@ -130,6 +136,8 @@ export function defaults(home: string): Config {
     allowPublicApps: true,
     sessionIdleMinutes: 12 * 60,
     sessionMaxHours: 7 * 24,
+    swarmAdvertiseAddr: '127.0.0.1',
+    registryPort: null,
     logLevel: 'info',
   };
 }
