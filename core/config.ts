@@ -24,6 +24,8 @@ export interface Config {
   buildPidsLimit: number;
   /** Largest push accepted, in bytes. */
   maxPushBytes: number;
+  /** The router's access and error logs rotate past this size (3 old copies kept). */
+  routerLogMaxBytes: number;
   /** Node range used when package.json has no engines.node. */
   defaultNodeRange: string;
   /** npm registry for pull-through; null means the mirror is strict (airgapped). */
@@ -79,6 +81,7 @@ const schema: JSONSchemaType<ConfigInput> = {
     buildMemory: { type: 'string', nullable: true, pattern: '^[0-9]+[kmg]?$' },
     buildPidsLimit: { type: 'integer', nullable: true, minimum: 64 },
     maxPushBytes: { type: 'integer', nullable: true, minimum: 1024 },
+    routerLogMaxBytes: { type: 'integer', nullable: true, minimum: 1024 * 1024 },
     defaultNodeRange: { type: 'string', nullable: true, minLength: 1 },
     npmUpstream: { type: 'string', nullable: true, pattern: '^https?://' },
     pypiUpstream: { type: 'string', nullable: true, pattern: '^https?://' },
@@ -123,6 +126,7 @@ export function defaults(home: string): Config {
     buildMemory: '2g',
     buildPidsLimit: 1024,
     maxPushBytes: 1024 * 1024 * 1024,
+    routerLogMaxBytes: 64 * 1024 * 1024,
     // The Node.js LTS line current when this release was cut; apps pin their own with engines.node.
     defaultNodeRange: '24.x',
     npmUpstream: 'https://registry.npmjs.org/',
