@@ -18,6 +18,7 @@ import type { Scheduler } from '../runtime/scheduler.js';
 import { chooseBuilder, createBuilders, dirSource } from './builders/index.js';
 import type { BuildpacksBuilderDeps } from './builders/buildpacks.js';
 import type { DockerfileBuilderDeps } from './builders/dockerfile.js';
+import { PhaseClock, phaseLine } from './phase-clock.js';
 
 /** What a deploy needs: the builders' dependencies, the scheduler for the app's processes, state. */
 export interface DeployDeps extends BuildpacksBuilderDeps, DockerfileBuilderDeps {
@@ -74,6 +75,8 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
   let pendingVersion: number | null = null;
   try {
     say(header(`Building ${app} from ${rev.slice(0, 7)} (build ${buildId})`));
+    // Every phase prints its time, so a slow push says where it went (README "How fast a deploy is").
+    const clock = new PhaseClock((phase, ms) => say(phaseLine(phase, ms)));
     // Another instance on this engine may have taken the name since apps:create.
     await assertAppNameFree(deps.docker, app);
     const appDir = path.join(workDir, 'app');
@@ -86,6 +89,7 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
       maxBytes: deps.config.maxPushBytes,
     });
     say(`       ${tree.files} files, ${formatBytes(tree.bytes)}\n`);
+    clock.end('receive');
     // Read before the build so a broken app.json fails the push in seconds, not minutes.
     const settings = await readAppSettings(appDir);
     const healthchecks = settings.healthchecks;
@@ -97,7 +101,8 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     const imageLabels = { 'slipway.build': buildId, 'slipway.commit': rev, ...isolationLabels(settings) };
     // The one precedence (docs/buildpacks.md, "Choosing buildpacks"), shared with `slipway buildpacks <app>`.
     const { builder, detection } = await chooseBuilder(createBuilders(deps), record.buildpacks, dirSource(appDir));
-    const result = await builder.build({ app, rev, buildId, version, appDir, record, say, signal: io.signal, imageLabels, detection });
+    const result = await builder.build({ app, rev, buildId, version, appDir, record, say, phase: (p) => clock.end(p), signal: io.signal, imageLabels, detection });
+    clock.end('release image');
     buildpackNames = result.buildpacks;
     const { processTypes, image } = result;
 
@@ -114,6 +119,7 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
         onOutput: (line) => say(`       ${line}\n`),
         signal: io.signal,
       });
+      clock.end('release phase');
     }
     say(header(`Releasing v${version}`));
     await deps.scheduler.deploy({
@@ -122,6 +128,7 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
       formation,
       onRoutes: (upstreams: string[]) => deps.routes.setApp(app, upstreams),
       progress: (line: string) => say(`       ${line}\n`),
+      phase: (p) => clock.end(p),
     });
 
     const release: Release = {

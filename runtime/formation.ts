@@ -15,6 +15,7 @@ import {
 import type { HealthCheck } from '../core/store.js';
 import { runHealthChecks } from './healthchecks.js';
 import { processSpec, type SpecApp, type SpecRelease } from './process-spec.js';
+import type { DeployPhase } from './scheduler.js';
 
 export { removeApp } from './containers.js';
 
@@ -37,6 +38,8 @@ export interface FormationOptions {
   healthchecks?: readonly HealthCheck[];
   /** Replace only this process type and leave the others alone (`ps:restart <app> <type>`). */
   only?: string;
+  /** Told as each step of the web switch ends (the push log times them). */
+  phase?: (phase: DeployPhase) => void;
 }
 
 const TYPE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]*$/;
@@ -118,9 +121,12 @@ async function replaceType(o: FormationOptions, type: string, n: number, old: Co
       o.progress(`Started ${containerName(app, type, index)}`);
     }
     if (web) {
+      o.phase?.('start');
       await webReady(o, fresh);
+      o.phase?.('healthy');
       upstreams = fresh.map((f) => upstreamOf(f.hostPort!));
       await o.onRoutes(upstreams);
+      o.phase?.('routed');
     }
   } catch (err) {
     o.logger.warn({ app, type, release: version, err: (err as Error).message }, 'rolling back process type');
@@ -131,6 +137,7 @@ async function replaceType(o: FormationOptions, type: string, n: number, old: Co
   }
   if (web && old.length > 0 && o.drainMs > 0) await sleep(o.drainMs);
   await Promise.all(old.map((c) => stopAndRemove(o.docker, c.Id, o.graceSeconds)));
+  if (web) o.phase?.('old drained');
   o.logger.info({ app, type, release: version, count: n, replaced: old.length }, 'process type deployed');
   return upstreams;
 }

@@ -113,6 +113,30 @@ export function releaseImageRef(app: string, version: number): string {
  * history, not the app, and would bust the layer cache on every push.
  */
 export function buildContext(appDir: string, dockerfile: string, include: (topLevel: string) => boolean = () => true): Readable {
+  return packApp(appDir, include, {
+    addFiles: (p) => {
+      p.entry({ name: 'Dockerfile', mode: 0o644 }, dockerfile);
+      p.entry({ name: 'slipway-exec', mode: 0o755 }, LAUNCHER_SCRIPT);
+    },
+  });
+}
+
+/**
+ * What `COPY --chown=1000:1000 app/ /app/` wrote, to unpack at `/`: the app dir's entries under
+ * `app/`, owned by uid and gid 1000. `/app` itself is left out, as COPY leaves an existing
+ * destination folder alone (it stays root's, made by the launch base's WORKDIR).
+ */
+export async function appLayerTar(appDir: string, include: (topLevel: string) => boolean): Promise<Readable> {
+  const entries = (await fs.readdir(appDir)).filter((name) => name !== '.git' && include(name));
+  return packApp(appDir, include, { entries, own: (header) => Object.assign(header, { uid: 1000, gid: 1000 }) });
+}
+
+function packApp(
+  appDir: string,
+  include: (topLevel: string) => boolean,
+  o: { addFiles?: (p: tar.Pack) => void; own?: (header: tarFs.Headers) => tarFs.Headers; entries?: string[] },
+): Readable {
+  const own = o.own ?? ((h: tarFs.Headers) => h);
   const options: tarFs.PackOptions & { sort: boolean; fs: typeof fsCallback } = {
     pack: tar.pack(),
     // The tree was written by the build (uid 1000): files are opened with O_NOFOLLOW, so a link
@@ -124,17 +148,18 @@ export function buildContext(appDir: string, dockerfile: string, include: (topLe
     // A stable order keeps the context, and so the layer cache, stable across pushes.
     sort: true,
     finalize: false,
+    // Top-level entries only when given: the app dir itself is then not one of them.
+    ...(o.entries ? { entries: o.entries } : {}),
     ignore: (name) => {
       const top = path.relative(appDir, name).split(path.sep)[0]!;
       return top === '.git' || (top !== '' && !include(top));
     },
     map: (header) => {
       header.name = header.name === '.' ? 'app/' : `app/${header.name}`;
-      return header;
+      return own(header);
     },
     finish: (p) => {
-      p.entry({ name: 'Dockerfile', mode: 0o644 }, dockerfile);
-      p.entry({ name: 'slipway-exec', mode: 0o755 }, LAUNCHER_SCRIPT);
+      o.addFiles?.(p);
       p.finalize();
     },
   };
@@ -260,8 +285,47 @@ export async function buildReleaseImage(o: {
   await layer('runtime', o.layers.runtime, (d) => runtimeImageRef(d, engineInstance(o.docker)), (d) => ({ 'slipway.runtime': d }));
   await layer('dependency', o.layers.dependency, (d) => `slipway/${o.app}:deps-${d}`, (d) => ({ 'slipway.app': o.app, 'slipway.deps': d }));
   const labels = { ...o.labels, 'slipway.app': o.app, 'slipway.release': String(o.version) };
-  await build(o.docker, buildContext(o.appDir, releaseDockerfile(base), (top) => !layered.has(top)), ref, labels, o.onProgress);
+  await commitAppLayer(o.docker, { base, appDir: o.appDir, include: (top) => !layered.has(top), ref, labels });
   return ref;
+}
+
+/** Label keys and values a LABEL instruction carries as they are: no quoting or `$` expansion to get wrong. */
+const PLAIN_LABEL_KEY = /^[a-z0-9][a-z0-9._-]*$/;
+const PLAIN_LABEL_VALUE = /^[A-Za-z0-9._:/@+=,-]*$/;
+
+/** The LABEL instruction of a commit's changes. Throws on anything that would need quoting. Pure. */
+export function labelChange(labels: Record<string, string>): string {
+  const pairs = Object.entries(labels).map(([k, v]) => {
+    if (!PLAIN_LABEL_KEY.test(k) || !PLAIN_LABEL_VALUE.test(v)) throw new SlipwayError('E_DOCKER', `image label ${JSON.stringify(k)}=${JSON.stringify(v)} has characters a release image label may not carry`);
+    return `"${k}"="${v}"`;
+  });
+  return `LABEL ${pairs.join(' ')}`;
+}
+
+/**
+ * The app's own files as one layer on `base`, without `docker build` (issue 15: the build of
+ * this one COPY was the slowest step of a warm push): a container of `base` is created, never
+ * started, the files are written into it as a tar stream owned by uid 1000 (what `COPY
+ * --chown=1000:1000` did), and it is committed with the release's labels. The image keeps the
+ * base's USER, WORKDIR, ENTRYPOINT and ENV: the container sets none of its own. `slipway.app` is
+ * blanked on the container while it exists so nothing that lists the app's processes sees it;
+ * the commit sets it back.
+ */
+async function commitAppLayer(
+  docker: Dockerode,
+  o: { base: string; appDir: string; include: (topLevel: string) => boolean; ref: string; labels: Record<string, string> },
+): Promise<void> {
+  const change = labelChange(o.labels);
+  const [repo, tag] = [o.ref.slice(0, o.ref.lastIndexOf(':')), o.ref.slice(o.ref.lastIndexOf(':') + 1)];
+  const container = await docker.createContainer({ Image: o.base, Labels: { 'slipway.app': '' }, HostConfig: { NetworkMode: 'none' } });
+  try {
+    await container.putArchive(await appLayerTar(o.appDir, o.include), { path: '/' });
+    await container.commit({ repo, tag, changes: change, pause: false });
+  } catch (err) {
+    throw new SlipwayError('E_DOCKER', `writing the app layer of ${o.ref} failed: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await container.remove({ force: true }).catch(() => undefined);
+  }
 }
 
 /**

@@ -95,7 +95,12 @@ export interface DeployRequest {
   onRoutes: (upstreams: string[]) => Promise<void>;
   /** Detail lines, without indentation or newline. */
   progress: Progress;
+  /** Called as each step of the web switch ends, so the push log can time it. */
+  phase?: (phase: DeployPhase) => void;
 }
+
+/** The steps of a deploy's web switch, in order; `old drained` may come after the deploy returned. */
+export type DeployPhase = 'start' | 'healthy' | 'routed' | 'old drained';
 
 export interface ScaleRequest {
   app: SpecApp;

@@ -37,7 +37,7 @@ export function buildpacksBuilder(deps: BuildpacksBuilderDeps): Builder {
   return { name: 'buildpacks', detects: detectBuildpacks, build: (ctx) => buildWithBuildpacks(deps, ctx) };
 }
 
-async function buildWithBuildpacks(deps: BuildpacksBuilderDeps, { app, version, appDir, record, say, signal, imageLabels, detection }: BuildContext): Promise<Built> {
+async function buildWithBuildpacks(deps: BuildpacksBuilderDeps, { app, version, appDir, record, say, phase, signal, imageLabels, detection }: BuildContext): Promise<Built> {
   const choice = await resolveBuildpacks(deps.buildpacks, pinOf(detection), (line) => say(`${line}\n`));
   if (choice.pinnedBy) say(header(`Using buildpacks pinned by ${choice.pinnedBy}: ${choice.candidates.map((c) => c.name).join(', ')}`));
   const buildEnv = await prepareMirror({
@@ -50,6 +50,7 @@ async function buildWithBuildpacks(deps: BuildpacksBuilderDeps, { app, version, 
     npmUpstream: await deps.mirrorUpstream('npm'),
   });
 
+  phase('detect');
   const cacheDir = appCachePath(deps.paths, app);
   await fs.mkdir(cacheDir, { recursive: true });
   const result = await deps.buildQueue.add(
@@ -76,6 +77,7 @@ async function buildWithBuildpacks(deps: BuildpacksBuilderDeps, { app, version, 
       }),
   );
 
+  phase('compile');
   const processTypes = processTypesFrom(await readProcfile(appDir), result.processTypes);
   say(header(`Process types: ${Object.keys(processTypes).join(', ')}`));
 

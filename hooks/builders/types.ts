@@ -52,6 +52,8 @@ export interface BuildContext {
   record: AppRecord;
   /** Push output and build log, verbatim (lines end with '\n'). */
   say: (text: string) => void;
+  /** Ends a timed phase of the push (hooks/phase-clock.ts): `detect` and `compile` are the builder's. */
+  phase: (phase: 'detect' | 'compile') => void;
   signal: AbortSignal;
   /** Labels of the release image. */
   imageLabels: Record<string, string>;

@@ -92,6 +92,7 @@ export class DockerLocalScheduler implements Scheduler {
       graceSeconds: o.graceSeconds,
       onRoutes: r.onRoutes,
       progress: r.progress,
+      ...(r.phase ? { phase: r.phase } : {}),
       logger: o.logger,
       ...(r.release.healthchecks && r.release.healthchecks.length > 0 ? { healthchecks: r.release.healthchecks } : {}),
       ...(r.only !== undefined ? { only: r.only } : {}),

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import tar from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { containerLogs, startProcess, stopAndRemove, waitHealthy } from '../../runtime/containers.js';
-import { LAUNCHER_SCRIPT, buildContext, buildReleaseImage, launchBaseDockerfile, launchBaseRef, releaseDockerfile, releaseImageRef, removeAppImages } from '../../runtime/images.js';
+import { LAUNCHER_PATH, LAUNCHER_SCRIPT, buildContext, buildReleaseImage, labelChange, launchBaseDockerfile, launchBaseRef, releaseDockerfile, releaseImageRef, removeAppImages } from '../../runtime/images.js';
 import { STACK, TEST_LABELS, WEB_COMMAND, buildTestImage, cleanupApp, docker, httpGet, makeAppDir, randomApp } from './helpers.js';
 import { releaseLayers } from '../../buildpacks/builtins.js';
 
@@ -37,6 +37,19 @@ describe('release Dockerfiles', () => {
   it('refuses an image reference that could inject instructions', () => {
     expect(() => releaseDockerfile('x\nRUN rm -rf /')).toThrow(/invalid image reference/);
     expect(() => launchBaseDockerfile('x\nRUN rm -rf /')).toThrow(/invalid image reference/);
+  });
+});
+
+describe('labelChange', () => {
+  it('writes one LABEL instruction of plain pairs', () => {
+    expect(labelChange({ 'slipway.app': 'web-1', 'slipway.commit': 'abc123', 'slipway.build': '20261202-0a1b2c' })).toBe(
+      'LABEL "slipway.app"="web-1" "slipway.commit"="abc123" "slipway.build"="20261202-0a1b2c"',
+    );
+  });
+
+  it('refuses anything that would need quoting or expand a variable', () => {
+    for (const value of ['a b"', '$HOME', 'a\nb', 'a\\b']) expect(() => labelChange({ 'slipway.x': value })).toThrow(/may not carry/);
+    expect(() => labelChange({ 'Bad Key': 'x' })).toThrow(/may not carry/);
   });
 });
 
@@ -87,7 +100,7 @@ describe('buildReleaseImage (real engine)', () => {
       index: 1,
       image: ref,
       release: 1,
-      command: `bin/hello; test -L link.html && echo symlink-kept; stat -c owner=%u /app/index.html; ${WEB_COMMAND}`,
+      command: `bin/hello; test -L link.html && echo symlink-kept; stat -c owner=%u /app/index.html; stat -c app-dir=%u:%a /app; ${WEB_COMMAND}`,
       env: {},
       web: true,
       extraLabels: TEST_LABELS,
@@ -101,18 +114,26 @@ describe('buildReleaseImage (real engine)', () => {
       expect(text).toContain('hello-bin');
       expect(text).toContain('symlink-kept');
       expect(text).toContain('owner=1000');
+      // As COPY --chown left it: the app's files are uid 1000's, /app itself stays root's.
+      expect(text).toContain('app-dir=0:755');
       expect(text).toContain('greeting=hello-from-profile port=5000 dyno=web.1 home=/app');
     } finally {
       await stopAndRemove(docker, started.id, 1);
     }
   });
 
-  it('reuses cached layers for an unchanged app and reports build errors as E_DOCKER', async () => {
+  it('reuses the launch base, writes the app layer without a build, and reports engine errors as E_DOCKER', async () => {
     const lines: string[] = [];
     const dir = await makeAppDir('release-one');
     try {
       await buildReleaseImage({ docker, stackImage: STACK, appDir: dir, app, version: 2, labels: TEST_LABELS, layers: releaseLayers(), onProgress: (l) => lines.push(l) });
-      expect(lines.join('\n')).toMatch(/Using cache/);
+      expect(lines).toEqual([]);
+      const [one, two] = await Promise.all([1, 2].map(async (v) => docker.getImage(`slipway/${app}:v${v}`).inspect()));
+      // One layer on the same base, and the base's process settings kept.
+      expect(two!.RootFS.Layers!.slice(0, -1)).toEqual(one!.RootFS.Layers!.slice(0, -1));
+      expect(two!.RootFS.Layers!.length).toBe(one!.RootFS.Layers!.length);
+      expect({ user: two!.Config.User, entrypoint: two!.Config.Entrypoint, dir: two!.Config.WorkingDir }).toEqual({ user: '1000:1000', entrypoint: [LAUNCHER_PATH], dir: '/app' });
+      expect(two!.Config.Labels).toMatchObject({ 'slipway.app': app, 'slipway.release': '2' });
       await expect(
         buildReleaseImage({ docker, stackImage: 'slipway/does-not-exist:nope', appDir: dir, app, version: 3, labels: TEST_LABELS, layers: releaseLayers(), onProgress: () => {} }),
       ).rejects.toMatchObject({ code: 'E_DOCKER' });
