@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,8 +52,12 @@ import { webCommandDoor } from './web-door.js';
 
 /** How long a new web process may take to answer on $PORT before a deploy or scale gives up. */
 const HEALTH_TIMEOUT_MS = 60_000;
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** The repository's own folders, found relative to the compiled daemon (dist/platform). */
+const here = path.dirname(fileURLToPath(import.meta.url));
+/**
+ * The repository's own folders, found relative to this module: compiled (dist/platform) or run
+ * from source by the tests (platform/).
+ */
+const root = existsSync(path.join(here, '..', 'package.json')) ? path.resolve(here, '..') : path.resolve(here, '..', '..');
 export const builtinBuildpacksDir = buildpacksHome();
 export const gitHooksDir = path.join(root, 'hooks', 'git');
 export const webAssetsDir = path.join(root, 'web', 'assets');
