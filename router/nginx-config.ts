@@ -198,8 +198,9 @@ function proxyHeaders(indent: string): string[] {
     // empty (so not sent) unless the check of a private app set them.
     'proxy_set_header X-Slipway-User $slipway_user;',
     'proxy_set_header X-Slipway-Groups $slipway_groups;',
-    // Apps never see the platform's session cookie (it signs in to every app).
-    'proxy_set_header Cookie $slipway_app_cookie;',
+    // Apps never see the platform's session cookie (it signs in to every app); the platform's
+    // own pages do: their CSRF token binds to the session (docs/web.md, "CSRF").
+    'proxy_set_header Cookie $slipway_upstream_cookie;',
     'proxy_set_header Upgrade $http_upgrade;',
     'proxy_set_header Connection $slipway_connection;',
     'proxy_set_header Proxy-Connection "";',
@@ -532,6 +533,10 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
     '  map $slipway_cookie_1 $slipway_app_cookie {',
     '    "~^(?<a>(?:.*;)?)\\s*slipway_session=[^;]*;?\\s*(?<b>.*)$" "$a$b";',
     '    default $slipway_cookie_1;',
+    '  }',
+    '  map $slipway_route $slipway_upstream_cookie {',
+    '    _web $http_cookie;',
+    '    default $slipway_app_cookie;',
     '  }',
     ...(s.auth === undefined ? [] : [`  proxy_cache_path ${f.temp}/auth-cache levels=1 keys_zone=slipway_auth:1m max_size=16m inactive=10s use_temp_path=off;`]),
     ...routingMaps(t),

@@ -92,6 +92,9 @@ describe('renderNginxConfig (pure)', () => {
       expect(block, loc).toContain('proxy_buffering off;');
     }
     expect(c.match(/proxy_pass http:\/\/slipway_web;/g)).toHaveLength(5);
+    // The pages get the session cookie (their CSRF token binds to it); apps never do.
+    expect(c).toMatch(/map \$slipway_route \$slipway_upstream_cookie \{\n\s+_web \$http_cookie;\n\s+default \$slipway_app_cookie;/);
+    expect(c).toContain('proxy_set_header Cookie $slipway_upstream_cookie;');
     const down = renderNginxConfig({ ...t, web: null }, base('/srv/r'));
     expect(down).not.toContain('upstream slipway_web');
     expect(down).toContain('the App Manager is not available');

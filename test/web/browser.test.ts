@@ -179,7 +179,9 @@ describe('App Manager and Portal in a browser', () => {
     expect(await dev.locator('table.apps').textContent()).toMatch(new RegExp(`${app}\\s*running`));
     await shot(dev, 'manager-1920');
     const narrow = await signIn('dev', 375);
-    await narrow.goto(`${base()}/Manager`);
+    // Each sign-in its own CSRF token: the router hands the pages the session cookie.
+    const token = (p: Page) => p.locator('meta[name="slipway-csrf"]').getAttribute('content');
+    expect(await token(narrow)).not.toBe(await token(dev));
     // Nothing wider than the phone's screen.
     expect(await narrow.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
     await shot(narrow, 'manager-375');
