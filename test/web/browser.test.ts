@@ -84,7 +84,7 @@ describe('App Manager and Portal in a browser', () => {
     expect(await page.title()).toBe('App Manager · Slipway');
     expect(await page.locator('header .who').textContent()).toContain('vic (viewer)');
     // The header's Sign out opens the sign-in server's own sign-out form (its CSRF token), which ends the session.
-    await Promise.all([page.waitForURL(`${base()}/_auth/logout`), page.getByRole('button', { name: 'Sign out' }).click()]);
+    await Promise.all([page.waitForURL(`${base()}/_auth/logout`), page.getByRole('link', { name: 'Sign out' }).click()]);
     expect(await page.locator('main').textContent()).toContain('Signed in as vic.');
     await Promise.all([page.waitForURL(`${base()}/_auth/login`), page.getByRole('button', { name: 'Sign out' }).click()]);
     expect((await page.context().cookies()).map((c) => c.name)).not.toContain('slipway_session');
