@@ -1,6 +1,4 @@
-import fs from 'node:fs/promises';
 import http from 'node:http';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ssoProviderLoader } from '../../auth/oidc.js';
 import { openDb, type Db } from '../../core/db.js';
@@ -93,12 +91,7 @@ describe('single sign-on on a running platform', () => {
     // A private app (any signed-in user) that tells what the router passed on.
     await platform.createApp(app, { private: true });
     expect((await platform.cli(['access:set', app, 'authenticated'])).code).toBe(0);
-    const wc = await platform.workingCopy('node-hello');
-    const server = path.join(wc, 'server.js');
-    const text = await fs.readFile(server, 'utf8');
-    await fs.writeFile(server, text.replace("x-forwarded-host ${req.headers['x-forwarded-host']}\\n`", "x-forwarded-host ${req.headers['x-forwarded-host']}\\nuser ${req.headers['x-slipway-user']}\\ngroups ${req.headers['x-slipway-groups']}\\n`"));
-    await platform.commitAll(wc, 'echo identity');
-    const push = await platform.push(wc, platform.sshRemote(app));
+    const push = await platform.pushIdentityEcho(app);
     expect(push.code, push.stderr).toBe(0);
 
     idp.accounts.set('u-2', { preferred_username: 'sam', email: 'sam@example.com', groups: ['ops'] });
