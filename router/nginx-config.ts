@@ -185,7 +185,14 @@ function routingMaps(t: RouteTable): string[] {
   ];
 }
 
-function proxyHeaders(indent: string): string[] {
+/**
+ * The headers every upstream gets. The platform's own pages are given the client's cookies
+ * whole: their CSRF token binds to the session cookie (docs/web.md, "CSRF"). They repeat the
+ * whole set in their locations (nginx drops inherited proxy_set_header at the first one of a
+ * location); a variable chosen per location would not do, as the sign-in check's subrequest
+ * runs the server's `set`s again over the request's shared variables.
+ */
+function proxyHeaders(indent: string, cookie = '$slipway_app_cookie'): string[] {
   return [
     'proxy_http_version 1.1;',
     'proxy_set_header Host $http_host;',
@@ -199,7 +206,7 @@ function proxyHeaders(indent: string): string[] {
     'proxy_set_header X-Slipway-User $slipway_user;',
     'proxy_set_header X-Slipway-Groups $slipway_groups;',
     // Apps never see the platform's session cookie (it signs in to every app).
-    'proxy_set_header Cookie $slipway_app_cookie;',
+    `proxy_set_header Cookie ${cookie};`,
     'proxy_set_header Upgrade $http_upgrade;',
     'proxy_set_header Connection $slipway_connection;',
     'proxy_set_header Proxy-Connection "";',
@@ -331,6 +338,7 @@ function webLocations(t: RouteTable, auth: boolean): string[] {
   const serve = t.web
     ? [
         ...check,
+        ...proxyHeaders('      ', '$http_cookie'),
         // Event streams (build logs, logs) must reach the browser line by line.
         '      proxy_buffering off;',
         '      error_page 502 504 = @web_down;',

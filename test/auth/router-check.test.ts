@@ -103,7 +103,7 @@ describe('sign-in and private apps at the router', () => {
     const handler = createAuthHandler({
       users,
       sessions: new SessionStore(db, { idleMs: 60 * 60_000, maxMs: 24 * 60 * 60_000 }, () => clock),
-      limiter: new SignInLimiter(db, { user: { failures: 5, windowMs: 60_000 }, address: { failures: 50, windowMs: 60_000 } }),
+      limiter: new SignInLimiter(db, { user: { failures: 5, windowMs: 15 * 60_000 }, address: { failures: 50, windowMs: 15 * 60_000 } }),
       secret: Buffer.alloc(32, 7),
       domain: 'localhost',
       cookieMaxAgeSeconds: 86_400,

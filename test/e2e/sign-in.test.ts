@@ -65,13 +65,8 @@ describe('sign-in and private apps on the platform', () => {
       expect(r.code, r.stderr).toBe(0);
     }
     await platform.createApp(app, { private: true });
-    const wc = await platform.workingCopy('node-hello');
     // The app tells what the router passed on: the identity headers and the cookies.
-    const server = path.join(wc, 'server.js');
-    const text = await fs.readFile(server, 'utf8');
-    await fs.writeFile(server, text.replace("x-forwarded-host ${req.headers['x-forwarded-host']}\\n`", "x-forwarded-host ${req.headers['x-forwarded-host']}\\nuser ${req.headers['x-slipway-user']}\\ngroups ${req.headers['x-slipway-groups']}\\ncookie ${req.headers.cookie}\\n`"));
-    await platform.commitAll(wc, 'echo identity');
-    const push = await platform.push(wc, platform.sshRemote(app));
+    const push = await platform.pushIdentityEcho(app);
     expect(push.code, push.stderr).toBe(0);
   }, 600_000);
 

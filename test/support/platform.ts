@@ -178,6 +178,21 @@ export class TestPlatform {
     this.#apps.add(name);
   }
 
+  /**
+   * Pushes the node-hello fixture to `app` changed to tell what the router passed on: the
+   * identity headers and the cookies (`user ...`, `groups ...`, `cookie ...` lines).
+   */
+  async pushIdentityEcho(app: string): Promise<RunResult> {
+    const wc = await this.workingCopy('node-hello');
+    const server = path.join(wc, 'server.js');
+    const text = await fs.readFile(server, 'utf8');
+    const echo = text.replace("x-forwarded-host ${req.headers['x-forwarded-host']}\\n`", "x-forwarded-host ${req.headers['x-forwarded-host']}\\nuser ${req.headers['x-slipway-user']}\\ngroups ${req.headers['x-slipway-groups']}\\ncookie ${req.headers.cookie}\\n`");
+    if (echo === text) throw new Error('fixtures/apps/node-hello/server.js changed: the identity echo no longer applies');
+    await fs.writeFile(server, echo);
+    await this.commitAll(wc, 'echo identity');
+    return this.push(wc, this.sshRemote(app));
+  }
+
   /** Makes a git working copy from a fixture app, committed on main. */
   async workingCopy(fixture: string): Promise<string> {
     const dir = await fs.mkdtemp(path.join(this.home, 'wc-'));

@@ -4,34 +4,36 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestPlatform, repoRoot, run, uniqueApp } from '../support/platform.js';
-import { identityProxy } from '../support/web-identity.js';
 
 // The App Manager and Portal in headless Chromium (Debian's `chromium`, driven by
-// playwright-core), against a real `slipway server`: real git push, real containers.
+// playwright-core), against a real `slipway server`: real git push, real containers, and every
+// page through the router (nginx) and its sign-in check, signed in at the real /_auth/login.
 const SHOTS = path.join(repoRoot, '.cache', 'web-screenshots');
 const PASSWORD = 'a long enough password';
 
 describe('App Manager and Portal in a browser', () => {
   let platform: TestPlatform;
   let browser: Browser;
-  let proxy: { url: string; close(): Promise<void> };
   const app = uniqueApp('webapp');
   const devKey = () => path.join(platform.home, 'key-dev');
   const contexts: BrowserContext[] = [];
   /** Script errors on any page: the pages must run without one. */
   const pageErrors: string[] = [];
 
-  /**
-   * The one sign-in step. Until the sign-in server is merged, the identity stand-in
-   * (test/support/web-identity.ts) plays nginx's auth check; with it merged this becomes: open
-   * /_auth/login, fill Username and Password, press Sign in (see the pending test below).
-   */
+  /** The platform's own host, through the router. */
+  const base = () => `http://127.0.0.1:${platform.httpPort}`;
+
+  /** A fresh browser that opens /Manager, is sent to sign in, signs in, and is back on /Manager. */
   async function signIn(user: string, width = 1280): Promise<Page> {
     const context = await browser.newContext({ viewport: { width, height: 900 } });
     contexts.push(context);
-    await context.addCookies([{ name: 'test_identity', value: user, url: proxy.url }]);
     const page = await context.newPage();
     page.on('pageerror', (err) => pageErrors.push(`${user}: ${err.message}`));
+    await page.goto(`${base()}/Manager`);
+    expect(new URL(page.url()).pathname).toBe('/_auth/login');
+    await page.getByLabel('Username').fill(user);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await Promise.all([page.waitForURL(`${base()}/Manager`), page.getByRole('button', { name: 'Sign in', exact: true }).click()]);
     return page;
   }
   /** Presses a button whose command reloads the page on success, and waits for that reload. */
@@ -50,14 +52,12 @@ describe('App Manager and Portal in a browser', () => {
     }
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', devKey()]);
     expect((await platform.cli(['ssh-keys:add', 'dev-laptop', `${devKey()}.pub`, '--user', 'dev'])).code).toBe(0);
-    proxy = await identityProxy(path.join(platform.home, 'run', 'web.sock'));
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
   }, 300_000);
 
   afterAll(async () => {
     for (const c of contexts) await c.close().catch(() => undefined);
     await browser?.close();
-    await proxy?.close();
     await platform?.stop();
   }, 120_000);
 
@@ -79,11 +79,25 @@ describe('App Manager and Portal in a browser', () => {
     }
   });
 
-  it.todo('signs in at /_auth/login and is sent back to /Manager, and signs out with /_auth/logout (needs the sign-in server; then signIn() uses it)');
+  it('signs in at /_auth/login and is sent back to /Manager, and signs out with /_auth/logout', async () => {
+    const page = await signIn('vic');
+    expect(await page.title()).toBe('App Manager · Slipway');
+    expect(await page.locator('header .who').textContent()).toContain('vic (viewer)');
+    // The header's Sign out opens the sign-in server's own sign-out form (its CSRF token), which ends the session.
+    await Promise.all([page.waitForURL(`${base()}/_auth/logout`), page.getByRole('link', { name: 'Sign out' }).click()]);
+    expect(await page.locator('main').textContent()).toContain('Signed in as vic.');
+    await Promise.all([page.waitForURL(`${base()}/_auth/login`), page.getByRole('button', { name: 'Sign out' }).click()]);
+    expect((await page.context().cookies()).map((c) => c.name)).not.toContain('slipway_session');
+    await page.goto(`${base()}/Manager`);
+    expect(page.url()).toBe(`${base()}/_auth/login?next=%2FManager`);
+    expect(await page.getByRole('button', { name: 'Sign in', exact: true }).count()).toBe(1);
+    const audit = JSON.parse((await platform.cli(['audit', '--user', 'vic', '--json'])).stdout) as { action: string }[];
+    expect(audit.map((e) => e.action)).toEqual(expect.arrayContaining(['sign-in', 'sign-out']));
+  });
 
   it('creates an app, streams the build of a real push, sets config, scales, rolls back and shares it', async () => {
     const dev = await signIn('dev', 1920);
-    await dev.goto(`${proxy.url}/Manager`);
+    await dev.goto(`${base()}/Manager`);
     await expect.poll(() => dev.title()).toBe('App Manager · Slipway');
     // The name is checked by the same command as on the CLI: a reserved name is refused.
     await dev.getByLabel('App name').fill('portal');
@@ -140,7 +154,7 @@ describe('App Manager and Portal in a browser', () => {
 
     // Share: the viewer sees nothing before, the app after, and is refused on the manager page.
     const vic = await signIn('vic', 375);
-    await vic.goto(`${proxy.url}/Portal`);
+    await vic.goto(`${base()}/Portal`);
     expect(await vic.locator('.gallery').count()).toBe(0);
     await dev.getByLabel('Title').fill('<script>document.title=2</script>Hello');
     await dev.getByLabel('Tags (comma-separated)').fill('demo, node');
@@ -157,15 +171,17 @@ describe('App Manager and Portal in a browser', () => {
     await vic.getByRole('button', { name: 'Search' }).click();
     await expect.poll(() => vic.locator('.card').count()).toBe(1);
     await shot(vic, 'portal-375');
-    const refused = await vic.goto(`${proxy.url}/Manager/apps/${app}`);
+    const refused = await vic.goto(`${base()}/Manager/apps/${app}`);
     expect(refused?.status()).toBe(403);
     expect(await vic.locator('main').textContent()).toContain(`You may view ${app} but not manage it`);
 
-    await dev.goto(`${proxy.url}/Manager`);
+    await dev.goto(`${base()}/Manager`);
     expect(await dev.locator('table.apps').textContent()).toMatch(new RegExp(`${app}\\s*running`));
     await shot(dev, 'manager-1920');
     const narrow = await signIn('dev', 375);
-    await narrow.goto(`${proxy.url}/Manager`);
+    // Each sign-in its own CSRF token: the router hands the pages the session cookie.
+    const token = (p: Page) => p.locator('meta[name="slipway-csrf"]').getAttribute('content');
+    expect(await token(narrow)).not.toBe(await token(dev));
     // Nothing wider than the phone's screen.
     expect(await narrow.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
     await shot(narrow, 'manager-375');

@@ -6,7 +6,11 @@ export interface Viewer {
   csrf: string;
 }
 
-/** The page frame: one stylesheet and one script from the platform itself, nothing inline (CSP). */
+/**
+ * The page frame: one stylesheet and one script from the platform itself, nothing inline (CSP).
+ * Sign out links to the sign-in server's own sign-out form: only that server can make the form's
+ * CSRF token (docs/security.md, "CSRF"), so a post from here would be refused.
+ */
 export function layout(title: string, v: Viewer, active: 'manager' | 'portal' | 'admin', body: Html): Html {
   const nav = (href: string, label: string, key: typeof active) => html`<a href="${href}"${key === active ? html` aria-current="page"` : ''}>${label}</a>`;
   return html`<!doctype html>
@@ -28,10 +32,10 @@ export function layout(title: string, v: Viewer, active: 'manager' | 'portal' | 
     ${nav('/Portal', 'Portal', 'portal')}
     ${v.role === 'admin' ? nav('/Manager/admin', 'Admin', 'admin') : ''}
   </nav>
-  <form class="who" method="post" action="/_auth/logout">
+  <div class="who">
     <span>${v.user} (${v.role})</span>
-    <button type="submit">Sign out</button>
-  </form>
+    <a href="/_auth/logout">Sign out</a>
+  </div>
 </header>
 <main id="main">
 <p id="flash" role="status" aria-live="polite" class="flash" hidden></p>
