@@ -246,6 +246,9 @@ function privateBody(indent: string, upgrades: 'jump' | 'here', auth: boolean): 
     'auth_request /_auth/check;',
     'auth_request_set $slipway_user $upstream_http_x_slipway_user;',
     'auth_request_set $slipway_groups $upstream_http_x_slipway_groups;',
+    // The check's subrequest shares this request's variables and runs the server's
+    // `set $slipway_route ""` again: name the app for the access log once it is back.
+    'auth_request_set $slipway_route $slipway_app;',
     'error_page 401 = @signin;',
     'error_page 403 = @hidden;',
     // auth_request turns an unreachable auth server into 500.
@@ -333,7 +336,7 @@ export const WEB_PATHS = ['= /Manager', '^~ /Manager/', '= /Portal', '^~ /Portal
 function webLocations(t: RouteTable, auth: boolean): string[] {
   // The sign-in check with no app: any signed-in user passes, and the page gets who it is.
   const check = auth
-    ? ['      auth_request /_auth/check;', '      auth_request_set $slipway_user $upstream_http_x_slipway_user;', '      auth_request_set $slipway_groups $upstream_http_x_slipway_groups;', '      error_page 401 = @signin;', '      error_page 500 = @auth_down;']
+    ? ['      auth_request /_auth/check;', '      auth_request_set $slipway_user $upstream_http_x_slipway_user;', '      auth_request_set $slipway_groups $upstream_http_x_slipway_groups;', '      auth_request_set $slipway_route _web;', '      error_page 401 = @signin;', '      error_page 500 = @auth_down;']
     : [];
   const serve = t.web
     ? [

@@ -12,6 +12,7 @@ import { openDb, type Db } from '../../core/db.js';
 import { createLogger } from '../../core/log.js';
 import { hashPassword } from '../../core/passwords.js';
 import { UserStore } from '../../core/users.js';
+import { nginxFiles } from '../../router/nginx-config.js';
 import type { RouteTable } from '../../router/table.js';
 import { eventually, startNginxFixture, startUpstream, type NginxFixture, type Upstream } from '../router/helpers.js';
 
@@ -176,6 +177,14 @@ describe('sign-in and private apps at the router', () => {
     expect(JSON.stringify(db.prepare('SELECT * FROM sessions').all())).not.toContain(session);
     // Idle and signed in: now it may say so.
     expect((await getApp('sleepy', session)).status).toBe(503);
+    // The router log names the app, although the check's subrequest ran in between.
+    const logged = await eventually(
+      async () => (await fs.readFile(nginxFiles(fx.prefix).accessLog, 'utf8')).split('\n').filter((l) => l.includes('"status":200') && l.includes('"method":"GET"')),
+      (lines) => lines.length > 0,
+      5000,
+    );
+    expect(logged.some((l) => l.includes('"app":"priv"'))).toBe(true);
+    expect(logged.some((l) => l.includes('"app":""'))).toBe(false);
   });
 
   it('strips forged identity headers, on public and private apps alike', async () => {
