@@ -42,7 +42,7 @@ import { scopeToInstance } from '../runtime/instance-engine.js';
 import { loadInstance } from '../core/instance-id.js';
 import { adminRequestHandler, listenAdminSocket } from './admin-socket.js';
 import { createPlatform } from './platform-service.js';
-import { sshExecHandler } from './ssh-dispatch.js';
+import { sshExecHandler, wantsPty } from './ssh-dispatch.js';
 import { createWebHandler, listenWeb } from '../web/server.js';
 import { webCommandDoor } from './web-door.js';
 
@@ -186,6 +186,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     hostKeyFile: paths.hostKey,
     keys,
     onExec,
+    wantsPty,
     logger,
   });
   sshPort = ssh.port;

@@ -13,6 +13,7 @@ import type { AppStore } from '../core/store.js';
 import type { Origin } from '../core/users.js';
 import { listAppContainers } from '../runtime/containers.js';
 import {
+  attachServiceExec,
   dropLinkNetwork,
   ensureServiceContainer,
   execInService,
@@ -26,6 +27,7 @@ import {
   serviceUrl,
   stopServiceContainer,
   waitServiceHealthy,
+  type AttachedIO,
   type ServiceSpec,
 } from '../runtime/service-containers.js';
 import { ensureServiceImage, IO_MOUNT, SERVICE_UID } from '../runtime/service-images.js';
@@ -237,6 +239,19 @@ export class ServiceManager {
         progress(`${s.kind} ${s.name}: ${(err as Error).message}`);
       }
     }
+  }
+
+  /**
+   * `connect`: psql or redis-cli in the service's container, wired to the caller (with a pty when
+   * it has a terminal). The password travels in the exec's environment only (redis), or is not
+   * needed at all (psql as the server's user over its socket); histories go nowhere.
+   */
+  async connect(kind: ServiceKind, name: string, io: AttachedIO): Promise<number> {
+    const s = this.#d.store.get(kind, name);
+    const state = await serviceState(this.#d.docker, kind, name);
+    if (state.status !== 'running') throw new SlipwayError('E_SERVICE', `${kind} ${name} is ${state.status}: see \`slipway ${kind}:info ${name}\``);
+    const [cmd, env] = kind === 'postgres' ? [['psql', '--dbname', name], ['PSQL_HISTORY=/dev/null']] : [['redis-cli'], [`REDISCLI_AUTH=${s.password}`, 'REDISCLI_HISTFILE=/dev/null']];
+    return attachServiceExec(this.#d.docker, kind, name, cmd, env, io);
   }
 
   // ---- dumps ----
