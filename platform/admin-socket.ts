@@ -65,8 +65,10 @@ export async function listenAdminSocket(file: string, logger: Logger, handle: Ha
       bytes += d.length;
       if (stdin === null && bytes > MAX_REQUEST_BYTES) socket.destroy();
     });
+    let finished = false;
     controller.signal.addEventListener('abort', () => {
-      if (stdin && !stdin.writableEnded) stdin.destroy(new SlipwayError('E_USAGE', 'the client went away before the end of its input'));
+      // After the command, nobody reads its input: an interactive one's never ends by itself.
+      if (stdin && !stdin.writableEnded && !finished) stdin.destroy(new SlipwayError('E_USAGE', 'the client went away before the end of its input'));
     });
     (async () => {
       let running: Promise<void> | null = null;
@@ -75,6 +77,7 @@ export async function listenAdminSocket(file: string, logger: Logger, handle: Ha
           const req = parseRequest(value);
           if (req.op === 'command' && req.stdinStream) stdin = new PassThrough();
           running = handle(req, send, controller.signal, stdin ?? undefined, resized).then((code) => {
+            finished = true;
             send({ t: 'exit', code });
             socket.end();
           });

@@ -292,8 +292,11 @@ export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, na
   const input = (d: Buffer) => stream.write(d);
   // The caller's end of input is the program's: `echo 'select 1' | ... postgres:connect db`.
   const inputEnded = () => stream.end();
+  // A caller gone mid-input fails its input stream; the abort below ends the exec then.
+  const inputFailed = () => stream.destroy();
   io.stdin.on('data', input);
   io.stdin.once('end', inputEnded);
+  io.stdin.on('error', inputFailed);
   io.stdin.resume();
   const gone = () => stream.destroy();
   io.signal.addEventListener('abort', gone, { once: true });
@@ -306,6 +309,7 @@ export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, na
   } finally {
     io.stdin.off('data', input);
     io.stdin.off('end', inputEnded);
+    io.stdin.off('error', inputFailed);
     io.signal.removeEventListener('abort', gone);
   }
   // The engine may record the exit a moment after the stream ends.

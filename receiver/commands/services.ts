@@ -27,17 +27,17 @@ function ownedService(io: CommandIO, platform: Platform, kind: ServiceKind, raw:
 
 /**
  * The service `connect` may open: for its owners and admins, and for those who may change an app
- * linked to it (README "Services"). Someone who sees the service or a linked app without that
- * right is told no; anyone else gets the answer a missing service gets.
+ * linked to it (README "Services"). An owner of either without the role for it is told no;
+ * anyone else gets the answer a missing service gets, so existence does not leak.
  */
 function connectableService(io: CommandIO, platform: Platform, kind: ServiceKind, raw: string): ServiceRecord {
   const name = parseServiceName(raw);
   const actor = callerOf(io, platform);
   const service = platform.services.store.find(kind, name);
   if (!service) throw serviceNotFound(kind, name);
-  const decisions = [can(actor, 'app:manage', serviceAccess(service)), ...platform.services.store.links(kind, name).map((l) => can(actor, 'app:manage', platform.users.access(l.app)))];
-  if (decisions.includes('allow')) return service;
-  if (decisions.includes('denied')) throw permissionDenied(`${actor.name} (${actor.role}) may not connect to ${kind} ${name}: it takes an owner of the service or of an app linked to it`);
+  const accesses = [serviceAccess(service), ...platform.services.store.links(kind, name).map((l) => platform.users.access(l.app))];
+  if (accesses.some((a) => can(actor, 'app:manage', a) === 'allow')) return service;
+  if (accesses.some((a) => a.owners.includes(actor.name))) throw permissionDenied(`${actor.name} (${actor.role}) may not connect to ${kind} ${name}: it takes a developer or admin who owns the service or an app linked to it`);
   throw serviceNotFound(kind, name);
 }
 
