@@ -141,7 +141,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
 
   const life = new Life({ docker, scheduler, apps, routes, paths, logger });
   await life.start((line) => logger.info({ line }, 'recovery'));
-  const ops = new Operations({ docker, scheduler, config, apps, routes, queues, logger });
+  // `services` is made just below; a rollback asks it only later, once it exists.
+  const ops = new Operations({ docker, scheduler, config, apps, routes, queues, logger, keepLinks: (app, c) => services.configWithLinks(app, c) });
   // Postgres and Redis services; after a restart each is running and on its link networks again.
   const services = new ServiceManager({ docker, engine: o.docker, store: new ServiceStore(db), ops, apps, config, paths, logger });
   await services.reconcile((line) => logger.warn({ line }, 'service recovery'));

@@ -225,6 +225,20 @@ export class ServiceManager {
     return links;
   }
 
+  /**
+   * A config as the app's links stand now (for a rollback, which keeps the current links: README
+   * "Services"): each link's variable set to its URL, and a service URL the app is no longer
+   * linked by dropped.
+   */
+  configWithLinks(app: string, config: Readonly<Record<string, string>>): Record<string, string> {
+    const services = this.#d.store.list();
+    const links = this.#d.store.linksOfApp(app).map((l) => {
+      const s = services.find((x) => x.kind === l.kind && x.name === l.name);
+      return { var: l.var, url: s ? serviceUrl(l.kind, l.name, s.password) : '' };
+    });
+    return withLinks(config, links.filter((l) => l.url !== ''), new Set(services.map((s) => serviceUrl(s.kind, s.name, s.password))));
+  }
+
   #linkedApps(kind: ServiceKind, name: string): string[] {
     return this.#d.store.links(kind, name).map((l) => l.app);
   }
@@ -397,6 +411,17 @@ export class ServiceManager {
     if (!(await fsp.stat(file).catch(() => null))) throw new SlipwayError('E_SERVICE', `${kind} ${name} has no backup ${id}: see \`slipway ${kind}:backups ${name}\``);
     await this.import(kind, name, fs.createReadStream(file), progress);
   }
+}
+
+/**
+ * `config` with the current links' variables set, and any other variable holding one of the
+ * platform's service URLs removed (a link made after the release and since undone). Pure.
+ */
+export function withLinks(config: Readonly<Record<string, string>>, links: readonly { var: string; url: string }[], serviceUrls: ReadonlySet<string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(config)) if (!serviceUrls.has(v)) out[k] = v;
+  for (const l of links) out[l.var] = l.url;
+  return out;
 }
 
 function oneLineOf(text: string): string {
