@@ -6,6 +6,7 @@ import { createLogger } from '../core/log.js';
 import { defaultHome, pathsFor } from '../core/paths.js';
 import { ensureNginx, reloadRouter, stopRouter } from '../platform/router-process.js';
 import { ensureDocker } from '../runtime/host-setup.js';
+import { ensureSwarm } from '../runtime/docker-swarm/swarm.js';
 import { runServer } from '../platform/server.js';
 import { ensureStackImage } from '../runtime/stack.js';
 import { ensureServiceImage } from '../runtime/service-images.js';
@@ -74,6 +75,8 @@ async function main(argv: string[]): Promise<number> {
       await ensureStackImage(docker, { progress, logger });
       // The service images too (README "Services"), so CI and the first create need no build; cached by recipe hash.
       for (const kind of SERVICE_KINDS) await ensureServiceImage(docker, kind, { progress, logger });
+      // As at server start: without a swarm only docker-swarm is lost (README "Schedulers").
+      await ensureSwarm(docker, { advertiseAddr: config.swarmAdvertiseAddr, progress }).catch((err: unknown) => progress(` !     docker-swarm unavailable: ${oneLine(err)}`));
       return 0;
     }
     case 'router:reload': {

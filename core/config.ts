@@ -24,6 +24,8 @@ export interface Config {
   buildPidsLimit: number;
   /** Largest push accepted, in bytes. */
   maxPushBytes: number;
+  /** The router's access and error logs rotate past this size (3 old copies kept). */
+  routerLogMaxBytes: number;
   /** Node range used when package.json has no engines.node. */
   defaultNodeRange: string;
   /** npm registry for pull-through; null means the mirror is strict (airgapped). */
@@ -48,6 +50,10 @@ export interface Config {
   sessionIdleMinutes: number;
   /** ... and this long after it began, whatever its use. */
   sessionMaxHours: number;
+  /** The address a swarm this platform initialises advertises (README "Schedulers"). */
+  swarmAdvertiseAddr: string;
+  /** The platform registry's loopback port; null: a free one, chosen once and kept. */
+  registryPort: number | null;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -75,6 +81,7 @@ const schema: JSONSchemaType<ConfigInput> = {
     buildMemory: { type: 'string', nullable: true, pattern: '^[0-9]+[kmg]?$' },
     buildPidsLimit: { type: 'integer', nullable: true, minimum: 64 },
     maxPushBytes: { type: 'integer', nullable: true, minimum: 1024 },
+    routerLogMaxBytes: { type: 'integer', nullable: true, minimum: 1024 * 1024 },
     defaultNodeRange: { type: 'string', nullable: true, minLength: 1 },
     npmUpstream: { type: 'string', nullable: true, pattern: '^https?://' },
     pypiUpstream: { type: 'string', nullable: true, pattern: '^https?://' },
@@ -86,6 +93,8 @@ const schema: JSONSchemaType<ConfigInput> = {
     allowPublicApps: { type: 'boolean', nullable: true },
     sessionIdleMinutes: { type: 'integer', nullable: true, minimum: 1, maximum: 525_600 },
     sessionMaxHours: { type: 'integer', nullable: true, minimum: 1, maximum: 8760 },
+    swarmAdvertiseAddr: { type: 'string', nullable: true, pattern: '^[0-9a-fA-F:.]+$' },
+    registryPort: { type: 'integer', nullable: true, minimum: 1, maximum: 65535 },
     buildpackUrlAllow: {
       type: 'array',
       nullable: true,
@@ -117,6 +126,7 @@ export function defaults(home: string): Config {
     buildMemory: '2g',
     buildPidsLimit: 1024,
     maxPushBytes: 1024 * 1024 * 1024,
+    routerLogMaxBytes: 64 * 1024 * 1024,
     // The Node.js LTS line current when this release was cut; apps pin their own with engines.node.
     defaultNodeRange: '24.x',
     npmUpstream: 'https://registry.npmjs.org/',
@@ -130,6 +140,8 @@ export function defaults(home: string): Config {
     allowPublicApps: true,
     sessionIdleMinutes: 12 * 60,
     sessionMaxHours: 7 * 24,
+    swarmAdvertiseAddr: '127.0.0.1',
+    registryPort: null,
     logLevel: 'info',
   };
 }

@@ -22,6 +22,8 @@ export interface Paths {
   logDir: string;
   tmpDir: string;
   runDir: string;
+  /** The platform image registry's config, pid file, log and storage (docker-swarm). */
+  registryDir: string;
   /** This instance's id (core/instance-id.ts), the label on every engine object it makes. */
   instanceIdFile: string;
   /** Apps whose engine objects predate instance ids (core/instance-id.ts). */
@@ -53,6 +55,7 @@ export function pathsFor(home: string): Paths {
     logDir: p('logs'),
     tmpDir: p('tmp'),
     runDir: p('run'),
+    registryDir: p('registry'),
     instanceIdFile: p('instance-id'),
     legacyAppsFile: p('state', 'unlabelled-apps.json'),
   };

@@ -71,6 +71,8 @@ export interface AppRecord {
   limits?: Limits;
   /** The only branch whose pushes deploy (`git:set <app> deploy-branch`); `main` when unset. */
   deployBranch?: string;
+  /** What runs the app's processes (`scheduler:set`); `docker-local` when unset (README "Schedulers"). */
+  scheduler?: SchedulerName;
   /** How the Portal shows the app (`apps:set`); unset until an owner sets it. */
   portal?: PortalInfo;
 }
@@ -81,6 +83,9 @@ export interface PortalInfo {
   description: string;
   tags: string[];
 }
+
+export const SCHEDULER_NAMES = ['docker-local', 'docker-swarm'] as const;
+export type SchedulerName = (typeof SCHEDULER_NAMES)[number];
 
 export interface Limits {
   /** Docker's memory syntax: `512m`, `2g`. */

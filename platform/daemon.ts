@@ -34,6 +34,9 @@ import { Operations } from '../services/operations.js';
 import { ServiceManager } from '../services/service-manager.js';
 import { ServiceStore } from '../core/service-store.js';
 import { DockerLocalScheduler } from '../runtime/docker-local/scheduler.js';
+import { DockerSwarmScheduler } from '../runtime/docker-swarm/scheduler.js';
+import { ensureRegistry } from '../runtime/docker-swarm/registry.js';
+import { AppSchedulers } from '../runtime/schedulers.js';
 import { BranchGuard, refReader } from '../hooks/branch-guard.js';
 import { migrateDeployBranches } from '../hooks/deploy-branch.js';
 import { installAppFirewall } from './firewall.js';
@@ -112,14 +115,25 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   await migrateDeployBranches(apps, readRef, logger);
   // One view of the built-in and installed buildpacks, for deploys and for the buildpacks commands.
   const plugins = new BuildpackPlugins(builtinBuildpacksDir, paths.buildpacksDir);
-  // The one scheduler of this instance's app processes (runtime/scheduler.ts).
-  const scheduler = new DockerLocalScheduler({
-    docker,
-    logger,
-    settleMs: config.healthSettleMs,
-    healthTimeoutMs: HEALTH_TIMEOUT_MS,
-    drainMs: config.drainMs,
-    graceSeconds: config.stopGraceSeconds,
+  // The schedulers of this instance's app processes (runtime/scheduler.ts); each app's record
+  // names its own, and everything else holds the one dispatcher.
+  const timings = { logger, settleMs: config.healthSettleMs, healthTimeoutMs: HEALTH_TIMEOUT_MS, graceSeconds: config.stopGraceSeconds };
+  let registry: Promise<string> | null = null;
+  const scheduler = new AppSchedulers({
+    findApp: (app) => apps.find(app),
+    schedulers: [
+      new DockerLocalScheduler({ docker, ...timings, drainMs: config.drainMs }),
+      new DockerSwarmScheduler({
+        docker,
+        ...timings,
+        // Started on first use: a platform whose apps all run on docker-local needs no registry.
+        registry: () =>
+          (registry ??= ensureRegistry({ dir: paths.registryDir, ...(config.registryPort ? { port: config.registryPort } : {}), logger, progress: (line) => logger.info({ line }, 'registry') }).catch((err: unknown) => {
+            registry = null;
+            throw err;
+          })),
+      }),
+    ],
   });
   const deployDeps: DeployDeps = {
     docker,
@@ -142,7 +156,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const life = new Life({ docker, scheduler, apps, routes, paths, logger });
   await life.start((line) => logger.info({ line }, 'recovery'));
   // `services` is made just below; a rollback asks it only later, once it exists.
-  const ops = new Operations({ docker, scheduler, config, apps, routes, queues, logger, keepLinks: (app, c) => services.configWithLinks(app, c) });
+  const ops = new Operations({ docker, scheduler, schedulerNamed: (name) => scheduler.byName(name), config, apps, routes, queues, logger, keepLinks: (app, c) => services.configWithLinks(app, c) });
   // Postgres and Redis services; after a restart each is running and on its link networks again.
   const services = new ServiceManager({ docker, engine: o.docker, store: new ServiceStore(db), ops, apps, config, paths, logger });
   await services.reconcile((line) => logger.warn({ line }, 'service recovery'));

@@ -19,6 +19,7 @@ import type { AppQueues } from '../hooks/push.js';
 import { removeAppImages } from '../runtime/images.js';
 import { assertAppNameFree } from '../runtime/instance-engine.js';
 import type { Scheduler } from '../runtime/scheduler.js';
+import { joinCommand, listNodes } from '../runtime/docker-swarm/swarm.js';
 import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
 import type { Life } from './life.js';
 import type { ServiceManager } from '../services/service-manager.js';
@@ -127,6 +128,9 @@ export function createPlatform(d: PlatformDeps): Platform {
     },
     routed: (app) => routes.table.apps[app]?.upstreams.length ?? 0,
     // The stack is shared by every instance on the engine (content-addressed, no instance label).
+    // The swarm is the engine's, not this instance's: asked of the whole engine.
+    nodes: () => listNodes(d.engine),
+    joinCommand: () => joinCommand(d.engine),
     buildStack: (progress) => ensureStackImage(d.engine, { progress, force: true, logger }),
     life,
     sso: { check: async (s) => void (await discoverOidc(s)) },

@@ -84,6 +84,7 @@ export async function ensureRouter(config: Config, paths: Paths, logger: Logger,
     settings: nginxSettings(config, paths),
     routesFile: paths.routeTable,
     domain: config.domain,
+    logMaxBytes: config.routerLogMaxBytes,
   });
   const verb = adopted === null ? 'listening' : 'adopted';
   progress(`-----> Router (nginx, pid ${router.pid()}) ${verb} on http://${config.listen}:${config.httpPort}/${config.httpsPort !== null ? ` and https port ${config.httpsPort}` : ''}`);

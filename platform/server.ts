@@ -7,6 +7,8 @@ import { createLogger } from '../core/log.js';
 import { ensureAuthServer } from './auth-process.js';
 import { ensureRouter, portAnswers } from './router-process.js';
 import { ensureDocker } from '../runtime/host-setup.js';
+import { ensureSwarm } from '../runtime/docker-swarm/swarm.js';
+import { oneLine } from '../core/errors.js';
 import { ensureStackImage } from '../runtime/stack.js';
 
 /**
@@ -26,6 +28,8 @@ export async function runServer(home: string, flags: ConfigInput): Promise<void>
   progress(`-----> Slipway starting (SLIPWAY_HOME=${paths.home})`);
   const docker = await ensureDocker({ progress, logger });
   await ensureStackImage(docker, { progress, logger });
+  // docker-local needs no swarm: an engine that cannot join one only loses docker-swarm.
+  await ensureSwarm(docker, { advertiseAddr: config.swarmAdvertiseAddr, progress }).catch((err: unknown) => progress(` !     docker-swarm unavailable: ${oneLine(err)}`));
   // The auth server and the router first: they serve sign-in and the last route table while
   // the daemon adopts running apps.
   const auth = await ensureAuthServer(paths, logger, progress);

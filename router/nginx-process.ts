@@ -5,6 +5,7 @@ import path from 'node:path';
 import { oneLine, SlipwayError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { keepRunning, processAlive } from '../core/processes.js';
+import { rotateLogs } from './log-rotation.js';
 import { nginxFiles, renderNginxConfig, type NginxSettings } from './nginx-config.js';
 import { watchRouteTable, type RouteTableSource } from './source.js';
 import type { RouteTable } from './table.js';
@@ -225,7 +226,14 @@ export interface NginxRouterOptions extends NginxInstance {
   checkMs?: number;
   /** Route table poll interval (the fs.watch fallback); default 1 s. */
   pollMs?: number;
+  /** The access and error logs rotate past this size (README "Routing"); default 64 MiB. */
+  logMaxBytes?: number;
+  /** How often log sizes are checked; default 60 s. */
+  logCheckMs?: number;
 }
+
+/** Rotated copies kept of each router log (`access.log.1` .. `.3`). */
+const LOG_KEEP = 3;
 
 export interface NginxRouter {
   /** The master's pid right now (it changes when the supervisor had to restart it). */
@@ -321,8 +329,28 @@ export async function superviseNginx(o: NginxRouterOptions): Promise<NginxRouter
     logger: log,
   });
 
+  const files = nginxFiles(o.settings.prefix);
+  const rotation = setInterval(() => {
+    rotateLogs({
+      files: [files.accessLog, files.errorLog],
+      maxBytes: o.logMaxBytes ?? 64 * 1024 * 1024,
+      keep: LOG_KEEP,
+      // A graceful reload, not `-s reopen`: seen on nginx 1.22, lines a worker buffered around
+      // a reopen reached neither file within 10 s; on reload new workers open the new file and
+      // old ones flush into the renamed one as they leave.
+      reopen: async () => {
+        await reloadNginx(o);
+      },
+    }).then(
+      (rotated) => rotated.length > 0 && log.info({ rotated }, 'router logs rotated'),
+      (err: unknown) => log.error({ err: oneLine(err) }, 'router logs not rotated'),
+    );
+  }, o.logCheckMs ?? 60_000);
+  rotation.unref();
+
   const halt = (): void => {
     stopped = true;
+    clearInterval(rotation);
     unwatch();
     if (timer) clearTimeout(timer);
     source.close();

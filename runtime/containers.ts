@@ -157,8 +157,16 @@ function dockerError(what: string, err: unknown): SlipwayError {
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number }).statusCode;
 
+/**
+ * The label the swarm puts on its task containers. They inherit `slipway.app` from the release
+ * image like every container, but they are the swarm's (runtime/docker-swarm/): docker-local
+ * must never list, adopt, follow or remove them.
+ */
+export const SWARM_TASK_LABEL = 'com.docker.swarm.task.id';
+
 export async function listAppContainers(docker: Dockerode, app?: string): Promise<ContainerSummary[]> {
-  return docker.listContainers({ all: true, filters: { label: [app ? `${LABELS.app}=${app}` : LABELS.app] } });
+  const all = await docker.listContainers({ all: true, filters: { label: [app ? `${LABELS.app}=${app}` : LABELS.app] } });
+  return all.filter((c) => c.Labels[SWARM_TASK_LABEL] === undefined);
 }
 
 /** Stops and removes every container of an app, whatever its type or release. */
@@ -254,9 +262,9 @@ export async function tailLogs(docker: Dockerode, id: string, lines = 20): Promi
  * container, then closes at once. So a connection counts only if it stays open a moment (or
  * the app speaks first).
  */
-export function probePort(port: number, holdMs = 250): Promise<boolean> {
+export function probePort(port: number, holdMs = 250, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
+    const socket = net.connect({ host, port });
     let done = false;
     const finish = (ok: boolean): void => {
       if (done) return;

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import type { Logger } from '../core/log.js';
-import { LABELS } from './containers.js';
+import { LABELS, SWARM_TASK_LABEL } from './containers.js';
 import { LineSplitter } from './log-lines.js';
 import type { ProcessEvent } from './scheduler.js';
 
@@ -16,6 +16,8 @@ export function parseEvent(line: string): ProcessEvent | null {
   const attrs = raw.Actor?.Attributes ?? {};
   const id = raw.Actor?.ID ?? raw.id;
   if (raw.Type !== 'container' || (raw.Action !== 'start' && raw.Action !== 'die') || !id || !attrs[LABELS.app]) return null;
+  // Swarm task containers are the docker-swarm scheduler's, which reports its tasks itself.
+  if (attrs[SWARM_TASK_LABEL] !== undefined) return null;
   const release = Number(attrs[LABELS.release]);
   return {
     action: raw.Action,

@@ -47,6 +47,7 @@ const CONTAINER_GUARDED = ['start', 'stop', 'restart', 'kill', 'remove', 'rename
 const IMAGE_GUARDED = ['remove', 'tag'] as const;
 const NETWORK_GUARDED = ['remove', 'connect', 'disconnect'] as const;
 const VOLUME_GUARDED = ['remove'] as const;
+const SERVICE_GUARDED = ['update', 'remove', 'logs'] as const;
 
 /**
  * Acting on an object of another instance. It answers like the engine's 404 (`statusCode`): for
@@ -112,6 +113,13 @@ export function scopeToInstance(docker: Dockerode, instanceId: string, o: { lega
     const res = await docker.listVolumes(listFilter(opts ?? {}));
     return { ...res, Volumes: owned(res.Volumes ?? []) };
   };
+  // Swarm services (runtime/docker-swarm/): listed by label like the rest. Their tasks are listed
+  // by service id, so only this instance's services' tasks are ever seen.
+  s.listServices = async (opts?: object) => {
+    const services = (await docker.listServices(filtered(opts as Dockerode.ServiceListOptions))) as unknown as { Spec?: { Labels?: Labels } }[];
+    return services.filter((x) => ownedBy(x.Spec?.Labels, instanceId));
+  };
+  s.createService = (spec: Dockerode.CreateServiceOptions) => docker.createService.call(scoped, {}, { ...spec, Labels: { ...spec.Labels, ...labels } });
   s.getEvents = (opts?: Dockerode.GetEventsOptions) => docker.getEvents(filtered(opts ?? {}));
   for (const prune of ['pruneContainers', 'pruneImages', 'pruneNetworks', 'pruneVolumes'] as const) {
     s[prune] = (opts?: object) => (docker[prune] as (o: object) => Promise<unknown>).call(docker, filtered((opts ?? {}) as { filters?: unknown }));
@@ -146,6 +154,11 @@ export function scopeToInstance(docker: Dockerode, instanceId: string, o: { lega
     const n = docker.getNetwork(id);
     guard(n, 'network', id, NETWORK_GUARDED, async () => ((await n.inspect()) as { Labels?: Record<string, string> }).Labels, owns);
     return n;
+  };
+  s.getService = (id: string) => {
+    const svc = docker.getService(id);
+    guard(svc, 'service', id, SERVICE_GUARDED, async () => ((await svc.inspect()) as { Spec?: { Labels?: Labels } }).Spec?.Labels, (l) => ownedBy(l, instanceId));
+    return svc;
   };
   s.getVolume = (name: string) => {
     const v = docker.getVolume(name);

@@ -3,10 +3,12 @@ import type { Config } from '../core/config.js';
 import { SlipwayError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RouteBook } from '../router/route-book.js';
-import { currentRelease, nextReleaseVersion, type AppRecord, type AppStore, type Limits, type Release } from '../core/store.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { currentRelease, nextReleaseVersion, type AppRecord, type AppStore, type Limits, type Release, type SchedulerName } from '../core/store.js';
 import { desiredCounts } from '../runtime/formation.js';
 import { imageExists, pruneReleaseImages, removeReleaseTag, tagReleaseImage } from '../runtime/release-images.js';
 import type { Scheduler } from '../runtime/scheduler.js';
+import { schedulerOf } from '../runtime/schedulers.js';
 import { header } from '../buildpacks/output.js';
 import { hashConfig } from '../hooks/deploy.js';
 import type { AppQueues } from '../hooks/push.js';
@@ -15,6 +17,8 @@ export interface OperationsDeps {
   /** Release images only (tag, prune); app processes go through `scheduler`. */
   docker: Dockerode;
   scheduler: Scheduler;
+  /** One scheduler by name, for moving an app between them (`scheduler:set`). */
+  schedulerNamed: (name: SchedulerName) => Scheduler;
   config: Config;
   apps: AppStore;
   routes: RouteBook;
@@ -144,6 +148,48 @@ export class Operations {
         a.limits = limits;
       });
       return limits;
+    });
+  }
+
+  /**
+   * Moves an app to another scheduler without downtime: the current release is deployed on the
+   * new one and routed once healthy, then the old processes drain and go (README "Schedulers").
+   * Stored only once the new scheduler serves, so a failed move leaves the app where it was.
+   */
+  async setScheduler(app: string, target: SchedulerName, progress: Progress): Promise<boolean> {
+    const next = this.#d.schedulerNamed(target);
+    return this.#queued(app, progress, async () => {
+      const record = await this.#d.apps.get(app);
+      const from = schedulerOf(record);
+      if (from === target) {
+        progress(header(`${app} already runs on ${target}`));
+        return false;
+      }
+      const old = this.#d.schedulerNamed(from);
+      const current = currentRelease(record);
+      if (current && (await old.hasProcesses(app))) {
+        progress(header(`Moving ${app} from ${from} to ${target} (v${current.version})`));
+        await next.deploy({
+          app: record,
+          release: current,
+          formation: record.formation,
+          onRoutes: (upstreams) => this.#d.routes.setApp(app, upstreams),
+          progress: (line) => progress(`       ${line}\n`),
+        });
+        await this.#d.apps.update(app, (a) => {
+          a.scheduler = target;
+        });
+        // Requests already sent to the old processes finish before they go.
+        await sleep(this.#d.config.drainMs);
+        progress(header(`Removing ${app}'s processes from ${from}`));
+        await old.removeApp(app);
+      } else {
+        await this.#d.apps.update(app, (a) => {
+          a.scheduler = target;
+        });
+      }
+      progress(header(`${app} runs on ${target}`));
+      return true;
     });
   }
 

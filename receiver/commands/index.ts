@@ -10,6 +10,7 @@ import { gitCommands } from './git.js';
 import { userCommands } from './users.js';
 import { serviceCommands } from './services.js';
 import { ssoCommands } from './sso.js';
+import { schedulerCommands } from './schedulers.js';
 import type { Command } from './types.js';
 
 export { runCommand } from './registry.js';
@@ -26,6 +27,7 @@ export const commands: readonly Command[] = [
   ...ssoCommands,
   ...opsCommands,
   ...serviceCommands,
+  ...schedulerCommands,
   ...lifeCommands,
   ...buildpackCommands,
   ...mirrorCommands,

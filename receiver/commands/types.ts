@@ -75,6 +75,17 @@ export interface StatusInfo {
  * What the command layer needs from the platform. The daemon implements it; the commands stay
  * free of Docker and git details, and tests can drive them with the real daemon.
  */
+/** One swarm node, as `nodes:list` shows it. */
+export interface NodeRow {
+  id: string;
+  hostname: string;
+  role: string;
+  state: string;
+  availability: string;
+  address: string;
+  leader: boolean;
+}
+
 export interface Platform {
   config: Config;
   logger: Logger;
@@ -97,6 +108,10 @@ export interface Platform {
   /** How many web upstreams the router has for the app now (0: stopped or not deployed). */
   routed(app: string): number;
   buildStack(progress: (line: string) => void): Promise<string>;
+  /** The swarm's nodes (`nodes:list`). */
+  nodes(): Promise<NodeRow[]>;
+  /** `docker swarm join --token <worker token> <manager>:2377`, as argv. */
+  joinCommand(): Promise<string[]>;
   life: LifeService;
   /** Single sign-on administration (receiver/commands/sso.ts; implemented by auth/oidc.ts). */
   sso: SsoAdmin;

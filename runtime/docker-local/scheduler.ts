@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import { oneLine } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { formatMemory } from '../../core/units.js';
 import { currentRelease, type AppRecord } from '../../core/store.js';
 import { streamAppLogs } from '../app-logs.js';
 import {
@@ -63,13 +64,6 @@ export function processInfo(c: ContainerSummary): ProcessInfo {
     upstream: upstreamOfSummary(c),
     retiring: isAside(live.name),
   };
-}
-
-function formatMemory(bytes: number): string {
-  for (const [unit, size] of [['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]] as const) {
-    if (bytes % size === 0) return `${bytes / size}${unit}`;
-  }
-  return String(bytes);
 }
 
 /**

@@ -62,6 +62,11 @@ describe('docker events', () => {
     expect(parseEvent(event({ Actor: { ID: 'abc', Attributes: { name: 'other' } } }))).toBeNull();
     expect(parseEvent('not json')).toBeNull();
   });
+
+  it('ignores swarm task containers (they inherit slipway.app from the image; the swarm scheduler reports them)', () => {
+    const attrs = { name: 'x_web.1.t1', 'slipway.app': 'x', 'slipway.type': 'web', 'com.docker.swarm.task.id': 't1' };
+    expect(parseEvent(event({ Action: 'start', Actor: { ID: 'abc', Attributes: attrs } }))).toBeNull();
+  });
 });
 
 describe('reconcile planning', () => {

@@ -96,6 +96,8 @@ export interface NginxFixtureOptions {
   gitOverPlainHttp?: boolean;
   /** The auth server's socket, for private apps. */
   auth?: string;
+  /** Log rotation bounds (README "Routing"). */
+  logs?: { maxBytes: number; checkMs: number };
 }
 
 export interface NginxFixture {
@@ -134,6 +136,7 @@ export async function startNginxFixture(
     coalesceMs: 50,
     checkMs: 200,
     pollMs: extra.pollMs ?? 200,
+    ...(extra.logs ? { logMaxBytes: extra.logs.maxBytes, logCheckMs: extra.logs.checkMs } : {}),
     settings: {
       prefix,
       listen: '127.0.0.1',

@@ -213,9 +213,9 @@ export class TestPlatform {
     if (!this.#server && this.#apps.size > 0) await this.#startServer().catch(() => undefined);
     for (const app of this.#apps) await this.cli(['apps:destroy', app, '--force']).catch(() => undefined);
     await this.stopDaemon();
-    // The router (this home's own nginx) and the auth server: stopped by their pid files, never
-    // another instance's.
-    for (const file of [path.join(this.home, 'router', 'nginx.pid'), path.join(this.home, 'run', 'auth.pid')]) {
+    // The router (this home's own nginx), the auth server and the image registry (docker-swarm
+    // apps): stopped by their pid files, never another instance's.
+    for (const file of [path.join(this.home, 'router', 'nginx.pid'), path.join(this.home, 'run', 'auth.pid'), path.join(this.home, 'registry', 'registry.pid')]) {
       const pid = Number(await fs.readFile(file, 'utf8').catch(() => ''));
       if (Number.isInteger(pid) && pid > 1) {
         try {

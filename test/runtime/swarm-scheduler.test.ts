@@ -1,0 +1,167 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { releaseLayers } from '../../buildpacks/builtins.js';
+import { LAUNCHER_PATH, buildReleaseImage, removeAppImages } from '../../runtime/images.js';
+import { scopeToInstance } from '../../runtime/instance-engine.js';
+import { DockerSwarmScheduler, overlayName, taskUpstream } from '../../runtime/docker-swarm/scheduler.js';
+import { parseServiceLine } from '../../runtime/docker-swarm/service-logs.js';
+import { ensureRegistry, stopRegistry, configuredPort, registryConfig } from '../../runtime/docker-swarm/registry.js';
+import { healthScript, serviceName, serviceSpec } from '../../runtime/docker-swarm/service-spec.js';
+import { ensureSwarm } from '../../runtime/docker-swarm/swarm.js';
+import type { ProcessSpec } from '../../runtime/containers.js';
+import { STACK, TEST_LABELS, WEB_COMMAND, docker, httpGet, logger, makeAppDir, randomApp } from './helpers.js';
+
+describe('swarm service spec (unit)', () => {
+  const spec: ProcessSpec = { app: 'hello', type: 'web', index: 1, image: 'slipway/hello:v3', release: 3, command: 'npm start', env: { A: 'b' }, web: true, memory: '512m', cpus: 1.5 };
+  const base = { spec, image: '127.0.0.1:5000/slipway/hello:v3', replicas: 2, isolation: { runsAsRoot: false, readonly: false }, network: 'net1', instanceLabels: { 'slipway.instance': 'i1' }, healthchecks: [], startPeriodMs: 60_000, monitorMs: 1500, graceSeconds: 10 };
+
+  it('names services <app>_<type> (swarm refuses dots)', () => {
+    expect(serviceName('hello', 'web')).toBe('hello_web');
+  });
+
+  it('updates start-first, rolls back on failure, publishes web on each node, keeps limits, labels and the slot in DYNO', () => {
+    const s = serviceSpec(base) as Record<string, any>;
+    expect(s.Name).toBe('hello_web');
+    expect(s.Labels).toEqual({ 'slipway.instance': 'i1', 'slipway.app': 'hello', 'slipway.type': 'web', 'slipway.release': '3' });
+    expect(s.UpdateConfig).toMatchObject({ Order: 'start-first', FailureAction: 'rollback' });
+    expect(s.Mode).toEqual({ Replicated: { Replicas: 2 } });
+    expect(s.EndpointSpec).toEqual({ Mode: 'dnsrr', Ports: [{ Protocol: 'tcp', TargetPort: 5000, PublishMode: 'host' }] });
+    const c = s.TaskTemplate.ContainerSpec;
+    expect(c.Image).toBe(base.image);
+    expect(c.Args).toEqual(['npm start']);
+    expect(c.Env).toEqual(expect.arrayContaining(['A=b', 'PORT=5000', 'DYNO=web.{{.Task.Slot}}']));
+    expect(c.Labels).toEqual({ 'slipway.instance': 'i1', 'slipway.task.app': 'hello', 'slipway.task.type': 'web', 'slipway.task.release': '3' });
+    expect(c.CapabilityDrop).toEqual(['ALL']);
+    expect(c.Healthcheck.Test.slice(0, 2)).toEqual(['CMD', LAUNCHER_PATH]);
+    expect(s.TaskTemplate.Resources.Limits).toMatchObject({ MemoryBytes: 512 * 1024 ** 2, NanoCPUs: 1.5e9 });
+  });
+
+  it('gives non-web types no port and no health check', () => {
+    const s = serviceSpec({ ...base, spec: { ...spec, type: 'worker', web: false } }) as Record<string, any>;
+    expect(s.EndpointSpec).toEqual({ Mode: 'dnsrr' });
+    expect(s.TaskTemplate.ContainerSpec.Healthcheck).toBeUndefined();
+  });
+
+  it('health script: a TCP connect without checks; quoted GETs with them', () => {
+    expect(healthScript([])).toBe('exec 3<>/dev/tcp/127.0.0.1/5000 || exit 1');
+    const s = healthScript([{ path: "/it's", content: 'o"k' }]);
+    expect(s).toContain(`'/it'\\''s'`);
+    expect(s).toContain(`*'o"k'*`);
+  });
+
+  it('routes a task at its node address, this node on loopback', () => {
+    const status = { State: 'running', PortStatus: { Ports: [{ PublishedPort: 31000 }] } };
+    const addrs = new Map([['n1', '127.0.0.1'], ['n2', '10.0.0.7']]);
+    expect(taskUpstream({ NodeID: 'n1', Status: status }, addrs)).toBe('127.0.0.1:31000');
+    expect(taskUpstream({ NodeID: 'n2', Status: status }, addrs)).toBe('10.0.0.7:31000');
+    expect(taskUpstream({ NodeID: 'n2', Status: { State: 'starting' } }, addrs)).toBeNull();
+  });
+
+  it('reads service log lines with details into <app>.<type>.<slot>', () => {
+    const slots = new Map([['task1', 'hello.web.2']]);
+    const line = parseServiceLine('2026-01-01T00:00:00.5Z com.docker.swarm.node.id=n,com.docker.swarm.task.id=task1 hi there', slots, 'hello.web');
+    expect(line).toEqual({ time: '2026-01-01T00:00:00.500000000Z', source: 'hello.web.2', text: 'hi there' });
+  });
+
+  it('registry config binds loopback and keeps its port', () => {
+    const text = registryConfig({ storage: '/x/storage', port: 5123 });
+    expect(text).toContain('addr: 127.0.0.1:5123');
+    expect(configuredPort(text)).toBe(5123);
+  });
+});
+
+describe('DockerSwarmScheduler (real engine)', () => {
+  const app = randomApp();
+  const scoped = scopeToInstance(docker, `swarm-test-${app}`);
+  const images: string[] = [];
+  let registryDir = '';
+  let scheduler: DockerSwarmScheduler;
+  let routes: string[] = [];
+  const release = (version: number, processTypes: Record<string, string> = { web: WEB_COMMAND }) => ({ version, image: images[version - 1]!, processTypes, defaultConfig: {}, config: { GREETING: 'x' } });
+  const deploy = (version: number, formation: Record<string, number> = {}, processTypes?: Record<string, string>) =>
+    scheduler.deploy({ app: { name: app, config: {} }, release: release(version, processTypes), formation, onRoutes: async (u) => void (routes = u), progress: () => {} });
+
+  beforeAll(async () => {
+    await ensureSwarm(docker, { advertiseAddr: '127.0.0.1', progress: () => {} });
+    registryDir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-registry-'));
+    const registry = await ensureRegistry({ dir: registryDir, logger, progress: () => {} });
+    scheduler = new DockerSwarmScheduler({ docker: scoped, logger, registry: async () => registry, settleMs: 500, healthTimeoutMs: 20_000, graceSeconds: 1 });
+    for (const [v, content] of [[1, 'content-v1'], [2, 'content-v2']] as const) {
+      const dir = await makeAppDir(content);
+      images.push(await buildReleaseImage({ docker: scoped, stackImage: STACK, appDir: dir, app, version: v, labels: TEST_LABELS, layers: releaseLayers(), onProgress: () => {} }));
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+    images.push(images[1]!);
+  }, 300_000);
+
+  afterAll(async () => {
+    await scheduler?.removeApp(app).catch(() => undefined);
+    await removeAppImages(scoped, app).catch(() => undefined);
+    await stopRegistry(registryDir);
+    await fs.rm(registryDir, { recursive: true, force: true });
+  }, 120_000);
+
+  it('deploys a service per type from the registry, each web task routed', async () => {
+    const { upstreams } = await deploy(1);
+    expect(upstreams).toEqual(routes);
+    expect(upstreams).toHaveLength(1);
+    expect((await httpGet(upstreams[0]!, '/index.html')).body).toBe('content-v1');
+    const ps = await scheduler.processes(app);
+    expect(ps.map((p) => [p.name, p.state, p.release])).toEqual([[`${app}.web.1`, 'running', 1]]);
+    const svc = (await scoped.listServices({ filters: { name: [serviceName(app, 'web')] } }))[0] as unknown as { Spec: { TaskTemplate: { ContainerSpec: { Image: string } } } };
+    expect(svc.Spec.TaskTemplate.ContainerSpec.Image).toMatch(new RegExp(`^127\\.0\\.0\\.1:[0-9]+/slipway/${app}:v1`));
+  }, 120_000);
+
+  it('scales 1 -> 3, all running and answering', async () => {
+    const out = await scheduler.scale({ app: { name: app, config: {} }, release: release(1), wanted: new Map([['web', 3]]), onRoutes: async (u) => void (routes = u), progress: () => {} });
+    expect(out).toEqual({ started: 2, stopped: 0, untouched: 1 });
+    const ps = await scheduler.processes(app);
+    expect(ps.map((p) => p.name)).toEqual([1, 2, 3].map((n) => `${app}.web.${n}`));
+    expect(ps.every((p) => p.state === 'running' && p.upstream !== null)).toBe(true);
+    expect(routes).toEqual(ps.map((p) => p.upstream).sort());
+    for (const u of routes) expect((await httpGet(u, '/index.html')).body).toBe('content-v1');
+    expect(await scheduler.hasProcesses(app)).toBe(true);
+  }, 120_000);
+
+  it('merges the logs of every task, named by slot', async () => {
+    let text = '';
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      text = '';
+      await scheduler.logs({ app, lines: 50, follow: false, signal: new AbortController().signal, events: scheduler.events(), write: (t) => void (text += t) });
+      if ([1, 2, 3].every((n) => text.includes(`${app}.web.${n}: greeting=`))) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    for (const n of [1, 2, 3]) expect(text).toContain(`${app}.web.${n}: greeting=hello-from-profile port=5000 dyno=web.${n}`);
+  }, 60_000);
+
+  it('rolls a new release out, new tasks routed', async () => {
+    await deploy(2, { web: 3 });
+    expect(routes).toHaveLength(3);
+    for (const u of routes) expect((await httpGet(u, '/index.html')).body).toBe('content-v2');
+    expect((await scheduler.processes(app)).filter((p) => !p.retiring).every((p) => p.release === 2)).toBe(true);
+  }, 180_000);
+
+  it('rolls back a release whose tasks fail, and the previous one keeps serving', async () => {
+    const serving = routes;
+    await expect(deploy(3, { web: 3 }, { web: 'echo broken; exit 3' })).rejects.toThrow(/rolled back|failed/);
+    expect(routes).toEqual(serving);
+    for (const u of routes) expect((await httpGet(u, '/index.html')).body).toBe('content-v2');
+    const svc = (await scoped.listServices({ filters: { name: [serviceName(app, 'web')] } }))[0] as unknown as { Spec: { Labels: Record<string, string> } };
+    expect(svc.Spec.Labels['slipway.release']).toBe('2');
+  }, 180_000);
+
+  it('removeApp removes the services, the overlay network and the registry tags', async () => {
+    await scheduler.removeApp(app);
+    expect(await scoped.listServices({ filters: { label: [`slipway.app=${app}`] } })).toEqual([]);
+    expect(await scheduler.processes(app)).toEqual([]);
+    expect((await docker.listNetworks({ filters: { name: [overlayName(app)] } })).filter((n) => n.Name === overlayName(app))).toEqual([]);
+    const tags = (await docker.listImages({ filters: { label: [`slipway.app=${app}`] } })).flatMap((i) => i.RepoTags ?? []);
+    expect(tags.filter((t) => t.includes('/slipway/'))).toEqual([]);
+    // Nothing of the swarm holds the release images any more: the platform's removal works.
+    await removeAppImages(scoped, app);
+    expect(await docker.listImages({ filters: { reference: [`slipway/${app}`] } })).toEqual([]);
+  }, 120_000);
+});
