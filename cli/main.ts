@@ -1,3 +1,4 @@
+import type tty from 'node:tty';
 import { parseArgs } from 'node:util';
 import { SlipwayError, oneLine, usageError } from '../core/errors.js';
 import { loadConfig, type ConfigInput } from '../core/config.js';
@@ -97,9 +98,15 @@ async function main(argv: string[]): Promise<number> {
       // `-` reads content; --password-stdin and --secret-stdin a secret, never from a terminal (it would echo).
       const wantsStdin = rest.includes('-') || rest.includes('--password-stdin') || rest.includes('--secret-stdin');
       // A dump on standard input (`postgres:import x < file`) streams; it may be larger than memory.
-      const streams = commands.find((c) => c.name === command)?.streamIn === true && !process.stdin.isTTY;
+      const spec = commands.find((c) => c.name === command);
+      // An interactive command (`postgres:connect`) always streams, and at a terminal takes it over.
+      const streams = spec?.terminal === true || (spec?.streamIn === true && !process.stdin.isTTY);
+      const atTerminal = spec?.terminal === true && process.stdin.isTTY && process.stdout.isTTY;
       const stdin = wantsStdin && !streams && !process.stdin.isTTY ? await readStdin() : undefined;
-      return runRemote(pathsFor(home).socket, absolutePathArgs(argv, process.cwd()), stdin, streams ? { streamStdin: process.stdin } : {});
+      return runRemote(pathsFor(home).socket, absolutePathArgs(argv, process.cwd()), stdin, {
+        ...(streams ? { streamStdin: process.stdin } : {}),
+        ...(atTerminal ? { terminal: { input: process.stdin as tty.ReadStream, output: process.stdout as tty.WriteStream } } : {}),
+      });
     }
   }
 }

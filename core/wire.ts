@@ -13,20 +13,36 @@ export interface PushRef {
 }
 
 export type Request =
-  /** `stdinStream`: the client's standard input follows as `in` frames, then `eof`. */
-  | { op: 'command'; argv: string[]; stdin?: string; stdinStream?: boolean }
+  /**
+   * `stdinStream`: the client's standard input follows as `in` frames, then `eof`. `tty`: the
+   * client's terminal size, when it runs an interactive command at a terminal (`postgres:connect`).
+   */
+  | { op: 'command'; argv: string[]; stdin?: string; stdinStream?: boolean; tty?: TtySize }
   | { op: 'push'; app: string; refs: PushRef[]; gitEnv: Record<string, string>; pusher: string };
 
 /** `bin`: bytes for standard output, base64 (`postgres:export`). */
 export type Frame = { t: 'out'; d: string } | { t: 'err'; d: string } | { t: 'bin'; d: string } | { t: 'exit'; code: number };
 
-/** What a client sends after a `stdinStream` request: its standard input, base64, then `eof`. */
-export type InputFrame = { t: 'in'; d: string } | { t: 'eof' };
+export interface TtySize {
+  rows: number;
+  cols: number;
+}
+
+/** What a client sends after a `stdinStream` request: its standard input, base64, then `eof`; `resize` when its terminal changes size. */
+export type InputFrame = { t: 'in'; d: string } | { t: 'eof' } | ({ t: 'resize' } & TtySize);
+
+/** A terminal size as a client sends it: whole numbers within what a terminal can be. */
+export function isTtySize(v: unknown): v is TtySize {
+  const s = v as Partial<Record<string, unknown>> | null;
+  const dim = (n: unknown) => typeof n === 'number' && Number.isInteger(n) && n > 0 && n <= 10_000;
+  return s !== null && typeof s === 'object' && dim(s.rows) && dim(s.cols);
+}
 
 export function parseInputFrame(value: unknown): InputFrame {
   const v = value as Partial<Record<string, unknown>> | null;
   if (v && v.t === 'in' && typeof v.d === 'string') return { t: 'in', d: v.d };
   if (v && v.t === 'eof') return { t: 'eof' };
+  if (v && v.t === 'resize' && isTtySize(v)) return { t: 'resize', rows: v.rows, cols: v.cols };
   throw new Error('malformed input frame');
 }
 
@@ -52,7 +68,7 @@ export async function* decodeLines(stream: Duplex): AsyncGenerator<unknown> {
 export function parseRequest(value: unknown): Request {
   const v = value as Partial<Record<string, unknown>> | null;
   const strings = (a: unknown): a is string[] => Array.isArray(a) && a.every((x) => typeof x === 'string');
-  if (v && v.op === 'command' && strings(v.argv) && (v.stdin === undefined || typeof v.stdin === 'string') && (v.stdinStream === undefined || typeof v.stdinStream === 'boolean')) return v as Request;
+  if (v && v.op === 'command' && strings(v.argv) && (v.stdin === undefined || typeof v.stdin === 'string') && (v.stdinStream === undefined || typeof v.stdinStream === 'boolean') && (v.tty === undefined || isTtySize(v.tty))) return v as Request;
   if (
     v &&
     v.op === 'push' &&

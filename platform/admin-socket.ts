@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import { SlipwayError, oneLine } from '../core/errors.js';
@@ -13,8 +14,9 @@ import { handlePush, type PushDeps } from '../hooks/push.js';
  * with `local` rights: docs/security.md) and the git hook's pushes.
  */
 export function adminRequestHandler(platform: Platform, push: PushDeps): Handler {
-  return async (req, send, signal, stdin) => {
+  return async (req, send, signal, stdin, resized) => {
     if (req.op === 'command') {
+      const tty = req.tty;
       const io: CommandIO = {
         out: (d) => send({ t: 'out', d }),
         err: (d) => send({ t: 'err', d }),
@@ -25,6 +27,7 @@ export function adminRequestHandler(platform: Platform, push: PushDeps): Handler
           },
         }),
         ...(stdin ? { stdin } : {}),
+        ...(tty && resized ? { terminal: { rows: tty.rows, cols: tty.cols, onResize: (listener) => resized.on('resize', listener) } } : {}),
         readStdin: async () => req.stdin ?? '',
         signal,
         actor: 'cli',
@@ -38,8 +41,11 @@ export function adminRequestHandler(platform: Platform, push: PushDeps): Handler
   };
 }
 
-/** `stdin`: the client's standard input, for a request with `stdinStream`. */
-type Handler = (req: Request, send: (f: Frame) => void, signal: AbortSignal, stdin?: NodeJS.ReadableStream) => Promise<number>;
+/**
+ * `stdin`: the client's standard input, for a request with `stdinStream`; `resized` emits
+ * `resize` with the client terminal's new size.
+ */
+type Handler = (req: Request, send: (f: Frame) => void, signal: AbortSignal, stdin?: NodeJS.ReadableStream, resized?: EventEmitter) => Promise<number>;
 
 /** The admin socket: root-only, one request per connection, closing the connection cancels it. */
 export async function listenAdminSocket(file: string, logger: Logger, handle: Handler): Promise<net.Server> {
@@ -54,12 +60,15 @@ export async function listenAdminSocket(file: string, logger: Logger, handle: Ha
     let bytes = 0;
     // The request is bounded; a standard input streamed after it (`postgres:import`) is not.
     let stdin: PassThrough | null = null;
+    const resized = new EventEmitter();
     socket.on('data', (d: Buffer) => {
       bytes += d.length;
       if (stdin === null && bytes > MAX_REQUEST_BYTES) socket.destroy();
     });
+    let finished = false;
     controller.signal.addEventListener('abort', () => {
-      if (stdin && !stdin.writableEnded) stdin.destroy(new SlipwayError('E_USAGE', 'the client went away before the end of its input'));
+      // After the command, nobody reads its input: an interactive one's never ends by itself.
+      if (stdin && !stdin.writableEnded && !finished) stdin.destroy(new SlipwayError('E_USAGE', 'the client went away before the end of its input'));
     });
     (async () => {
       let running: Promise<void> | null = null;
@@ -67,7 +76,8 @@ export async function listenAdminSocket(file: string, logger: Logger, handle: Ha
         if (running === null) {
           const req = parseRequest(value);
           if (req.op === 'command' && req.stdinStream) stdin = new PassThrough();
-          running = handle(req, send, controller.signal, stdin ?? undefined).then((code) => {
+          running = handle(req, send, controller.signal, stdin ?? undefined, resized).then((code) => {
+            finished = true;
             send({ t: 'exit', code });
             socket.end();
           });
@@ -76,6 +86,7 @@ export async function listenAdminSocket(file: string, logger: Logger, handle: Ha
         }
         const frame = parseInputFrame(value);
         if (frame.t === 'eof') stdin?.end();
+        else if (frame.t === 'resize') resized.emit('resize', { rows: frame.rows, cols: frame.cols });
         else stdin?.write(Buffer.from(frame.d, 'base64'));
       }
       return running;

@@ -46,7 +46,7 @@ import { scopeToInstance } from '../runtime/instance-engine.js';
 import { loadInstance } from '../core/instance-id.js';
 import { adminRequestHandler, listenAdminSocket } from './admin-socket.js';
 import { createPlatform } from './platform-service.js';
-import { sshExecHandler } from './ssh-dispatch.js';
+import { sshExecHandler, wantsPty } from './ssh-dispatch.js';
 import { createWebHandler, listenWeb } from '../web/server.js';
 import { webCommandDoor } from './web-door.js';
 
@@ -160,7 +160,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
 
   const life = new Life({ docker, scheduler, apps, routes, paths, logger });
   await life.start((line) => logger.info({ line }, 'recovery'));
-  const ops = new Operations({ docker, scheduler, schedulerNamed: (name) => scheduler.byName(name), config, apps, routes, queues, logger });
+  // `services` is made just below; a rollback asks it only later, once it exists.
+  const ops = new Operations({ docker, scheduler, schedulerNamed: (name) => scheduler.byName(name), config, apps, routes, queues, logger, keepLinks: (app, c) => services.configWithLinks(app, c) });
   // Postgres and Redis services; after a restart each is running and on its link networks again.
   const services = new ServiceManager({ docker, engine: o.docker, store: new ServiceStore(db), ops, apps, config, paths, logger });
   await services.reconcile((line) => logger.warn({ line }, 'service recovery'));
@@ -205,6 +206,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     hostKeyFile: paths.hostKey,
     keys,
     onExec,
+    wantsPty,
     logger,
   });
   sshPort = ssh.port;

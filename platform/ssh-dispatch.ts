@@ -51,6 +51,7 @@ export function sshExecHandler(d: SshDispatchDeps): (exec: SshExec) => Promise<n
       local: false,
       user: key?.user ?? '',
       from: `ssh ${exec.remote ?? '?'} key=${exec.user}`,
+      ...(exec.terminal ? { terminal: exec.terminal } : {}),
     };
     if (verb === 'git-receive-pack' || verb === 'git-upload-pack') {
       if (args.length !== 1) {
@@ -81,6 +82,16 @@ export function sshExecHandler(d: SshDispatchDeps): (exec: SshExec) => Promise<n
     }
     return runCommand(commands, argv, io, d.platform);
   };
+}
+
+/** Whether an SSH command line names an interactive command, which gets the client's pty. */
+export function wantsPty(command: string): boolean {
+  try {
+    const [verb] = splitCommandLine(command);
+    return commands.find((c) => c.name === verb)?.terminal === true;
+  } catch {
+    return false;
+  }
 }
 
 // Events, not `for await`: async iteration destroys the stream at its end, and this one is the

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs/promises';
 import ssh2, { type Connection, type ServerChannel, type Session } from 'ssh2';
 import type { Logger } from '../core/log.js';
@@ -19,6 +20,16 @@ export interface SshExec {
   stderr: NodeJS.WritableStream;
   /** Aborted when the client closes the channel. */
   signal: AbortSignal;
+  /** The client's pty, granted only to commands that ask for one (`wantsPty`). */
+  terminal?: { rows: number; cols: number; onResize(listener: (size: { rows: number; cols: number }) => void): void };
+}
+
+/** A client's pty request, answered when its exec arrives. */
+interface PtyRequest {
+  accept?: () => void;
+  reject?: () => void;
+  rows: number;
+  cols: number;
 }
 
 export type SshExecHandler = (exec: SshExec) => Promise<number>;
@@ -29,6 +40,8 @@ export interface SshServerOptions {
   hostKeyFile: string;
   keys: SshKeyStore;
   onExec: SshExecHandler;
+  /** Whether an exec command is interactive and gets the pty its client asked for (`postgres:connect`). */
+  wantsPty(command: string): boolean;
   logger: Logger;
 }
 
@@ -45,7 +58,8 @@ export async function loadHostKey(file: string): Promise<Buffer> {
 }
 
 /**
- * The SSH front door, speaking only exec requests: no shell, no pty, no port forwarding.
+ * The SSH front door, speaking only exec requests: no shell, no port forwarding, and a pty only
+ * for the interactive commands (`ssh -t ... postgres:connect db`).
  * Each connection is independent, so many pushes and commands run at once.
  */
 export async function startSshServer(o: SshServerOptions): Promise<{ port: number; close(): Promise<void> }> {
@@ -105,10 +119,20 @@ export async function startSshServer(o: SshServerOptions): Promise<{ port: numbe
       client.on('session', (acceptSession) => {
         const session = acceptSession();
         waiting.add(session);
-        // Git and commands need exec only: ptys and shells are refused.
-        session.on('pty', (_accept, reject) => reject?.());
+        // A pty request comes before the exec it is for: its answer waits for the command, and
+        // only interactive ones get it (a pty would turn everything else's \n into a staircase).
+        let ptyAsked: PtyRequest | null = null;
+        const resized = new EventEmitter();
+        session.on('pty', (accept, reject, info) => {
+          ptyAsked = { accept, reject, rows: info.rows || 24, cols: info.cols || 80 };
+        });
+        session.on('window-change', (accept, _reject, info) => {
+          accept?.();
+          if (info.rows > 0 && info.cols > 0) resized.emit('resize', { rows: info.rows, cols: info.cols });
+        });
         session.on('shell', (accept) => {
           waiting.delete(session);
+          ptyAsked?.reject?.();
           const channel = accept();
           channel.stderr.write('slipway: interactive shells are not offered: run `ssh ... help` for the commands\n');
           channel.exit(2);
@@ -116,6 +140,10 @@ export async function startSshServer(o: SshServerOptions): Promise<{ port: numbe
         });
         session.on('exec', (accept, _reject, info) => {
           waiting.delete(session);
+          const asked = ptyAsked;
+          const pty = asked !== null && o.wantsPty(info.command) ? asked : null;
+          if (pty) pty.accept?.();
+          else asked?.reject?.();
           const channel = accept();
           // A client that vanishes makes writes to its channel fail: that ends this exchange only.
           channel.on('error', (err: Error) => log.debug({ err: err.message }, 'ssh: channel error'));
@@ -131,7 +159,9 @@ export async function startSshServer(o: SshServerOptions): Promise<{ port: numbe
           const gone = () => controller.abort();
           client.once('close', gone);
           controller.signal.addEventListener('abort', () => client.off('close', gone), { once: true });
-          o.onExec({ command: info.command, user, remote, stdin: channel, stdout: channel, stderr: channel.stderr, signal: controller.signal })
+          o.onExec({ command: info.command, user, remote, stdin: channel, stdout: channel, stderr: channel.stderr, signal: controller.signal,
+            ...(pty ? { terminal: { rows: pty.rows, cols: pty.cols, onResize: (listener) => resized.on('resize', listener) } } : {}),
+          })
             .catch((err: unknown) => {
               channel.stderr.write(`slipway: ${oneLine(err)}\n`);
               return 1;

@@ -260,3 +260,62 @@ export async function execInService(docker: Dockerode, kind: ServiceKind, name: 
   const info = await exec.inspect();
   return { code: info.ExitCode ?? 1, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };
 }
+
+/** The caller's side of an interactive exec: its streams and, when it has one, its terminal. */
+export interface AttachedIO {
+  stdin: NodeJS.ReadableStream;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  /** A pty in the container of this size, following `onResize` (stdout and stderr are then one stream). */
+  terminal?: { rows: number; cols: number; onResize(listener: (size: { rows: number; cols: number }) => void): void };
+  /** Aborted when the caller goes away: the exec's connection closes, which ends its input. */
+  signal: AbortSignal;
+}
+
+/**
+ * Runs argv in the service's container wired to the caller (`postgres:connect`): its input in,
+ * its output out, with a pty when the caller has a terminal. Resolves with the exit code.
+ * Secrets go in `env`, never in `cmd` (argv shows in `ps` and in logs).
+ */
+export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, name: string, cmd: string[], env: string[], io: AttachedIO): Promise<number> {
+  const container = docker.getContainer(serviceContainerName(kind, name));
+  const tty = io.terminal !== undefined;
+  const exec = await container.exec({ Cmd: cmd, Env: tty ? ['TERM=xterm', ...env] : env, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: tty });
+  const stream = (await exec.start({ hijack: true, stdin: true, Tty: tty })) as unknown as NodeJS.ReadWriteStream & { destroy(): void };
+  const resize = (size: { rows: number; cols: number }) => void exec.resize({ h: size.rows, w: size.cols }).catch(() => undefined);
+  if (io.terminal) {
+    resize(io.terminal);
+    io.terminal.onResize(resize);
+  }
+  if (tty) stream.on('data', (d: Buffer) => io.stdout.write(d));
+  else docker.modem.demuxStream(stream, io.stdout, io.stderr);
+  const input = (d: Buffer) => stream.write(d);
+  // The caller's end of input is the program's: `echo 'select 1' | ... postgres:connect db`.
+  const inputEnded = () => stream.end();
+  // A caller gone mid-input fails its input stream; the abort below ends the exec then.
+  const inputFailed = () => stream.destroy();
+  io.stdin.on('data', input);
+  io.stdin.once('end', inputEnded);
+  io.stdin.on('error', inputFailed);
+  io.stdin.resume();
+  const gone = () => stream.destroy();
+  io.signal.addEventListener('abort', gone, { once: true });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      stream.once('end', () => resolve());
+      stream.once('close', () => resolve());
+      stream.once('error', reject);
+    });
+  } finally {
+    io.stdin.off('data', input);
+    io.stdin.off('end', inputEnded);
+    io.stdin.off('error', inputFailed);
+    io.signal.removeEventListener('abort', gone);
+  }
+  // The engine may record the exit a moment after the stream ends.
+  for (let tries = 0; ; tries++) {
+    const info = await exec.inspect();
+    if (!info.Running || tries >= 20) return info.Running ? 1 : (info.ExitCode ?? 1);
+    await sleep(100);
+  }
+}

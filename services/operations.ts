@@ -24,6 +24,8 @@ export interface OperationsDeps {
   routes: RouteBook;
   queues: AppQueues;
   logger: Logger;
+  /** The config a rollback gets: the old release's, with the app's current service links (services/service-manager.ts). */
+  keepLinks?: (app: string, config: Readonly<Record<string, string>>) => Record<string, string>;
 }
 
 export type Progress = (line: string) => void;
@@ -202,7 +204,9 @@ export class Operations {
         const how = target.commit ? `push commit ${target.commit.slice(0, 7)} again` : 'deploy it again';
         throw new SlipwayError('E_RELEASE', `the image of ${app} v${version} was pruned (only the last ${this.#d.config.keepReleases} are kept): ${how}`);
       }
-      const config = target.config ?? record.config;
+      // A rollback changes code and config, never links: those stay as they are now.
+      const old = target.config ?? record.config;
+      const config = this.#d.keepLinks ? this.#d.keepLinks(app, old) : old;
       o.progress(header(`Rolling back ${app} to v${version}`));
       const release = await this.#newRelease(record, target, { config, actor: o.actor, description: `rollback to v${version}` });
       await this.#roll({ ...record, config }, release, o.progress, {}, () => removeReleaseTag(this.#d.docker, release.image));

@@ -13,6 +13,7 @@ import type { AppStore } from '../core/store.js';
 import type { Origin } from '../core/users.js';
 import { listAppContainers } from '../runtime/containers.js';
 import {
+  attachServiceExec,
   dropLinkNetwork,
   ensureServiceContainer,
   execInService,
@@ -26,6 +27,7 @@ import {
   serviceUrl,
   stopServiceContainer,
   waitServiceHealthy,
+  type AttachedIO,
   type ServiceSpec,
 } from '../runtime/service-containers.js';
 import { ensureServiceImage, IO_MOUNT, SERVICE_UID } from '../runtime/service-images.js';
@@ -223,6 +225,20 @@ export class ServiceManager {
     return links;
   }
 
+  /**
+   * A config as the app's links stand now (for a rollback, which keeps the current links: README
+   * "Services"): each link's variable set to its URL, and a service URL the app is no longer
+   * linked by dropped.
+   */
+  configWithLinks(app: string, config: Readonly<Record<string, string>>): Record<string, string> {
+    const services = this.#d.store.list();
+    const links = this.#d.store.linksOfApp(app).map((l) => {
+      const s = services.find((x) => x.kind === l.kind && x.name === l.name);
+      return { var: l.var, url: s ? serviceUrl(l.kind, l.name, s.password) : '' };
+    });
+    return withLinks(config, links.filter((l) => l.url !== ''), new Set(services.map((s) => serviceUrl(s.kind, s.name, s.password))));
+  }
+
   #linkedApps(kind: ServiceKind, name: string): string[] {
     return this.#d.store.links(kind, name).map((l) => l.app);
   }
@@ -237,6 +253,19 @@ export class ServiceManager {
         progress(`${s.kind} ${s.name}: ${(err as Error).message}`);
       }
     }
+  }
+
+  /**
+   * `connect`: psql or redis-cli in the service's container, wired to the caller (with a pty when
+   * it has a terminal). The password travels in the exec's environment only (redis), or is not
+   * needed at all (psql as the server's user over its socket); histories go nowhere.
+   */
+  async connect(kind: ServiceKind, name: string, io: AttachedIO): Promise<number> {
+    const s = this.#d.store.get(kind, name);
+    const state = await serviceState(this.#d.docker, kind, name);
+    if (state.status !== 'running') throw new SlipwayError('E_SERVICE', `${kind} ${name} is ${state.status}: see \`slipway ${kind}:info ${name}\``);
+    const [cmd, env] = kind === 'postgres' ? [['psql', '--dbname', name], ['PSQL_HISTORY=/dev/null']] : [['redis-cli'], [`REDISCLI_AUTH=${s.password}`, 'REDISCLI_HISTFILE=/dev/null']];
+    return attachServiceExec(this.#d.docker, kind, name, cmd, env, io);
   }
 
   // ---- dumps ----
@@ -382,6 +411,17 @@ export class ServiceManager {
     if (!(await fsp.stat(file).catch(() => null))) throw new SlipwayError('E_SERVICE', `${kind} ${name} has no backup ${id}: see \`slipway ${kind}:backups ${name}\``);
     await this.import(kind, name, fs.createReadStream(file), progress);
   }
+}
+
+/**
+ * `config` with the current links' variables set, and any other variable holding one of the
+ * platform's service URLs removed (a link made after the release and since undone). Pure.
+ */
+export function withLinks(config: Readonly<Record<string, string>>, links: readonly { var: string; url: string }[], serviceUrls: ReadonlySet<string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(config)) if (!serviceUrls.has(v)) out[k] = v;
+  for (const l of links) out[l.var] = l.url;
+  return out;
 }
 
 function oneLineOf(text: string): string {

@@ -3,6 +3,7 @@ import { parseAppName } from '../../core/app-name.js';
 import { SlipwayError, usageError } from '../../core/errors.js';
 import { parseLinkVar, parseServiceName, serviceAccess, serviceNotFound, SERVICE_KINDS, type ServiceKind, type ServiceRecord } from '../../core/service-store.js';
 import { authorize, callerOf, originOf, permissionDenied } from './caller.js';
+import { Writable } from 'node:stream';
 import { json, table } from './output.js';
 import type { Command, CommandIO, Platform } from './types.js';
 
@@ -22,6 +23,33 @@ function ownedService(io: CommandIO, platform: Platform, kind: ServiceKind, raw:
   if (decision === 'not-found') throw serviceNotFound(kind, name);
   if (decision === 'denied') throw permissionDenied(`${actor.name} (${actor.role}) may not change ${kind} ${name}: ask one of its owners or an admin`);
   return { service, actor };
+}
+
+/**
+ * The service `connect` may open: for its owners and admins, and for those who may change an app
+ * linked to it (README "Services"). An owner of either without the role for it is told no;
+ * anyone else gets the answer a missing service gets, so existence does not leak.
+ */
+function connectableService(io: CommandIO, platform: Platform, kind: ServiceKind, raw: string): ServiceRecord {
+  const name = parseServiceName(raw);
+  const actor = callerOf(io, platform);
+  const service = platform.services.store.find(kind, name);
+  if (!service) throw serviceNotFound(kind, name);
+  const accesses = [serviceAccess(service), ...platform.services.store.links(kind, name).map((l) => platform.users.access(l.app))];
+  if (accesses.some((a) => can(actor, 'app:manage', a) === 'allow')) return service;
+  if (accesses.some((a) => a.owners.includes(actor.name))) throw permissionDenied(`${actor.name} (${actor.role}) may not connect to ${kind} ${name}: it takes a developer or admin who owns the service or an app linked to it`);
+  throw serviceNotFound(kind, name);
+}
+
+/** `io.err` as a stream, for a program's standard error; characters split across chunks stay whole. */
+function errStream(io: CommandIO): NodeJS.WritableStream {
+  const decoder = new TextDecoder();
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      io.err(decoder.decode(chunk, { stream: true }));
+      done();
+    },
+  });
 }
 
 const size = (bytes: number): string => (bytes < 1024 * 1024 ? `${Math.round(bytes / 1024)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`);
@@ -199,6 +227,21 @@ function commandsFor(kind: ServiceKind): Command[] {
           return;
         }
         io.out(table([['ID', 'SIZE', 'CREATED'], ...list.map((b) => [b.id, size(b.bytes), b.createdAt])]));
+      },
+    },
+    {
+      name: `${kind}:connect`,
+      access: 'any',
+      usage: '<name>',
+      summary: `Run ${kind === 'postgres' ? 'psql' : 'redis-cli'} on the service: interactive at a terminal (\`ssh -t\`), else it reads standard input`,
+      args: [1, 1],
+      terminal: true,
+      async run(io, { positionals }, platform) {
+        const service = connectableService(io, platform, kind, positionals[0]!);
+        if (!io.stdin) throw usageError(`${kind}:connect needs standard input: run it from the slipway CLI or over ssh`);
+        const stdin = io.stdin;
+        platform.users.audit(originOf(io), `${kind}:connect`, null, `service=${service.name}${io.terminal ? ' tty' : ''}`);
+        return platform.services.connect(kind, service.name, { stdin, stdout: stdoutOf(io), stderr: errStream(io), signal: io.signal, ...(io.terminal ? { terminal: io.terminal } : {}) });
       },
     },
     {

@@ -38,6 +38,15 @@ export interface CommandIO {
   user?: string;
   /** Where the request came from, for the audit log: `local socket`, `ssh 10.0.0.5`. */
   from?: string;
+  /** The caller's terminal, for a `terminal` command run at one (`ssh -t`, the CLI at a tty). */
+  terminal?: Terminal;
+}
+
+/** A caller's terminal: its size now and as it changes. */
+export interface Terminal {
+  rows: number;
+  cols: number;
+  onResize(listener: (size: { rows: number; cols: number }) => void): void;
 }
 
 export interface ProcessInfo {
@@ -149,5 +158,10 @@ export interface Command {
   binaryOut?: boolean;
   /** Reads `io.stdin` as a stream: the CLI sends its standard input along. */
   streamIn?: boolean;
+  /**
+   * Interactive: reads `io.stdin` as a stream and writes `io.stdout`, and gets the caller's
+   * terminal when there is one (the CLI in raw mode, an SSH pty). Only these get a pty over SSH.
+   */
+  terminal?: boolean;
   run(io: CommandIO, parsed: Parsed, platform: Platform): Promise<number | void>;
 }

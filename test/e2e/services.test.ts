@@ -88,6 +88,12 @@ describe('services: postgres and redis', () => {
     expect(config.DATABASE_URL).toMatch(new RegExp(`^postgres://postgres:[0-9a-f]{48}@slipway-postgres-${pg}:5432/${pg}$`));
     expect(config.REDIS_URL).toMatch(new RegExp(`^redis://:[0-9a-f]{48}@slipway-redis-${rd}:6379$`));
 
+    // A rollback to the release before both links keeps them (README "Services").
+    const back = await platform.cli(['rollback', linked, 'v1']);
+    expect(back.code, back.stderr).toBe(0);
+    const after = JSON.parse((await platform.cli(['config', linked, '--json'])).stdout);
+    expect(after).toMatchObject({ DATABASE_URL: config.DATABASE_URL, REDIS_URL: config.REDIS_URL });
+
     const ping = await exec(`${linked}.web.1`, ['python3', '-c', REDIS_PING]);
     expect(ping.stdout, ping.stderr).toContain('+OK +PONG');
     expect(await connectFrom(`${linked}.web.1`, `slipway-postgres-${pg}`, 5432)).toBe(0);
