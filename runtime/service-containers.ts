@@ -145,7 +145,7 @@ export async function waitServiceHealthy(docker: Dockerode, kind: ServiceKind, n
       throw new SlipwayError('E_SERVICE', `${serviceContainerName(kind, name)} is ${state.status}: see \`slipway ${kind}:logs ${name}\``);
     }
     if (Date.now() >= deadline) {
-      throw new SlipwayError('E_SERVICE', `${serviceContainerName(kind, name)} did not become healthy within ${Math.round(timeoutMs / 1000)} s (${state.health ?? 'no health'}): see \`docker logs ${serviceContainerName(kind, name)}\``);
+      throw new SlipwayError('E_SERVICE', `${serviceContainerName(kind, name)} did not become healthy within ${Math.round(timeoutMs / 1000)} s (${state.health ?? 'no health'}): see \`slipway ${kind}:logs ${name}\``);
     }
     await sleep(500);
   }

@@ -30,6 +30,7 @@ import {
   type AttachedIO,
   type ServiceSpec,
 } from '../runtime/service-containers.js';
+import { streamServiceLogs, type ServiceLogsOptions } from '../runtime/service-logs.js';
 import { ensureServiceImage, IO_MOUNT, SERVICE_UID } from '../runtime/service-images.js';
 import type { Operations } from './operations.js';
 
@@ -266,6 +267,12 @@ export class ServiceManager {
     if (state.status !== 'running') throw new SlipwayError('E_SERVICE', `${kind} ${name} is ${state.status}: see \`slipway ${kind}:info ${name}\``);
     const [cmd, env] = kind === 'postgres' ? [['psql', '--dbname', name], ['PSQL_HISTORY=/dev/null']] : [['redis-cli'], [`REDISCLI_AUTH=${s.password}`, 'REDISCLI_HISTFILE=/dev/null']];
     return attachServiceExec(this.#d.docker, kind, name, cmd, env, io);
+  }
+
+  /** The service container's output; with `follow`, until `o.signal` aborts. */
+  async logs(kind: ServiceKind, name: string, o: ServiceLogsOptions): Promise<void> {
+    this.#d.store.get(kind, name);
+    await streamServiceLogs(this.#d.docker, kind, name, o);
   }
 
   // ---- dumps ----
