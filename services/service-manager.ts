@@ -22,6 +22,7 @@ import {
   linkNetworkName,
   maskedUrl,
   removeServiceContainer,
+  serviceCondition,
   serviceContainerName,
   serviceState,
   serviceUrl,
@@ -139,8 +140,16 @@ export class ServiceManager {
     o.progress(`-----> ${kind} ${name} is ready: link it with \`slipway ${kind}:link ${name} <app>\``);
   }
 
-  list(kind: ServiceKind): ServiceRecord[] {
+  list(kind?: ServiceKind): ServiceRecord[] {
     return this.#d.store.list(kind);
+  }
+
+  /**
+   * How the service is (`healthy`, `starting`, `exited`, ...: runtime/service-containers.ts), or
+   * `unknown` when the engine does not answer: `ps` and `status` still print.
+   */
+  async condition(kind: ServiceKind, name: string): Promise<string> {
+    return serviceCondition(await serviceState(this.#d.docker, kind, name).catch(() => ({ status: 'unknown', health: null })));
   }
 
   async info(kind: ServiceKind, name: string, o: { reveal: boolean }): Promise<ServiceInfo> {

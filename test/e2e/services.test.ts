@@ -96,6 +96,10 @@ describe('services: postgres and redis', () => {
 
     const ping = await exec(`${linked}.web.1`, ['python3', '-c', REDIS_PING]);
     expect(ping.stdout, ping.stderr).toContain('+OK +PONG');
+    // ps names the linked services and their health after the containers.
+    const ps = (await platform.cli(['ps', linked])).stdout.trimEnd().split('\n');
+    expect(ps.slice(-2)).toEqual([`service postgres ${pg} healthy`, `service redis ${rd} healthy`]);
+    expect(ps[0]).toMatch(new RegExp(`^${linked}\\.web\\.1 running v\\d+$`));
     expect(await connectFrom(`${linked}.web.1`, `slipway-postgres-${pg}`, 5432)).toBe(0);
 
     // The other app: no name, and no route even by address.
