@@ -4,7 +4,7 @@ import { miniPlatform, type MiniPlatform } from '../support/mini-platform.js';
 
 const origin = { actor: 'admin', source: 'test' };
 
-// `ps` and `status` name linked services under the lines they always printed (README "Services").
+// `ps` and `status` name linked services; `<kind>:logs` refuses bad input under the lines they always printed (README "Services").
 describe('ps and status with services (unit)', () => {
   let mini: MiniPlatform;
 
@@ -50,5 +50,15 @@ describe('ps and status with services (unit)', () => {
       { kind: 'postgres', name: 'db', condition: 'missing', links: ['shop'] },
       { kind: 'redis', name: 'cache', condition: 'missing', links: ['shop'] },
     ]);
+  });
+
+  it('postgres:logs refuses a bad -n and a missing service in one line', async () => {
+    const bad = await mini.run(['postgres:logs', 'db', '-n', 'lots'], 'cli');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/^slipway: postgres:logs: -n takes a number of lines from 0 to 100000\n$/);
+    const missing = await mini.run(['redis:logs', 'nosuch'], 'cli');
+    expect(missing.code).toBe(1);
+    expect(missing.err.trimEnd().split('\n')).toHaveLength(1);
+    expect(missing.err).toMatch(/no redis service named "nosuch"/);
   });
 });
