@@ -69,6 +69,10 @@ describe('services: postgres and redis', () => {
       expect(inspected.HostConfig.RestartPolicy.Name).toBe('unless-stopped');
       expect(inspected.Config.User).toBe('999:999');
     }
+    // The server's own output, through the CLI.
+    const logs = await platform.cli(['postgres:logs', pg, '-n', '50']);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toMatch(new RegExp(`Z slipway\\.postgres\\.${pg}: .*ready to accept connections`));
     const again = await platform.cli(['redis:create', rd]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/exists already/);
