@@ -19,7 +19,7 @@ import type { DeployRequest, LogsRequest, OneOffRequest, ProcessEvents, ProcessI
 import { pushToRegistry } from './registry.js';
 import { parseServiceLine } from './service-logs.js';
 import { TaskPoller } from './task-events.js';
-import { TASK_LABELS, serviceName, serviceSpec } from './service-spec.js';
+import { TASK_LABELS, rolloutConfig, rolloutWaitMs, serviceName, serviceSpec } from './service-spec.js';
 
 export interface DockerSwarmOptions {
   /** This instance's view of the engine, a swarm manager (runtime/instance-engine.ts). */
@@ -137,6 +137,8 @@ export class DockerSwarmScheduler implements Scheduler {
         r.progress(`Scaling ${before.Spec.Name} ${had} -> ${n}`);
         const spec = structuredClone(before.Spec);
         spec.Mode = { Replicated: { Replicas: n } };
+        // Later updates batch by the new count (changing these restarts no task).
+        Object.assign(spec, rolloutConfig(n, this.#o.settleMs));
         await this.#o.docker.getService(before.ID).update({ version: before.Version.Index, ...spec });
         await this.#converge(before.ID, { replicas: n, release: Number(before.Spec.Labels?.[LABELS.release]), force: before.Spec.TaskTemplate?.ForceUpdate ?? 0, previousUpdate: null, name: before.Spec.Name, ...(type === 'web' ? { onRoutes: r.onRoutes } : {}) });
       } else if (!before && n > 0) {
@@ -438,8 +440,8 @@ export class DockerSwarmScheduler implements Scheduler {
    * task failing, fails with the engine's reason and the task's last output.
    */
   async #converge(id: string, want: { replicas: number; release: number; force: number; previousUpdate: string | null; name: string; onRoutes?: (upstreams: string[]) => Promise<void> }): Promise<void> {
-    // Each replica's start costs this machine (or its node) some time: a restart of many waits longer.
-    const waitMs = this.#o.healthTimeoutMs + this.#o.settleMs + 30_000 + 3_000 * want.replicas;
+    // The update replaces tasks in health-gated batches: more replicas, more batches to wait for.
+    const waitMs = rolloutWaitMs({ replicas: want.replicas, healthTimeoutMs: this.#o.healthTimeoutMs, settleMs: this.#o.settleMs });
     const deadline = Date.now() + waitMs;
     // Tasks that failed before this change (a crash the swarm already replaced) are history.
     const since = new Date(Date.now() - 1000).toISOString();
