@@ -152,6 +152,23 @@ describe('DockerSwarmScheduler (real engine)', () => {
     for (const n of [1, 2, 3]) expect(text).toContain(`${app}.web.${n}: greeting=hello-from-profile port=5000 dyno=web.${n}`);
   }, 60_000);
 
+  it('follows the logs of a service created after the follow began (a type scaled up from 0)', async () => {
+    const processTypes = { web: WEB_COMMAND, worker: 'echo worker-up-$DYNO; exec sleep 600' };
+    const stop = new AbortController();
+    let text = '';
+    const following = scheduler.logs({ app, lines: 0, follow: true, signal: stop.signal, events: scheduler.events(), write: (t) => void (text += t) });
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      await scheduler.scale({ app: { name: app, config: {} }, release: release(1, processTypes), wanted: new Map([['worker', 1]]), onRoutes: async () => {}, progress: () => {} });
+      const deadline = Date.now() + 30_000;
+      while (!text.includes(`${app}.worker.1: worker-up-worker.1`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      stop.abort();
+      await following;
+    }
+    expect(text).toContain(`${app}.worker.1: worker-up-worker.1`);
+  }, 90_000);
+
   it('rolls a new release out over 5 replicas two new tasks at a time, new tasks routed', async () => {
     // Watch the tasks while the update runs: wanted running but not running yet = starting now.
     let watching = true;
