@@ -7,9 +7,9 @@ import { LAUNCHER_PATH, buildReleaseImage, removeAppImages } from '../../runtime
 import { scopeToInstance } from '../../runtime/instance-engine.js';
 import { DockerSwarmScheduler, overlayName, taskUpstream } from '../../runtime/docker-swarm/scheduler.js';
 import { parseServiceLine } from '../../runtime/docker-swarm/service-logs.js';
-import { ensureRegistry, stopRegistry, configuredPort, registryConfig } from '../../runtime/docker-swarm/registry.js';
+import { ensureRegistry, stopRegistry, configuredPort, registryConfig, registrySummary } from '../../runtime/docker-swarm/registry.js';
 import { MAX_UPDATE_PARALLELISM, healthScript, rolloutWaitMs, serviceName, serviceSpec, updateParallelism } from '../../runtime/docker-swarm/service-spec.js';
-import { ensureSwarm } from '../../runtime/docker-swarm/swarm.js';
+import { ensureSwarm, swarmSummary } from '../../runtime/docker-swarm/swarm.js';
 import type { ProcessSpec } from '../../runtime/containers.js';
 import { STACK, TEST_LABELS, WEB_COMMAND, docker, httpGet, logger, makeAppDir, randomApp } from './helpers.js';
 
@@ -87,6 +87,25 @@ describe('swarm service spec (unit)', () => {
   });
 });
 
+describe('status lines of the swarm and the registry', () => {
+  it('registry: not started without a config, stopped when its port does not answer', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-registry-'));
+    try {
+      expect(await registrySummary(dir)).toBe('not started yet (starts on the first docker-swarm deploy)');
+      // Port 1 on loopback: nothing listens there.
+      await fs.writeFile(path.join(dir, 'config.yml'), registryConfig({ storage: path.join(dir, 'storage'), port: 1 }));
+      expect(await registrySummary(dir)).toMatch(/^stopped \(127\.0\.0\.1:1; starts again on the next docker-swarm deploy, see .*registry\.log\)$/);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('swarm: this engine is an active manager with its nodes counted', async () => {
+    await ensureSwarm(docker, { advertiseAddr: '127.0.0.1', progress: () => {} });
+    expect(await swarmSummary(docker)).toMatch(/^active, manager, [0-9]+ nodes? \(([0-9]+) ready\)$/);
+  });
+});
+
 describe('DockerSwarmScheduler (real engine)', () => {
   const app = randomApp();
   const scoped = scopeToInstance(docker, `swarm-test-${app}`);
@@ -102,6 +121,7 @@ describe('DockerSwarmScheduler (real engine)', () => {
     await ensureSwarm(docker, { advertiseAddr: '127.0.0.1', progress: () => {} });
     registryDir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-registry-'));
     const registry = await ensureRegistry({ dir: registryDir, logger, progress: () => {} });
+    expect(await registrySummary(registryDir)).toBe(`running on ${registry}`);
     scheduler = new DockerSwarmScheduler({ docker: scoped, logger, registry: async () => registry, settleMs: 500, healthTimeoutMs: 20_000, graceSeconds: 1 });
     for (const [v, content] of [[1, 'content-v1'], [2, 'content-v2']] as const) {
       const dir = await makeAppDir(content);
@@ -170,6 +190,8 @@ describe('DockerSwarmScheduler (real engine)', () => {
   }, 90_000);
 
   it('rolls a new release out over 5 replicas two new tasks at a time, new tasks routed', async () => {
+    // Scaled first: new replicas of a scale start together, as they should; only the update batches.
+    await scheduler.scale({ app: { name: app, config: {} }, release: release(1), wanted: new Map([['web', 5]]), onRoutes: async (u) => void (routes = u), progress: () => {} });
     // Watch the tasks while the update runs: wanted running but not running yet = starting now.
     let watching = true;
     let mostStarting = 0;
