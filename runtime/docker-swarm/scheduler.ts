@@ -213,7 +213,7 @@ export class DockerSwarmScheduler implements Scheduler {
     const since = String(Math.floor(Date.now() / 1000));
     const streams = new Map<string, Readable>();
     const attach = async (s: Service) => {
-      // Claimed before the request, so an overlapping re-list does not attach it twice.
+      // Claimed before the request, so a re-list meanwhile does not attach it twice.
       streams.set(s.ID, new PassThrough());
       const raw = (await this.#o.docker
         .getService(s.ID)
@@ -239,14 +239,20 @@ export class DockerSwarmScheduler implements Scheduler {
       });
     };
     for (const s of services) await attach(s);
+    // One look at a time: a slow engine must not attach a service twice.
+    let looking = false;
     const relist = setInterval(() => {
+      if (looking) return;
+      looking = true;
       void (async () => {
         for (const s of await matching()) {
           if (streams.has(s.ID) || r.signal.aborted) continue;
           await nameTasks([s]);
           await attach(s);
         }
-      })().catch((err: unknown) => this.#o.logger.warn({ app: r.app, err: oneLine(err) }, 'could not look for new services to follow'));
+      })()
+        .catch((err: unknown) => this.#o.logger.warn({ app: r.app, err: oneLine(err) }, 'could not look for new services to follow'))
+        .finally(() => (looking = false));
     }, FOLLOW_RELIST_MS);
     await new Promise<void>((resolve) => {
       if (r.signal.aborted) resolve();
