@@ -25,6 +25,8 @@ export const platformCommands: Command[] = [
             ['docker', s.docker],
             ['stack', s.stackImage],
             ['apps', String(s.apps)],
+            ...(s.swarm !== undefined ? [['swarm', s.swarm]] : []),
+            ...(s.registry !== undefined ? [['registry', s.registry]] : []),
           ]),
         );
       }
