@@ -62,6 +62,8 @@ export async function deploy() {
   await cli('ssh-keys:add', 'bench', `${key}.pub`);
   await cli('apps:create', app);
   deployed = true;
+  // New apps need sign-in (README "Users and access"); the load is anonymous.
+  await cli('access:set', app, 'public');
   const wc = await fs.mkdtemp(path.join(home, 'wc-'));
   await fs.cp(path.join(root, 'fixtures', 'apps', 'node-ops'), wc, { recursive: true });
   const gitEnv = {

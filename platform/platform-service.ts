@@ -19,7 +19,8 @@ import type { AppQueues } from '../hooks/push.js';
 import { removeAppImages } from '../runtime/images.js';
 import { assertAppNameFree } from '../runtime/instance-engine.js';
 import type { Scheduler } from '../runtime/scheduler.js';
-import { joinCommand, listNodes } from '../runtime/docker-swarm/swarm.js';
+import { joinCommand, listNodes, swarmSummary } from '../runtime/docker-swarm/swarm.js';
+import { registrySummary } from '../runtime/docker-swarm/registry.js';
 import { ensureStackImage, stackImageRef } from '../runtime/stack.js';
 import type { Life } from './life.js';
 import type { ServiceManager } from '../services/service-manager.js';
@@ -75,6 +76,8 @@ export function createPlatform(d: PlatformDeps): Platform {
         .inspect()
         .then(() => true)
         .catch(() => false);
+      const list = await apps.list();
+      const swarmApps = list.some((a) => a.scheduler === 'docker-swarm');
       return {
         daemon: 'running',
         docker: dockerVersion,
@@ -82,7 +85,13 @@ export function createPlatform(d: PlatformDeps): Platform {
         ssh: `listening on ${config.listen}:${d.sshPort()}`,
         http: `${config.listen}:${config.httpPort}`,
         stackImage: stackPresent ? stack : `${stack} (missing: run \`slipway stack:build\`)`,
-        apps: (await apps.list()).length,
+        apps: list.length,
+        ...(swarmApps
+          ? {
+              swarm: await swarmSummary(d.engine).catch((err: unknown) => `not answering (${oneLine(err)})`),
+              registry: await registrySummary(paths.registryDir),
+            }
+          : {}),
       };
     },
     async createApp(name) {

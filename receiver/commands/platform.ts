@@ -41,6 +41,8 @@ export const platformCommands: Command[] = [
             ['docker', s.docker],
             ['stack', s.stackImage],
             ['apps', String(s.apps)],
+            ...(s.swarm !== undefined ? [['swarm', s.swarm]] : []),
+            ...(s.registry !== undefined ? [['registry', s.registry]] : []),
             ...services.map((x) => [`${x.kind} ${x.name}`, `${x.condition}${x.links.length > 0 ? ` (linked: ${x.links.join(', ')})` : ''}`]),
           ]),
         );

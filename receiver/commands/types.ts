@@ -69,6 +69,9 @@ export interface StatusInfo {
   http: string;
   stackImage: string;
   apps: number;
+  /** Only while some app runs on docker-swarm (README "Schedulers"). */
+  swarm?: string;
+  registry?: string;
 }
 
 /**

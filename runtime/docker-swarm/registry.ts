@@ -115,6 +115,17 @@ export async function ensureRegistry(o: { dir: string; port?: number; logger: Lo
   throw new SlipwayError('E_DOCKER', `the image registry did not answer on ${address} within ${START_TIMEOUT_MS / 1000} s: see ${logFile}`);
 }
 
+/**
+ * One line on the registry under `dir` for `slipway status`: whether it answers on the port its
+ * config names, or that it has not been started (it starts on the first docker-swarm deploy).
+ */
+export async function registrySummary(dir: string): Promise<string> {
+  const port = configuredPort(await readTextIfExists(path.join(dir, 'config.yml')));
+  if (port === null) return 'not started yet (starts on the first docker-swarm deploy)';
+  const address = `127.0.0.1:${port}`;
+  return (await registryAnswers(address)) ? `running on ${address}` : `stopped (${address}; starts again on the next docker-swarm deploy, see ${path.join(dir, 'registry.log')})`;
+}
+
 /** Stops a registry `ensureRegistry` started under `dir` (tests, uninstall). */
 export async function stopRegistry(dir: string): Promise<void> {
   const pid = Number((await readTextIfExists(path.join(dir, 'registry.pid')))?.trim());

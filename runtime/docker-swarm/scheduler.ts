@@ -19,7 +19,7 @@ import type { DeployRequest, LogsRequest, OneOffRequest, ProcessEvents, ProcessI
 import { pushToRegistry } from './registry.js';
 import { parseServiceLine } from './service-logs.js';
 import { TaskPoller } from './task-events.js';
-import { TASK_LABELS, serviceName, serviceSpec } from './service-spec.js';
+import { TASK_LABELS, rolloutConfig, rolloutWaitMs, serviceName, serviceSpec } from './service-spec.js';
 
 export interface DockerSwarmOptions {
   /** This instance's view of the engine, a swarm manager (runtime/instance-engine.ts). */
@@ -70,6 +70,8 @@ const releaseOfTask = (t: Task): number | null => {
   const n = Number(t.Spec.ContainerSpec?.Labels?.[TASK_LABELS.release]);
   return Number.isInteger(n) && n > 0 ? n : null;
 };
+/** How often `logs --follow` looks for services created after it began. */
+const FOLLOW_RELIST_MS = 2000;
 const FAILED = new Set(['failed', 'rejected']);
 /** Tasks that count in `ps`: wanted running, or still running while an update retires them. */
 const shown = (t: Task): boolean => t.DesiredState === 'running' || t.Status.State === 'running';
@@ -137,6 +139,8 @@ export class DockerSwarmScheduler implements Scheduler {
         r.progress(`Scaling ${before.Spec.Name} ${had} -> ${n}`);
         const spec = structuredClone(before.Spec);
         spec.Mode = { Replicated: { Replicas: n } };
+        // Later updates batch by the new count (changing these restarts no task).
+        Object.assign(spec, rolloutConfig(n, this.#o.settleMs));
         await this.#o.docker.getService(before.ID).update({ version: before.Version.Index, ...spec });
         await this.#converge(before.ID, { replicas: n, release: Number(before.Spec.Labels?.[LABELS.release]), force: before.Spec.TaskTemplate?.ForceUpdate ?? 0, previousUpdate: null, name: before.Spec.Name, ...(type === 'web' ? { onRoutes: r.onRoutes } : {}) });
       } else if (!before && n > 0) {
@@ -190,21 +194,36 @@ export class DockerSwarmScheduler implements Scheduler {
     await runReleaseCommand({ docker: this.#o.docker, ...r });
   }
 
-  /** The services' logs (every task, on every node) merged by time; with `follow`, until aborted. */
+  /**
+   * The services' logs (every task, on every node) merged by time; with `follow`, until aborted,
+   * including services created meanwhile (a type scaled up from 0, `ps:start`), found by listing
+   * the services every FOLLOW_RELIST_MS.
+   */
   async logs(r: LogsRequest): Promise<void> {
-    const services = (await this.#services(r.app)).filter((s) => r.type === undefined || typeOf(s) === r.type);
+    const matching = async () => (await this.#services(r.app)).filter((s) => r.type === undefined || typeOf(s) === r.type);
+    const services = await matching();
     const slots = new Map<string, string>();
-    const nameTasks = async () => {
-      for (const s of services) for (const t of await this.#tasks(s.ID)) slots.set(t.ID, `${r.app}.${typeOf(s)}.${t.Slot ?? '?'}`);
+    const nameTasks = async (list: readonly Service[]) => {
+      for (const s of list) for (const t of await this.#tasks(s.ID)) slots.set(t.ID, `${r.app}.${typeOf(s)}.${t.Slot ?? '?'}`);
     };
-    await nameTasks();
+    await nameTasks(services);
     const history = await Promise.all(services.map((s) => this.#read(s, { tail: r.lines }, slots)));
     for (const line of mergeTail(history, r.lines)) r.write(formatLine(line));
     if (!r.follow || r.signal.aborted) return;
     const since = String(Math.floor(Date.now() / 1000));
-    const streams: Readable[] = [];
-    for (const s of services) {
-      const raw = (await this.#o.docker.getService(s.ID).logs({ stdout: true, stderr: true, timestamps: true, details: true, follow: true, since })) as unknown as Readable;
+    const streams = new Map<string, Readable>();
+    const attach = async (s: Service) => {
+      // Claimed before the request, so a re-list meanwhile does not attach it twice.
+      streams.set(s.ID, new PassThrough());
+      const raw = (await this.#o.docker
+        .getService(s.ID)
+        .logs({ stdout: true, stderr: true, timestamps: true, details: true, follow: true, since })
+        .catch((err: unknown) => {
+          streams.delete(s.ID);
+          throw err;
+        })) as unknown as Readable;
+      if (r.signal.aborted) return void raw.destroy();
+      streams.set(s.ID, raw);
       const out = new PassThrough();
       this.#o.docker.modem.demuxStream(raw, out, out);
       r.onStream?.(1);
@@ -214,17 +233,33 @@ export class DockerSwarmScheduler implements Scheduler {
       out.on('data', (chunk: Buffer) => {
         for (const text of splitter.push(chunk)) {
           const line = parseServiceLine(text, slots, `${r.app}.${typeOf(s)}`);
-          if (line.source.endsWith('.?')) void nameTasks().catch(() => undefined);
+          if (line.source.endsWith('.?')) void nameTasks([s]).catch(() => undefined);
           r.write(formatLine(line));
         }
       });
-      streams.push(raw);
-    }
+    };
+    for (const s of services) await attach(s);
+    // One look at a time: a slow engine must not attach a service twice.
+    let looking = false;
+    const relist = setInterval(() => {
+      if (looking) return;
+      looking = true;
+      void (async () => {
+        for (const s of await matching()) {
+          if (streams.has(s.ID) || r.signal.aborted) continue;
+          await nameTasks([s]);
+          await attach(s);
+        }
+      })()
+        .catch((err: unknown) => this.#o.logger.warn({ app: r.app, err: oneLine(err) }, 'could not look for new services to follow'))
+        .finally(() => (looking = false));
+    }, FOLLOW_RELIST_MS);
     await new Promise<void>((resolve) => {
       if (r.signal.aborted) resolve();
       else r.signal.addEventListener('abort', () => resolve(), { once: true });
     });
-    for (const s of streams) s.destroy();
+    clearInterval(relist);
+    for (const s of streams.values()) s.destroy();
   }
 
   /**
@@ -438,8 +473,8 @@ export class DockerSwarmScheduler implements Scheduler {
    * task failing, fails with the engine's reason and the task's last output.
    */
   async #converge(id: string, want: { replicas: number; release: number; force: number; previousUpdate: string | null; name: string; onRoutes?: (upstreams: string[]) => Promise<void> }): Promise<void> {
-    // Each replica's start costs this machine (or its node) some time: a restart of many waits longer.
-    const waitMs = this.#o.healthTimeoutMs + this.#o.settleMs + 30_000 + 3_000 * want.replicas;
+    // The update replaces tasks in health-gated batches: more replicas, more batches to wait for.
+    const waitMs = rolloutWaitMs({ replicas: want.replicas, healthTimeoutMs: this.#o.healthTimeoutMs, settleMs: this.#o.settleMs });
     const deadline = Date.now() + waitMs;
     // Tasks that failed before this change (a crash the swarm already replaced) are history.
     const since = new Date(Date.now() - 1000).toISOString();

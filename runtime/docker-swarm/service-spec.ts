@@ -65,6 +65,37 @@ export interface ServiceSpecInput {
   forceUpdate?: number;
 }
 
+/** The most tasks one update batch replaces, so a restart of ten replicas does not start ten at once. */
+export const MAX_UPDATE_PARALLELISM = 3;
+
+/**
+ * How many tasks a rolling update (or its rollback) starts at a time: a quarter of the
+ * replicas, at least one and at most MAX_UPDATE_PARALLELISM. Starting every new task at once
+ * made a loaded machine miss the health deadline of all of them (README "Schedulers"). Pure.
+ */
+export function updateParallelism(replicas: number): number {
+  return Math.min(MAX_UPDATE_PARALLELISM, Math.max(1, Math.ceil(replicas / 4)));
+}
+
+/**
+ * How long a rollout of `replicas` tasks may take before it counts as failed: every batch may
+ * use the whole health start period, its settle pause and a few seconds per task it starts,
+ * plus a fixed margin for scheduling and pulls. Pure.
+ */
+export function rolloutWaitMs(o: { replicas: number; healthTimeoutMs: number; settleMs: number }): number {
+  const parallelism = updateParallelism(o.replicas);
+  const batches = Math.max(1, Math.ceil(o.replicas / parallelism));
+  return 30_000 + batches * (o.healthTimeoutMs + o.settleMs + 3_000 * parallelism);
+}
+
+/** Update and rollback settings for `replicas`: batches gated by health, then a settle pause. Pure. */
+export function rolloutConfig(replicas: number, monitorMs: number): { UpdateConfig: Record<string, unknown>; RollbackConfig: Record<string, unknown> } {
+  // A start-first batch moves on once its new tasks run, which with a Healthcheck means
+  // healthy; Monitor watches them for failures and Delay lets them settle before the next.
+  const batch = { Parallelism: updateParallelism(replicas), Delay: monitorMs * NS, Monitor: monitorMs * NS, MaxFailureRatio: 0, Order: 'start-first' };
+  return { UpdateConfig: { ...batch, FailureAction: 'rollback' }, RollbackConfig: { ...batch, FailureAction: 'pause' } };
+}
+
 /** A process type as a swarm service spec (the Engine API's ServiceSpec). Pure. */
 export function serviceSpec(i: ServiceSpecInput): Record<string, unknown> {
   const s = i.spec;
@@ -113,10 +144,9 @@ export function serviceSpec(i: ServiceSpecInput): Record<string, unknown> {
       ...(i.forceUpdate ? { ForceUpdate: i.forceUpdate } : {}),
     },
     Mode: { Replicated: { Replicas: i.replicas } },
-    // New tasks start beside the old and must be healthy before an old one stops; a failure
-    // rolls the service back to the spec that served (README "Schedulers").
-    UpdateConfig: { Parallelism: 0, Delay: 0, FailureAction: 'rollback', Monitor: i.monitorMs * NS, MaxFailureRatio: 0, Order: 'start-first' },
-    RollbackConfig: { Parallelism: 0, Delay: 0, FailureAction: 'pause', Monitor: i.monitorMs * NS, MaxFailureRatio: 0, Order: 'start-first' },
+    // New tasks start beside the old, a few at a time, and must be healthy before an old one
+    // stops; a failure rolls the service back to the spec that served (README "Schedulers").
+    ...rolloutConfig(i.replicas, i.monitorMs),
     // Each web task publishes $PORT on a free port of its node (host mode) and the router dials
     // every task: the routing mesh (ingress, VIPs) needs the kernel's IPVS, which hosts and
     // nested engines may lack, and the router balances and retries across upstreams anyway.

@@ -53,6 +53,18 @@ export async function listNodes(docker: Dockerode) {
     .sort((a, b) => a.role.localeCompare(b.role) || a.hostname.localeCompare(b.hostname));
 }
 
+/**
+ * One line on the swarm for `slipway status`, e.g. `active, manager, 2 nodes (2 ready)`; an
+ * engine that is no manager says what to do.
+ */
+export async function swarmSummary(docker: Dockerode): Promise<string> {
+  const s = await swarmState(docker);
+  if (!s.manager) return `${s.state}, not a manager: docker-swarm apps cannot be deployed (restart slipway server, which initialises a swarm)`;
+  const nodes = await listNodes(docker);
+  const ready = nodes.filter((n) => n.state === 'ready').length;
+  return `${s.state}, manager, ${nodes.length} node${nodes.length === 1 ? '' : 's'} (${ready} ready)`;
+}
+
 /** What a new node runs to join as a worker: `docker swarm join --token <token> <addr>:2377`. */
 export async function joinCommand(docker: Dockerode): Promise<string[]> {
   const swarm = (await docker.swarmInspect().catch((err: unknown) => {

@@ -34,6 +34,8 @@ describe('docker-swarm scheduler (e2e)', () => {
   it('moves a running app from docker-local to docker-swarm without a failed request', async () => {
     expect((await cli(['scheduler', app])).stdout).toBe('docker-local\n');
     expect(await ps()).toEqual([`${app}.web.1 running v1`]);
+    // No app on docker-swarm yet: status says nothing of the swarm or the registry.
+    expect((await cli(['status'])).stdout).not.toMatch(/^(swarm|registry) /m);
     const bad = await cli(['scheduler:set', app, 'k8s'], 2);
     expect(bad.stderr).toMatch(/unknown scheduler "k8s": use docker-local or docker-swarm/);
 
@@ -88,5 +90,10 @@ describe('docker-swarm scheduler (e2e)', () => {
     const nodes = JSON.parse((await cli(['nodes:list', '--json'])).stdout) as { role: string; state: string; availability: string }[];
     expect(nodes.some((n) => n.role === 'manager' && n.state === 'ready' && n.availability === 'active')).toBe(true);
     expect((await cli(['nodes:join-command'])).stdout).toMatch(/^docker swarm join --token SWMTKN-\S+ \S+:2377\n$/);
+    const status = (await cli(['status'])).stdout;
+    expect(status).toMatch(/^swarm +active, manager, [0-9]+ nodes? \([0-9]+ ready\)$/m);
+    expect(status).toMatch(/^registry +running on 127\.0\.0\.1:[0-9]+$/m);
+    const s = JSON.parse((await cli(['status', '--json'])).stdout) as { swarm?: string; registry?: string };
+    expect(s.registry).toMatch(/^running on /);
   }, 120_000);
 });

@@ -7,9 +7,9 @@ import { LAUNCHER_PATH, buildReleaseImage, removeAppImages } from '../../runtime
 import { scopeToInstance } from '../../runtime/instance-engine.js';
 import { DockerSwarmScheduler, overlayName, taskUpstream } from '../../runtime/docker-swarm/scheduler.js';
 import { parseServiceLine } from '../../runtime/docker-swarm/service-logs.js';
-import { ensureRegistry, stopRegistry, configuredPort, registryConfig } from '../../runtime/docker-swarm/registry.js';
-import { healthScript, serviceName, serviceSpec } from '../../runtime/docker-swarm/service-spec.js';
-import { ensureSwarm } from '../../runtime/docker-swarm/swarm.js';
+import { ensureRegistry, stopRegistry, configuredPort, registryConfig, registrySummary } from '../../runtime/docker-swarm/registry.js';
+import { MAX_UPDATE_PARALLELISM, healthScript, rolloutWaitMs, serviceName, serviceSpec, updateParallelism } from '../../runtime/docker-swarm/service-spec.js';
+import { ensureSwarm, swarmSummary } from '../../runtime/docker-swarm/swarm.js';
 import type { ProcessSpec } from '../../runtime/containers.js';
 import { STACK, TEST_LABELS, WEB_COMMAND, docker, httpGet, logger, makeAppDir, randomApp } from './helpers.js';
 
@@ -36,6 +36,21 @@ describe('swarm service spec (unit)', () => {
     expect(c.CapabilityDrop).toEqual(['ALL']);
     expect(c.Healthcheck.Test.slice(0, 2)).toEqual(['CMD', LAUNCHER_PATH]);
     expect(s.TaskTemplate.Resources.Limits).toMatchObject({ MemoryBytes: 512 * 1024 ** 2, NanoCPUs: 1.5e9 });
+  });
+
+  it('rolls out in bounded, health-gated batches, and rolls back the same way', () => {
+    expect([1, 2, 4, 5, 8, 9, 10, 40].map(updateParallelism)).toEqual([1, 1, 1, 2, 2, 3, 3, MAX_UPDATE_PARALLELISM]);
+    const s = serviceSpec({ ...base, replicas: 10 }) as Record<string, any>;
+    const batch = { Parallelism: 3, Delay: 1500 * 1e6, Monitor: 1500 * 1e6, MaxFailureRatio: 0, Order: 'start-first' };
+    expect(s.UpdateConfig).toEqual({ ...batch, FailureAction: 'rollback' });
+    expect(s.RollbackConfig).toEqual({ ...batch, FailureAction: 'pause' });
+  });
+
+  it('waits for a rollout per batch: one replica as before, ten as four batches', () => {
+    const t = { healthTimeoutMs: 60_000, settleMs: 1500 };
+    expect(rolloutWaitMs({ ...t, replicas: 1 })).toBe(30_000 + 60_000 + 1500 + 3000);
+    expect(rolloutWaitMs({ ...t, replicas: 10 })).toBe(30_000 + 4 * (60_000 + 1500 + 9000));
+    expect(rolloutWaitMs({ ...t, replicas: 0 })).toBe(rolloutWaitMs({ ...t, replicas: 1 }));
   });
 
   it('gives non-web types no port and no health check', () => {
@@ -72,6 +87,25 @@ describe('swarm service spec (unit)', () => {
   });
 });
 
+describe('status lines of the swarm and the registry', () => {
+  it('registry: not started without a config, stopped when its port does not answer', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-registry-'));
+    try {
+      expect(await registrySummary(dir)).toBe('not started yet (starts on the first docker-swarm deploy)');
+      // Port 1 on loopback: nothing listens there.
+      await fs.writeFile(path.join(dir, 'config.yml'), registryConfig({ storage: path.join(dir, 'storage'), port: 1 }));
+      expect(await registrySummary(dir)).toMatch(/^stopped \(127\.0\.0\.1:1; starts again on the next docker-swarm deploy, see .*registry\.log\)$/);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('swarm: this engine is an active manager with its nodes counted', async () => {
+    await ensureSwarm(docker, { advertiseAddr: '127.0.0.1', progress: () => {} });
+    expect(await swarmSummary(docker)).toMatch(/^active, manager, [0-9]+ nodes? \(([0-9]+) ready\)$/);
+  });
+});
+
 describe('DockerSwarmScheduler (real engine)', () => {
   const app = randomApp();
   const scoped = scopeToInstance(docker, `swarm-test-${app}`);
@@ -87,6 +121,7 @@ describe('DockerSwarmScheduler (real engine)', () => {
     await ensureSwarm(docker, { advertiseAddr: '127.0.0.1', progress: () => {} });
     registryDir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-registry-'));
     const registry = await ensureRegistry({ dir: registryDir, logger, progress: () => {} });
+    expect(await registrySummary(registryDir)).toBe(`running on ${registry}`);
     scheduler = new DockerSwarmScheduler({ docker: scoped, logger, registry: async () => registry, settleMs: 500, healthTimeoutMs: 20_000, graceSeconds: 1 });
     for (const [v, content] of [[1, 'content-v1'], [2, 'content-v2']] as const) {
       const dir = await makeAppDir(content);
@@ -137,16 +172,52 @@ describe('DockerSwarmScheduler (real engine)', () => {
     for (const n of [1, 2, 3]) expect(text).toContain(`${app}.web.${n}: greeting=hello-from-profile port=5000 dyno=web.${n}`);
   }, 60_000);
 
-  it('rolls a new release out, new tasks routed', async () => {
-    await deploy(2, { web: 3 });
-    expect(routes).toHaveLength(3);
+  it('follows the logs of a service created after the follow began (a type scaled up from 0)', async () => {
+    const processTypes = { web: WEB_COMMAND, worker: 'echo worker-up-$DYNO; exec sleep 600' };
+    const stop = new AbortController();
+    let text = '';
+    const following = scheduler.logs({ app, lines: 0, follow: true, signal: stop.signal, events: scheduler.events(), write: (t) => void (text += t) });
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      await scheduler.scale({ app: { name: app, config: {} }, release: release(1, processTypes), wanted: new Map([['worker', 1]]), onRoutes: async () => {}, progress: () => {} });
+      const deadline = Date.now() + 30_000;
+      while (!text.includes(`${app}.worker.1: worker-up-worker.1`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      stop.abort();
+      await following;
+    }
+    expect(text).toContain(`${app}.worker.1: worker-up-worker.1`);
+  }, 90_000);
+
+  it('rolls a new release out over 5 replicas two new tasks at a time, new tasks routed', async () => {
+    // Scaled first: new replicas of a scale start together, as they should; only the update batches.
+    await scheduler.scale({ app: { name: app, config: {} }, release: release(1), wanted: new Map([['web', 5]]), onRoutes: async (u) => void (routes = u), progress: () => {} });
+    // Watch the tasks while the update runs: wanted running but not running yet = starting now.
+    let watching = true;
+    let mostStarting = 0;
+    const watch = (async () => {
+      while (watching) {
+        const tasks = (await scoped.listTasks({ filters: { service: [serviceName(app, 'web')] } })) as { DesiredState: string; Status: { State: string } }[];
+        mostStarting = Math.max(mostStarting, tasks.filter((t) => t.DesiredState === 'running' && t.Status.State !== 'running').length);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    try {
+      await deploy(2, { web: 5 });
+    } finally {
+      watching = false;
+      await watch;
+    }
+    expect(mostStarting).toBeGreaterThan(0);
+    expect(mostStarting).toBeLessThanOrEqual(updateParallelism(5));
+    expect(routes).toHaveLength(5);
     for (const u of routes) expect((await httpGet(u, '/index.html')).body).toBe('content-v2');
     expect((await scheduler.processes(app)).filter((p) => !p.retiring).every((p) => p.release === 2)).toBe(true);
   }, 180_000);
 
   it('rolls back a release whose tasks fail, and the previous one keeps serving', async () => {
     const serving = routes;
-    await expect(deploy(3, { web: 3 }, { web: 'echo broken; exit 3' })).rejects.toThrow(/rolled back|failed/);
+    await expect(deploy(3, { web: 5 }, { web: 'echo broken; exit 3' })).rejects.toThrow(/rolled back|failed/);
     expect(routes).toEqual(serving);
     for (const u of routes) expect((await httpGet(u, '/index.html')).body).toBe('content-v2');
     const svc = (await scoped.listServices({ filters: { name: [serviceName(app, 'web')] } }))[0] as unknown as { Spec: { Labels: Record<string, string> } };
