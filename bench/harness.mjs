@@ -39,6 +39,8 @@ export const app = `bench-${crypto.randomBytes(3).toString('hex')}`;
 const env = { ...process.env, SLIPWAY_HOME: home };
 export const cli = (...args) => run(slipway, args, { env });
 let server = null;
+// Only a bench that deployed has an app to destroy (bench/services.mjs deploys none).
+let deployed = false;
 
 export async function start() {
   await fs.symlink(path.resolve(process.env.SLIPWAY_TEST_MIRROR ?? path.join(root, '.cache', 'test-mirror')), path.join(home, 'mirror'));
@@ -59,6 +61,7 @@ export async function deploy() {
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
   await cli('ssh-keys:add', 'bench', `${key}.pub`);
   await cli('apps:create', app);
+  deployed = true;
   // New apps need sign-in (README "Users and access"); the load is anonymous.
   await cli('access:set', app, 'public');
   const wc = await fs.mkdtemp(path.join(home, 'wc-'));
@@ -118,7 +121,7 @@ export async function load(until, concurrency = 8) {
 
 /** Destroys the app, stops the daemon, then the router and registry by their pid files, and removes the home. */
 export async function stop() {
-  await cli('apps:destroy', app, '--force').catch((err) => console.error(err.message));
+  if (deployed) await cli('apps:destroy', app, '--force').catch((err) => console.error(err.message));
   if (server && server.exitCode === null) {
     const exited = new Promise((r) => server.once('exit', r));
     server.kill('SIGTERM');

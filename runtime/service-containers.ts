@@ -95,6 +95,15 @@ export interface ServiceState {
   id: string | null;
 }
 
+/**
+ * One word for how a service is, as `ps` and `status` show it: the health check's verdict while
+ * the container runs (`healthy`, `starting`, `unhealthy`), else the container's state (`exited`,
+ * `missing`). Pure.
+ */
+export function serviceCondition(state: Pick<ServiceState, 'status' | 'health'>): string {
+  return state.status === 'running' ? (state.health ?? 'running') : state.status;
+}
+
 export async function serviceState(docker: Dockerode, kind: ServiceKind, name: string): Promise<ServiceState> {
   try {
     const info = await docker.getContainer(serviceContainerName(kind, name)).inspect();
@@ -145,7 +154,7 @@ export async function waitServiceHealthy(docker: Dockerode, kind: ServiceKind, n
       throw new SlipwayError('E_SERVICE', `${serviceContainerName(kind, name)} is ${state.status}: see \`slipway ${kind}:logs ${name}\``);
     }
     if (Date.now() >= deadline) {
-      throw new SlipwayError('E_SERVICE', `${serviceContainerName(kind, name)} did not become healthy within ${Math.round(timeoutMs / 1000)} s (${state.health ?? 'no health'}): see \`docker logs ${serviceContainerName(kind, name)}\``);
+      throw new SlipwayError('E_SERVICE', `${serviceContainerName(kind, name)} did not become healthy within ${Math.round(timeoutMs / 1000)} s (${state.health ?? 'no health'}): see \`slipway ${kind}:logs ${name}\``);
     }
     await sleep(500);
   }

@@ -22,6 +22,7 @@ import {
   linkNetworkName,
   maskedUrl,
   removeServiceContainer,
+  serviceCondition,
   serviceContainerName,
   serviceState,
   serviceUrl,
@@ -30,6 +31,7 @@ import {
   type AttachedIO,
   type ServiceSpec,
 } from '../runtime/service-containers.js';
+import { streamServiceLogs, type ServiceLogsOptions } from '../runtime/service-logs.js';
 import { ensureServiceImage, IO_MOUNT, SERVICE_UID } from '../runtime/service-images.js';
 import type { Operations } from './operations.js';
 
@@ -138,8 +140,16 @@ export class ServiceManager {
     o.progress(`-----> ${kind} ${name} is ready: link it with \`slipway ${kind}:link ${name} <app>\``);
   }
 
-  list(kind: ServiceKind): ServiceRecord[] {
+  list(kind?: ServiceKind): ServiceRecord[] {
     return this.#d.store.list(kind);
+  }
+
+  /**
+   * How the service is (`healthy`, `starting`, `exited`, ...: runtime/service-containers.ts), or
+   * `unknown` when the engine does not answer: `ps` and `status` still print.
+   */
+  async condition(kind: ServiceKind, name: string): Promise<string> {
+    return serviceCondition(await serviceState(this.#d.docker, kind, name).catch(() => ({ status: 'unknown', health: null })));
   }
 
   async info(kind: ServiceKind, name: string, o: { reveal: boolean }): Promise<ServiceInfo> {
@@ -266,6 +276,12 @@ export class ServiceManager {
     if (state.status !== 'running') throw new SlipwayError('E_SERVICE', `${kind} ${name} is ${state.status}: see \`slipway ${kind}:info ${name}\``);
     const [cmd, env] = kind === 'postgres' ? [['psql', '--dbname', name], ['PSQL_HISTORY=/dev/null']] : [['redis-cli'], [`REDISCLI_AUTH=${s.password}`, 'REDISCLI_HISTFILE=/dev/null']];
     return attachServiceExec(this.#d.docker, kind, name, cmd, env, io);
+  }
+
+  /** The service container's output; with `follow`, until `o.signal` aborts. */
+  async logs(kind: ServiceKind, name: string, o: ServiceLogsOptions): Promise<void> {
+    this.#d.store.get(kind, name);
+    await streamServiceLogs(this.#d.docker, kind, name, o);
   }
 
   // ---- dumps ----

@@ -6,9 +6,10 @@ import type { Command } from './types.js';
 const MAX_LINES = 100_000;
 const TYPE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/;
 
-function lineCount(text: string | undefined): number {
+/** `-n` of a logs command (`logs`, `postgres:logs`): 100 when absent. */
+export function lineCount(text: string | undefined, command = 'logs'): number {
   if (text === undefined) return 100;
-  if (!/^[0-9]{1,6}$/.test(text) || Number(text) > MAX_LINES) throw usageError(`logs: -n takes a number of lines from 0 to ${MAX_LINES}`);
+  if (!/^[0-9]{1,6}$/.test(text) || Number(text) > MAX_LINES) throw usageError(`${command}: -n takes a number of lines from 0 to ${MAX_LINES}`);
   return Number(text);
 }
 

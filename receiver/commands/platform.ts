@@ -1,4 +1,7 @@
+import { can } from '../../core/access.js';
 import { parseAppName } from '../../core/app-name.js';
+import { serviceAccess } from '../../core/service-store.js';
+import { callerOf } from './caller.js';
 import { SlipwayError } from '../../core/errors.js';
 import { json, table } from './output.js';
 import type { Command } from './types.js';
@@ -13,8 +16,21 @@ export const platformCommands: Command[] = [
     args: [0, 0],
     async run(io, { flags }, platform) {
       const s = await platform.status();
+      // The services the caller may manage (others' stay unnamed, like apps: core/access.ts).
+      // A caller without a user that may act still gets the platform's own rows.
+      const actor = (() => {
+        try {
+          return callerOf(io, platform);
+        } catch {
+          return null;
+        }
+      })();
+      const mine = actor === null ? [] : platform.services.list().filter((x) => can(actor, 'app:manage', serviceAccess(x)) === 'allow');
+      const services = await Promise.all(
+        mine.map(async (x) => ({ kind: x.kind, name: x.name, condition: await platform.services.condition(x.kind, x.name), links: platform.services.store.links(x.kind, x.name).map((l) => l.app) })),
+      );
       if (flags.json) {
-        io.out(json(s));
+        io.out(json({ ...s, services }));
       } else {
         io.out(
           table([
@@ -27,6 +43,7 @@ export const platformCommands: Command[] = [
             ['apps', String(s.apps)],
             ...(s.swarm !== undefined ? [['swarm', s.swarm]] : []),
             ...(s.registry !== undefined ? [['registry', s.registry]] : []),
+            ...services.map((x) => [`${x.kind} ${x.name}`, `${x.condition}${x.links.length > 0 ? ` (linked: ${x.links.join(', ')})` : ''}`]),
           ]),
         );
       }
@@ -51,12 +68,14 @@ export const platformCommands: Command[] = [
       }
       if (procs.length === 0) {
         io.out(`no containers: deploy with \`git push\` or scale with \`slipway ps:scale ${app} web=1\`\n`);
-        return;
+      } else {
+        // The contract fixes this format: `<app>.<type>.<n> <state> <release>`, one space apart.
+        // Limits (ps:set) follow the three fixed columns, only when set.
+        const limits = (p: (typeof procs)[number]) => `${p.memory ? ` memory=${p.memory}` : ''}${p.cpus ? ` cpus=${p.cpus}` : ''}`;
+        io.out(procs.map((p) => `${p.name} ${p.state} ${p.release === null ? '-' : `v${p.release}`}${limits(p)}\n`).join(''));
       }
-      // The contract fixes this format: `<app>.<type>.<n> <state> <release>`, one space apart.
-      // Limits (ps:set) follow the three fixed columns, only when set.
-      const limits = (p: (typeof procs)[number]) => `${p.memory ? ` memory=${p.memory}` : ''}${p.cpus ? ` cpus=${p.cpus}` : ''}`;
-      io.out(procs.map((p) => `${p.name} ${p.state} ${p.release === null ? '-' : `v${p.release}`}${limits(p)}\n`).join(''));
+      // Linked services after the containers, one line each: `service <kind> <name> <condition>`.
+      for (const l of platform.services.store.linksOfApp(app)) io.out(`service ${l.kind} ${l.name} ${await platform.services.condition(l.kind, l.name)}\n`);
     },
   },
   {

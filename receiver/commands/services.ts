@@ -4,6 +4,7 @@ import { SlipwayError, usageError } from '../../core/errors.js';
 import { parseLinkVar, parseServiceName, serviceAccess, serviceNotFound, SERVICE_KINDS, type ServiceKind, type ServiceRecord } from '../../core/service-store.js';
 import { authorize, callerOf, originOf, permissionDenied } from './caller.js';
 import { Writable } from 'node:stream';
+import { lineCount } from './life.js';
 import { json, table } from './output.js';
 import type { Command, CommandIO, Platform } from './types.js';
 
@@ -128,6 +129,19 @@ function commandsFor(kind: ServiceKind): Command[] {
             ['created', info.createdAt],
           ]),
         );
+      },
+    },
+    {
+      name: `${kind}:logs`,
+      access: 'any',
+      usage: '<name> [-n N] [--follow]',
+      summary: `Show the ${kind} server's output (the last N lines, default 100); --follow streams new lines`,
+      flags: { n: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f' } },
+      args: [1, 1],
+      async run(io, { positionals, flags }, platform) {
+        const { service } = ownedService(io, platform, kind, positionals[0]!);
+        const lines = lineCount(flags.n as string | undefined, `${kind}:logs`);
+        await platform.services.logs(kind, service.name, { lines, follow: flags.follow === true, signal: io.signal, write: (text) => io.out(text) });
       },
     },
     {

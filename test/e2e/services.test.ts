@@ -69,6 +69,10 @@ describe('services: postgres and redis', () => {
       expect(inspected.HostConfig.RestartPolicy.Name).toBe('unless-stopped');
       expect(inspected.Config.User).toBe('999:999');
     }
+    // The server's own output, through the CLI.
+    const logs = await platform.cli(['postgres:logs', pg, '-n', '50']);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toMatch(new RegExp(`Z slipway\\.postgres\\.${pg}: .*ready to accept connections`));
     const again = await platform.cli(['redis:create', rd]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/exists already/);
@@ -96,6 +100,10 @@ describe('services: postgres and redis', () => {
 
     const ping = await exec(`${linked}.web.1`, ['python3', '-c', REDIS_PING]);
     expect(ping.stdout, ping.stderr).toContain('+OK +PONG');
+    // ps names the linked services and their health after the containers.
+    const ps = (await platform.cli(['ps', linked])).stdout.trimEnd().split('\n');
+    expect(ps.slice(-2)).toEqual([`service postgres ${pg} healthy`, `service redis ${rd} healthy`]);
+    expect(ps[0]).toMatch(new RegExp(`^${linked}\\.web\\.1 running v\\d+$`));
     expect(await connectFrom(`${linked}.web.1`, `slipway-postgres-${pg}`, 5432)).toBe(0);
 
     // The other app: no name, and no route even by address.
@@ -113,7 +121,7 @@ describe('services: postgres and redis', () => {
     expect(destroy.stderr).toMatch(/is linked to/);
   }, 600_000);
 
-  it('exports and imports a postgres database; garbage is refused and changes nothing', async () => {
+  it('exports and imports a postgres database; garbage and a truncated dump are refused and change nothing', async () => {
     expect((await psql(pg, 'CREATE TABLE hits (n int); INSERT INTO hits VALUES (1), (2), (3);')).code).toBe(0);
     const dump = path.join(platform.home, 'pg.dump');
     // Through the real CLI, stdout to a file (argv only, no shell string with names in it).
@@ -132,6 +140,18 @@ describe('services: postgres and redis', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/not a pg_dump custom-format archive .*: nothing was changed$/m);
     expect((await psql(pg2, 'SELECT sum(n) FROM hits')).stdout.trim()).toBe('6');
+
+    // A dump cut short: refused in one line (by the check or by the restore's one transaction),
+    // and the data is as it was, table and rows.
+    expect((await psql(pg2, 'INSERT INTO hits VALUES (4)')).code).toBe(0);
+    const bytes = await fs.readFile(dump);
+    const truncated = path.join(platform.home, 'pg-truncated.dump');
+    await fs.writeFile(truncated, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    const cut = await runFromFile(platform, ['postgres:import', pg2], truncated);
+    expect(cut.code).toBe(1);
+    expect(cut.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(cut.stderr).toMatch(/nothing was changed/);
+    expect((await psql(pg2, 'SELECT sum(n) FROM hits')).stdout.trim()).toBe('10');
   }, 300_000);
 
   it('backs up and restores redis (the current state is backed up first), and keeps data over a daemon restart', async () => {
@@ -149,6 +169,18 @@ describe('services: postgres and redis', () => {
     expect(list.map((b) => b.id)).toContain(id);
     const files = await fs.readdir(path.join(platform.home, 'backups', 'redis', rd));
     expect(files.length).toBe(2);
+
+    // An RDB cut short is refused before anything is stopped or replaced.
+    const rdb = path.join(platform.home, 'rd.rdb');
+    expect((await runToFile(platform, ['redis:export', rd], rdb)).code).toBe(0);
+    const whole = await fs.readFile(rdb);
+    expect(whole.subarray(0, 5).toString()).toBe('REDIS');
+    await fs.writeFile(rdb, whole.subarray(0, whole.length - 12));
+    const cut = await runFromFile(platform, ['redis:import', rd], rdb);
+    expect(cut.code).toBe(1);
+    expect(cut.stderr).toMatch(/not a Redis RDB file: nothing was changed$/m);
+    expect((await cli(['GET', 'k'])).stdout.trim()).toBe('one');
+    expect((await fs.readdir(path.join(platform.home, 'backups', 'redis', rd))).length).toBe(2);
 
     await platform.restartDaemon();
     expect((await psql(pg, 'SELECT count(*) FROM hits')).stdout.trim()).toBe('3');

@@ -7,6 +7,8 @@ import { SlipwayError } from '../../core/errors.js';
 import { createLogger } from '../../core/log.js';
 import { AppStore } from '../../core/store.js';
 import { openDb } from '../../core/db.js';
+import { ServiceStore } from '../../core/service-store.js';
+import type { ServiceManager } from '../../services/service-manager.js';
 import { UserStore } from '../../core/users.js';
 import { commands, runCommand, type CommandIO, type Platform } from '../../receiver/commands/index.js';
 import { SshKeyStore } from '../../receiver/ssh-keys.js';
@@ -54,6 +56,8 @@ export async function miniPlatform(): Promise<MiniPlatform> {
     createApp: async (name) => void (await apps.create(name)),
     destroyApp: offline('destroyApp'),
     processes: async () => [],
+    // The store only: no engine here, so every service reads as having no container.
+    services: servicesWithoutEngine(new ServiceStore(db)),
     routed: () => 0,
     buildStack: offline('buildStack'),
     sso: { check: async (s) => void (await discoverOidc(s)) },
@@ -99,4 +103,9 @@ function unavailable(name: string): unknown {
       throw new SlipwayError('E_INTERNAL', `${name} is not available on the test platform`);
     },
   });
+}
+
+function servicesWithoutEngine(store: ServiceStore): Platform['services'] {
+  const partial: Partial<ServiceManager> = { store, list: (kind) => store.list(kind), condition: async () => 'missing' };
+  return new Proxy(partial, { get: (target, prop, receiver) => (prop in target ? Reflect.get(target, prop, receiver) : unavailable(`services.${String(prop)}`)) }) as ServiceManager;
 }
