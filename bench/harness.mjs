@@ -127,7 +127,7 @@ export async function stop() {
     server.kill('SIGTERM');
     await exited;
   }
-  for (const pidFile of [path.join(home, 'router', 'nginx.pid'), path.join(home, 'registry', 'registry.pid')]) {
+  for (const pidFile of [path.join(home, 'router', 'nginx.pid'), path.join(home, 'registry', 'registry.pid'), path.join(home, 'run', 'auth.pid')]) {
     const pid = Number(await fs.readFile(pidFile, 'utf8').catch(() => ''));
     if (Number.isInteger(pid) && pid > 1) {
       try {
