@@ -119,7 +119,7 @@ export async function load(until, concurrency = 8) {
   return { sent: latencies.length + errors, failed, p99, statuses };
 }
 
-/** Destroys the app, stops the daemon, then the router and registry by their pid files, and removes the home. */
+/** Destroys the app, stops the daemon, then the router, registry and auth server by their pid files, and removes the home. */
 export async function stop() {
   if (deployed) await cli('apps:destroy', app, '--force').catch((err) => console.error(err.message));
   if (server && server.exitCode === null) {
