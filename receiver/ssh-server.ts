@@ -45,16 +45,35 @@ export interface SshServerOptions {
   logger: Logger;
 }
 
-/** Loads the host key, creating it on first start so clients see the same host key forever. */
-export async function loadHostKey(file: string): Promise<Buffer> {
+/**
+ * Loads the host key, creating it on first start so clients see the same host key forever.
+ * A stored key ssh2 cannot parse never served a connection (the server refuses to start with it),
+ * so replacing it changes nothing any client has seen.
+ */
+export async function loadHostKey(file: string, logger?: Logger): Promise<Buffer> {
   try {
-    return await fs.readFile(file);
+    const stored = await fs.readFile(file);
+    if (!(utils.parseKey(stored) instanceof Error)) return stored;
+    logger?.warn({ file }, 'ssh: the stored host key cannot be parsed; making a new one');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    const pair = utils.generateKeyPairSync('ed25519');
-    await writeFileAtomicText(file, pair.private, 0o600);
-    return Buffer.from(pair.private);
   }
+  const key = generateHostKey();
+  await writeFileAtomicText(file, key, 0o600);
+  return Buffer.from(key);
+}
+
+/**
+ * ssh2's ed25519 generator drops a leading zero byte of the public key, so about one key in 256
+ * cannot be parsed back (mscdex/ssh2 issues 1390 and 1513); such a key stopped the server from
+ * starting. Keep only keys that parse, private and public half.
+ */
+export function generateHostKey(generate: () => { private: string; public: string } = () => utils.generateKeyPairSync('ed25519')): string {
+  for (let attempt = 0; attempt < 32; attempt++) {
+    const pair = generate();
+    if (!(utils.parseKey(pair.private) instanceof Error) && !(utils.parseKey(pair.public) instanceof Error)) return pair.private;
+  }
+  throw new Error('could not generate an SSH host key ssh2 can read: upgrade Slipway or report this');
 }
 
 /**
@@ -63,7 +82,7 @@ export async function loadHostKey(file: string): Promise<Buffer> {
  * Each connection is independent, so many pushes and commands run at once.
  */
 export async function startSshServer(o: SshServerOptions): Promise<{ port: number; close(): Promise<void> }> {
-  const hostKey = await loadHostKey(o.hostKeyFile);
+  const hostKey = await loadHostKey(o.hostKeyFile, o.logger);
   // Open connections by the key they signed in with, so removing a key ends its sessions.
   const byKey = new Map<Connection, { key: StoredKey; channels: Set<ServerChannel> }>();
   const unsubscribe = o.keys.onRemoved((removed) => {
