@@ -10,11 +10,7 @@ describe('operations: config, scale, release phase, health checks, rollback', ()
   const app = uniqueApp('ops');
   let wc: string;
 
-  const cli = async (args: string[], code = 0) => {
-    const r = await platform.cli(args);
-    expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(code);
-    return r;
-  };
+  const cli = (args: string[], code = 0) => platform.expectCli(args, code);
   const body = async () => (await platform.fetchApp(app, { by: 'host' })).body;
   const ps = async () => (await cli(['ps', app])).stdout.trim().split('\n');
   const releases = async () => JSON.parse((await cli(['releases', app, '--json'])).stdout) as { version: number; current: boolean; description: string; image: string | null }[];

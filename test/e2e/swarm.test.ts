@@ -8,11 +8,7 @@ describe('docker-swarm scheduler (e2e)', () => {
   const app = uniqueApp('swarm');
   let wc: string;
 
-  const cli = async (args: string[], code = 0) => {
-    const r = await platform.cli(args);
-    expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(code);
-    return r;
-  };
+  const cli = (args: string[], code = 0) => platform.expectCli(args, code);
   const body = async () => (await platform.fetchApp(app, { by: 'host' })).body;
   const ps = async () => (await cli(['ps', app])).stdout.trim().split('\n');
   const services = async () => (await run('docker', ['service', 'ls', '--filter', `label=slipway.app=${app}`, '--format', '{{.Name}} {{.Replicas}}'])).stdout.trim();

@@ -12,11 +12,7 @@ describe('users, roles and access', () => {
   const tokens: Record<string, string> = {};
   let wc: string;
 
-  const cli = async (args: string[], code = 0, input?: string) => {
-    const r = await platform.cli(args, input);
-    expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(code);
-    return r;
-  };
+  const cli = (args: string[], code = 0, input?: string) => platform.expectCli(args, code, input);
   const as = (user: string, args: string[], input?: string) => platform.ssh(args, { key: keys[user]!, ...(input === undefined ? {} : { input }) });
   const httpRemote = (secret: string) => `http://x:${secret}@127.0.0.1:${platform.httpPort}/_git/${app}.git`;
   const gitAs = (user: string, args: string[]) => run('git', args, { cwd: wc, env: platform.gitEnv(keys[user]!) });

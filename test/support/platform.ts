@@ -6,6 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { expect } from 'vitest';
 
 const exec = promisify(execFile);
 export const repoRoot = path.resolve(import.meta.dirname, '..', '..');
@@ -134,6 +135,13 @@ export class TestPlatform {
 
   cli(args: string[], input?: string): Promise<RunResult> {
     return run(slipwayBin, args, { env: this.env, ...(input === undefined ? {} : { input }) });
+  }
+
+  /** `cli`, checked: fails the test with the command's stderr when it exits with anything but `code`. */
+  async expectCli(args: string[], code = 0, input?: string): Promise<RunResult> {
+    const r = await this.cli(args, input);
+    expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(code);
+    return r;
   }
 
   sshArgs(key = this.keyFile): string[] {
