@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import type Dockerode from 'dockerode';
+import { sourceRoot } from '../core/source-root.js';
 import { parseMemory } from '../core/units.js';
 import { SlipwayError } from '../core/errors.js';
 import { readFileUnder } from '../core/safe-read.js';
@@ -63,16 +63,11 @@ const EXIT_COMPILE_FAILED = 4;
 const EXIT_RELEASE_FAILED = 5;
 const EXIT_PINNED_NOT_DETECTED = 6;
 
-/**
- * The folder holding driver.sh and the built-in buildpacks. They are not compiled, so from
- * dist/buildpacks/ this points back at the source tree.
- */
+/** The folder holding driver.sh and the built-in buildpacks (not compiled: read from the source tree). */
 export function buildpacksHome(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  for (const dir of [here, path.resolve(here, '..', '..', 'buildpacks')]) {
-    if (existsSync(path.join(dir, 'driver.sh'))) return dir;
-  }
-  throw new SlipwayError('E_INTERNAL', `cannot find buildpacks/driver.sh near ${here}`);
+  const dir = path.join(sourceRoot(import.meta.url), 'buildpacks');
+  if (!existsSync(path.join(dir, 'driver.sh'))) throw new SlipwayError('E_INTERNAL', `cannot find ${path.join(dir, 'driver.sh')}: reinstall Slipway`);
+  return dir;
 }
 
 /**

@@ -1,8 +1,7 @@
-import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type Dockerode from 'dockerode';
+import { sourceRoot } from '../core/source-root.js';
 import PQueue from 'p-queue';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/log.js';
@@ -52,12 +51,7 @@ import { webCommandDoor } from './web-door.js';
 
 /** How long a new web process may take to answer on $PORT before a deploy or scale gives up. */
 const HEALTH_TIMEOUT_MS = 60_000;
-const here = path.dirname(fileURLToPath(import.meta.url));
-/**
- * The repository's own folders, found relative to this module: compiled (dist/platform) or run
- * from source by the tests (platform/).
- */
-const root = existsSync(path.join(here, '..', 'package.json')) ? path.resolve(here, '..') : path.resolve(here, '..', '..');
+const root = sourceRoot(import.meta.url);
 export const builtinBuildpacksDir = buildpacksHome();
 export const gitHooksDir = path.join(root, 'hooks', 'git');
 export const webAssetsDir = path.join(root, 'web', 'assets');
