@@ -56,6 +56,9 @@ export async function start() {
   }
 }
 
+/** The daemon's pid (`slipway` execs node, so it is the server child's). */
+export const serverPid = () => server?.pid;
+
 export async function deploy() {
   const key = path.join(home, 'bench-key');
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
