@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import { getEventListeners } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -89,10 +90,14 @@ describe('builds:log --follow', () => {
       let status: 'running' | 'succeeded' = 'running';
       const record = async () => ({ name: 'shop', builds: [{ id, status }] }) as unknown as AppRecord;
       let out = '';
-      const following = followBuildLog({ buildsDir: dir } as Paths, record, undefined, { out: (t) => void (out += t), signal: new AbortController().signal }, 20);
+      const signal = new AbortController().signal;
+      const following = followBuildLog({ buildsDir: dir } as Paths, record, undefined, { out: (t) => void (out += t), signal }, 20);
       await expect.poll(() => out).toBe('one\n');
       await fs.appendFile(file, 'two\n');
       await expect.poll(() => out).toBe('one\ntwo\n');
+      // Polls many times meanwhile, holding at most one abort listener (they once piled up, one per poll).
+      await new Promise((r) => setTimeout(r, 200));
+      expect(getEventListeners(signal, 'abort').length).toBeLessThanOrEqual(1);
       await fs.appendFile(file, 'three\n');
       status = 'succeeded';
       await following;
