@@ -9,7 +9,7 @@ import type { Logger } from '../core/log.js';
 import { Csrf, sessionOf } from './csrf.js';
 import { runJson, type CommandDoor } from './door.js';
 import { html, type Html } from './html.js';
-import { adminPage } from './pages/admin.js';
+import { adminPage, type PlatformStatus } from './pages/admin.js';
 import { appPage, type AppInfo, type LinkedService } from './pages/app.js';
 import { layout, type Viewer } from './pages/layout.js';
 import { managerPage, selectApps, SORT_KEYS, type AppRow, type SortKey } from './pages/manager.js';
@@ -158,7 +158,7 @@ async function portalRoute(door: CommandDoor, v: Viewer, url: URL, res: http.Ser
 async function adminRoute(door: CommandDoor, v: Viewer, res: http.ServerResponse): Promise<void> {
   if (v.role !== 'admin') return sendHtml(res, 403, errorPage(v, 'Admins only', 'This page is for admins: ask one to change users, groups or keys.'));
   const [status, users, groups, keys, tokens] = await Promise.all([
-    runJson<Record<string, string | number>>(door, v.user, ['status']),
+    runJson<PlatformStatus>(door, v.user, ['status']),
     runJson<never>(door, v.user, ['users:list']),
     runJson<never>(door, v.user, ['groups:list']),
     runJson<never>(door, v.user, ['ssh-keys:list']),

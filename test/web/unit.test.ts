@@ -9,6 +9,7 @@ import { appStatus, parsePortalFields } from '../../core/portal.js';
 import type { AppRecord } from '../../core/store.js';
 import { Csrf, sessionOf } from '../../web/csrf.js';
 import { html } from '../../web/html.js';
+import { adminPage } from '../../web/pages/admin.js';
 import { selectApps, type AppRow } from '../../web/pages/manager.js';
 import { selectCards } from '../../web/pages/portal.js';
 
@@ -105,5 +106,24 @@ describe('builds:log --follow', () => {
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('admin page', () => {
+  it('shows the status services as a table, not as "[object Object]"', () => {
+    const failedLoad = { ok: false as const, error: 'x' };
+    const page = adminPage(
+      { user: 'admin', role: 'admin', csrf: 't' },
+      {
+        status: { ok: true, value: { daemon: 'running', apps: 2, services: [{ kind: 'redis', name: 'cache', condition: 'healthy', links: ['shop', 'blog'] }] } },
+        users: failedLoad,
+        groups: failedLoad,
+        keys: failedLoad,
+        tokens: failedLoad,
+      },
+    ).text;
+    expect(page).not.toContain('[object Object]');
+    expect(page).toContain('<dt>apps</dt><dd>2</dd>');
+    expect(page).toContain('<tr><td>redis</td><th scope="row"><code>cache</code></th><td>healthy</td><td>shop, blog</td></tr>');
   });
 });

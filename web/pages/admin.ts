@@ -4,8 +4,20 @@ import { commandForm, failed, layout, when, type Viewer } from './layout.js';
 
 type Loaded<T> = { ok: true; value: T } | { ok: false; error: string };
 
+/** `status --json`: one value per line of the platform, and the services the caller manages. */
+export interface StatusService {
+  kind: string;
+  name: string;
+  condition: string;
+  links: string[];
+}
+export interface PlatformStatus {
+  services?: StatusService[];
+  [line: string]: string | number | StatusService[] | undefined;
+}
+
 export interface AdminData {
-  status: Loaded<Record<string, string | number>>;
+  status: Loaded<PlatformStatus>;
   users: Loaded<UserInfo[]>;
   groups: Loaded<{ name: string; members: string[] }[]>;
   keys: Loaded<{ name: string; user: string; type: string; fingerprint: string; addedAt: string }[]>;
@@ -22,7 +34,16 @@ export function adminPage(v: Viewer, d: AdminData): Html {
     'admin',
     html`<h1>Admin</h1>
 <section aria-labelledby="st-h"><h2 id="st-h">Platform status</h2>
-${show('the status', d.status, (s) => html`<dl class="facts">${Object.entries(s).map(([k, val]) => html`<dt>${k}</dt><dd>${String(val)}</dd>`)}</dl>`)}
+${show('the status', d.status, (s) => {
+  // `services` is a list (status --json, README "Services"); every other entry is one value.
+  const { services, ...rest } = s;
+  return html`<dl class="facts">${Object.entries(rest).map(([k, val]) => html`<dt>${k}</dt><dd>${String(val)}</dd>`)}</dl>
+${services && services.length > 0
+  ? html`<h3>Services</h3><div class="scroll"><table><thead><tr><th scope="col">Kind</th><th scope="col">Name</th><th scope="col">Status</th><th scope="col">Linked apps</th></tr></thead><tbody>${services.map(
+      (x) => html`<tr><td>${x.kind}</td><th scope="row"><code>${x.name}</code></th><td>${x.condition}</td><td>${x.links.join(', ') || '-'}</td></tr>`,
+    )}</tbody></table></div>`
+  : ''}`;
+})}
 </section>
 <section aria-labelledby="users-h"><h2 id="users-h">Users</h2>
 ${show('users', d.users, (us) => html`<div class="scroll"><table><thead><tr><th scope="col">User</th><th scope="col">Role</th><th scope="col">State</th><th scope="col">Groups</th><th scope="col">Actions</th></tr></thead><tbody>${us.map(
