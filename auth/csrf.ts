@@ -31,3 +31,21 @@ export function checkCsrf(secret: Buffer, binding: string | undefined, token: st
   const given = Buffer.from(token);
   return given.length === expected.length && crypto.timingSafeEqual(given, expected);
 }
+
+/**
+ * The App Manager's one-click sign-out (docs/web.md, "Signing out"): a token bound to the session
+ * itself, which the platform's pages (served by the daemon, which reads this server's secret)
+ * put in their `Sign out` form. The pre-session cookie above is scoped to /_auth/ and never
+ * reaches those pages, so they could not make the usual token. Only a holder of the secret and
+ * of the HttpOnly session cookie can make this one, and it can do nothing but end that session.
+ */
+export function signOutToken(secret: Buffer, session: string): string {
+  return crypto.createHmac('sha256', secret).update(`sign-out:${session}`).digest('base64url');
+}
+
+export function checkSignOutToken(secret: Buffer, session: string | undefined, token: string | undefined): boolean {
+  if (!session || !token) return false;
+  const expected = Buffer.from(signOutToken(secret, session));
+  const given = Buffer.from(token);
+  return given.length === expected.length && crypto.timingSafeEqual(given, expected);
+}

@@ -6,7 +6,7 @@ import { listenPrivateSocket } from '../core/sockets.js';
 import type { Logger } from '../core/log.js';
 import { verifyPassword } from '../core/passwords.js';
 import type { UserStore } from '../core/users.js';
-import { checkCsrf, CSRF_COOKIE, csrfToken, newBinding } from './csrf.js';
+import { checkCsrf, checkSignOutToken, CSRF_COOKIE, csrfToken, newBinding } from './csrf.js';
 import { isPlatformHost, safeNext } from './next.js';
 import { loginPage, logoutPage, messagePage } from './page.js';
 import type { SignInLimiter } from './rate-limit.js';
@@ -192,10 +192,12 @@ export function createAuthHandler(d: AuthDeps): http.RequestListener {
 
   const postLogout = async (c: Ctx): Promise<void> => {
     const form = await readForm(c.req);
-    if (form === null || !checkCsrf(d.secret, c.cookies.get(CSRF_COOKIE), form.get('csrf') ?? undefined)) {
+    const id = c.cookies.get(SESSION_COOKIE);
+    const token = form?.get('csrf') ?? undefined;
+    // This server's own form, or the App Manager's one-click form with a session-bound token (csrf.ts).
+    if (form === null || !(checkCsrf(d.secret, c.cookies.get(CSRF_COOKIE), token) || checkSignOutToken(d.secret, id, token))) {
       return send(c.res, 403, messagePage('Sign-out failed', 'The form expired. Please reload the page and try again.'));
     }
-    const id = c.cookies.get(SESSION_COOKIE);
     const user = d.sessions.user(id);
     d.sessions.revoke(id);
     if (user !== null) audit(user, c.address, 'sign-out');

@@ -71,9 +71,11 @@ export async function followBuildLog(
     }
     // Read once more after the build ended, so its last lines are never cut.
     if (!running || io.signal.aborted) return;
+    // One listener at a time: a listener per poll, never removed, piled up for as long as a build ran.
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, pollMs);
-      io.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      const abort = () => (clearTimeout(timer), resolve());
+      const timer = setTimeout(() => (io.signal.removeEventListener('abort', abort), resolve()), pollMs);
+      io.signal.addEventListener('abort', abort, { once: true });
     });
   }
 }

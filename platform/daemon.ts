@@ -14,6 +14,8 @@ import { AppStore } from '../core/store.js';
 import type { Platform } from '../receiver/commands/index.js';
 import { createGitHttpHandler, listenGitHttp } from '../receiver/git-http.js';
 import { FailureLimiter } from '../receiver/http-auth.js';
+import { loadSecret, signOutToken } from '../auth/csrf.js';
+import { authFiles } from '../auth/files.js';
 import { SshKeyStore } from '../receiver/ssh-keys.js';
 import { openDb } from '../core/db.js';
 import { UserStore } from '../core/users.js';
@@ -228,7 +230,12 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   await routes.setGit(`unix:${gitSocket}`);
   // The App Manager and Portal (docs/web.md): only nginx reaches this socket, behind its sign-in check.
   const webSocket = path.join(paths.runDir, 'web.sock');
-  const web = await listenWeb(webSocket, await createWebHandler({ door: webCommandDoor(platform), logger, assetsDir: webAssetsDir }));
+  // The sign-in server's secret (it starts first, `slipway server`), so each page's `Sign out` is one click.
+  const authSecret = await loadSecret(authFiles(paths).secret);
+  const web = await listenWeb(
+    webSocket,
+    await createWebHandler({ door: webCommandDoor(platform), logger, assetsDir: webAssetsDir, signOutToken: (session) => signOutToken(authSecret, session) }),
+  );
   await routes.setWeb(`unix:${webSocket}`);
   logger.info({ ssh: `${config.listen}:${ssh.port}`, socket: paths.socket }, 'daemon ready');
 

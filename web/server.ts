@@ -9,8 +9,8 @@ import type { Logger } from '../core/log.js';
 import { Csrf, sessionOf } from './csrf.js';
 import { runJson, type CommandDoor } from './door.js';
 import { html, type Html } from './html.js';
-import { adminPage } from './pages/admin.js';
-import { appPage, type AppInfo } from './pages/app.js';
+import { adminPage, type PlatformStatus } from './pages/admin.js';
+import { appPage, type AppInfo, type LinkedService } from './pages/app.js';
 import { layout, type Viewer } from './pages/layout.js';
 import { managerPage, selectApps, SORT_KEYS, type AppRow, type SortKey } from './pages/manager.js';
 import { portalPage } from './pages/portal.js';
@@ -21,6 +21,8 @@ export interface WebDeps {
   /** The folder with app.js and app.css (web/assets in the repository). */
   assetsDir: string;
   csrf?: Csrf;
+  /** The sign-in server's sign-out token for a session (auth/csrf.ts#signOutToken), for one-click sign-out. */
+  signOutToken?: (session: string) => string;
 }
 
 /** The header nginx's auth check sets on requests it lets through, and strips from clients (contract). */
@@ -118,7 +120,7 @@ async function handle(d: WebDeps, assets: Map<string, Asset>, csrf: Csrf, req: h
     send(res, 403, 'text/plain; charset=utf-8', `${me.error}\n`);
     return;
   }
-  const viewer: Viewer = { user, role: me.value.role, csrf: csrf.token(user, session) };
+  const viewer: Viewer = { user, role: me.value.role, csrf: csrf.token(user, session), ...(d.signOutToken && session ? { signOut: d.signOutToken(session) } : {}) };
   const page = url.pathname.replace(/\/+$/, '') || '/';
   if (page === '/Manager') return sendHtml(res, 200, await manager(door, viewer, url));
   if (page === '/Portal') return portalRoute(door, viewer, url, res);
@@ -156,7 +158,7 @@ async function portalRoute(door: CommandDoor, v: Viewer, url: URL, res: http.Ser
 async function adminRoute(door: CommandDoor, v: Viewer, res: http.ServerResponse): Promise<void> {
   if (v.role !== 'admin') return sendHtml(res, 403, errorPage(v, 'Admins only', 'This page is for admins: ask one to change users, groups or keys.'));
   const [status, users, groups, keys, tokens] = await Promise.all([
-    runJson<Record<string, string | number>>(door, v.user, ['status']),
+    runJson<PlatformStatus>(door, v.user, ['status']),
     runJson<never>(door, v.user, ['users:list']),
     runJson<never>(door, v.user, ['groups:list']),
     runJson<never>(door, v.user, ['ssh-keys:list']),
@@ -173,18 +175,19 @@ async function appRoute(door: CommandDoor, v: Viewer, app: string, url: URL, res
     if (access.code === 'E_AUTH') return sendHtml(res, 403, errorPage(v, 'Permission denied', `You may view ${app} but not manage it: ask one of its owners or an admin.`));
     return sendHtml(res, 404, errorPage(v, 'App not found', `app not found: ${app}. It does not exist, or you may not see it.`));
   }
-  const [info, ps, builds, releases, config] = await Promise.all([
+  const [info, ps, builds, releases, config, services] = await Promise.all([
     runJson<AppInfo & { title: string; description: string; tags: string[] }>(door, v.user, ['apps:info', app]),
     runJson<never>(door, v.user, ['ps', app]),
     runJson<never>(door, v.user, ['builds', app]),
     runJson<never>(door, v.user, ['releases', app]),
     runJson<Record<string, string>>(door, v.user, ['config', app]),
+    runJson<LinkedService[]>(door, v.user, ['services', app]),
   ]);
   if (!info.ok) return sendHtml(res, 404, errorPage(v, 'App not found', info.error));
   // Values stay on the server until "Reveal values" asks for them.
   const configKeys = config.ok ? { ok: true as const, value: Object.keys(config.value) } : config;
   const { title, description, tags } = info.value;
-  sendHtml(res, 200, appPage(v, { info: info.value, created: url.searchParams.has('created'), ps, builds, releases, configKeys, access, portal: { title, description, tags } }));
+  sendHtml(res, 200, appPage(v, { info: info.value, created: url.searchParams.has('created'), ps, builds, releases, configKeys, access, services, portal: { title, description, tags } }));
 }
 
 function readBody(req: http.IncomingMessage): Promise<string | null> {

@@ -273,4 +273,33 @@ function commandsFor(kind: ServiceKind): Command[] {
   ];
 }
 
-export const serviceCommands: Command[] = SERVICE_KINDS.flatMap(commandsFor);
+/**
+ * `services <app>`: the services linked to an app, for those who manage the app (its owners need
+ * not own the services). The App Manager's Services section reads it; no password is shown.
+ */
+const linkedServices: Command = {
+  name: 'services',
+  access: 'app:manage',
+  usage: '<app> [--json]',
+  summary: 'List the Postgres and Redis services linked to an app: kind, name, variable, condition',
+  flags: jsonFlag,
+  args: [1, 1],
+  async run(io, { positionals, flags }, platform) {
+    const app = parseAppName(positionals[0]!);
+    await platform.apps.get(app);
+    const rows = await Promise.all(
+      platform.services.store.linksOfApp(app).map(async (l) => ({ kind: l.kind, name: l.name, var: l.var, condition: await platform.services.condition(l.kind, l.name), linkedAt: l.createdAt })),
+    );
+    if (flags.json) {
+      io.out(json(rows));
+      return;
+    }
+    if (rows.length === 0) {
+      io.out(`no services linked to ${app}: \`slipway postgres:link <name> ${app}\` links one\n`);
+      return;
+    }
+    io.out(table([['KIND', 'NAME', 'VARIABLE', 'CONDITION'], ...rows.map((r) => [r.kind, r.name, r.var, r.condition])]));
+  },
+};
+
+export const serviceCommands: Command[] = [...SERVICE_KINDS.flatMap(commandsFor), linkedServices];

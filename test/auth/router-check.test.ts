@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuthHandler, listenAuth } from '../../auth/server.js';
+import { signOutToken } from '../../auth/csrf.js';
 import { SessionStore } from '../../auth/sessions.js';
 import { SignInLimiter } from '../../auth/rate-limit.js';
 import type { SsoProvider } from '../../auth/sso.js';
@@ -221,6 +222,26 @@ describe('sign-in and private apps at the router', () => {
     const other = await sessionOf('bob');
     users.setPasswordHash(admin, 'bob', await hashPassword(PASSWORD));
     expect((await eventually(() => getApp('priv', other), (r) => r.status === 401, 5000)).status).toBe(401);
+  });
+
+  it('signs out in one post with the session-bound token the App Manager carries, and with no other', async () => {
+    const session = await sessionOf('bob');
+    const post = (csrf: string, cookie = `slipway_session=${session}`) =>
+      send({ path: '/_auth/logout', method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, body: `csrf=${encodeURIComponent(csrf)}` });
+    // Another session's token, a guessed one and an empty one end nothing.
+    const other = await sessionOf('bob');
+    for (const bad of [signOutToken(Buffer.alloc(32, 7), other), signOutToken(Buffer.alloc(32, 8), session), 'A'.repeat(43), '']) {
+      expect((await post(bad)).status).toBe(403);
+    }
+    expect((await getApp('priv', session)).status).toBe(200);
+    // No session cookie: no token can match.
+    expect((await post(signOutToken(Buffer.alloc(32, 7), ''), '')).status).toBe(403);
+    const out = await post(signOutToken(Buffer.alloc(32, 7), session));
+    expect(out.status).toBe(303);
+    expect(out.headers.location).toBe('/_auth/login');
+    expect(out.headers['set-cookie']!.join()).toMatch(/slipway_session=; Path=\/; Max-Age=0/);
+    expect((await eventually(() => getApp('priv', session), (r) => r.status === 401, 5000)).status).toBe(401);
+    expect((await getApp('priv', other)).status).toBe(200);
   });
 
   it('never lets a cookie set before sign-in survive it (no fixation)', async () => {

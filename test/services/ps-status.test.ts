@@ -52,6 +52,16 @@ describe('ps and status with services (unit)', () => {
     ]);
   });
 
+  it('services <app>: the linked services with their variables, never a password; an app without says how to link', async () => {
+    const r = await mini.run(['services', 'shop'], 'cli');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out.trimEnd().split('\n').map((l) => l.replace(/\s+/g, ' '))).toEqual(['KIND NAME VARIABLE CONDITION', 'postgres db DATABASE_URL missing', 'redis cache REDIS_URL missing']);
+    const j = JSON.parse((await mini.run(['services', 'shop', '--json'], 'cli')).out) as Record<string, string>[];
+    expect(j.map((x) => Object.keys(x).sort())).toEqual([['condition', 'kind', 'linkedAt', 'name', 'var'], ['condition', 'kind', 'linkedAt', 'name', 'var']]);
+    expect((await mini.run(['services', 'plain'], 'cli')).out).toBe('no services linked to plain: `slipway postgres:link <name> plain` links one\n');
+    expect((await mini.run(['services', 'nosuch'], 'cli')).code).toBe(1);
+  });
+
   it('postgres:logs refuses a bad -n and a missing service in one line', async () => {
     const bad = await mini.run(['postgres:logs', 'db', '-n', 'lots'], 'cli');
     expect(bad.code).toBe(2);

@@ -15,6 +15,7 @@ describe('App Manager and Portal in a browser', () => {
   let platform: TestPlatform;
   let browser: Browser;
   const app = uniqueApp('webapp');
+  const cache = uniqueApp('cache');
   const devKey = () => path.join(platform.home, 'key-dev');
   const contexts: BrowserContext[] = [];
   /** Script errors on any page: the pages must run without one. */
@@ -46,7 +47,7 @@ describe('App Manager and Portal in a browser', () => {
     await fs.mkdir(SHOTS, { recursive: true });
     platform = await TestPlatform.start();
     platform.adopt(app);
-    for (const [name, role] of [['dev', 'developer'], ['vic', 'viewer']] as const) {
+    for (const [name, role] of [['dev', 'developer'], ['vic', 'viewer'], ['boss', 'admin']] as const) {
       const r = await platform.cli(['users:add', name, '--role', role, '--password-stdin'], `${PASSWORD}\n`);
       expect(r.code, r.stderr).toBe(0);
     }
@@ -58,6 +59,9 @@ describe('App Manager and Portal in a browser', () => {
   afterAll(async () => {
     for (const c of contexts) await c.close().catch(() => undefined);
     await browser?.close();
+    // The service made through the page: unlinked (if a step failed before that), then destroyed.
+    await platform?.cli(['redis:unlink', cache, app]);
+    await platform?.cli(['redis:destroy', cache, '--force']);
     await platform?.stop();
   }, 120_000);
 
@@ -79,14 +83,13 @@ describe('App Manager and Portal in a browser', () => {
     }
   });
 
-  it('signs in at /_auth/login and is sent back to /Manager, and signs out with /_auth/logout', async () => {
+  it('signs in at /_auth/login and is sent back to /Manager, and signs out with one click', async () => {
     const page = await signIn('vic');
     expect(await page.title()).toBe('App Manager · Slipway');
     expect(await page.locator('header .who').textContent()).toContain('vic (viewer)');
-    // The header's Sign out opens the sign-in server's own sign-out form (its CSRF token), which ends the session.
-    await Promise.all([page.waitForURL(`${base()}/_auth/logout`), page.getByRole('link', { name: 'Sign out' }).click()]);
-    expect(await page.locator('main').textContent()).toContain('Signed in as vic.');
-    await Promise.all([page.waitForURL(`${base()}/_auth/login`), page.getByRole('button', { name: 'Sign out' }).click()]);
+    // The header's Sign out posts to the sign-in server's /_auth/logout with a token bound to this session.
+    await page.goto(`${base()}/Portal`);
+    await Promise.all([page.waitForURL(`${base()}/_auth/login`), page.locator('header').getByRole('button', { name: 'Sign out' }).click()]);
     expect((await page.context().cookies()).map((c) => c.name)).not.toContain('slipway_session');
     await page.goto(`${base()}/Manager`);
     expect(page.url()).toBe(`${base()}/_auth/login?next=%2FManager`);
@@ -152,6 +155,29 @@ describe('App Manager and Portal in a browser', () => {
     expect(await dev.title()).not.toBe('1');
     await shot(dev, 'app-page');
 
+    // Services: create a Redis service and link it in one form, see it listed (never its password), unlink it.
+    const services = dev.locator('#services');
+    expect(await services.textContent()).toContain('No services linked.');
+    await dev.locator('#svc-new-kind').selectOption('redis');
+    await dev.locator('#svc-new-name').fill(cache);
+    await dev.locator('#svc-new-var').fill('CACHE_URL');
+    await Promise.all([dev.waitForEvent('load', { timeout: 240_000 }), dev.getByRole('button', { name: 'Create and link' }).click()]);
+    const row = services.locator('tbody tr');
+    await expect.poll(() => row.count()).toBe(1);
+    const cells = (await row.locator('td, th').allTextContents()).map((c) => c.trim());
+    expect(cells).toEqual(['redis', cache, expect.stringMatching(/^(healthy|starting|running)$/), 'CACHE_URL', 'Unlink']);
+    const info = JSON.parse((await platform.cli(['redis:info', cache, '--json', '--reveal'])).stdout) as { url: string; links: { app: string; var: string }[] };
+    expect(info.links).toEqual([{ app, var: 'CACHE_URL' }]);
+    const password = decodeURIComponent(new URL(info.url).password);
+    expect(password.length).toBeGreaterThan(8);
+    expect(await dev.content()).not.toContain(password);
+    expect(await dev.locator('#releases').textContent()).toContain('v4 (current)');
+    await shot(dev, 'app-services');
+    dev.once('dialog', (d) => void d.accept());
+    await pressAndReload(dev, `Unlink redis ${cache}`);
+    expect(await services.textContent()).toContain('No services linked.');
+    expect(JSON.parse((await platform.cli(['redis:info', cache, '--json'])).stdout).links).toEqual([]);
+
     // Share: the viewer sees nothing before, the app after, and is refused on the manager page.
     const vic = await signIn('vic', 375);
     await vic.goto(`${base()}/Portal`);
@@ -187,4 +213,48 @@ describe('App Manager and Portal in a browser', () => {
     await shot(narrow, 'manager-375');
     expect(pageErrors).toEqual([]);
   }, 600_000);
+  it('lets an admin remove a member, destroy a group and remove a user, each after a confirmation, then sign out', async () => {
+    const boss = await signIn('boss', 1280);
+    await boss.goto(`${base()}/Manager/admin`);
+    expect(await boss.title()).toBe('Admin · Slipway');
+    const json = async (argv: string[]) => JSON.parse((await platform.cli([...argv, '--json'])).stdout) as { name: string; members?: string[] }[];
+    await boss.getByLabel('New group').fill('team');
+    await pressAndReload(boss, 'Create group');
+    await boss.locator('#gm-g').fill('team');
+    await boss.locator('#gm-u').fill('vic');
+    await pressAndReload(boss, 'Add to group');
+    await boss.getByLabel('User name').fill('temp');
+    await boss.getByLabel('Password (at least 10 characters)').fill(PASSWORD);
+    await pressAndReload(boss, 'Add user');
+    expect((await json(['groups:list'])).find((g) => g.name === 'team')?.members).toEqual(['vic']);
+    await shot(boss, 'admin');
+
+    // A dismissed confirmation changes nothing.
+    const dialogs: string[] = [];
+    boss.once('dialog', (d) => (dialogs.push(d.message()), void d.dismiss()));
+    await boss.getByRole('button', { name: 'Remove vic from team' }).click();
+    await expect.poll(() => dialogs).toEqual(['Remove vic from the group team?']);
+    expect((await json(['groups:list'])).find((g) => g.name === 'team')?.members).toEqual(['vic']);
+    boss.once('dialog', (d) => void d.accept());
+    await pressAndReload(boss, 'Remove vic from team');
+    expect((await json(['groups:list'])).find((g) => g.name === 'team')?.members).toEqual([]);
+    boss.once('dialog', (d) => void d.accept());
+    await pressAndReload(boss, 'Destroy group team');
+    expect((await json(['groups:list'])).map((g) => g.name)).not.toContain('team');
+    boss.once('dialog', (d) => void d.accept());
+    await pressAndReload(boss, 'Remove temp', true);
+    expect((await json(['users:list'])).map((u) => u.name)).not.toContain('temp');
+    expect(await boss.locator('th[scope="row"]', { hasText: /^temp$/ }).count()).toBe(0);
+    // The built-in admin has no Remove button; dev (only owner of an app) has one, and the command refuses.
+    expect(await boss.getByRole('button', { name: 'Remove admin', exact: true }).count()).toBe(0);
+    boss.once('dialog', (d) => void d.accept());
+    await boss.getByRole('button', { name: 'Remove dev', exact: true }).click();
+    await expect.poll(() => boss.locator('form[data-argv="users:remove dev"] output').textContent()).toMatch(/dev is the only owner of/);
+
+    // One click on the header's Sign out ends the session and lands on the sign-in page.
+    await Promise.all([boss.waitForURL(`${base()}/_auth/login`), boss.locator('header').getByRole('button', { name: 'Sign out' }).click()]);
+    await boss.goto(`${base()}/Manager/admin`);
+    expect(new URL(boss.url()).pathname).toBe('/_auth/login');
+    expect(pageErrors).toEqual([]);
+  }, 300_000);
 });

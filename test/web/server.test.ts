@@ -35,7 +35,10 @@ describe('web server', () => {
       mini.platform.users.add(origin, { name, role, email: null, passwordHash: null });
     }
     socket = path.join(mini.dir, 'web.sock');
-    server = await listenWeb(socket, await createWebHandler({ door: webCommandDoor(mini.platform), logger: mini.platform.logger, assetsDir: path.join(repoRoot, 'web', 'assets') }));
+    server = await listenWeb(
+      socket,
+      await createWebHandler({ door: webCommandDoor(mini.platform), logger: mini.platform.logger, assetsDir: path.join(repoRoot, 'web', 'assets'), signOutToken: (session) => `out-${session}` }),
+    );
   });
   afterAll(async () => {
     if (server) {
@@ -163,6 +166,72 @@ describe('web server', () => {
     const added = await command('admin', ['users:add', 'eve', '--role', 'viewer', '--password-stdin'], { stdin: 'long enough password\n' });
     expect(added.status, added.err).toBe(200);
     expect(mini.platform.users.info('eve')).toMatchObject({ role: 'viewer', hasPassword: true });
+  });
+
+  it('lists the services linked to an app without their passwords, with forms for the service commands', async () => {
+    const store = mini.platform.services.store;
+    store.create(origin, { kind: 'postgres', name: 'db', password: 'pw-never-shown-1234', image: 'i', owner: 'dev' });
+    store.create(origin, { kind: 'redis', name: 'cache', password: 'pw-never-shown-5678', image: 'i', owner: 'admin' });
+    expect((await get('/Manager/apps/shop', 'dev')).body).toContain('<p>No services linked.</p>');
+    store.addLink(origin, { kind: 'postgres', name: 'db', app: 'shop', var: 'DATABASE_URL' });
+    store.addLink(origin, { kind: 'redis', name: 'cache', app: 'shop', var: 'CACHE_URL' });
+    const page = (await get('/Manager/apps/shop', 'dev')).body;
+    const section = page.slice(page.indexOf('<section id="services"'), page.indexOf('<section id="portal"'));
+    // dev owns the app but not `cache`: the app's links are still the app owner's to see.
+    expect(section).toMatch(/<td>postgres<\/td><th scope="row"><code>db<\/code><\/th><td><span class="status s-[a-z]+">[a-z]+<\/span><\/td><td><code>DATABASE_URL<\/code>/);
+    expect(section).toContain('<code>cache</code>');
+    expect(section).toContain('<code>CACHE_URL</code>');
+    expect(page).not.toContain('pw-never-shown');
+    expect(section).toContain('data-argv="postgres:unlink db shop"');
+    expect(section).toContain('data-argv="{kind}:create {name}" data-and="{kind}:link {name} shop [--as={var}]"');
+    expect(section).toContain('data-argv="{kind}:link {name} shop [--as={var}]"');
+    // The same command and checks on the CLI: a viewer and a stranger are refused as there.
+    const listed = await command('dev', ['services', 'shop', '--json']);
+    expect(JSON.parse(listed.out!)).toEqual([
+      { kind: 'postgres', name: 'db', var: 'DATABASE_URL', condition: expect.any(String), linkedAt: expect.any(String) },
+      { kind: 'redis', name: 'cache', var: 'CACHE_URL', condition: expect.any(String), linkedAt: expect.any(String) },
+    ]);
+    expect(listed.out).not.toContain('pw-never-shown');
+    expect((await command('vic', ['services', 'shop'])).status).toBe(403);
+    expect((await command('dev2', ['services', 'shop'])).status).toBe(404);
+    // Unlinking needs the right to change the service too: dev does not own `cache`.
+    const unlink = await command('dev', ['redis:unlink', 'cache', 'shop']);
+    expect(unlink.status).toBe(422);
+    expect(unlink.err).toMatch(/no redis service named "cache"/);
+    expect(store.linksOfApp('shop')).toHaveLength(2);
+  });
+
+  it('removes group members, groups and users from the admin page, each after a confirmation', async () => {
+    for (const argv of [['groups:create', 'team'], ['groups:add', 'team', 'vic', 'dev2'], ['users:add', 'gone', '--password-stdin']]) {
+      const r = await command('admin', argv, argv[0] === 'users:add' ? { stdin: 'long enough password\n' } : {});
+      expect(r.status, r.err).toBe(200);
+    }
+    const page = (await get('/Manager/admin', 'admin')).body;
+    expect(page).toMatch(/data-argv="groups:remove team vic" data-confirm="Remove vic from the group team\?"/);
+    expect(page).toMatch(/data-argv="groups:destroy team" data-confirm="Destroy the group team\?/);
+    expect(page).toMatch(/data-argv="users:remove gone" data-confirm="Remove the user gone /);
+    // The built-in admin cannot be removed, so it has no button.
+    expect(page).not.toContain('data-argv="users:remove admin"');
+    expect((await command('dev', ['groups:remove', 'team', 'vic'])).status).toBe(403);
+    expect((await command('admin', ['groups:remove', 'team', 'vic'])).status).toBe(200);
+    expect(mini.platform.users.info('vic').groups).toEqual([]);
+    expect((await command('admin', ['groups:destroy', 'team'])).status).toBe(200);
+    expect((await get('/Manager/admin', 'admin')).body).not.toContain('data-group="team"');
+    expect((await command('admin', ['users:remove', 'gone'])).status).toBe(200);
+    expect(() => mini.platform.users.info('gone')).toThrow(/gone/);
+    // dev is the only owner of shop: the command refuses, and the page shows its line.
+    const owner = await command('admin', ['users:remove', 'dev']);
+    expect(owner.status).toBe(422);
+    expect(owner.err).toMatch(/only owner/);
+  });
+
+  it('signs out in one click: a form posting the session-bound token to /_auth/logout on every page', async () => {
+    for (const p of ['/Manager', '/Portal', '/Manager/apps/shop']) {
+      const page = await webRequest(socket, { path: p, user: 'dev', headers: { Cookie: 'slipway_session=abc' } });
+      expect(page.body, p).toContain('<form class="signout" method="post" action="/_auth/logout"><input type="hidden" name="csrf" value="out-abc"><button type="submit">Sign out</button></form>');
+    }
+    // Without a session there is nothing to sign out with: the link to the sign-in server's form.
+    expect((await get('/Manager', 'dev')).body).toContain('<a href="/_auth/logout">Sign out</a>');
   });
 
   it('streams only logs and build logs, and refuses following through the command endpoint', async () => {

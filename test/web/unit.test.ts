@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import { getEventListeners } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -8,6 +9,7 @@ import { appStatus, parsePortalFields } from '../../core/portal.js';
 import type { AppRecord } from '../../core/store.js';
 import { Csrf, sessionOf } from '../../web/csrf.js';
 import { html } from '../../web/html.js';
+import { adminPage } from '../../web/pages/admin.js';
 import { selectApps, type AppRow } from '../../web/pages/manager.js';
 import { selectCards } from '../../web/pages/portal.js';
 
@@ -89,10 +91,14 @@ describe('builds:log --follow', () => {
       let status: 'running' | 'succeeded' = 'running';
       const record = async () => ({ name: 'shop', builds: [{ id, status }] }) as unknown as AppRecord;
       let out = '';
-      const following = followBuildLog({ buildsDir: dir } as Paths, record, undefined, { out: (t) => void (out += t), signal: new AbortController().signal }, 20);
+      const signal = new AbortController().signal;
+      const following = followBuildLog({ buildsDir: dir } as Paths, record, undefined, { out: (t) => void (out += t), signal }, 20);
       await expect.poll(() => out).toBe('one\n');
       await fs.appendFile(file, 'two\n');
       await expect.poll(() => out).toBe('one\ntwo\n');
+      // Polls many times meanwhile, holding at most one abort listener (they once piled up, one per poll).
+      await new Promise((r) => setTimeout(r, 200));
+      expect(getEventListeners(signal, 'abort').length).toBeLessThanOrEqual(1);
       await fs.appendFile(file, 'three\n');
       status = 'succeeded';
       await following;
@@ -100,5 +106,24 @@ describe('builds:log --follow', () => {
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('admin page', () => {
+  it('shows the status services as a table, not as "[object Object]"', () => {
+    const failedLoad = { ok: false as const, error: 'x' };
+    const page = adminPage(
+      { user: 'admin', role: 'admin', csrf: 't' },
+      {
+        status: { ok: true, value: { daemon: 'running', apps: 2, services: [{ kind: 'redis', name: 'cache', condition: 'healthy', links: ['shop', 'blog'] }] } },
+        users: failedLoad,
+        groups: failedLoad,
+        keys: failedLoad,
+        tokens: failedLoad,
+      },
+    ).text;
+    expect(page).not.toContain('[object Object]');
+    expect(page).toContain('<dt>apps</dt><dd>2</dd>');
+    expect(page).toContain('<tr><td>redis</td><th scope="row"><code>cache</code></th><td>healthy</td><td>shop, blog</td></tr>');
   });
 });

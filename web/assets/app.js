@@ -21,9 +21,22 @@ async function runCommand(argv, stdin) {
   return { ok: res.ok, status: res.status, out: body.out ?? '', err: body.err ?? body.error ?? '' };
 }
 
-/** `config:set app {key}={value}` -> argv: split on spaces, then fill each word's fields. */
+/**
+ * `config:set app {key}={value}` -> argv: split on spaces, then fill each word's fields. A word in
+ * brackets, `[--as={var}]`, is optional: left out when any field in it is empty.
+ */
 function argvOf(template, data) {
-  return template.split(' ').filter((w) => w !== '').map((word) => word.replace(/\{([a-z]+)\}/g, (_, name) => String(data.get(name) ?? '').trim()));
+  const field = (name) => String(data.get(name) ?? '').trim();
+  const words = [];
+  for (const raw of template.split(' ')) {
+    if (raw === '') continue;
+    const optional = raw.startsWith('[') && raw.endsWith(']');
+    const word = optional ? raw.slice(1, -1) : raw;
+    const names = [...word.matchAll(/\{([a-z]+)\}/g)].map((m) => m[1]);
+    if (optional && names.some((n) => field(n) === '')) continue;
+    words.push(word.replace(/\{([a-z]+)\}/g, (_, name) => field(name)));
+  }
+  return words;
 }
 
 function say(el, text, ok) {
@@ -45,8 +58,15 @@ document.addEventListener('submit', async (event) => {
   buttons.forEach((b) => (b.disabled = true));
   say(out, `Running ${argv.slice(0, 2).join(' ')}…`, true);
   try {
-    const r = await runCommand(argv, stdin);
-    const text = `${r.out}${r.err}`.trim().replace(/^slipway: /, '');
+    let r = await runCommand(argv, stdin);
+    let text = `${r.out}${r.err}`.trim().replace(/^slipway: /, '');
+    // A second command, only after the first succeeded: `postgres:create db`, then `postgres:link db shop`.
+    if (r.ok && form.dataset.and) {
+      const next = argvOf(form.dataset.and, data);
+      say(out, `${text}\nRunning ${next.slice(0, 2).join(' ')}…`, true);
+      r = await runCommand(next);
+      text = `${text}\n${`${r.out}${r.err}`.trim().replace(/^slipway: /, '')}`.trim();
+    }
     say(out, text || (r.ok ? 'Done.' : `Failed (${r.status}).`), r.ok);
     if (r.ok && form.dataset.then) {
       const then = form.dataset.then;

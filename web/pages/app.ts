@@ -37,6 +37,14 @@ export interface ReleaseRow {
   commit: string | null;
 }
 
+/** One row of `services <app> --json`: a linked service, never its password. */
+export interface LinkedService {
+  kind: string;
+  name: string;
+  var: string;
+  condition: string;
+}
+
 export interface AppPageData {
   info: AppInfo;
   created: boolean;
@@ -45,6 +53,7 @@ export interface AppPageData {
   releases: Loaded<ReleaseRow[]>;
   configKeys: Loaded<string[]>;
   access: Loaded<AppAccess>;
+  services: Loaded<LinkedService[]>;
   portal: { title: string; description: string; tags: string[] };
 }
 
@@ -234,6 +243,53 @@ ${commandForm(`owners:add ${app} {user}`, html`<label for="owner">Co-owner (deve
   );
 }
 
+const SERVICE_KINDS = ['postgres', 'redis'];
+const kindSelect = (id: string) => html`<label for="${id}">Kind</label><select id="${id}" name="kind">${SERVICE_KINDS.map((k) => html`<option value="${k}">${k}</option>`)}</select>`;
+const NAME_PATTERN = '[a-z][a-z0-9\\-]{0,29}';
+const VAR_PATTERN = '[A-Za-z_][A-Za-z0-9_]*';
+
+/**
+ * Linked Postgres and Redis services (README "Services"): the same `<kind>:create`, `:link` and
+ * `:unlink` commands as the CLI, so linking needs the right to change both the service and the app.
+ */
+function services(d: AppPageData): Html {
+  const app = d.info.name;
+  return section(
+    'services',
+    'Services',
+    html`${loaded('services', d.services, (ss) =>
+      ss.length === 0
+        ? html`<p>No services linked.</p>`
+        : html`<div class="scroll"><table id="services-table"><thead><tr><th scope="col">Kind</th><th scope="col">Name</th><th scope="col">Status</th><th scope="col">Variable</th><th scope="col"><span class="sr-only">Action</span></th></tr></thead><tbody>${ss.map(
+            (s) => html`<tr><td>${s.kind}</td><th scope="row"><code>${s.name}</code></th><td><span class="status s-${s.condition}">${s.condition}</span></td><td><code>${s.var}</code></td><td>${commandForm(`${s.kind}:unlink ${s.name} ${app}`, html`<button type="submit" aria-label="Unlink ${s.kind} ${s.name}">Unlink</button>`, {
+              confirm: `Unlink ${s.kind} ${s.name} from ${app}? ${s.var} goes away in a new release; the service and its data stay.`,
+              then: 'reload',
+              cls: 'cmd bare',
+            })}</td></tr>`,
+          )}</tbody></table></div>`,
+    )}
+<h3>Create a service and link it</h3>
+${commandForm(
+  '{kind}:create {name}',
+  html`${kindSelect('svc-new-kind')}
+<label for="svc-new-name">Service name</label><input id="svc-new-name" name="name" required pattern="${NAME_PATTERN}" maxlength="30" autocomplete="off">
+<label for="svc-new-var">Variable (empty: DATABASE_URL or REDIS_URL)</label><input id="svc-new-var" name="var" pattern="${VAR_PATTERN}" autocomplete="off">
+<button type="submit">Create and link</button>`,
+  { then: 'reload', cls: 'cmd inline', label: 'Create and link a service', and: `{kind}:link {name} ${app} [--as={var}]` },
+)}
+<h3>Link an existing service</h3>
+${commandForm(
+  `{kind}:link {name} ${app} [--as={var}]`,
+  html`${kindSelect('svc-link-kind')}
+<label for="svc-link-name">Service name</label><input id="svc-link-name" name="name" required pattern="${NAME_PATTERN}" maxlength="30" autocomplete="off">
+<label for="svc-link-var">Variable (optional)</label><input id="svc-link-var" name="var" pattern="${VAR_PATTERN}" autocomplete="off">
+<button type="submit">Link</button>`,
+  { then: 'reload', cls: 'cmd inline', label: 'Link a service' },
+)}
+<p>Linking sets the variable to the service's URL and restarts ${app} as a new release, as <code>slipway postgres:link</code> does. Passwords are never shown here: <code>slipway postgres:info &lt;name&gt; --reveal</code> on the CLI.</p>`,
+  );
+}
+
 function portal(d: AppPageData): Html {
   const app = d.info.name;
   return section(
@@ -273,6 +329,7 @@ export function appPage(v: Viewer, d: AppPageData): Html {
     ['config', 'Config'],
     ['logs', 'Logs'],
     ['access', 'Access'],
+    ['services', 'Services'],
     ['portal', 'Portal card'],
     ['destroy', 'Destroy'],
   ];
@@ -283,6 +340,6 @@ export function appPage(v: Viewer, d: AppPageData): Html {
     html`<p class="crumbs"><a href="/Manager">App Manager</a> / ${app}</p>
 <h1>${app}</h1>
 <nav class="sections" aria-label="Sections of ${app}">${parts.map(([id, label]) => html`<a href="#${id}">${label}</a>`)}</nav>
-${overview(d)}${deploy(d)}${builds(d)}${releases(d)}${config(d)}${logs(d)}${access(d)}${portal(d)}${danger(d)}`,
+${overview(d)}${deploy(d)}${builds(d)}${releases(d)}${config(d)}${logs(d)}${access(d)}${services(d)}${portal(d)}${danger(d)}`,
   );
 }

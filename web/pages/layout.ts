@@ -4,12 +4,15 @@ export interface Viewer {
   user: string;
   role: string;
   csrf: string;
+  /** The sign-in server's session-bound sign-out token; without it `Sign out` links to its form. */
+  signOut?: string;
 }
 
 /**
  * The page frame: one stylesheet and one script from the platform itself, nothing inline (CSP).
- * Sign out links to the sign-in server's own sign-out form: only that server can make the form's
- * CSRF token (docs/security.md, "CSRF"), so a post from here would be refused.
+ * Sign out is one button posting straight to the sign-in server's /_auth/logout with a token
+ * bound to this session, which the platform makes with that server's secret (docs/web.md,
+ * "Signing out"); without one it links to that server's own sign-out form.
  */
 export function layout(title: string, v: Viewer, active: 'manager' | 'portal' | 'admin', body: Html): Html {
   const nav = (href: string, label: string, key: typeof active) => html`<a href="${href}"${key === active ? html` aria-current="page"` : ''}>${label}</a>`;
@@ -34,7 +37,9 @@ export function layout(title: string, v: Viewer, active: 'manager' | 'portal' | 
   </nav>
   <div class="who">
     <span>${v.user} (${v.role})</span>
-    <a href="/_auth/logout">Sign out</a>
+    ${v.signOut
+      ? html`<form class="signout" method="post" action="/_auth/logout"><input type="hidden" name="csrf" value="${v.signOut}"><button type="submit">Sign out</button></form>`
+      : html`<a href="/_auth/logout">Sign out</a>`}
   </div>
 </header>
 <main id="main">
@@ -60,8 +65,10 @@ export function when(iso: string | null | undefined): string {
 /**
  * A form the page script turns into one command: `data-argv` is the command line, split on
  * spaces first, then `{field}` in each word replaced by that field's value (one word each, so a
- * value with spaces stays one argument). docs/web.md lists the attributes.
+ * value with spaces stays one argument); a word in `[...]` is left out when a field in it is
+ * empty (`[--as={var}]`). `and` is a second command run only after the first succeeded
+ * (create a service, then link it). docs/web.md lists the attributes.
  */
-export function commandForm(argv: string, body: Html, o: { confirm?: string; then?: string; stdin?: string; label?: string; cls?: string } = {}): Html {
-  return html`<form class="${o.cls ?? 'cmd'}" data-argv="${argv}"${o.confirm ? html` data-confirm="${o.confirm}"` : ''}${o.then ? html` data-then="${o.then}"` : ''}${o.stdin ? html` data-stdin="${o.stdin}"` : ''}${o.label ? html` aria-label="${o.label}"` : ''}>${body}<output class="result" aria-live="polite"></output></form>`;
+export function commandForm(argv: string, body: Html, o: { confirm?: string; then?: string; stdin?: string; label?: string; cls?: string; and?: string } = {}): Html {
+  return html`<form class="${o.cls ?? 'cmd'}" data-argv="${argv}"${o.and ? html` data-and="${o.and}"` : ''}${o.confirm ? html` data-confirm="${o.confirm}"` : ''}${o.then ? html` data-then="${o.then}"` : ''}${o.stdin ? html` data-stdin="${o.stdin}"` : ''}${o.label ? html` aria-label="${o.label}"` : ''}>${body}<output class="result" aria-live="polite"></output></form>`;
 }
