@@ -7,7 +7,8 @@ import { LAUNCHER_PATH, buildReleaseImage, removeAppImages } from '../../runtime
 import { scopeToInstance } from '../../runtime/instance-engine.js';
 import { DockerSwarmScheduler, overlayName, taskUpstream } from '../../runtime/docker-swarm/scheduler.js';
 import { parseServiceLine } from '../../runtime/docker-swarm/service-logs.js';
-import { ensureRegistry, stopRegistry, configuredPort, registryConfig, registrySummary } from '../../runtime/docker-swarm/registry.js';
+import { ensureRegistry, stopRegistry, configuredAddress, configuredPort, registryConfig, registrySummary } from '../../runtime/docker-swarm/registry.js';
+import { checkConfigInput, defaults } from '../../core/config.js';
 import { MAX_UPDATE_PARALLELISM, healthScript, rolloutWaitMs, serviceName, serviceSpec, updateParallelism } from '../../runtime/docker-swarm/service-spec.js';
 import { ensureSwarm, swarmSummary } from '../../runtime/docker-swarm/swarm.js';
 import type { ProcessSpec } from '../../runtime/containers.js';
@@ -84,6 +85,23 @@ describe('swarm service spec (unit)', () => {
     const text = registryConfig({ storage: '/x/storage', port: 5123 });
     expect(text).toContain('addr: 127.0.0.1:5123');
     expect(configuredPort(text)).toBe(5123);
+    expect(configuredAddress(text)).toBe('127.0.0.1:5123');
+  });
+
+  it('registry config binds the address nodes pull from when one is set (registryAddress)', () => {
+    const text = registryConfig({ storage: '/x/storage', port: 5123, address: '10.1.2.1' });
+    expect(text).toContain('  addr: 10.1.2.1:5123\n');
+    expect(configuredAddress(text)).toBe('10.1.2.1:5123');
+    expect(configuredPort(text)).toBe(5123);
+    expect(configuredAddress('version: 0.1\n')).toBeNull();
+  });
+
+  it('registryAddress: loopback by default; an IPv4 address, never 0.0.0.0', () => {
+    expect(defaults('/h').registryAddress).toBe('127.0.0.1');
+    expect(checkConfigInput({ registryAddress: '10.1.2.1' }, 'test')).toEqual({ registryAddress: '10.1.2.1' });
+    for (const bad of ['0.0.0.0', 'registry.example', '::1', '10.1.2.1:5000']) {
+      expect(() => checkConfigInput({ registryAddress: bad }, 'test')).toThrow(/registryAddress must match pattern/);
+    }
   });
 });
 
