@@ -18,9 +18,17 @@ const NODE_RECIPE = {
   suite: hostSuite(),
   variant: 'minbase',
   packages: ['docker.io', 'iptables', 'ca-certificates', 'procps', 'iproute2'],
-  customizeHooks: ['rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin'],
+  customizeHooks: [
+    // The entry point: /sys and the cgroup hierarchies read-write, as --privileged would mount
+    // them, then dockerd with the container's arguments. The test cannot use --privileged: it
+    // asks for every capability, and a host whose bounding set lacks one (CAP_SYS_RESOURCE on
+    // the CI machine) refuses the container ("unable to apply caps").
+    `printf '%s\\n' '#!/bin/sh' 'set -e' 'mount -o remount,rw /sys' 'while read -r dev mnt type rest; do if [ "$type" = cgroup ]; then mount -o remount,rw,bind "$mnt"; fi; done < /proc/self/mounts' 'exec dockerd "$@"' > "$1"/usr/local/sbin/swarm-node`,
+    'chmod 755 "$1"/usr/local/sbin/swarm-node',
+    'rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin',
+  ],
   // dockerd is the container's only process; the test passes its flags as the command.
-  changes: ['ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'ENTRYPOINT ["/usr/sbin/dockerd"]'],
+  changes: ['ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'ENTRYPOINT ["/usr/local/sbin/swarm-node"]'],
 };
 
 const docker = createDocker();
