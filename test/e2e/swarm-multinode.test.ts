@@ -50,6 +50,12 @@ describe('docker-swarm on two nodes (e2e, slow)', () => {
     expect(join.slice(0, 3)).toEqual(['docker', 'swarm', 'join']);
     expect(join.at(-1)).toBe(`${cluster.managerIp}:2377`);
     await cluster.onWorker(join.slice(1));
+    // The join returns once the manager accepted the node; its first heartbeat makes it ready.
+    for (let i = 0; i < 120; i++) {
+      const nodes = JSON.parse((await cli(['nodes:list', '--json'])).stdout) as { state: string }[];
+      if (nodes.length === 2 && nodes.every((n) => n.state === 'ready')) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
 
     await platform.createApp(app);
     // Before the first push: docker-local would publish on the manager's loopback, which this
@@ -102,5 +108,11 @@ describe('docker-swarm on two nodes (e2e, slow)', () => {
     }
     expect([...seen].sort()).toEqual(['web.1', 'web.2', 'web.3', 'web.4']);
     expect([...new Set([...seen].map((d) => nodeOfDyno.get(d)))].sort()).toEqual([cluster!.manager, cluster!.worker].sort());
+    // The route table dials each task at its node's address (the node's Status.Addr).
+    const conf = await fs.readFile(path.join(home, 'router', 'nginx.conf'), 'utf8');
+    const block = new RegExp(`upstream app_${app} \\{([^}]*)\\}`).exec(conf)?.[1] ?? '';
+    const hosts = [...block.matchAll(/server ([0-9.]+):[0-9]+;/g)].map((m) => m[1]!);
+    expect(hosts).toHaveLength(4);
+    expect([...new Set(hosts)].sort()).toEqual([cluster!.managerIp, cluster!.workerIp].sort());
   }, 600_000);
 });
