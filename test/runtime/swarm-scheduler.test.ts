@@ -106,6 +106,26 @@ describe('swarm service spec (unit)', () => {
 });
 
 describe('status lines of the swarm and the registry', () => {
+  it('registry: moving it to another address (registryAddress) keeps its port and stops the old one', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-registry-'));
+    try {
+      const first = await ensureRegistry({ dir, logger, progress: () => {} });
+      const port = first.split(':')[1];
+      expect(first).toMatch(/^127\.0\.0\.1:[0-9]+$/);
+      const oldPid = Number(await fs.readFile(path.join(dir, 'registry.pid'), 'utf8'));
+      // Another loopback address stands for one other nodes reach: nothing else changes.
+      const moved = await ensureRegistry({ dir, address: '127.0.0.2', logger, progress: () => {} });
+      expect(moved).toBe(`127.0.0.2:${port}`);
+      expect(await registrySummary(dir)).toBe(`running on ${moved}`);
+      expect(Number(await fs.readFile(path.join(dir, 'registry.pid'), 'utf8'))).not.toBe(oldPid);
+      // Adopted as it is when asked again for the same address.
+      expect(await ensureRegistry({ dir, address: '127.0.0.2', logger, progress: () => {} })).toBe(moved);
+    } finally {
+      await stopRegistry(dir);
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('registry: not started without a config, stopped when its port does not answer', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-registry-'));
     try {
