@@ -52,7 +52,12 @@ export interface Config {
   sessionMaxHours: number;
   /** The address a swarm this platform initialises advertises (README "Schedulers"). */
   swarmAdvertiseAddr: string;
-  /** The platform registry's loopback port; null: a free one, chosen once and kept. */
+  /**
+   * The address the platform registry binds and every node pulls release images from (README
+   * "Schedulers", adding a node): loopback by default, which only this machine's engine reaches.
+   */
+  registryAddress: string;
+  /** The platform registry's port; null: a free one, chosen once and kept. */
   registryPort: number | null;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -94,6 +99,8 @@ const schema: JSONSchemaType<ConfigInput> = {
     sessionIdleMinutes: { type: 'integer', nullable: true, minimum: 1, maximum: 525_600 },
     sessionMaxHours: { type: 'integer', nullable: true, minimum: 1, maximum: 8760 },
     swarmAdvertiseAddr: { type: 'string', nullable: true, pattern: '^[0-9a-fA-F:.]+$' },
+    // An IPv4 address image references can name (no brackets), never "every interface".
+    registryAddress: { type: 'string', nullable: true, pattern: '^(?!0\\.0\\.0\\.0$)[0-9]{1,3}(\\.[0-9]{1,3}){3}$' },
     registryPort: { type: 'integer', nullable: true, minimum: 1, maximum: 65535 },
     buildpackUrlAllow: {
       type: 'array',
@@ -141,6 +148,7 @@ export function defaults(home: string): Config {
     sessionIdleMinutes: 12 * 60,
     sessionMaxHours: 7 * 24,
     swarmAdvertiseAddr: '127.0.0.1',
+    registryAddress: '127.0.0.1',
     registryPort: null,
     logLevel: 'info',
   };

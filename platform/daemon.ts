@@ -129,7 +129,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         ...timings,
         // Started on first use: a platform whose apps all run on docker-local needs no registry.
         registry: () =>
-          (registry ??= ensureRegistry({ dir: paths.registryDir, ...(config.registryPort ? { port: config.registryPort } : {}), logger, progress: (line) => logger.info({ line }, 'registry') }).catch((err: unknown) => {
+          (registry ??= ensureRegistry({ dir: paths.registryDir, address: config.registryAddress, ...(config.registryPort ? { port: config.registryPort } : {}), logger, progress: (line) => logger.info({ line }, 'registry') }).catch((err: unknown) => {
             registry = null;
             throw err;
           })),

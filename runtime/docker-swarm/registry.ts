@@ -15,11 +15,15 @@ import { aptInstall, findProgram } from '../host-setup.js';
 const START_TIMEOUT_MS = 30_000;
 const PROGRAM = 'docker-registry';
 
+/** Where the registry binds unless `registryAddress` says otherwise: engines trust 127.0.0.0/8 without TLS. */
+export const DEFAULT_REGISTRY_ADDRESS = '127.0.0.1';
+
 /**
- * The registry config: storage under the platform's home, HTTP on loopback only (the engine
- * trusts 127.0.0.0/8 without TLS), deletes allowed so removed apps can be cleaned. Pure.
+ * The registry config: storage under the platform's home, plain HTTP on `address` (loopback by
+ * default; other nodes need an address they reach, README "Schedulers"), deletes allowed so
+ * removed apps can be cleaned. Pure.
  */
-export function registryConfig(o: { storage: string; port: number }): string {
+export function registryConfig(o: { storage: string; port: number; address?: string }): string {
   return [
     'version: 0.1',
     'log:',
@@ -30,15 +34,21 @@ export function registryConfig(o: { storage: string; port: number }): string {
     '  delete:',
     '    enabled: true',
     'http:',
-    `  addr: 127.0.0.1:${o.port}`,
+    `  addr: ${o.address ?? DEFAULT_REGISTRY_ADDRESS}:${o.port}`,
     '',
   ].join('\n');
 }
 
+/** The `<address>:<port>` a config written by `registryConfig` binds, or null. Pure. */
+export function configuredAddress(text: string | null): string | null {
+  const m = text === null ? null : /^ {2}addr: ([0-9.]+:[0-9]+)$/m.exec(text);
+  return m?.[1] ?? null;
+}
+
 /** The port a config written by `registryConfig` binds, or null. Pure. */
 export function configuredPort(text: string | null): number | null {
-  const m = text === null ? null : /addr: 127\.0\.0\.1:([0-9]+)/.exec(text);
-  return m ? Number(m[1]) : null;
+  const address = configuredAddress(text);
+  return address === null ? null : Number(address.slice(address.lastIndexOf(':') + 1));
 }
 
 /** Whether the registry API answers on `address` (GET /v2/ is 200 on an open registry). */
@@ -54,11 +64,11 @@ export function registryAnswers(address: string): Promise<boolean> {
   });
 }
 
-function freeLoopbackPort(): Promise<number> {
+function freePort(address: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
+    srv.listen(0, address, () => {
       const { port } = srv.address() as net.AddressInfo;
       srv.close(() => resolve(port));
     });
@@ -68,20 +78,23 @@ function freeLoopbackPort(): Promise<number> {
 /**
  * The platform's image registry (Debian's `docker-registry`): a background process like dockerd,
  * its config, pid file, log and storage under `dir` (SLIPWAY_HOME/registry). A live one is
- * adopted; otherwise it is installed when missing and started. The port is chosen once (a free
- * loopback port unless `port` is given) and kept in the config, since service image references
- * name it. Returns the registry's address, `127.0.0.1:<port>`.
+ * adopted; otherwise it is installed when missing and started. It binds `address` (loopback
+ * unless `registryAddress` names one other nodes reach). The port is chosen once (a free one
+ * unless `port` is given) and kept in the config, since service image references name it.
+ * Returns the registry's address, `<address>:<port>`.
  */
-export async function ensureRegistry(o: { dir: string; port?: number; logger: Logger; progress: (line: string) => void }): Promise<string> {
+export async function ensureRegistry(o: { dir: string; address?: string; port?: number; logger: Logger; progress: (line: string) => void }): Promise<string> {
   await fsp.mkdir(path.join(o.dir, 'storage'), { recursive: true, mode: 0o700 });
   const configFile = path.join(o.dir, 'config.yml');
   const pidFile = path.join(o.dir, 'registry.pid');
-  const written = configuredPort(await readTextIfExists(configFile));
-  const port = o.port ?? written ?? (await freeLoopbackPort());
-  const address = `127.0.0.1:${port}`;
+  const host = o.address ?? DEFAULT_REGISTRY_ADDRESS;
+  const text = await readTextIfExists(configFile);
+  const written = configuredPort(text);
+  const port = o.port ?? written ?? (await freePort(host));
+  const address = `${host}:${port}`;
   const pid = Number((await readTextIfExists(pidFile))?.trim());
   const alive = Number.isInteger(pid) && pid > 0 && processAlive(pid) && (await commOf(pid)) === PROGRAM;
-  if (alive && written === port && (await registryAnswers(address))) return address;
+  if (alive && configuredAddress(text) === address && (await registryAnswers(address))) return address;
   if (alive) process.kill(pid, 'SIGTERM');
 
   let program = await findProgram(PROGRAM);
@@ -91,7 +104,7 @@ export async function ensureRegistry(o: { dir: string; port?: number; logger: Lo
     program = await findProgram(PROGRAM);
     if (!program) throw new SlipwayError('E_DOCKER', `${PROGRAM} is not on PATH after installing it: install Debian's docker-registry package`);
   }
-  await writeFileAtomicText(configFile, registryConfig({ storage: path.join(o.dir, 'storage'), port }), 0o600);
+  await writeFileAtomicText(configFile, registryConfig({ storage: path.join(o.dir, 'storage'), port, address: host }), 0o600);
   const logFile = path.join(o.dir, 'registry.log');
   const fd = fs.openSync(logFile, 'a', 0o600);
   try {
@@ -120,9 +133,8 @@ export async function ensureRegistry(o: { dir: string; port?: number; logger: Lo
  * config names, or that it has not been started (it starts on the first docker-swarm deploy).
  */
 export async function registrySummary(dir: string): Promise<string> {
-  const port = configuredPort(await readTextIfExists(path.join(dir, 'config.yml')));
-  if (port === null) return 'not started yet (starts on the first docker-swarm deploy)';
-  const address = `127.0.0.1:${port}`;
+  const address = configuredAddress(await readTextIfExists(path.join(dir, 'config.yml')));
+  if (address === null) return 'not started yet (starts on the first docker-swarm deploy)';
   return (await registryAnswers(address)) ? `running on ${address}` : `stopped (${address}; starts again on the next docker-swarm deploy, see ${path.join(dir, 'registry.log')})`;
 }
 

@@ -7,7 +7,8 @@ import { LAUNCHER_PATH, buildReleaseImage, removeAppImages } from '../../runtime
 import { scopeToInstance } from '../../runtime/instance-engine.js';
 import { DockerSwarmScheduler, overlayName, taskUpstream } from '../../runtime/docker-swarm/scheduler.js';
 import { parseServiceLine } from '../../runtime/docker-swarm/service-logs.js';
-import { ensureRegistry, stopRegistry, configuredPort, registryConfig, registrySummary } from '../../runtime/docker-swarm/registry.js';
+import { ensureRegistry, stopRegistry, configuredAddress, configuredPort, registryConfig, registrySummary } from '../../runtime/docker-swarm/registry.js';
+import { checkConfigInput, defaults } from '../../core/config.js';
 import { MAX_UPDATE_PARALLELISM, healthScript, rolloutWaitMs, serviceName, serviceSpec, updateParallelism } from '../../runtime/docker-swarm/service-spec.js';
 import { ensureSwarm, swarmSummary } from '../../runtime/docker-swarm/swarm.js';
 import type { ProcessSpec } from '../../runtime/containers.js';
@@ -84,10 +85,47 @@ describe('swarm service spec (unit)', () => {
     const text = registryConfig({ storage: '/x/storage', port: 5123 });
     expect(text).toContain('addr: 127.0.0.1:5123');
     expect(configuredPort(text)).toBe(5123);
+    expect(configuredAddress(text)).toBe('127.0.0.1:5123');
+  });
+
+  it('registry config binds the address nodes pull from when one is set (registryAddress)', () => {
+    const text = registryConfig({ storage: '/x/storage', port: 5123, address: '10.1.2.1' });
+    expect(text).toContain('  addr: 10.1.2.1:5123\n');
+    expect(configuredAddress(text)).toBe('10.1.2.1:5123');
+    expect(configuredPort(text)).toBe(5123);
+    expect(configuredAddress('version: 0.1\n')).toBeNull();
+  });
+
+  it('registryAddress: loopback by default; an IPv4 address, never 0.0.0.0', () => {
+    expect(defaults('/h').registryAddress).toBe('127.0.0.1');
+    expect(checkConfigInput({ registryAddress: '10.1.2.1' }, 'test')).toEqual({ registryAddress: '10.1.2.1' });
+    for (const bad of ['0.0.0.0', 'registry.example', '::1', '10.1.2.1:5000']) {
+      expect(() => checkConfigInput({ registryAddress: bad }, 'test')).toThrow(/registryAddress must match pattern/);
+    }
   });
 });
 
 describe('status lines of the swarm and the registry', () => {
+  it('registry: moving it to another address (registryAddress) keeps its port and stops the old one', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-registry-'));
+    try {
+      const first = await ensureRegistry({ dir, logger, progress: () => {} });
+      const port = first.split(':')[1];
+      expect(first).toMatch(/^127\.0\.0\.1:[0-9]+$/);
+      const oldPid = Number(await fs.readFile(path.join(dir, 'registry.pid'), 'utf8'));
+      // Another loopback address stands for one other nodes reach: nothing else changes.
+      const moved = await ensureRegistry({ dir, address: '127.0.0.2', logger, progress: () => {} });
+      expect(moved).toBe(`127.0.0.2:${port}`);
+      expect(await registrySummary(dir)).toBe(`running on ${moved}`);
+      expect(Number(await fs.readFile(path.join(dir, 'registry.pid'), 'utf8'))).not.toBe(oldPid);
+      // Adopted as it is when asked again for the same address.
+      expect(await ensureRegistry({ dir, address: '127.0.0.2', logger, progress: () => {} })).toBe(moved);
+    } finally {
+      await stopRegistry(dir);
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('registry: not started without a config, stopped when its port does not answer', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-registry-'));
     try {

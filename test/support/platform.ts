@@ -63,21 +63,27 @@ export class TestPlatform {
   readonly sshPort: number;
   readonly httpPort: number;
   readonly keyFile: string;
+  readonly #extraEnv: Record<string, string>;
   #server: ChildProcess | null = null;
   #serverLog = '';
   readonly #apps = new Set<string>();
 
-  private constructor(home: string, sshPort: number, httpPort: number) {
+  private constructor(home: string, sshPort: number, httpPort: number, extraEnv: Record<string, string>) {
     this.home = home;
     this.sshPort = sshPort;
     this.httpPort = httpPort;
     this.keyFile = path.join(home, 'test-client-key');
+    this.#extraEnv = extraEnv;
   }
 
-  /** `sharedMirror: false` gives the platform an empty mirror of its own (to test imports). */
-  static async start(o: { config?: Record<string, unknown>; sharedMirror?: boolean } = {}): Promise<TestPlatform> {
-    const home = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-e2e-'));
-    const p = new TestPlatform(home, await freePort(), await freePort());
+  /**
+   * `sharedMirror: false` gives the platform an empty mirror of its own (to test imports).
+   * `home`: an empty folder made by the caller (removed by `stop()`); `env`: added to the
+   * server's and the CLI's environment (`DOCKER_HOST` of another engine).
+   */
+  static async start(o: { config?: Record<string, unknown>; sharedMirror?: boolean; home?: string; env?: Record<string, string> } = {}): Promise<TestPlatform> {
+    const home = o.home ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-e2e-')));
+    const p = new TestPlatform(home, await freePort(), await freePort(), o.env ?? {});
     if (o.sharedMirror !== false) {
       // Share one mirror between test platforms: the Node runtime is large, fetch it once per machine.
       const shared = process.env.SLIPWAY_TEST_MIRROR ?? path.join(repoRoot, '.cache', 'test-mirror');
@@ -93,7 +99,7 @@ export class TestPlatform {
   }
 
   get env(): NodeJS.ProcessEnv {
-    return { ...process.env, SLIPWAY_HOME: this.home };
+    return { ...process.env, ...this.#extraEnv, SLIPWAY_HOME: this.home };
   }
 
   async #startServer(): Promise<void> {
