@@ -4,6 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestPlatform, repoRoot, run, uniqueApp } from '../support/platform.js';
+import { stopWithServices } from '../support/services.js';
 
 const docker = async (args: string[]): Promise<string> => {
   const r = await run('docker', args);
@@ -85,16 +86,7 @@ describe('services: a real app counting in postgres and redis', () => {
 
   afterAll(async () => {
     if (backupsMount) await run('umount', [backupsMount]);
-    for (const [kind, name] of [['postgres', pg], ['redis', rd]] as const) {
-      await platform?.cli([`${kind}:unlink`, name, app]);
-      await platform?.cli([`${kind}:destroy`, name, '--force']);
-    }
-    await platform?.stop();
-    // Whatever a failed step left behind, by its exact names only.
-    for (const [kind, name] of [['postgres', pg], ['redis', rd]] as const) {
-      await run('docker', ['rm', '-f', `slipway.${kind}.${name}`]);
-      await run('docker', ['network', 'rm', `slipway-svc-${kind}-${name}`, `slipway-link-${kind}-${name}-${app}`]);
-    }
+    await stopWithServices(platform, [['postgres', pg], ['redis', rd]], [app]);
   }, 300_000);
 
   it('installs pg and redis from the mirror and counts in both, over a redeploy, a daemon restart and service restarts', async () => {
