@@ -186,7 +186,7 @@ describe('services: a real app counting in postgres and redis', () => {
     // (1) Mid-backup: killed once the dump has begun.
     const io = serviceDir('postgres', pg, 'io');
     const backingUp = platform.cli(['postgres:backup', pg]);
-    await until('the dump to begin', async () => ((await fs.readdir(io)).some((f) => f.startsWith('export-')) ? true : undefined), 400, 10);
+    await until('the dump to begin', async () => ((await fs.readdir(io)).some((f) => f.startsWith('export-')) ? true : undefined), 3000, 10);
     await killDaemon();
     expect((await backingUp).code).not.toBe(0);
     await restartDaemon();
@@ -209,7 +209,7 @@ describe('services: a real app counting in postgres and redis', () => {
     await until('the upload to begin', async () => {
       const f = (await fs.readdir(io)).find((x) => x.startsWith('import-'));
       return f && (await fs.stat(path.join(io, f))).size > 0 ? true : undefined;
-    }, 400, 10);
+    }, 3000, 10);
     await killDaemon();
     importing.stdin.destroy();
     expect(await importExit).not.toBe(0);
