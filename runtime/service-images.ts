@@ -49,7 +49,9 @@ exec "$bin/postgres" -D "$data" -c unix_socket_directories=/tmp
 /**
  * Redis reads its password from a config file written at start (not argv, which `ps` shows).
  * Persistence is RDB: a snapshot within 10 s of a write and at shutdown, so `import` and
- * `restore` are a file swap (docs/security.md, README "Services").
+ * `restore` are a file swap (docs/security.md, README "Services"). `export` and `backup` read the
+ * snapshot as a replica would (redis-cli --rdb): without a diskless-sync delay it starts at once
+ * instead of waiting 5 s for other replicas that never come.
  */
 const REDIS_ENTRY = `#!/bin/sh
 set -eu
@@ -63,6 +65,7 @@ dir ${DATA_MOUNT.redis}
 dbfilename dump.rdb
 appendonly no
 save 10 1
+repl-diskless-sync-delay 0
 requirepass $REDIS_PASSWORD
 EOF
 exec redis-server "$conf"

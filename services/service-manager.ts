@@ -73,6 +73,8 @@ export interface BackupInfo {
 const READY_TIMEOUT_MS = 120_000;
 const BACKUP_ID = /^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$/;
 const EXT: Record<ServiceKind, string> = { postgres: 'dump', redis: 'rdb' };
+/** A redis import's old RDB, beside the new one until the server is healthy with it. */
+const BEFORE_IMPORT = 'dump.rdb.before-import';
 
 /** Directory size in bytes (files only, symlinks not followed). */
 async function sizeOf(dir: string): Promise<number> {
@@ -253,16 +255,40 @@ export class ServiceManager {
     return this.#d.store.links(kind, name).map((l) => l.app);
   }
 
-  /** After a daemon start: every service's container exists, runs and sits on its link networks. */
+  /**
+   * After a daemon start: every service's container exists, runs and sits on its link networks.
+   * What a daemon killed mid-operation left is undone first (README "Services": killing the daemon
+   * during an import, restore or backup loses nothing): a redis swap that did not finish gets its
+   * old RDB back, and half-written dumps and backup temp files go.
+   */
   async reconcile(progress: Progress): Promise<void> {
     for (const s of this.#d.store.list()) {
       try {
+        await this.#undoInterrupted(s, progress);
         await ensureServiceContainer(this.#d.docker, this.#spec(s), []);
         for (const app of this.#linkedApps(s.kind, s.name)) await joinLinkNetwork(this.#d.docker, s.kind, s.name, app);
       } catch (err) {
         progress(`${s.kind} ${s.name}: ${(err as Error).message}`);
       }
     }
+  }
+
+  /** No operation runs at a daemon start, so whatever an interrupted one left can go. */
+  async #undoInterrupted(s: ServiceRecord, progress: Progress): Promise<void> {
+    const dir = this.#dir(s.kind, s.name);
+    if (s.kind === 'redis') {
+      const old = path.join(dir.data, BEFORE_IMPORT);
+      if (await fsp.stat(old).catch(() => null)) {
+        // The import was never reported done: the data from before it comes back, whether the
+        // new file was half copied or already loaded (its import backed up the old data anyway).
+        progress(`redis ${s.name}: an import was interrupted, putting the data from before it back`);
+        await stopServiceContainer(this.#d.docker, 'redis', s.name);
+        await fsp.rename(old, path.join(dir.data, 'dump.rdb'));
+      }
+    }
+    for (const f of await fsp.readdir(dir.io).catch(() => [] as string[])) if (/^(export|import)-[0-9a-f]{12}\./.test(f)) await fsp.rm(path.join(dir.io, f), { force: true });
+    const backups = this.backupDir(s.kind, s.name);
+    for (const f of await fsp.readdir(backups).catch(() => [] as string[])) if (f.endsWith('.tmp')) await fsp.rm(path.join(backups, f), { force: true });
   }
 
   /**
@@ -355,7 +381,7 @@ export class ServiceManager {
     const s = this.#d.store.get('redis', name);
     const dir = this.#dir('redis', name);
     const live = path.join(dir.data, 'dump.rdb');
-    const old = path.join(dir.data, 'dump.rdb.before-import');
+    const old = path.join(dir.data, BEFORE_IMPORT);
     await stopServiceContainer(this.#d.docker, 'redis', name);
     const hadOld = await fsp.rename(live, old).then(() => true, () => false);
     try {

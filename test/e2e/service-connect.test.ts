@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestPlatform, repoRoot, run, uniqueApp } from '../support/platform.js';
+import { stopWithServices } from '../support/services.js';
 
 /**
  * Runs a command with its stdin kept open: `steps` are written one by one, each after the
@@ -75,15 +76,7 @@ describe('services: connect', () => {
   }, 600_000);
 
   afterAll(async () => {
-    for (const [kind, name] of [['postgres', pg], ['redis', rd]] as const) {
-      await platform?.cli([`${kind}:unlink`, name, app]);
-      await platform?.cli([`${kind}:destroy`, name, '--force']);
-    }
-    await platform?.stop();
-    for (const [kind, name] of [['postgres', pg], ['redis', rd]] as const) {
-      await run('docker', ['rm', '-f', `slipway.${kind}.${name}`]);
-      await run('docker', ['network', 'rm', `slipway-svc-${kind}-${name}`, `slipway-link-${kind}-${name}-${app}`]);
-    }
+    await stopWithServices(platform, [['postgres', pg], ['redis', rd]], [app]);
   }, 300_000);
 
   it('runs piped SQL for the local admin and, over ssh, for an owner of a linked app', async () => {
