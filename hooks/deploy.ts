@@ -81,7 +81,7 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
   let pendingVersion: number | null = null;
   try {
     say(header(`Building ${app} from ${rev.slice(0, 7)} (build ${buildId})`));
-    // Every phase prints its time, so a slow push says where it went (README "How fast a deploy is").
+    // Every phase prints its time, so a slow push says where it went (README "Releases, scaling and zero downtime").
     const clock = new PhaseClock((phase, ms) => say(phaseLine(phase, ms)));
     // Another instance on this engine may have taken the name since apps:create.
     await assertAppNameFree(deps.docker, app);
@@ -129,7 +129,7 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     }
     say(header(`Releasing v${version}`));
     // The push returns once the new processes are routed; the old ones drain and stop after it,
-    // their outcome in this build's log (README "How fast a deploy is").
+    // their outcome in this build's log (README "Releases, scaling and zero downtime").
     const { retired } = await deps.scheduler.deploy({
       app: record,
       release: next,

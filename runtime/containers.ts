@@ -295,7 +295,7 @@ export const HEALTH_POLL_MS = 100;
 const HEALTH_PROBE_HOLD_MS = 100;
 
 /**
- * Waits until a new container is fit to take traffic (README "Zero-downtime deploys"):
+ * Waits until a new container is fit to take traffic (README "Releases, scaling and zero downtime"):
  *
  * 1. its port answers (polled every HEALTH_POLL_MS; a process that exits first fails at once);
  * 2. it settles: with `ready` (the app's own app.json checks), as soon as they pass, with no

@@ -81,7 +81,7 @@ interface Retiring {
  * the new ones are healthy and routed; any failure before the switch restores them and throws.
  * Returns once every new process runs and web is routed; `retired` settles when the replaced
  * containers have drained (`drainMs`, web only) and stopped, and never rejects: the caller
- * decides whether to wait for it (a push does not: README "Zero-downtime deploys").
+ * decides whether to wait for it (a push does not: README "Releases, scaling and zero downtime").
  */
 export async function deployFormation(o: FormationOptions): Promise<{ upstreams: string[]; retired: Promise<Retired> }> {
   const counts = desiredCounts(o.release.processTypes, o.formation);

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DRAIN_INTERRUPTED } from '../../platform/recover.js';
 import { TestPlatform, uniqueApp } from '../support/platform.js';
 
-// A push returns before the containers it replaced have drained (README "How fast a deploy
-// is"). A daemon that stops during that drain must leave nothing behind once it starts again:
+// A push returns before the containers it replaced have drained (README "Releases, scaling
+// and zero downtime"). A daemon that stops during that drain must leave nothing behind once it starts again:
 // the old container is aside (`.old-`), and the next start's reconcile removes it and says so
 // in the build's log.
 describe('a daemon restart during the drain of a push', () => {

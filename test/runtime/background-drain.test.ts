@@ -6,7 +6,7 @@ import type { DeployRequest } from '../../runtime/scheduler.js';
 import { WEB_COMMAND, buildTestImage, cleanupApp, docker, httpGet, logger, randomApp } from './helpers.js';
 
 // A push returns once the new web container is routed; the old one drains and stops after it
-// (README "How fast a deploy is"). What must hold: the old one still serves what was sent to it
+// (README "Releases, scaling and zero downtime"). What must hold: the old one still serves what was sent to it
 // when the deploy returns, is gone once `retired` settles, a next deploy waits for it, and a
 // restarted daemon (a new scheduler reconciling) removes one it left behind.
 describe('background drain of replaced containers (real engine)', () => {
