@@ -11,22 +11,16 @@ describe('a daemon restart during the drain of a push', () => {
   let platform: TestPlatform;
   const app = uniqueApp('drain');
   const docker = new Dockerode();
-  let wc: string;
   const names = async () =>
     (await docker.listContainers({ all: true, filters: { label: [`slipway.app=${app}`] } })).map((c) => (c.Names[0] ?? '').replace(/^\//, '')).sort();
 
-  beforeAll(async () => {
-    // A drain far longer than the test: only the restart can end it.
-    platform = await TestPlatform.start({ config: { drainMs: 600_000 } });
-    await platform.createApp(app);
-    wc = await platform.workingCopy('node-hello');
-  }, 300_000);
-
-  afterAll(async () => {
-    await platform?.stop();
-  }, 120_000);
+  // A drain far longer than the test: only the restart can end it.
+  beforeAll(async () => void (platform = await TestPlatform.start({ config: { drainMs: 600_000 } })), 300_000);
+  afterAll(async () => platform?.stop(), 120_000);
 
   it('removes the old container on the next start and records it in builds:log', async () => {
+    await platform.createApp(app);
+    const wc = await platform.workingCopy('node-hello');
     expect((await platform.push(wc, platform.sshRemote(app))).code).toBe(0);
     await platform.git(wc, ['commit', '-q', '--allow-empty', '-m', 'v2']);
     const push = await platform.push(wc, platform.sshRemote(app));
