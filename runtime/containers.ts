@@ -289,8 +289,9 @@ export function probePort(port: number, holdMs = 250, host = '127.0.0.1'): Promi
 export const HEALTH_POLL_MS = 100;
 /**
  * How long a health probe's connection must stay open to count. Docker's userland proxy closes a
- * connection to a port nothing listens on within a millisecond or two on this host's bridge; the
- * probe is repeated once more before the container is routed, so a short hold is enough here.
+ * connection to a port nothing listens on within a millisecond or two on an idle host; on a busy
+ * one it can take longer, so the probe is repeated through the settle and once more before the
+ * container is routed, and a short hold is enough.
  */
 const HEALTH_PROBE_HOLD_MS = 100;
 
@@ -299,8 +300,9 @@ const HEALTH_PROBE_HOLD_MS = 100;
  *
  * 1. its port answers (polled every HEALTH_POLL_MS; a process that exits first fails at once);
  * 2. it settles: with `ready` (the app's own app.json checks), as soon as they pass, with no
- *    fixed wait: the app says when it is ready. Without, it must keep running for `settleMs`
- *    after it first answered (a process that binds and then crashes is not healthy);
+ *    fixed wait: the app says when it is ready. Without, it must keep running and its port keep
+ *    answering for `settleMs` after it first answered (a process that binds and then crashes
+ *    is not healthy);
  * 3. it still runs, unrestarted, and its port still answers.
  *
  * During 2 the container's state is polled too, so a crash fails the wait when it happens.
@@ -360,6 +362,11 @@ export async function waitHealthy(o: {
       if (settle.signal.aborted) return;
       const now = await state();
       if (changed(now)) await died(now, what);
+      // Without the app's checks, the port is the only sign of life: it must keep answering, so
+      // one probe fooled by a slow proxy (see HEALTH_PROBE_HOLD_MS) cannot route a dead port.
+      if (!o.ready && o.hostPort !== null && !settle.signal.aborted && !(await probePort(o.hostPort, HEALTH_PROBE_HOLD_MS))) {
+        await fail(now.name, `its port stopped answering within ${o.settleMs} ms of the first answer`);
+      }
     }
   })();
   try {
