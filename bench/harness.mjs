@@ -59,6 +59,9 @@ export async function start() {
 /** The daemon's pid (`slipway` execs node, so it is the server child's). */
 export const serverPid = () => server?.pid;
 
+// The deployed app's working copy and git environment, for redeploys (push()).
+let pushFrom = null;
+
 export async function deploy() {
   const key = path.join(home, 'bench-key');
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
@@ -77,6 +80,14 @@ export async function deploy() {
   for (const args of [['init', '-q', '--initial-branch=main'], ['add', '-A'], ['commit', '-q', '-m', 'bench'], ['push', '-q', `ssh://git@127.0.0.1:${sshPort}/${app}`, 'main']]) {
     await run('git', args, { cwd: wc, env: gitEnv });
   }
+  pushFrom = { wc, gitEnv };
+}
+
+/** A redeploy by `git push` of a new commit (same code), after deploy(). */
+export async function push() {
+  const { wc, gitEnv } = pushFrom;
+  await run('git', ['commit', '-q', '--allow-empty', '-m', 'redeploy'], { cwd: wc, env: gitEnv });
+  await run('git', ['push', '-q', `ssh://git@127.0.0.1:${sshPort}/${app}`, 'main'], { cwd: wc, env: gitEnv });
 }
 
 /** Keep-alive load through the router until `until` settles; bounded by MAX_REQUESTS. */

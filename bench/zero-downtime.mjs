@@ -1,16 +1,19 @@
 #!/usr/bin/env node
 // Requests lost during zero-downtime switches, against a baseline measured in the same run.
 // Starts a throw-away `slipway server` on free loopback ports, deploys fixtures/apps/node-ops,
-// then: load alone (baseline), load while `ps:restart` runs RESTARTS times, and the time of
-// `ps:scale web=1 -> 10` until every web container is healthy and routed.
-// Usage: node bench/zero-downtime.mjs [restarts=5] [concurrency=8]
+// then: load alone (baseline), load while `ps:restart` runs RESTARTS times, load while PUSHES
+// `git push` redeploys follow each other (each push returns before its old container drained,
+// so the next one also meets a drain still running), and the time of `ps:scale web=1 -> 10`
+// until every web container is healthy and routed.
+// Usage: node bench/zero-downtime.mjs [restarts=5] [concurrency=8] [pushes=3]
 // Needs Docker, the stack image and a seeded mirror (SLIPWAY_TEST_MIRROR or .cache/test-mirror).
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { app, cli, deploy, home, load as loadWith, start, stop } from './harness.mjs';
+import { app, cli, deploy, home, load as loadWith, push, start, stop } from './harness.mjs';
 
 const restarts = Number(process.argv[2] ?? 5);
 const concurrency = Number(process.argv[3] ?? 8);
+const pushes = Number(process.argv[4] ?? 3);
 const load = (until) => loadWith(until, concurrency);
 
 const report = (label, r) =>
@@ -29,6 +32,16 @@ try {
   })());
   report(`during ${restarts} x ps:restart`, during);
   console.log(`p99 ratio switching/baseline: ${(during.p99 / baseline.p99).toFixed(2)}   (${((Date.now() - t0) / 1000 / restarts).toFixed(1)} s per restart)`);
+  const p0 = Date.now();
+  const pushing = await load((async () => {
+    for (let i = 0; i < pushes; i++) await push();
+  })());
+  report(`during ${pushes} x git push`, pushing);
+  console.log(`p99 ratio pushing/baseline: ${(pushing.p99 / baseline.p99).toFixed(2)}   (${((Date.now() - p0) / 1000 / pushes).toFixed(1)} s per push)`);
+  // Every push's old container is gone once its drain ended (the last one's too).
+  await new Promise((r) => setTimeout(r, 5000));
+  const left = (await cli('ps', app)).split('\n').filter((l) => l.includes('.old-'));
+  console.log(`containers left aside after the pushes: ${left.length}${left.length ? ` (${left.join('; ')})` : ''}`);
   const s0 = Date.now();
   await cli('ps:scale', app, 'web=10');
   const scaleMs = Date.now() - s0;

@@ -56,7 +56,9 @@ export async function followBuildLog(
   let offset = 0;
   const decoder = new TextDecoder();
   for (;;) {
-    const running = (await record()).builds.find((b) => b.id === buildId)?.status === 'running';
+    const build = (await record()).builds.find((b) => b.id === buildId);
+    // A deploy's log goes on after the push returned, until its old processes are gone.
+    const running = build?.status === 'running' || build?.retiring === true;
     const handle = await fs.open(file, 'r');
     try {
       for (;;) {

@@ -54,6 +54,11 @@ export interface BuildRecord {
   buildpacks: string[];
   error: string | null;
   by: string;
+  /**
+   * Set while the processes this build's deploy replaced drain and stop after the push returned
+   * (their outcome goes to the build's log); cleared when they are gone, or by the next start.
+   */
+  retiring?: boolean;
 }
 
 export interface AppRecord {

@@ -53,10 +53,16 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
   const logStream = createWriteStream(path.join(buildLogDir, `${buildId}.log`), { mode: 0o600 });
   // A build log that cannot be written (disk full) loses the log, not the daemon.
   logStream.on('error', (err) => deps.logger.warn({ err: err.message, app, buildId }, 'build log not written'));
+  // Once the push returned, what is still said (the old containers' drain) goes to the log only.
+  let returned = false;
   const say = (text: string) => {
-    io.out(text);
+    if (!returned) io.out(text);
     logStream.write(text);
   };
+  let retiring: Promise<void> | null = null;
+  // The drain's end is recorded after the build's success (which marks it `retiring`), never before.
+  let settled: () => void = () => undefined;
+  const buildSettled = new Promise<void>((resolve) => (settled = resolve));
   await deps.apps.update(app, (a) => {
     a.builds.push({
       id: buildId,
@@ -75,7 +81,7 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
   let pendingVersion: number | null = null;
   try {
     say(header(`Building ${app} from ${rev.slice(0, 7)} (build ${buildId})`));
-    // Every phase prints its time, so a slow push says where it went (README "How fast a deploy is").
+    // Every phase prints its time, so a slow push says where it went (README "Releases, scaling and zero downtime").
     const clock = new PhaseClock((phase, ms) => say(phaseLine(phase, ms)));
     // Another instance on this engine may have taken the name since apps:create.
     await assertAppNameFree(deps.docker, app);
@@ -122,13 +128,27 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
       clock.end('release phase');
     }
     say(header(`Releasing v${version}`));
-    await deps.scheduler.deploy({
+    // The push returns once the new processes are routed; the old ones drain and stop after it,
+    // their outcome in this build's log (README "Releases, scaling and zero downtime").
+    const { retired } = await deps.scheduler.deploy({
       app: record,
       release: next,
       formation,
       onRoutes: (upstreams: string[]) => deps.routes.setApp(app, upstreams),
       progress: (line: string) => say(`       ${line}\n`),
       phase: (p) => clock.end(p),
+      background: true,
+    });
+    retiring = retired.then(async (r) => {
+      await buildSettled;
+      if (r.stopped.length > 0) say(header(`Drained and stopped the replaced processes in ${(r.ms / 1000).toFixed(1)} s: ${r.stopped.join(', ')}`));
+      for (const f of r.failed) say(` !     could not stop ${f} (the next daemon start removes it)\n`);
+      await deps.apps
+        .update(app, (a) => {
+          const build = a.builds.find((b) => b.id === buildId);
+          if (build) delete build.retiring;
+        })
+        .catch((err: unknown) => deps.logger.warn({ app, buildId, err: oneLine(err) }, 'could not record the end of the drain'));
     });
 
     const release: Release = {
@@ -151,6 +171,9 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
       a.current = version;
       a.formation = formation;
       finishBuild(a.builds, buildId, { status: 'succeeded', durationMs, buildpacks: buildpackNames, error: null });
+      // `builds:log --follow` goes on until the old processes are gone (cleared above, or by recovery).
+      const build = a.builds.find((b) => b.id === buildId);
+      if (build) build.retiring = true;
     });
     const { httpPort, domain } = deps.config;
     say(header(`Deployed ${app} v${version} in ${(durationMs / 1000).toFixed(1)} s`));
@@ -176,7 +199,11 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
       .catch(() => undefined);
     throw err;
   } finally {
-    logStream.end();
+    returned = true;
+    settled();
+    const closeLog = () => logStream.end();
+    if (retiring) void retiring.finally(closeLog);
+    else closeLog();
     await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -12,6 +12,7 @@ import { stopAndRemove } from '../runtime/containers.js';
 import type { Scheduler } from '../runtime/scheduler.js';
 
 export const INTERRUPTED = 'interrupted: the daemon stopped during this build; push again';
+export const DRAIN_INTERRUPTED = 'the daemon stopped while the replaced processes drained; its next start removed what was left of them';
 
 export interface RecoverDeps {
   /** Build containers only (a builder's); app processes are the scheduler's. */
@@ -37,6 +38,7 @@ export async function recover(d: RecoverDeps): Promise<void> {
   await clearTmp(d);
   for (const app of apps) {
     if (app.builds.some((b) => b.status === 'running')) await markInterrupted(d, app.name);
+    if (app.builds.some((b) => b.retiring)) await markDrainInterrupted(d, app.name);
   }
   await d.scheduler.reconcile(apps, {
     progress: d.progress,
@@ -80,4 +82,20 @@ async function markInterrupted(d: RecoverDeps, app: string): Promise<void> {
     d.progress(`-----> ${app}: build ${id} was interrupted`);
     await fs.appendFile(buildLogPath(d.paths, app, id), `\n !     ${INTERRUPTED}\n`).catch(() => undefined);
   }
+}
+
+/**
+ * A deploy whose old processes were still draining when the daemon stopped: they are aside
+ * (`.old-`), and the scheduler's reconcile below removes them; the build's log says so.
+ */
+async function markDrainInterrupted(d: RecoverDeps, app: string): Promise<void> {
+  const ids: string[] = [];
+  await d.apps.update(app, (a) => {
+    for (const b of a.builds) {
+      if (!b.retiring) continue;
+      delete b.retiring;
+      ids.push(b.id);
+    }
+  });
+  for (const id of ids) await fs.appendFile(buildLogPath(d.paths, app, id), `\n       ${DRAIN_INTERRUPTED}\n`).catch(() => undefined);
 }

@@ -285,9 +285,27 @@ export function probePort(port: number, holdMs = 250, host = '127.0.0.1'): Promi
   });
 }
 
+/** How often a starting container is looked at (state and port) while the deploy waits on it. */
+export const HEALTH_POLL_MS = 100;
 /**
- * Waits until a new container accepts TCP on its host port and is still running `settleMs`
- * later without having restarted (a process that binds and then crashes is not healthy).
+ * How long a health probe's connection must stay open to count. Docker's userland proxy closes a
+ * connection to a port nothing listens on within a millisecond or two on an idle host; on a busy
+ * one it can take longer, so the probe is repeated through the settle and once more before the
+ * container is routed, and a short hold is enough.
+ */
+const HEALTH_PROBE_HOLD_MS = 100;
+
+/**
+ * Waits until a new container is fit to take traffic (README "Releases, scaling and zero downtime"):
+ *
+ * 1. its port answers (polled every HEALTH_POLL_MS; a process that exits first fails at once);
+ * 2. it settles: with `ready` (the app's own app.json checks), as soon as they pass, with no
+ *    fixed wait: the app says when it is ready. Without, it must keep running and its port keep
+ *    answering for `settleMs` after it first answered (a process that binds and then crashes
+ *    is not healthy);
+ * 3. it still runs, unrestarted, and its port still answers.
+ *
+ * During 2 the container's state is polled too, so a crash fails the wait when it happens.
  */
 export async function waitHealthy(o: {
   docker: Dockerode;
@@ -296,6 +314,8 @@ export async function waitHealthy(o: {
   settleMs: number;
   timeoutMs: number;
   signal?: AbortSignal;
+  /** The app's own readiness checks (app.json); when given they replace the fixed settle. */
+  ready?: (signal: AbortSignal) => Promise<void>;
 }): Promise<void> {
   const container = o.docker.getContainer(o.id);
   const deadline = Date.now() + o.timeoutMs;
@@ -313,6 +333,7 @@ export async function waitHealthy(o: {
       exitCode: info.State.ExitCode,
     };
   };
+  const pause = (ms: number, signal = o.signal) => sleep(ms, undefined, signal ? { signal } : {});
 
   let s = await state();
   if (o.hostPort !== null) {
@@ -320,14 +341,46 @@ export async function waitHealthy(o: {
       o.signal?.throwIfAborted();
       s = await state();
       if (!s.running) await fail(s.name, `the process exited (code ${s.exitCode}) before it listened on $PORT`);
-      if (await probePort(o.hostPort)) break;
+      if (await probePort(o.hostPort, HEALTH_PROBE_HOLD_MS)) break;
       if (Date.now() >= deadline) await fail(s.name, `nothing answered on $PORT (${WEB_PORT}) within ${Math.round(o.timeoutMs / 1000)} s`);
-      await sleep(200, undefined, o.signal ? { signal: o.signal } : {});
+      await pause(HEALTH_POLL_MS);
     }
   }
-  await sleep(o.settleMs, undefined, o.signal ? { signal: o.signal } : {});
+  const first = s;
+  const changed = (x: typeof s) => !x.running || x.restarts !== first.restarts || x.startedAt !== first.startedAt;
+  const died = async (x: typeof s, what: string): Promise<never> =>
+    fail(x.name, `the process did not stay up ${what} (exit code ${x.exitCode}, ${x.restarts} restarts)`);
+  const what = o.ready ? 'until its health checks passed' : `for ${o.settleMs} ms`;
+
+  // The settle and a watcher that fails it as soon as the process exits or restarts.
+  const settle = new AbortController();
+  const onAbort = () => settle.abort(o.signal?.reason);
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  const watch = (async () => {
+    while (!settle.signal.aborted) {
+      await pause(HEALTH_POLL_MS, settle.signal).catch(() => undefined);
+      if (settle.signal.aborted) return;
+      const now = await state();
+      if (changed(now)) await died(now, what);
+      // Without the app's checks, the port is the only sign of life: it must keep answering, so
+      // one probe fooled by a slow proxy (see HEALTH_PROBE_HOLD_MS) cannot route a dead port.
+      if (!o.ready && o.hostPort !== null && !settle.signal.aborted && !(await probePort(o.hostPort, HEALTH_PROBE_HOLD_MS))) {
+        await fail(now.name, `its port stopped answering within ${o.settleMs} ms of the first answer`);
+      }
+    }
+  })();
+  try {
+    await Promise.race([(o.ready ? o.ready(settle.signal) : pause(o.settleMs, settle.signal)).finally(() => settle.abort()), watch]);
+    await watch;
+  } finally {
+    settle.abort();
+    o.signal?.removeEventListener('abort', onAbort);
+    await watch.catch(() => undefined);
+  }
+  o.signal?.throwIfAborted();
   const after = await state();
-  if (!after.running || after.restarts !== s.restarts || after.startedAt !== s.startedAt) {
-    await fail(after.name, `the process did not stay up for ${o.settleMs} ms (exit code ${after.exitCode}, ${after.restarts} restarts)`);
+  if (changed(after)) await died(after, what);
+  if (o.hostPort !== null && !(await probePort(o.hostPort, HEALTH_PROBE_HOLD_MS))) {
+    await fail(after.name, 'its port stopped answering before it took traffic');
   }
 }

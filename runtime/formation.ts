@@ -13,9 +13,9 @@ import {
   type ContainerSummary,
 } from './containers.js';
 import type { HealthCheck } from '../core/store.js';
-import { runHealthChecks } from './healthchecks.js';
+import { runHealthChecks, startupChecks } from './healthchecks.js';
 import { processSpec, type SpecApp, type SpecRelease } from './process-spec.js';
-import type { DeployPhase } from './scheduler.js';
+import type { DeployPhase, Retired } from './scheduler.js';
 
 export { removeApp } from './containers.js';
 
@@ -69,12 +69,21 @@ interface Old {
 
 const nameOf = (c: ContainerSummary): string => (c.Names[0] ?? '').replace(/^\//, '');
 
+/** Old containers a deploy replaced: moved aside, no longer routed, still to drain and stop. */
+interface Retiring {
+  type: string;
+  containers: ContainerSummary[];
+}
+
 /**
  * Replaces the app's containers with the release's. Web goes first and without downtime: the
  * old containers are renamed aside (so the canonical names are free) but keep serving until
  * the new ones are healthy and routed; any failure before the switch restores them and throws.
+ * Returns once every new process runs and web is routed; `retired` settles when the replaced
+ * containers have drained (`drainMs`, web only) and stopped, and never rejects: the caller
+ * decides whether to wait for it (a push does not: README "Releases, scaling and zero downtime").
  */
-export async function deployFormation(o: FormationOptions): Promise<{ upstreams: string[] }> {
+export async function deployFormation(o: FormationOptions): Promise<{ upstreams: string[]; retired: Promise<Retired> }> {
   const counts = desiredCounts(o.release.processTypes, o.formation);
   const byType = new Map<string, ContainerSummary[]>();
   for (const c of await listAppContainers(o.docker, o.app.name)) {
@@ -82,17 +91,22 @@ export async function deployFormation(o: FormationOptions): Promise<{ upstreams:
     byType.set(type, [...(byType.get(type) ?? []), c]);
   }
 
+  const retiring: Retiring[] = [];
   if (o.only !== undefined) {
-    const upstreams = await replaceType(o, o.only, counts.get(o.only) ?? 0, byType.get(o.only) ?? []);
-    return { upstreams };
+    const type = o.only;
+    const upstreams = await replaceType(o, type, counts.get(type) ?? 0, byType.get(type) ?? []);
+    retiring.push({ type, containers: byType.get(type) ?? [] });
+    return { upstreams, retired: retire(o, retiring) };
   }
   const upstreams = await replaceType(o, 'web', counts.get('web') ?? 0, byType.get('web') ?? []);
+  retiring.push({ type: 'web', containers: byType.get('web') ?? [] });
 
   const failures: string[] = [];
   for (const [type, n] of counts) {
     if (type === 'web') continue;
     try {
       await replaceType(o, type, n, byType.get(type) ?? []);
+      retiring.push({ type, containers: byType.get(type) ?? [] });
     } catch (err) {
       failures.push(`${type}: ${(err as Error).message}`);
     }
@@ -100,12 +114,44 @@ export async function deployFormation(o: FormationOptions): Promise<{ upstreams:
   for (const [type, containers] of byType) {
     if (type === 'web' || counts.has(type)) continue;
     o.progress(`Stopping ${type} (no longer in the formation)`);
-    await Promise.all(containers.map((c) => stopAndRemove(o.docker, c.Id, o.graceSeconds)));
+    retiring.push({ type, containers });
   }
+  const retired = retire(o, retiring);
   if (failures.length > 0) {
+    // A failed deploy is not in a hurry: what it replaced is gone before it reports.
+    await retired;
     throw new SlipwayError('E_DEPLOY', `v${o.release.version} is live for web, but some processes did not start: ${failures.join('; ')}`);
   }
-  return { upstreams };
+  return { upstreams, retired };
+}
+
+/**
+ * Drains and stops the containers a deploy replaced: old web containers keep serving the requests
+ * already sent to them for `drainMs` after the switch, then every replaced container gets SIGTERM
+ * (SIGKILL after `graceSeconds`). Never rejects: what could not be stopped is in the outcome (and
+ * the next daemon start removes it: runtime/reconcile.ts).
+ */
+async function retire(o: FormationOptions, retiring: Retiring[]): Promise<Retired> {
+  const started = performance.now();
+  const stopped: string[] = [];
+  const failed: string[] = [];
+  const all = retiring.flatMap((r) => r.containers.map((c) => ({ type: r.type, c })));
+  if (all.some((x) => x.type === 'web') && o.drainMs > 0) await sleep(o.drainMs);
+  await Promise.all(
+    all.map(async ({ c }) => {
+      const name = `${nameOf(c)} (v${c.Labels[LABELS.release] ?? '?'})`;
+      try {
+        await stopAndRemove(o.docker, c.Id, o.graceSeconds);
+        stopped.push(name);
+      } catch (err) {
+        o.logger.error({ app: o.app.name, id: c.Id, err: (err as Error).message }, 'could not stop a replaced container');
+        failed.push(`${name}: ${(err as Error).message}`);
+      }
+    }),
+  );
+  if (all.some((x) => x.type === 'web')) o.phase?.('old drained');
+  o.logger.info({ app: o.app.name, release: o.release.version, stopped: stopped.length, failed: failed.length }, 'replaced processes retired');
+  return { stopped: stopped.sort(), failed, ms: Math.round(performance.now() - started) };
 }
 
 async function replaceType(o: FormationOptions, type: string, n: number, old: ContainerSummary[]): Promise<string[]> {
@@ -135,9 +181,6 @@ async function replaceType(o: FormationOptions, type: string, n: number, old: Co
     if (web && old.length > 0) o.progress(`v${version} did not go live; the previous release keeps serving`);
     throw err;
   }
-  if (web && old.length > 0 && o.drainMs > 0) await sleep(o.drainMs);
-  await Promise.all(old.map((c) => stopAndRemove(o.docker, c.Id, o.graceSeconds)));
-  if (web) o.phase?.('old drained');
   o.logger.info({ app, type, release: version, count: n, replaced: old.length }, 'process type deployed');
   return upstreams;
 }
@@ -175,35 +218,31 @@ async function restore(o: FormationOptions, moved: Old[]): Promise<void> {
 }
 
 /**
- * Waits for every new web container: its port answers and it stays up, then app.json's checks
- * pass. The first failure cancels the other waits.
+ * Waits for every new web container: its port answers and it stays up, until app.json's startup
+ * checks pass when it has some (the app says when it is ready), else for the settle time. The
+ * first failure cancels the other waits.
  */
 export async function webReady(
   o: Pick<FormationOptions, 'docker' | 'settleMs' | 'healthTimeoutMs' | 'healthchecks' | 'progress'>,
   fresh: { id: string; name?: string; hostPort: number | null }[],
 ): Promise<void> {
   const stop = new AbortController();
-  const checks = o.healthchecks ?? [];
+  const checks = startupChecks(o.healthchecks ?? []);
   try {
     await Promise.all(
-      fresh.map((f) =>
-        waitHealthy({
-          docker: o.docker,
-          id: f.id,
-          hostPort: f.hostPort,
-          settleMs: o.settleMs,
-          timeoutMs: o.healthTimeoutMs,
-          signal: stop.signal,
-        })
-          .then(async () => {
-            if (checks.length === 0 || f.hostPort === null) return;
-            await runHealthChecks({ hostPort: f.hostPort, container: f.name ?? f.id.slice(0, 12), checks, progress: o.progress, signal: stop.signal });
-          })
-          .catch((err: unknown) => {
+      fresh.map((f) => {
+        const hostPort = f.hostPort;
+        const ready =
+          checks.length === 0 || hostPort === null
+            ? {}
+            : { ready: (signal: AbortSignal) => runHealthChecks({ hostPort, container: f.name ?? f.id.slice(0, 12), checks, progress: o.progress, signal }) };
+        return waitHealthy({ docker: o.docker, id: f.id, hostPort, settleMs: o.settleMs, timeoutMs: o.healthTimeoutMs, signal: stop.signal, ...ready }).catch(
+          (err: unknown) => {
             stop.abort();
             throw err;
-          }),
-      ),
+          },
+        );
+      }),
     );
   } finally {
     stop.abort();

@@ -121,6 +121,11 @@ function attempt(port: number, c: HealthCheck, signal?: AbortSignal): Promise<Ch
   });
 }
 
+/** The checks a new web container must pass before it takes traffic (Dokku's `startup` type, the default). */
+export function startupChecks(checks: readonly HealthCheck[]): HealthCheck[] {
+  return checks.filter((c) => (c.type ?? 'startup') === 'startup');
+}
+
 /**
  * Runs every startup check against one new web container; throws E_HEALTHCHECK naming the
  * check and what its last attempt saw.
@@ -132,8 +137,7 @@ export async function runHealthChecks(o: {
   progress: (line: string) => void;
   signal?: AbortSignal;
 }): Promise<void> {
-  for (const c of o.checks) {
-    if ((c.type ?? 'startup') !== 'startup') continue;
+  for (const c of startupChecks(o.checks)) {
     const name = c.name ?? c.path;
     const delay = c.wait ?? c.initialDelay ?? 0;
     if (delay > 0) await sleep(delay * 1000, undefined, o.signal ? { signal: o.signal } : {});

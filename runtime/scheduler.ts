@@ -17,9 +17,12 @@ export interface Scheduler {
   /**
    * Replaces the app's processes with `release`'s at the app's formation (all types, or `only`
    * one): web first and without downtime, the new web processes routed through `onRoutes` once
-   * healthy. Fails leaving the previous web processes serving.
+   * healthy. Fails leaving the previous web processes serving. With `background`, returns once
+   * the new processes run and are routed and `retired` settles when the replaced ones have
+   * drained and stopped; without, it returns after that. A later `deploy` or `scale` of the same
+   * app waits for a retirement still running.
    */
-  deploy(o: DeployRequest): Promise<{ upstreams: string[] }>;
+  deploy(o: DeployRequest): Promise<Deployed>;
 
   /**
    * Starts and stops only the difference between what runs and `wanted` (numbered 1..n per
@@ -97,7 +100,27 @@ export interface DeployRequest {
   progress: Progress;
   /** Called as each step of the web switch ends, so the push log can time it. */
   phase?: (phase: DeployPhase) => void;
+  /** Return once the new processes are routed; the old ones drain and stop after (see `deploy`). */
+  background?: boolean;
 }
+
+export interface Deployed {
+  upstreams: string[];
+  /** Settles (never rejects) when the processes the deploy replaced have drained and stopped. */
+  retired: Promise<Retired>;
+}
+
+/** What became of the processes a deploy replaced. */
+export interface Retired {
+  /** Names (with their release) of the processes stopped and removed. */
+  stopped: string[];
+  /** `<name>: <why>` of those that could not be stopped (the next daemon start removes them). */
+  failed: string[];
+  /** From the switch until the last one stopped. */
+  ms: number;
+}
+
+export const NOTHING_RETIRED: Retired = { stopped: [], failed: [], ms: 0 };
 
 /** The steps of a deploy's web switch, in order; `old drained` may come after the deploy returned. */
 export type DeployPhase = 'start' | 'healthy' | 'routed' | 'old drained';

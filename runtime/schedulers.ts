@@ -1,6 +1,6 @@
 import { SlipwayError } from '../core/errors.js';
 import type { AppRecord, SchedulerName } from '../core/store.js';
-import type { DeployRequest, LogsRequest, OneOffRequest, ProcessEvents, ProcessInfo, ScaleOutcome, ScaleRequest, Scheduler } from './scheduler.js';
+import type { Deployed, DeployRequest, LogsRequest, OneOffRequest, ProcessEvents, ProcessInfo, ScaleOutcome, ScaleRequest, Scheduler } from './scheduler.js';
 
 /** The scheduler an app record names: `docker-local` unless `scheduler:set` chose another. Pure. */
 export function schedulerOf(app: Pick<AppRecord, 'scheduler'> | null): SchedulerName {
@@ -49,7 +49,7 @@ export class AppSchedulers implements Scheduler {
     return this.byName(schedulerOf(await this.#find(app)));
   }
 
-  deploy = async (o: DeployRequest): Promise<{ upstreams: string[] }> => (await this.for(o.app.name)).deploy(o);
+  deploy = async (o: DeployRequest): Promise<Deployed> => (await this.for(o.app.name)).deploy(o);
   scale = async (o: ScaleRequest): Promise<ScaleOutcome> => (await this.for(o.app.name)).scale(o);
   stop = async (app: string): Promise<void> => (await this.for(app)).stop(app);
   hasProcesses = async (app: string): Promise<boolean> => (await this.for(app)).hasProcesses(app);

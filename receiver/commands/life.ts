@@ -64,7 +64,7 @@ export const lifeCommands: Command[] = [
     name: 'builds:log',
     access: 'app:manage',
     usage: '<app> [<build-id>] [--follow]',
-    summary: 'Print the full log of a build (default: the latest); --follow streams a running build to its end',
+    summary: 'Print the full log of a build (default: the latest); --follow streams a running build to its end (for a deploy, until the processes it replaced are gone)',
     flags: { follow: { type: 'boolean', short: 'f' } },
     args: [1, 2],
     async run(io, { positionals, flags }, platform) {

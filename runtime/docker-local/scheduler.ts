@@ -25,7 +25,7 @@ import { runReleaseCommand } from '../oneoff.js';
 import { processSpec } from '../process-spec.js';
 import { currentUpstreams, liveContainer, planReconcile, type ReconcileAction } from '../reconcile.js';
 import { planScale, type Running } from '../scale-plan.js';
-import type { DeployRequest, LogsRequest, OneOffRequest, ProcessEvents, ProcessInfo, ScaleOutcome, ScaleRequest, Scheduler } from '../scheduler.js';
+import type { Deployed, DeployRequest, LogsRequest, OneOffRequest, ProcessEvents, ProcessInfo, ScaleOutcome, ScaleRequest, Scheduler } from '../scheduler.js';
 
 export interface DockerLocalOptions {
   /** This instance's view of the engine (runtime/instance-engine.ts). */
@@ -74,14 +74,31 @@ export function processInfo(c: ContainerSummary): ProcessInfo {
 export class DockerLocalScheduler implements Scheduler {
   readonly name = 'docker-local';
   readonly #o: DockerLocalOptions;
+  /** Per app, the retirement (drain and stop) of what its last deploy replaced, while it runs. */
+  readonly #retiring = new Map<string, Promise<unknown>>();
 
   constructor(o: DockerLocalOptions) {
     this.#o = o;
   }
 
-  async deploy(r: DeployRequest): Promise<{ upstreams: string[] }> {
+  /**
+   * A deploy or scale of an app waits until the containers its previous deploy replaced are
+   * gone: they are aside (`.old-`), so the new work would not count them, but stopping them
+   * twice at once, or a drain cut short, is what this rules out. Usually it is over long before
+   * (a build takes longer than `drainMs`).
+   */
+  async #afterRetiring(app: string, progress: (line: string) => void): Promise<void> {
+    const pending = this.#retiring.get(app);
+    if (!pending) return;
+    progress('Waiting for the containers of the previous deploy to drain');
+    await pending;
+  }
+
+  async deploy(r: DeployRequest): Promise<Deployed> {
     const o = this.#o;
-    return deployFormation({
+    const app = r.app.name;
+    await this.#afterRetiring(app, r.progress);
+    const deployed = await deployFormation({
       docker: o.docker,
       app: r.app,
       release: r.release,
@@ -97,11 +114,19 @@ export class DockerLocalScheduler implements Scheduler {
       ...(r.release.healthchecks && r.release.healthchecks.length > 0 ? { healthchecks: r.release.healthchecks } : {}),
       ...(r.only !== undefined ? { only: r.only } : {}),
     });
+    const retired = deployed.retired;
+    const tracked = retired.finally(() => {
+      if (this.#retiring.get(app) === tracked) this.#retiring.delete(app);
+    });
+    this.#retiring.set(app, tracked);
+    if (!r.background) await retired;
+    return { upstreams: deployed.upstreams, retired };
   }
 
   async scale(r: ScaleRequest): Promise<ScaleOutcome> {
     const { docker, settleMs, healthTimeoutMs, drainMs, graceSeconds } = this.#o;
     const app = r.app.name;
+    await this.#afterRetiring(app, r.progress);
     const containers = (await listAppContainers(docker, app)).filter((c) => !isAside(nameOf(c)));
     const running: Running[] = containers.map((c) => ({ id: c.Id, type: c.Labels[LABELS.type] ?? '', index: Number(c.Labels[LABELS.index] ?? 0) }));
     const plan = planScale(running, r.wanted);

@@ -15,7 +15,7 @@ import { LineSplitter, formatLine, mergeTail, type LogLine } from '../log-lines.
 import { removeAppNetwork } from '../networks.js';
 import { runReleaseCommand } from '../oneoff.js';
 import { processSpec, type SpecApp, type SpecRelease } from '../process-spec.js';
-import type { DeployRequest, LogsRequest, OneOffRequest, ProcessEvents, ProcessInfo, ScaleOutcome, ScaleRequest, Scheduler } from '../scheduler.js';
+import { NOTHING_RETIRED, type Deployed, type DeployRequest, type LogsRequest, type OneOffRequest, type ProcessEvents, type ProcessInfo, type ScaleOutcome, type ScaleRequest, type Scheduler } from '../scheduler.js';
 import { pushToRegistry } from './registry.js';
 import { parseServiceLine } from './service-logs.js';
 import { TaskPoller } from './task-events.js';
@@ -94,7 +94,8 @@ export class DockerSwarmScheduler implements Scheduler {
     this.#labels = id === null ? {} : instanceLabels(id);
   }
 
-  async deploy(r: DeployRequest): Promise<{ upstreams: string[] }> {
+  // The swarm drains and stops replaced tasks itself during the rolling update (start-first).
+  async deploy(r: DeployRequest): Promise<Deployed> {
     const app = r.app.name;
     const counts = desiredCounts(r.release.processTypes, r.formation);
     const image = await this.#publish(r.release.image, r.progress);
@@ -121,7 +122,7 @@ export class DockerSwarmScheduler implements Scheduler {
         await this.#remove(svc);
       }
     }
-    return { upstreams };
+    return { upstreams, retired: Promise.resolve(NOTHING_RETIRED) };
   }
 
   async scale(r: ScaleRequest): Promise<ScaleOutcome> {

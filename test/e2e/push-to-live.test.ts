@@ -46,6 +46,21 @@ describe('push to live over SSH', () => {
     expect(push.code, push.stderr).toBe(0);
     const res = await platform.fetchApp(app, { by: 'host' });
     expect(res.body).toContain('changed hello from node-hello');
+
+    // The push returned once v2 was routed; v1 drained and stopped after it, which the build's
+    // log records (`--follow` goes on until then), and nothing of v1 is left.
+    const log = await platform.cli(['builds:log', app, '--follow']);
+    expect(log.code, log.stderr).toBe(0);
+    const deployed = log.stdout.indexOf('Deployed');
+    const drained = log.stdout.indexOf(`Drained and stopped the replaced processes`);
+    expect(deployed).toBeGreaterThan(0);
+    expect(drained).toBeGreaterThan(deployed);
+    expect(log.stdout.slice(drained)).toContain(`${app}.web.1 (v1)`);
+    expect(log.stdout).toMatch(/phase old drained: \d+\.\d+ s/);
+    const ps = await platform.cli(['ps', app]);
+    expect(ps.stdout).toMatch(new RegExp(`^${app}\\.web\\.1 running v2$`, 'm'));
+    expect(ps.stdout).not.toContain('.old-');
+    expect(ps.stdout).not.toContain(' v1');
   }, 300_000);
 
   it('refuses a broken build and keeps the running release and the branch', async () => {

@@ -139,6 +139,40 @@ describe('process containers (real engine)', () => {
     }
   });
 
+  it('with the app\'s own checks, routes once they pass: no fixed settle', async () => {
+    const started = await startProcess(docker, {
+      app, type: 'web', index: 4, image, release: 1, command: WEB_COMMAND, env: {}, web: true, extraLabels: TEST_LABELS,
+    });
+    try {
+      let asked = 0;
+      // A settle this long would outlast the test: only the checks can end the wait.
+      await waitHealthy({ docker, id: started.id, hostPort: started.hostPort, settleMs: 3_600_000, timeoutMs: 20_000, ready: async () => void asked++ });
+      expect(asked).toBe(1);
+      expect((await httpGet(`127.0.0.1:${started.hostPort}`, '/index.html')).body).toBe('containers');
+    } finally {
+      await stopAndRemove(docker, started.id, 0);
+    }
+  });
+
+  it('fails a process that dies while its checks wait, without waiting for them', async () => {
+    const started = await startProcess(docker, {
+      app, type: 'web', index: 5, image, release: 1, env: {}, web: true, extraLabels: TEST_LABELS,
+      command: 'python3 -m http.server "$PORT" --bind 0.0.0.0 & sleep 3; echo died-marker; exit 4',
+    });
+    try {
+      let aborted = false;
+      // Checks that never pass on their own: only the watcher can end the wait.
+      const ready = (signal: AbortSignal) =>
+        new Promise<void>((_, reject) => signal.addEventListener('abort', () => ((aborted = true), reject(new Error('aborted'))), { once: true }));
+      const err = await waitHealthy({ docker, id: started.id, hostPort: started.hostPort, settleMs: 100, timeoutMs: 20_000, ready }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'E_HEALTHCHECK' });
+      expect((err as Error).message).toContain('died-marker');
+      expect(aborted).toBe(true);
+    } finally {
+      await stopAndRemove(docker, started.id, 0);
+    }
+  });
+
   it('follows logs as they are written, stdout and stderr merged, until the reader stops', async () => {
     const started = await startProcess(docker, {
       app, type: 'logger', index: 1, image, release: 1, env: {}, web: false, extraLabels: TEST_LABELS,

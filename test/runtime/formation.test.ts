@@ -38,6 +38,12 @@ describe('deployFormation (real engine)', () => {
     logger,
     labels: TEST_LABELS,
   });
+  /** Deploys and waits for the replaced containers to be gone, as `ps:restart` does. */
+  const deployed = async (o: FormationOptions) => {
+    const d = await deployFormation(o);
+    await d.retired;
+    return d;
+  };
   const byName = async (): Promise<Map<string, ContainerSummary>> =>
     new Map((await listAppContainers(docker, app)).map((c) => [c.Names[0]!.replace(/^\//, ''), c]));
 
@@ -50,7 +56,7 @@ describe('deployFormation (real engine)', () => {
   afterAll(() => cleanupApp(app));
 
   it('deploys the first release and routes to it', async () => {
-    const { upstreams } = await deployFormation(options(1, { web: WEB_COMMAND }));
+    const { upstreams } = await deployed(options(1, { web: WEB_COMMAND }));
     expect(upstreams).toEqual(routes);
     expect(upstreams).toHaveLength(1);
     expect((await httpGet(upstreams[0]!, '/index.html')).body).toBe('content-v1');
@@ -72,7 +78,7 @@ describe('deployFormation (real engine)', () => {
         await new Promise((r) => setTimeout(r, 30));
       }
     })();
-    const { upstreams } = await deployFormation(options(2, { web: WEB_COMMAND }));
+    const { upstreams } = await deployed(options(2, { web: WEB_COMMAND }));
     await new Promise((r) => setTimeout(r, 200));
     polling = false;
     await poller;
@@ -108,13 +114,13 @@ describe('deployFormation (real engine)', () => {
   });
 
   it('scales web up, starts other types, and stops types that left the formation', async () => {
-    await deployFormation(options(2, { web: WEB_COMMAND, worker: 'sleep 300' }, { web: 2, worker: 1 }));
+    await deployed(options(2, { web: WEB_COMMAND, worker: 'sleep 300' }, { web: 2, worker: 1 }));
     let names = await byName();
     expect([...names.keys()].sort()).toEqual([`${app}.web.1`, `${app}.web.2`, `${app}.worker.1`]);
     expect(routes).toHaveLength(2);
     expect(names.get(`${app}.worker.1`)!.Labels[LABELS.type]).toBe('worker');
 
-    await deployFormation(options(2, { web: WEB_COMMAND }, { web: 1 }));
+    await deployed(options(2, { web: WEB_COMMAND }, { web: 1 }));
     names = await byName();
     expect([...names.keys()]).toEqual([`${app}.web.1`]);
     expect(routes).toHaveLength(1);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AppRecord } from '../../core/store.js';
 import { AppSchedulers, schedulerOf } from '../../runtime/schedulers.js';
-import type { ProcessInfo, Scheduler } from '../../runtime/scheduler.js';
+import { NOTHING_RETIRED, type ProcessInfo, type Scheduler } from '../../runtime/scheduler.js';
 
 // The per-app dispatch only: each scheduler here records what it was asked (the real ones are
 // tested against the engine in docker-local and swarm-scheduler tests).
@@ -11,7 +11,7 @@ function recording(name: string, calls: string[], procs: ProcessInfo[] = []): Sc
   };
   return {
     name,
-    deploy: async (o) => (await note('deploy')(o), { upstreams: [] }),
+    deploy: async (o) => (await note('deploy')(o), { upstreams: [], retired: Promise.resolve(NOTHING_RETIRED) }),
     scale: async (o) => (await note('scale')(o), { started: 0, stopped: 0, untouched: 0 }),
     stop: note('stop'),
     processes: async () => procs,
