@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
 import os from 'node:os';
@@ -14,6 +15,9 @@ import { captureLogs, eventually, rawExchange, request, sleep, startNginxFixture
 
 const run = promisify(execFile);
 const table = (apps: RouteTable['apps'], git: string | null = null): RouteTable => ({ version: 1, domain: 'localhost', apps, git });
+/** The master's worker processes right now. */
+const workerPids = (master: number): number[] =>
+  readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
 const nameOf = async (port: number, host: string): Promise<string> => {
   const r = await request(port, { host });
   return r.status === 200 ? (JSON.parse(r.body).name as string) : String(r.status);
@@ -189,12 +193,15 @@ describe('the router on nginx: reloads and supervision', () => {
     }
   });
 
-  it('leaves nginx serving when the supervisor goes away (daemon restart), and the next one adopts it', async () => {
+  it('leaves nginx serving when the supervisor goes away (daemon restart), and the next one adopts it without a reload', async () => {
     const fx = await startNginxFixture(table({ web: { upstreams: [one.target] } }));
     try {
       const pid = fx.nginx.pid()!;
       fx.nginx.detach();
       expect(await nameOf(fx.router.port, 'web.localhost')).toBe('one');
+      // A reload would replace the workers (and close every idle keep-alive client connection).
+      const workersBefore = workerPids(pid);
+      expect(workersBefore.length).toBeGreaterThan(0);
       const logs = captureLogs();
       const again = await superviseNginx({
         nginx: 'nginx',
@@ -206,9 +213,37 @@ describe('the router on nginx: reloads and supervision', () => {
       try {
         expect(again.pid()).toBe(pid);
         expect(runningNginxPid(fx.prefix)).toBe(pid);
-        expect(logs.lines.some((l) => l.msg === 'router (nginx) already running; adopted')).toBe(true);
+        expect(logs.lines.some((l) => l.msg === 'router (nginx) already running with this config; adopted without a reload')).toBe(true);
+        expect(workerPids(pid)).toEqual(workersBefore);
         await fx.write(table({ web: { upstreams: [two.target] } }));
         await again.settled();
+        expect(await nameOf(fx.router.port, 'web.localhost')).toBe('two');
+      } finally {
+        again.detach();
+      }
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('reloads an adopted nginx whose config changed while no supervisor ran', async () => {
+    const fx = await startNginxFixture(table({ web: { upstreams: [one.target] } }));
+    try {
+      const pid = fx.nginx.pid()!;
+      fx.nginx.detach();
+      await fx.write(table({ web: { upstreams: [two.target] } }));
+      expect(await nameOf(fx.router.port, 'web.localhost')).toBe('one');
+      const logs = captureLogs();
+      const again = await superviseNginx({
+        nginx: 'nginx',
+        logger: logs.logger,
+        routesFile: fx.routesFile,
+        domain: 'localhost',
+        settings: { prefix: fx.prefix, listen: '127.0.0.1', httpPort: fx.router.port, https: null, maxPushBytes: 1024 * 1024, workerProcesses: 1, ...(process.getuid?.() === 0 ? { user: 'root' } : {}) },
+      });
+      try {
+        expect(again.pid()).toBe(pid);
+        expect(logs.lines.some((l) => l.msg === 'router (nginx) already running; adopted')).toBe(true);
         expect(await nameOf(fx.router.port, 'web.localhost')).toBe('two');
       } finally {
         again.detach();
