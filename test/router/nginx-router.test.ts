@@ -18,6 +18,15 @@ const table = (apps: RouteTable['apps'], git: string | null = null): RouteTable 
 /** The master's worker processes right now. */
 const workerPids = (master: number): number[] =>
   readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
+/** A second supervisor on the fixture's prefix, as a restarted daemon starts one. */
+const adopt = (fx: NginxFixture, logger: ReturnType<typeof captureLogs>['logger']) =>
+  superviseNginx({
+    nginx: 'nginx',
+    logger,
+    routesFile: fx.routesFile,
+    domain: 'localhost',
+    settings: { prefix: fx.prefix, listen: '127.0.0.1', httpPort: fx.router.port, https: null, maxPushBytes: 1024 * 1024, workerProcesses: 1, ...(process.getuid?.() === 0 ? { user: 'root' } : {}) },
+  });
 const nameOf = async (port: number, host: string): Promise<string> => {
   const r = await request(port, { host });
   return r.status === 200 ? (JSON.parse(r.body).name as string) : String(r.status);
@@ -203,13 +212,7 @@ describe('the router on nginx: reloads and supervision', () => {
       const workersBefore = workerPids(pid);
       expect(workersBefore.length).toBeGreaterThan(0);
       const logs = captureLogs();
-      const again = await superviseNginx({
-        nginx: 'nginx',
-        logger: logs.logger,
-        routesFile: fx.routesFile,
-        domain: 'localhost',
-        settings: { prefix: fx.prefix, listen: '127.0.0.1', httpPort: fx.router.port, https: null, maxPushBytes: 1024 * 1024, workerProcesses: 1, ...(process.getuid?.() === 0 ? { user: 'root' } : {}) },
-      });
+      const again = await adopt(fx, logs.logger);
       try {
         expect(again.pid()).toBe(pid);
         expect(runningNginxPid(fx.prefix)).toBe(pid);
@@ -234,13 +237,7 @@ describe('the router on nginx: reloads and supervision', () => {
       await fx.write(table({ web: { upstreams: [two.target] } }));
       expect(await nameOf(fx.router.port, 'web.localhost')).toBe('one');
       const logs = captureLogs();
-      const again = await superviseNginx({
-        nginx: 'nginx',
-        logger: logs.logger,
-        routesFile: fx.routesFile,
-        domain: 'localhost',
-        settings: { prefix: fx.prefix, listen: '127.0.0.1', httpPort: fx.router.port, https: null, maxPushBytes: 1024 * 1024, workerProcesses: 1, ...(process.getuid?.() === 0 ? { user: 'root' } : {}) },
-      });
+      const again = await adopt(fx, logs.logger);
       try {
         expect(again.pid()).toBe(pid);
         expect(logs.lines.some((l) => l.msg === 'router (nginx) already running; adopted')).toBe(true);
