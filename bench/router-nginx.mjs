@@ -3,7 +3,7 @@
 // `proxy_pass` with keep-alive to the same upstream, in one run: req/s and p50/p99 for a public
 // app over HTTP and over TLS, failed requests during 20 route changes (reloads) under load with
 // ordinary keep-alive clients, and the router's idle memory. Prints numbers and ratios; asserts
-// nothing (issue 12, README "Development" and "Reloads and keep-alive clients").
+// nothing (issue 12, README "Development" and "Reloads and keep-alive clients", docs/router.md).
 // Load comes from wrk when it is installed (apt-get install wrk), else from Node's http.Agent.
 // Besides req/s and p99 (which swing with whatever else runs on the machine), each run reports the
 // CPU time nginx's workers spent per request: the cost of the config itself, steady under load.
@@ -14,6 +14,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -56,7 +57,7 @@ const counting = new Writable({
   },
 });
 const router = await startRouter(dir, table(), platform.http, {}, createLogger('info', counting));
-const tlsRouter = await startRouter(dir, table(), await freePort(), { prefix: path.join(dir, 'router-tls'), https: { port: platform.https, cert, key } });
+const tlsRouter = await startRouter(dir, table(), await freePort(), { prefix: path.join(dir, 'router-tls'), https: { port: platform.https, cert, key } }, createLogger('info', counting));
 
 // The baseline: what an operator would write by hand (with nginx's default access log, as the
 // platform logs every request too), with the platform's TLS protocol settings: like for like.
@@ -180,6 +181,66 @@ async function nodeLoad(url, { during, retry = false, fresh = false } = {}) {
   return { perSecond: times.length / seconds, p50: at(0.5), p99: at(0.99), cpuUs: NaN, failed, why: retried ? { ...why, retried } : why };
 }
 
+/**
+ * HTTP/2 over TLS (what browsers use): one connection with `concurrency` streams in flight, a new
+ * connection when nginx sends GOAWAY or the connection ends. A stream that fails is counted. Refused
+ * ones (REFUSED_STREAM: above GOAWAY's last stream id, never processed) are safe to resend by the
+ * protocol (RFC 9113 8.7), which browsers do; retry: so does this client.
+ */
+async function h2Load(port, during, { retry = false } = {}) {
+  const deadline = Date.now() + seconds * 1000;
+  let session = null;
+  const connect = () => {
+    const s = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, servername: 'app.localhost' });
+    s.on('error', () => {});
+    s.on('goaway', () => {
+      if (session === s) session = null;
+    });
+    s.on('close', () => {
+      if (session === s) session = null;
+    });
+    return s;
+  };
+  let ok = 0;
+  let retried = 0;
+  const why = {};
+  const attempt = () =>
+    new Promise((resolve) => {
+      session ??= connect();
+      let req;
+      try {
+        req = session.request({ ':path': '/', ':authority': 'app.localhost' });
+      } catch (err) {
+        // Asked of a connection that had just gone away: nothing was sent.
+        session = null;
+        return resolve({ k: err.code ?? 'error', refused: true });
+      }
+      req.resume();
+      req.on('end', () => resolve({}));
+      req.on('error', (err) => {
+        const refused = req.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+        resolve({ k: err.code === 'ERR_HTTP2_STREAM_ERROR' ? `stream ${req.rstCode}` : (err.code ?? 'error'), refused });
+      });
+    });
+  const one = async () => {
+    let r = await attempt();
+    for (let again = 0; again < 5 && retry && r.k && r.refused; again++) {
+      retried++;
+      r = await attempt();
+    }
+    if (r.k) why[r.k] = (why[r.k] ?? 0) + 1;
+    else ok++;
+  };
+  const work = Promise.all(Array.from({ length: concurrency }, async () => {
+    while (Date.now() < deadline) await one();
+  }));
+  if (during) await during();
+  await work;
+  session?.close();
+  const failed = Object.values(why).reduce((a, b) => a + b, 0);
+  return { perSecond: ok / seconds, p50: NaN, p99: NaN, cpuUs: NaN, failed, why: retried ? { ...why, retried } : why };
+}
+
 const load = (url, pidFile) => (hasWrk ? wrk(url, undefined, pidFile) : nodeLoad(url));
 
 function rssKb(pidFile) {
@@ -197,9 +258,9 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 let n = 0;
 const nextTable = () => table({ [`extra${n++}`]: { upstreams: [`127.0.0.1:${upPort}`] } });
 /** RELOADS route changes spread over the run, each served (tested and reloaded) before the next. */
-const routeChanges = async () => {
+const routeChanges = async (on = router) => {
   for (let i = 0; i < RELOADS; i++) {
-    await router.serve(nextTable());
+    await on.serve(nextTable());
     await new Promise((r) => setTimeout(r, (seconds * 1000) / (RELOADS + 2)));
   }
 };
@@ -277,6 +338,8 @@ try {
     await counted(`Agent, ${RELOADS} changes`, () => nodeLoad(url, { during: routeChanges }));
     await counted(`Agent+retry, ${RELOADS} changes`, () => nodeLoad(url, { during: routeChanges, retry: true }));
     await counted(`new connections, ${RELOADS} changes`, () => nodeLoad(url, { during: routeChanges, fresh: true }));
+    await counted(`HTTP/2 over TLS, ${RELOADS} changes`, () => h2Load(platform.https, () => routeChanges(tlsRouter)));
+    await counted(`HTTP/2+retry refused, ${RELOADS} changes`, () => h2Load(platform.https, () => routeChanges(tlsRouter), { retry: true }));
     show('Agent, no changes', await nodeLoad(url));
   }
 
