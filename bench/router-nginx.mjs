@@ -6,7 +6,7 @@
 // nothing (issue 12, README "Development" and "Reloads and keep-alive clients", docs/router.md).
 // Load comes from wrk when it is installed (apt-get install wrk), else from Node's http.Agent.
 // Besides req/s and p99 (which swing with whatever else runs on the machine), each run reports the
-// CPU time nginx's workers spent per request: the cost of the config itself, steady under load.
+// CPU time nginx's workers spent per request: the cost of the config itself, far steadier.
 // Both speak HTTP/1.1 over TLS: wrk and Node's https.Agent offer no ALPN, so neither gets HTTP/2.
 // Usage: node bench/router-nginx.mjs [seconds=5] [concurrency=32] [part=all|http|https|reloads] [rounds=5]
 // (needs the build and nginx)
