@@ -118,19 +118,29 @@ export async function writeTestedConfig(i: NginxInstance, table: RouteTable, o: 
  */
 const loadedFile = (prefix: string): string => path.join(prefix, 'loaded.json');
 
-async function configHash(prefix: string): Promise<string | null> {
-  const text = await fs.readFile(nginxFiles(prefix).conf).catch(() => null);
-  return text === null ? null : crypto.createHash('sha256').update(text).digest('hex');
+/**
+ * The config text and the identity of the TLS files it names: a certificate renewed on disk makes
+ * a different hash, so a restarting daemon still picks it up (as `slipway router:reload` does).
+ */
+async function configHash(settings: NginxSettings): Promise<string | null> {
+  const text = await fs.readFile(nginxFiles(settings.prefix).conf).catch(() => null);
+  if (text === null) return null;
+  const hash = crypto.createHash('sha256').update(text);
+  for (const file of settings.https ? [settings.https.cert, settings.https.key] : []) {
+    const st = await fs.stat(file).catch(() => null);
+    hash.update(`\n${file} ${st ? `${st.ino}:${st.size}:${st.mtimeMs}` : 'missing'}`);
+  }
+  return hash.digest('hex');
 }
 
 async function recordLoaded(prefix: string, pid: number, sha256: string | null): Promise<void> {
   if (sha256 !== null) await writeJsonAtomic(loadedFile(prefix), { pid, sha256 }, 0o644);
 }
 
-/** True when the master `pid` loaded the config file as it is now. */
-export async function runsCurrentConfig(prefix: string, pid: number): Promise<boolean> {
-  const loaded = JSON.parse(await fs.readFile(loadedFile(prefix), 'utf8').catch(() => 'null')) as { pid?: unknown; sha256?: unknown } | null;
-  return loaded !== null && loaded.pid === pid && loaded.sha256 === (await configHash(prefix));
+/** True when the master `pid` loaded the config file (and TLS files) as they are now. */
+export async function runsCurrentConfig(settings: NginxSettings, pid: number): Promise<boolean> {
+  const loaded = JSON.parse(await fs.readFile(loadedFile(settings.prefix), 'utf8').catch(() => 'null')) as { pid?: unknown; sha256?: unknown } | null;
+  return loaded !== null && loaded.pid === pid && loaded.sha256 === (await configHash(settings));
 }
 
 function workers(master: number): number[] {
@@ -160,7 +170,7 @@ export async function reloadNginx(i: NginxInstance): Promise<boolean> {
   if (pid === null) return false;
   const before = workers(pid);
   // Hashed before the signal: what the master reads is this file or a later one.
-  const sha256 = await configHash(i.settings.prefix);
+  const sha256 = await configHash(i.settings);
   const r = await run(i.nginx, [...baseArgs(i, nginxFiles(i.settings.prefix).conf), '-s', 'reload']);
   if (r.code !== 0) throw new SlipwayError('E_ROUTES', `nginx reload failed: ${nginxError(r.stderr)}`);
   for (let n = 0; n < 100 && before.some(accepting); n++) await sleep(20);
@@ -206,7 +216,7 @@ export async function startNginx(i: NginxInstance): Promise<number> {
     for (let n = 0; n < 100 && orphans.some(processAlive); n++) await sleep(50);
     for (const pid of orphans.filter(processAlive)) process.kill(pid, 'SIGKILL');
   }
-  const sha256 = await configHash(i.settings.prefix);
+  const sha256 = await configHash(i.settings);
   const r = await run(i.nginx, baseArgs(i, f.conf));
   if (r.code !== 0) {
     throw new SlipwayError('E_DAEMON', `nginx did not start: ${nginxError(r.stderr)} (see ${f.errorLog}; is the port in use?)`);
@@ -344,7 +354,7 @@ export async function superviseNginx(o: NginxRouterOptions): Promise<NginxRouter
   });
   let pid = runningNginxPid(o.settings.prefix);
   if (pid !== null) {
-    if (await runsCurrentConfig(o.settings.prefix, pid)) {
+    if (await runsCurrentConfig(o.settings, pid)) {
       log.info({ pid }, 'router (nginx) already running with this config; adopted without a reload');
     } else {
       log.info({ pid }, 'router (nginx) already running; adopted');

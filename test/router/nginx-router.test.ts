@@ -19,13 +19,13 @@ const table = (apps: RouteTable['apps'], git: string | null = null): RouteTable 
 const workerPids = (master: number): number[] =>
   readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
 /** A second supervisor on the fixture's prefix, as a restarted daemon starts one. */
-const adopt = (fx: NginxFixture, logger: ReturnType<typeof captureLogs>['logger']) =>
+const adopt = (fx: NginxFixture, logger: ReturnType<typeof captureLogs>['logger'], https: { port: number; cert: string; key: string } | null = null) =>
   superviseNginx({
     nginx: 'nginx',
     logger,
     routesFile: fx.routesFile,
     domain: 'localhost',
-    settings: { prefix: fx.prefix, listen: '127.0.0.1', httpPort: fx.router.port, https: null, maxPushBytes: 1024 * 1024, workerProcesses: 1, ...(process.getuid?.() === 0 ? { user: 'root' } : {}) },
+    settings: { prefix: fx.prefix, listen: '127.0.0.1', httpPort: fx.router.port, https, maxPushBytes: 1024 * 1024, workerProcesses: 1, ...(process.getuid?.() === 0 ? { user: 'root' } : {}) },
   });
 const nameOf = async (port: number, host: string): Promise<string> => {
   const r = await request(port, { host });
@@ -248,6 +248,36 @@ describe('the router on nginx: reloads and supervision', () => {
       }
     } finally {
       await fx.close();
+    }
+  });
+
+  it('reloads an adopted nginx whose TLS certificate was renewed on disk, and not otherwise', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-nginx-renew-'));
+    const cert = path.join(dir, 'cert.pem');
+    const key = path.join(dir, 'key.pem');
+    const newCert = async (): Promise<void> => {
+      await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=app.localhost', '-keyout', `${key}.new`, '-out', `${cert}.new`]);
+      await fs.rename(`${key}.new`, key);
+      await fs.rename(`${cert}.new`, cert);
+    };
+    await newCert();
+    const fx = await startNginxFixture(table({ web: { upstreams: [one.target] } }), { https: { port: 0, cert, key } });
+    const tlsSettings = { port: fx.router.httpsPort!, cert, key };
+    const adoptedBy = async (): Promise<string[]> => {
+      const logs = captureLogs();
+      const again = await adopt(fx, logs.logger, tlsSettings);
+      again.detach();
+      return logs.lines.map((l) => String(l.msg)).filter((m) => m.startsWith('router (nginx) already running'));
+    };
+    try {
+      fx.nginx.detach();
+      expect(await adoptedBy()).toEqual(['router (nginx) already running with this config; adopted without a reload']);
+      await newCert();
+      expect(await adoptedBy()).toEqual(['router (nginx) already running; adopted']);
+      expect(await adoptedBy()).toEqual(['router (nginx) already running with this config; adopted without a reload']);
+    } finally {
+      await fx.close();
+      await fs.rm(dir, { recursive: true, force: true });
     }
   });
 
