@@ -27,6 +27,13 @@ const adopt = (fx: NginxFixture, logger: ReturnType<typeof captureLogs>['logger'
     domain: 'localhost',
     settings: { prefix: fx.prefix, listen: '127.0.0.1', httpPort: fx.router.port, https, maxPushBytes: 1024 * 1024, workerProcesses: 1, ...(process.getuid?.() === 0 ? { user: 'root' } : {}) },
   });
+/** Adopts the fixture's nginx once, then lets go: the master's pid and what the adoption logged. */
+const adoptOnce = async (fx: NginxFixture, https: { port: number; cert: string; key: string } | null = null): Promise<{ pid: number | null; said: string[] }> => {
+  const logs = captureLogs();
+  const again = await adopt(fx, logs.logger, https);
+  again.detach();
+  return { pid: again.pid(), said: logs.lines.map((l) => String(l.msg)).filter((m) => m.startsWith('router (nginx) already running')) };
+};
 const nameOf = async (port: number, host: string): Promise<string> => {
   const r = await request(port, { host });
   return r.status === 200 ? (JSON.parse(r.body).name as string) : String(r.status);
@@ -237,15 +244,8 @@ describe('the router on nginx: reloads and supervision', () => {
       fx.nginx.detach();
       await fx.write(table({ web: { upstreams: [two.target] } }));
       expect(await nameOf(fx.router.port, 'web.localhost')).toBe('one');
-      const logs = captureLogs();
-      const again = await adopt(fx, logs.logger);
-      try {
-        expect(again.pid()).toBe(pid);
-        expect(logs.lines.some((l) => l.msg === 'router (nginx) already running; adopted')).toBe(true);
-        expect(await nameOf(fx.router.port, 'web.localhost')).toBe('two');
-      } finally {
-        again.detach();
-      }
+      expect(await adoptOnce(fx)).toEqual({ pid, said: ['router (nginx) already running; adopted'] });
+      expect(await nameOf(fx.router.port, 'web.localhost')).toBe('two');
     } finally {
       await fx.close();
     }
@@ -263,12 +263,7 @@ describe('the router on nginx: reloads and supervision', () => {
     await newCert();
     const fx = await startNginxFixture(table({ web: { upstreams: [one.target] } }), { https: { port: 0, cert, key } });
     const tlsSettings = { port: fx.router.httpsPort!, cert, key };
-    const adoptedBy = async (): Promise<string[]> => {
-      const logs = captureLogs();
-      const again = await adopt(fx, logs.logger, tlsSettings);
-      again.detach();
-      return logs.lines.map((l) => String(l.msg)).filter((m) => m.startsWith('router (nginx) already running'));
-    };
+    const adoptedBy = async (): Promise<string[]> => (await adoptOnce(fx, tlsSettings)).said;
     try {
       fx.nginx.detach();
       expect(await adoptedBy()).toEqual(['router (nginx) already running with this config; adopted without a reload']);
