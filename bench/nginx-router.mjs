@@ -16,12 +16,12 @@ export const freePort = () =>
   });
 
 /** Writes `table` under `dir` and runs the router on `port`; `extra` goes into its settings. */
-export async function startRouter(dir, table, port, extra = {}) {
+export async function startRouter(dir, table, port, extra = {}, logger = createLogger('error')) {
   const routesFile = path.join(dir, 'routes.json');
   await writeRouteTable(routesFile, table);
   return superviseNginx({
     nginx: 'nginx',
-    logger: createLogger('error'),
+    logger,
     routesFile,
     domain: 'localhost',
     settings: { prefix: path.join(dir, 'router'), listen: '127.0.0.1', httpPort: port, https: null, maxPushBytes: 1 << 30, ...extra, ...(process.getuid?.() === 0 ? { user: 'root' } : {}) },

@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { oneLine, SlipwayError } from '../core/errors.js';
+import { writeJsonAtomic } from '../core/files.js';
 import type { Logger } from '../core/log.js';
 import { keepRunning, processAlive } from '../core/processes.js';
 import { rotateLogs } from './log-rotation.js';
@@ -108,6 +110,39 @@ export async function writeTestedConfig(i: NginxInstance, table: RouteTable, o: 
   return 'written';
 }
 
+/**
+ * Which config the running master last loaded: its pid and the config text's hash, written after
+ * every start and reload. A supervisor that adopts nginx reloads only when the file on disk is not
+ * the one loaded (a daemon stopped between writing it and reloading): a reload closes the idle
+ * keep-alive connections of every client (docs/router.md), so a daemon restart must not cause one.
+ */
+const loadedFile = (prefix: string): string => path.join(prefix, 'loaded.json');
+
+/**
+ * The config text and the identity of the TLS files it names: a certificate renewed on disk makes
+ * a different hash, so a restarting daemon still picks it up (as `slipway router:reload` does).
+ */
+async function configHash(settings: NginxSettings): Promise<string | null> {
+  const text = await fs.readFile(nginxFiles(settings.prefix).conf).catch(() => null);
+  if (text === null) return null;
+  const hash = crypto.createHash('sha256').update(text);
+  for (const file of settings.https ? [settings.https.cert, settings.https.key] : []) {
+    const st = await fs.stat(file).catch(() => null);
+    hash.update(`\n${file} ${st ? `${st.ino}:${st.size}:${st.mtimeMs}` : 'missing'}`);
+  }
+  return hash.digest('hex');
+}
+
+async function recordLoaded(prefix: string, pid: number, sha256: string | null): Promise<void> {
+  if (sha256 !== null) await writeJsonAtomic(loadedFile(prefix), { pid, sha256 }, 0o644);
+}
+
+/** True when the master `pid` loaded the config file (and TLS files) as they are now. */
+export async function runsCurrentConfig(settings: NginxSettings, pid: number): Promise<boolean> {
+  const loaded = JSON.parse(await fs.readFile(loadedFile(settings.prefix), 'utf8').catch(() => 'null')) as { pid?: unknown; sha256?: unknown } | null;
+  return loaded !== null && loaded.pid === pid && loaded.sha256 === (await configHash(settings));
+}
+
 function workers(master: number): number[] {
   try {
     return readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
@@ -134,9 +169,12 @@ export async function reloadNginx(i: NginxInstance): Promise<boolean> {
   const pid = runningNginxPid(i.settings.prefix);
   if (pid === null) return false;
   const before = workers(pid);
+  // Hashed before the signal: what the master reads is this file or a later one.
+  const sha256 = await configHash(i.settings);
   const r = await run(i.nginx, [...baseArgs(i, nginxFiles(i.settings.prefix).conf), '-s', 'reload']);
   if (r.code !== 0) throw new SlipwayError('E_ROUTES', `nginx reload failed: ${nginxError(r.stderr)}`);
   for (let n = 0; n < 100 && before.some(accepting); n++) await sleep(20);
+  await recordLoaded(i.settings.prefix, pid, sha256);
   return true;
 }
 
@@ -178,13 +216,17 @@ export async function startNginx(i: NginxInstance): Promise<number> {
     for (let n = 0; n < 100 && orphans.some(processAlive); n++) await sleep(50);
     for (const pid of orphans.filter(processAlive)) process.kill(pid, 'SIGKILL');
   }
+  const sha256 = await configHash(i.settings);
   const r = await run(i.nginx, baseArgs(i, f.conf));
   if (r.code !== 0) {
     throw new SlipwayError('E_DAEMON', `nginx did not start: ${nginxError(r.stderr)} (see ${f.errorLog}; is the port in use?)`);
   }
   for (let n = 0; n < 50; n++) {
     const pid = runningNginxPid(i.settings.prefix);
-    if (pid !== null) return pid;
+    if (pid !== null) {
+      await recordLoaded(i.settings.prefix, pid, sha256);
+      return pid;
+    }
     await sleep(100);
   }
   throw new SlipwayError('E_DAEMON', `nginx started but wrote no pid file: see ${f.errorLog}`);
@@ -312,8 +354,12 @@ export async function superviseNginx(o: NginxRouterOptions): Promise<NginxRouter
   });
   let pid = runningNginxPid(o.settings.prefix);
   if (pid !== null) {
-    log.info({ pid }, 'router (nginx) already running; adopted');
-    await reloadNginx(o);
+    if (await runsCurrentConfig(o.settings, pid)) {
+      log.info({ pid }, 'router (nginx) already running with this config; adopted without a reload');
+    } else {
+      log.info({ pid }, 'router (nginx) already running; adopted');
+      await reloadNginx(o);
+    }
   } else {
     pid = await startNginx(o);
     log.info({ pid }, 'router (nginx) started');

@@ -62,6 +62,9 @@ describe('renderNginxConfig (pure)', () => {
     const c = renderNginxConfig(t, { ...base('/srv/r'), https: { port: 8443, cert: '/srv/tls/cert.pem', key: '/srv/tls/key.pem' } });
     expect(c).toContain('listen 127.0.0.1:8443 ssl http2;');
     expect(c).toContain('ssl_protocols TLSv1.2 TLSv1.3;');
+    // Resumed sessions from a server-side cache; no tickets (their key would outlive sessions).
+    expect(c).toContain('ssl_session_cache shared:slipway_tls:10m;');
+    expect(c).toContain('ssl_session_tickets off;');
     expect(c).toContain('return 308 https://$host:8443$request_uri;');
     expect(c).not.toMatch(/TLSv1 |TLSv1\.1/);
     const on443 = renderNginxConfig(t, { ...base('/srv/r'), https: { port: 443, cert: '/c.pem', key: '/k.pem' } });

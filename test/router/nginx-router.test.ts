@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
 import os from 'node:os';
@@ -14,6 +15,25 @@ import { captureLogs, eventually, rawExchange, request, sleep, startNginxFixture
 
 const run = promisify(execFile);
 const table = (apps: RouteTable['apps'], git: string | null = null): RouteTable => ({ version: 1, domain: 'localhost', apps, git });
+/** The master's worker processes right now. */
+const workerPids = (master: number): number[] =>
+  readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
+/** A second supervisor on the fixture's prefix, as a restarted daemon starts one. */
+const adopt = (fx: NginxFixture, logger: ReturnType<typeof captureLogs>['logger'], https: { port: number; cert: string; key: string } | null = null) =>
+  superviseNginx({
+    nginx: 'nginx',
+    logger,
+    routesFile: fx.routesFile,
+    domain: 'localhost',
+    settings: { prefix: fx.prefix, listen: '127.0.0.1', httpPort: fx.router.port, https, maxPushBytes: 1024 * 1024, workerProcesses: 1, ...(process.getuid?.() === 0 ? { user: 'root' } : {}) },
+  });
+/** Adopts the fixture's nginx once, then lets go: the master's pid and what the adoption logged. */
+const adoptOnce = async (fx: NginxFixture, https: { port: number; cert: string; key: string } | null = null): Promise<{ pid: number | null; said: string[] }> => {
+  const logs = captureLogs();
+  const again = await adopt(fx, logs.logger, https);
+  again.detach();
+  return { pid: again.pid(), said: logs.lines.map((l) => String(l.msg)).filter((m) => m.startsWith('router (nginx) already running')) };
+};
 const nameOf = async (port: number, host: string): Promise<string> => {
   const r = await request(port, { host });
   return r.status === 200 ? (JSON.parse(r.body).name as string) : String(r.status);
@@ -171,7 +191,8 @@ describe('the router on nginx: reloads and supervision', () => {
       const next = await eventually(async () => fx.nginx.pid(), (p) => p !== null && p !== pid, 10_000);
       expect(next).not.toBe(pid);
       expect(await eventually(() => nameOf(fx.router.port, 'web.localhost').catch(() => 'down'), (n) => n === 'one', 10_000)).toBe('one');
-      expect(fx.logs.lines.some((l) => l.msg === 'router (nginx) restarted')).toBe(true);
+      // Logged once the start returned, which may be just after the new master answers.
+      expect(await eventually(async () => fx.logs.lines.some((l) => l.msg === 'router (nginx) restarted'), (seen) => seen, 5000)).toBe(true);
     } finally {
       await fx.close();
     }
@@ -189,24 +210,22 @@ describe('the router on nginx: reloads and supervision', () => {
     }
   });
 
-  it('leaves nginx serving when the supervisor goes away (daemon restart), and the next one adopts it', async () => {
+  it('leaves nginx serving when the supervisor goes away (daemon restart), and the next one adopts it without a reload', async () => {
     const fx = await startNginxFixture(table({ web: { upstreams: [one.target] } }));
     try {
       const pid = fx.nginx.pid()!;
       fx.nginx.detach();
       expect(await nameOf(fx.router.port, 'web.localhost')).toBe('one');
+      // A reload would replace the workers (and close every idle keep-alive client connection).
+      const workersBefore = workerPids(pid);
+      expect(workersBefore.length).toBeGreaterThan(0);
       const logs = captureLogs();
-      const again = await superviseNginx({
-        nginx: 'nginx',
-        logger: logs.logger,
-        routesFile: fx.routesFile,
-        domain: 'localhost',
-        settings: { prefix: fx.prefix, listen: '127.0.0.1', httpPort: fx.router.port, https: null, maxPushBytes: 1024 * 1024, workerProcesses: 1, ...(process.getuid?.() === 0 ? { user: 'root' } : {}) },
-      });
+      const again = await adopt(fx, logs.logger);
       try {
         expect(again.pid()).toBe(pid);
         expect(runningNginxPid(fx.prefix)).toBe(pid);
-        expect(logs.lines.some((l) => l.msg === 'router (nginx) already running; adopted')).toBe(true);
+        expect(logs.lines.some((l) => l.msg === 'router (nginx) already running with this config; adopted without a reload')).toBe(true);
+        expect(workerPids(pid)).toEqual(workersBefore);
         await fx.write(table({ web: { upstreams: [two.target] } }));
         await again.settled();
         expect(await nameOf(fx.router.port, 'web.localhost')).toBe('two');
@@ -215,6 +234,45 @@ describe('the router on nginx: reloads and supervision', () => {
       }
     } finally {
       await fx.close();
+    }
+  });
+
+  it('reloads an adopted nginx whose config changed while no supervisor ran', async () => {
+    const fx = await startNginxFixture(table({ web: { upstreams: [one.target] } }));
+    try {
+      const pid = fx.nginx.pid()!;
+      fx.nginx.detach();
+      await fx.write(table({ web: { upstreams: [two.target] } }));
+      expect(await nameOf(fx.router.port, 'web.localhost')).toBe('one');
+      expect(await adoptOnce(fx)).toEqual({ pid, said: ['router (nginx) already running; adopted'] });
+      expect(await nameOf(fx.router.port, 'web.localhost')).toBe('two');
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('reloads an adopted nginx whose TLS certificate was renewed on disk, and not otherwise', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-nginx-renew-'));
+    const cert = path.join(dir, 'cert.pem');
+    const key = path.join(dir, 'key.pem');
+    const newCert = async (): Promise<void> => {
+      await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=app.localhost', '-keyout', `${key}.new`, '-out', `${cert}.new`]);
+      await fs.rename(`${key}.new`, key);
+      await fs.rename(`${cert}.new`, cert);
+    };
+    await newCert();
+    const fx = await startNginxFixture(table({ web: { upstreams: [one.target] } }), { https: { port: 0, cert, key } });
+    const tlsSettings = { port: fx.router.httpsPort!, cert, key };
+    const adoptedBy = async (): Promise<string[]> => (await adoptOnce(fx, tlsSettings)).said;
+    try {
+      fx.nginx.detach();
+      expect(await adoptedBy()).toEqual(['router (nginx) already running with this config; adopted without a reload']);
+      await newCert();
+      expect(await adoptedBy()).toEqual(['router (nginx) already running; adopted']);
+      expect(await adoptedBy()).toEqual(['router (nginx) already running with this config; adopted without a reload']);
+    } finally {
+      await fx.close();
+      await fs.rm(dir, { recursive: true, force: true });
     }
   });
 
