@@ -73,7 +73,8 @@ export class RouteKeeper {
     // Checked again after the wait: a deploy may have moved it aside or replaced the release.
     if (!(await this.#servesCurrent(e))) return;
     const now = await this.#scheduler.process(e.id).catch(() => null);
-    if (now?.state !== 'running' || now.retiring) return;
+    // A deploy's or scale's own container: it routes it once healthy.
+    if (now?.state !== 'running' || now.retiring || now.starting) return;
     const current = this.#routes.table.apps[e.app]?.upstreams;
     if (!current || current.includes(upstream)) return;
     await this.#routes.setApp(e.app, [...current, upstream]);

@@ -129,7 +129,7 @@ export async function joinLinkNetworks(docker: Dockerode, container: Dockerode.C
 export async function startProcess(
   docker: Dockerode,
   spec: ProcessSpec,
-  o: { name?: string } = {},
+  o: { name?: string; onCreated?: (id: string) => void } = {},
 ): Promise<{ id: string; name: string; hostPort: number | null }> {
   const name = o.name ?? containerName(spec.app, spec.type, spec.index);
   let container: Dockerode.Container;
@@ -139,6 +139,8 @@ export async function startProcess(
   } catch (err) {
     throw dockerError(`creating container ${name}`, err);
   }
+  // Told before the start, so that whoever watches start events already knows whose it is.
+  o.onCreated?.(container.id);
   try {
     await joinLinkNetworks(docker, container, host);
     await container.start();

@@ -40,6 +40,8 @@ export interface FormationOptions {
   only?: string;
   /** Told as each step of the web switch ends (the push log times them). */
   phase?: (phase: DeployPhase) => void;
+  /** Told each new container's id before it starts (the scheduler marks it `starting`). */
+  onCreated?: (id: string) => void;
 }
 
 const TYPE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]*$/;
@@ -163,7 +165,7 @@ async function replaceType(o: FormationOptions, type: string, n: number, old: Co
   let upstreams: string[] = [];
   try {
     for (let index = 1; index <= n; index++) {
-      fresh.push(await startProcess(o.docker, processSpec(o.app, o.release, type, index, o.labels)));
+      fresh.push(await startProcess(o.docker, processSpec(o.app, o.release, type, index, o.labels), o.onCreated ? { onCreated: o.onCreated } : {}));
       o.progress(`Started ${containerName(app, type, index)}`);
     }
     if (web) {

@@ -82,6 +82,11 @@ export interface ProcessInfo {
   upstream: string | null;
   /** Being retired by a deploy: not part of the formation. */
   retiring: boolean;
+  /**
+   * Started by a deploy or scale still running, which routes it itself once it is healthy; the
+   * route keeper leaves it alone (it would route it before its health checks).
+   */
+  starting?: boolean;
   /** With `{ limits: true }`: what the engine enforces; null when unlimited. */
   memory?: string | null;
   cpus?: number | null;

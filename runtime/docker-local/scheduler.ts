@@ -76,6 +76,8 @@ export class DockerLocalScheduler implements Scheduler {
   readonly #o: DockerLocalOptions;
   /** Per app, the retirement (drain and stop) of what its last deploy replaced, while it runs. */
   readonly #retiring = new Map<string, Promise<unknown>>();
+  /** Containers a running deploy or scale started and will route itself (ProcessInfo.starting). */
+  readonly #starting = new Set<string>();
 
   constructor(o: DockerLocalOptions) {
     this.#o = o;
@@ -98,6 +100,7 @@ export class DockerLocalScheduler implements Scheduler {
     const o = this.#o;
     const app = r.app.name;
     await this.#afterRetiring(app, r.progress);
+    const started: string[] = [];
     const deployed = await deployFormation({
       docker: o.docker,
       app: r.app,
@@ -113,7 +116,8 @@ export class DockerLocalScheduler implements Scheduler {
       logger: o.logger,
       ...(r.release.healthchecks && r.release.healthchecks.length > 0 ? { healthchecks: r.release.healthchecks } : {}),
       ...(r.only !== undefined ? { only: r.only } : {}),
-    });
+      onCreated: (id) => this.#claim(started, id),
+    }).finally(() => this.#release(started));
     const retired = deployed.retired;
     const tracked = retired.finally(() => {
       if (this.#retiring.get(app) === tracked) this.#retiring.delete(app);
@@ -123,6 +127,15 @@ export class DockerLocalScheduler implements Scheduler {
     return { upstreams: deployed.upstreams, retired };
   }
 
+  #claim(claimed: string[], id: string): void {
+    claimed.push(id);
+    this.#starting.add(id);
+  }
+
+  #release(claimed: readonly string[]): void {
+    for (const id of claimed) this.#starting.delete(id);
+  }
+
   async scale(r: ScaleRequest): Promise<ScaleOutcome> {
     const { docker, settleMs, healthTimeoutMs, drainMs, graceSeconds } = this.#o;
     const app = r.app.name;
@@ -130,36 +143,41 @@ export class DockerLocalScheduler implements Scheduler {
     const containers = (await listAppContainers(docker, app)).filter((c) => !isAside(nameOf(c)));
     const running: Running[] = containers.map((c) => ({ id: c.Id, type: c.Labels[LABELS.type] ?? '', index: Number(c.Labels[LABELS.index] ?? 0) }));
     const plan = planScale(running, r.wanted);
-    const fresh: { id: string; name: string; type: string; hostPort: number | null }[] = [];
-    try {
-      // Started side by side: scaling web 1 -> 10 should cost one container start, not ten.
-      const results = await Promise.allSettled(
-        plan.start.map(async (s) => {
-          const started = await startProcess(docker, processSpec(r.app, r.release, s.type, s.index));
-          r.progress(`Started ${containerName(app, s.type, s.index)}`);
-          return { ...started, type: s.type };
-        }),
-      );
-      for (const x of results) if (x.status === 'fulfilled') fresh.push(x.value);
-      const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
-      if (failed) throw failed.reason;
-      await webReady(
-        { docker, settleMs, healthTimeoutMs, progress: r.progress, ...(r.release.healthchecks ? { healthchecks: r.release.healthchecks } : {}) },
-        fresh.filter((f) => f.type === 'web'),
-      );
-    } catch (err) {
-      await Promise.all(fresh.map((f) => stopAndRemove(docker, f.id, 0).catch(() => {})));
-      throw err;
-    }
     const stoppingWeb = plan.stop.some((c) => c.type === 'web');
-    if (r.wanted.has('web') || fresh.some((f) => f.type === 'web')) {
-      const keptIds = new Set(plan.keep.map((k) => k.id));
-      const kept = containers
-        .filter((c) => keptIds.has(c.Id) && c.Labels[LABELS.type] === 'web' && c.State === 'running')
-        .map(upstreamOfSummary)
-        .filter((u): u is string => u !== null);
-      const added = fresh.filter((f) => f.type === 'web' && f.hostPort !== null).map((f) => upstreamOf(f.hostPort!));
-      await r.onRoutes([...new Set([...kept, ...added])]);
+    const claimed: string[] = [];
+    try {
+      const fresh: { id: string; name: string; type: string; hostPort: number | null }[] = [];
+      try {
+        // Started side by side: scaling web 1 -> 10 should cost one container start, not ten.
+        const results = await Promise.allSettled(
+          plan.start.map(async (s) => {
+            const started = await startProcess(docker, processSpec(r.app, r.release, s.type, s.index), { onCreated: (id) => this.#claim(claimed, id) });
+            r.progress(`Started ${containerName(app, s.type, s.index)}`);
+            return { ...started, type: s.type };
+          }),
+        );
+        for (const x of results) if (x.status === 'fulfilled') fresh.push(x.value);
+        const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+        if (failed) throw failed.reason;
+        await webReady(
+          { docker, settleMs, healthTimeoutMs, progress: r.progress, ...(r.release.healthchecks ? { healthchecks: r.release.healthchecks } : {}) },
+          fresh.filter((f) => f.type === 'web'),
+        );
+      } catch (err) {
+        await Promise.all(fresh.map((f) => stopAndRemove(docker, f.id, 0).catch(() => {})));
+        throw err;
+      }
+      if (r.wanted.has('web') || fresh.some((f) => f.type === 'web')) {
+        const keptIds = new Set(plan.keep.map((k) => k.id));
+        const kept = containers
+          .filter((c) => keptIds.has(c.Id) && c.Labels[LABELS.type] === 'web' && c.State === 'running')
+          .map(upstreamOfSummary)
+          .filter((u): u is string => u !== null);
+        const added = fresh.filter((f) => f.type === 'web' && f.hostPort !== null).map((f) => upstreamOf(f.hostPort!));
+        await r.onRoutes([...new Set([...kept, ...added])]);
+      }
+    } finally {
+      this.#release(claimed);
     }
     // Let requests already sent to a removed web container finish before it goes.
     if (stoppingWeb && drainMs > 0) await sleep(drainMs);
@@ -208,6 +226,7 @@ export class DockerLocalScheduler implements Scheduler {
       release: Number.isInteger(release) && release > 0 ? release : null,
       upstream: port === null ? null : upstreamOf(port),
       retiring: isAside(name),
+      starting: this.#starting.has(id),
     };
   }
 
