@@ -3,7 +3,7 @@ import type { AppRecord, Release } from '../../core/store.js';
 import { LABELS, listAppContainers } from '../../runtime/containers.js';
 import { DockerLocalScheduler } from '../../runtime/docker-local/scheduler.js';
 import type { DeployRequest } from '../../runtime/scheduler.js';
-import { WEB_COMMAND, buildTestImage, cleanupApp, docker, httpGet, logger, randomApp } from './helpers.js';
+import { buildTestImage, cleanupApp, docker, httpGet, logger, randomApp, webRelease } from './helpers.js';
 
 // A push returns once the new web container is routed; the old one drains and stops after it
 // (README "Releases, scaling and zero downtime"). What must hold: the old one still serves what was sent to it
@@ -16,19 +16,7 @@ describe('background drain of replaced containers (real engine)', () => {
   // Long enough that the old container is certainly still there when the deploy returns.
   const drainMs = 4000;
   const scheduler = () => new DockerLocalScheduler({ docker, logger, settleMs: 300, healthTimeoutMs: 15_000, drainMs, graceSeconds: 1 });
-  const release = (version: number): Release => ({
-    version,
-    image: images[version - 1]!,
-    buildId: null,
-    commit: null,
-    configHash: '',
-    processTypes: { web: WEB_COMMAND },
-    defaultConfig: {},
-    createdAt: new Date().toISOString(),
-    by: 'test',
-    description: `v${version}`,
-    config: {},
-  });
+  const release = (version: number): Release => webRelease(version, images[version - 1]!);
   const record = (current: number): AppRecord => ({
     name: app,
     createdAt: new Date().toISOString(),

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createDocker } from '../../runtime/host-setup.js';
 import { createLogger } from '../../core/log.js';
+import type { Release } from '../../core/store.js';
 import { removeApp } from '../../runtime/containers.js';
 import { buildReleaseImage, removeAppImages } from '../../runtime/images.js';
 import { removeAppNetwork } from '../../runtime/networks.js';
@@ -73,3 +74,18 @@ export function httpGet(hostPort: string, urlPath = '/'): Promise<{ status: numb
     req.on('error', reject);
   });
 }
+
+/** A release record of `image` running WEB_COMMAND as web, as the store keeps it. */
+export const webRelease = (version: number, image: string): Release => ({
+  version,
+  image,
+  buildId: null,
+  commit: null,
+  configHash: '',
+  processTypes: { web: WEB_COMMAND },
+  defaultConfig: {},
+  createdAt: new Date().toISOString(),
+  by: 'test',
+  description: `v${version}`,
+  config: {},
+});

@@ -3,7 +3,7 @@ import type { AppRecord, Release } from '../../core/store.js';
 import { LABELS, listAppContainers } from '../../runtime/containers.js';
 import { DockerLocalScheduler } from '../../runtime/docker-local/scheduler.js';
 import type { ProcessInfo } from '../../runtime/scheduler.js';
-import { WEB_COMMAND, buildTestImage, cleanupApp, docker, logger, randomApp } from './helpers.js';
+import { buildTestImage, cleanupApp, docker, logger, randomApp, webRelease } from './helpers.js';
 
 // The route keeper routes a restarted web container of the current release once its port
 // answers. A `ps:restart` or a scale starts containers of the current release too, and those must
@@ -11,19 +11,7 @@ import { WEB_COMMAND, buildTestImage, cleanupApp, docker, logger, randomApp } fr
 describe('containers a deploy or scale is starting (real engine)', () => {
   const app = randomApp();
   let image = '';
-  const release: () => Release = () => ({
-    version: 1,
-    image,
-    buildId: null,
-    commit: null,
-    configHash: '',
-    processTypes: { web: WEB_COMMAND },
-    defaultConfig: {},
-    createdAt: new Date().toISOString(),
-    by: 'test',
-    description: 'v1',
-    config: {},
-  });
+  const release = (): Release => webRelease(1, image);
   const record = (current: number | null): AppRecord => ({
     name: app,
     createdAt: new Date().toISOString(),
