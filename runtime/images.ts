@@ -257,6 +257,12 @@ export async function buildReleaseImage(o: {
   labels: Record<string, string>;
   /** The folders layered apart from the app's own files. */
   layers: LayerDirs;
+  /**
+   * Read-only host folders the build had mounted (runtimes unpacked once per version,
+   * buildpacks/runtimes.ts): the runtime layer holds them at the same `imagePath`, owned by root,
+   * so the links the build made to them resolve in the release too.
+   */
+  mounted?: readonly MountedDir[];
   /** Docker's build output, line by line. */
   onProgress: (line: string) => void;
   /** What a pusher wants to see: whether the runtime and dependency layers were reused. */
@@ -270,23 +276,56 @@ export async function buildReleaseImage(o: {
     step(`building the launch base ${base}`);
     await build(o.docker, buildContext(o.appDir, launchBaseDockerfile(o.stackImage), () => false), base, { 'slipway.base': base.split(':')[1]! }, o.onProgress);
   }
-  const layer = async (what: string, dirs: readonly string[], tagFor: (digest: string) => string, labels: (digest: string) => Record<string, string>) => {
-    const digest = await folderDigest(o.appDir, dirs, base);
+  const mounted = [...(o.mounted ?? [])].sort((a, b) => (a.imagePath < b.imagePath ? -1 : 1));
+  const layer = async (what: string, dirs: readonly string[], tagFor: (digest: string) => string, labels: (digest: string) => Record<string, string>, withMounted = false) => {
+    // A mounted folder is immutable under its path (a new version is a new path): its path stands for its content.
+    const keyed = withMounted && mounted.length > 0 ? `${base}\n${mounted.map((m) => m.imagePath).join('\n')}` : base;
+    const digest = (await folderDigest(o.appDir, dirs, keyed)) ?? (keyed === base ? null : crypto.createHash('sha256').update(keyed).digest('hex').slice(0, 16));
     if (digest === null) return;
     const tag = tagFor(digest);
     if (await imageExists(o.docker, tag)) {
       step(`${what} layer unchanged: reusing ${tag}`);
+    } else if (keyed !== base) {
+      step(`${what} layer changed: writing ${tag}`);
+      const archives = [...mounted.map((m) => () => Promise.resolve(mountedTar(m))), () => appLayerTar(o.appDir, (top) => dirs.includes(top))];
+      await commitLayer(o.docker, { base, ref: tag, labels: labels(digest), archives });
     } else {
       step(`${what} layer changed: building ${tag}`);
       await build(o.docker, buildContext(o.appDir, releaseDockerfile(base), (top) => dirs.includes(top)), tag, labels(digest), o.onProgress);
     }
     base = tag;
   };
-  await layer('runtime', o.layers.runtime, (d) => runtimeImageRef(d, engineInstance(o.docker)), (d) => ({ 'slipway.runtime': d }));
+  await layer('runtime', o.layers.runtime, (d) => runtimeImageRef(d, engineInstance(o.docker)), (d) => ({ 'slipway.runtime': d }), true);
   await layer('dependency', o.layers.dependency, (d) => `slipway/${o.app}:deps-${d}`, (d) => ({ 'slipway.app': o.app, 'slipway.deps': d }));
   const labels = { ...o.labels, 'slipway.app': o.app, 'slipway.release': String(o.version) };
-  await commitAppLayer(o.docker, { base, appDir: o.appDir, include: (top) => !layered.has(top), ref, labels });
+  await commitLayer(o.docker, { base, ref, labels, archives: [() => appLayerTar(o.appDir, (top) => !layered.has(top))] });
   return ref;
+}
+
+/** A read-only host folder the release image carries at `imagePath` (absolute). */
+export interface MountedDir {
+  hostDir: string;
+  imagePath: string;
+}
+
+/**
+ * A mounted folder as a tar stream to unpack at `/`: under `imagePath`, owned by root, modes as
+ * on the host (the platform unpacked it without write bits). Its parent folders come first, so
+ * they exist whatever the stack image has.
+ */
+export function mountedTar(m: MountedDir): Readable {
+  if (!path.posix.isAbsolute(m.imagePath) || m.imagePath.split('/').includes('..')) throw new SlipwayError('E_INTERNAL', `invalid image path ${m.imagePath}`);
+  const prefix = m.imagePath.replace(/^\/+|\/+$/g, '');
+  const pack = tar.pack();
+  const parts = prefix.split('/');
+  for (let i = 1; i < parts.length; i++) pack.entry({ name: `${parts.slice(0, i).join('/')}/`, type: 'directory', mode: 0o755, uid: 0, gid: 0 });
+  const options: tarFs.PackOptions & { sort: boolean } = {
+    pack,
+    dereference: false,
+    sort: true,
+    map: (header) => Object.assign(header, { name: header.name === '.' ? `${prefix}/` : `${prefix}/${header.name}`, uid: 0, gid: 0, uname: 'root', gname: 'root' }),
+  };
+  return tarFs.pack(m.hostDir, options) as unknown as Readable;
 }
 
 /** Label keys and values a LABEL instruction carries as they are: no quoting or `$` expansion to get wrong. */
@@ -303,26 +342,26 @@ export function labelChange(labels: Record<string, string>): string {
 }
 
 /**
- * The app's own files as one layer on `base`, without `docker build` (issue 15: the build of
- * this one COPY was the slowest step of a warm push): a container of `base` is created, never
- * started, the files are written into it as a tar stream owned by uid 1000 (what `COPY
- * --chown=1000:1000` did), and it is committed with the release's labels. The image keeps the
+ * One layer on `base`, without `docker build` (issue 15: the build of the app's COPY was the
+ * slowest step of a warm push): a container of `base` is created, never started, the archives
+ * are written into it in order as tar streams (the app's files owned by uid 1000, what `COPY
+ * --chown=1000:1000` did), and it is committed with the labels. The image keeps the
  * base's USER, WORKDIR, ENTRYPOINT and ENV: the container sets none of its own. `slipway.app` is
  * blanked on the container while it exists so nothing that lists the app's processes sees it;
  * the commit sets it back.
  */
-async function commitAppLayer(
+async function commitLayer(
   docker: Dockerode,
-  o: { base: string; appDir: string; include: (topLevel: string) => boolean; ref: string; labels: Record<string, string> },
+  o: { base: string; ref: string; labels: Record<string, string>; archives: readonly (() => Promise<Readable>)[] },
 ): Promise<void> {
   const change = labelChange(o.labels);
   const [repo, tag] = [o.ref.slice(0, o.ref.lastIndexOf(':')), o.ref.slice(o.ref.lastIndexOf(':') + 1)];
   const container = await docker.createContainer({ Image: o.base, Labels: { 'slipway.app': '' }, HostConfig: { NetworkMode: 'none' } });
   try {
-    await container.putArchive(await appLayerTar(o.appDir, o.include), { path: '/' });
+    for (const archive of o.archives) await container.putArchive(await archive(), { path: '/' });
     await container.commit({ repo, tag, changes: change, pause: false });
   } catch (err) {
-    throw new SlipwayError('E_DOCKER', `writing the app layer of ${o.ref} failed: ${(err as Error).message}`, { cause: err });
+    throw new SlipwayError('E_DOCKER', `writing the layer ${o.ref} failed: ${(err as Error).message}`, { cause: err });
   } finally {
     await container.remove({ force: true }).catch(() => undefined);
   }
