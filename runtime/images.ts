@@ -309,8 +309,8 @@ export interface MountedDir {
 }
 
 /**
- * A mounted folder as a tar stream to unpack at `/`: under `imagePath`, owned by root, modes as
- * on the host (the platform unpacked it without write bits). Its parent folders come first, so
+ * A mounted folder as a tar stream to unpack at `/`: under `imagePath`, owned by root, without
+ * write bits. Its parent folders come first, so
  * they exist whatever the stack image has.
  */
 export function mountedTar(m: MountedDir): Readable {
@@ -323,7 +323,16 @@ export function mountedTar(m: MountedDir): Readable {
     pack,
     dereference: false,
     sort: true,
-    map: (header) => Object.assign(header, { name: header.name === '.' ? `${prefix}/` : `${prefix}/${header.name}`, uid: 0, gid: 0, uname: 'root', gname: 'root' }),
+    // Everyone reads it, nobody but root could change it, and root's files are not written either.
+    map: (header) =>
+      Object.assign(header, {
+        name: header.name === '.' ? `${prefix}/` : `${prefix}/${header.name}`,
+        mode: header.type === 'directory' ? 0o755 : header.type === 'file' ? ((header.mode ?? 0) & 0o111 ? 0o555 : 0o444) : header.mode,
+        uid: 0,
+        gid: 0,
+        uname: 'root',
+        gname: 'root',
+      }),
   };
   return tarFs.pack(m.hostDir, options) as unknown as Readable;
 }

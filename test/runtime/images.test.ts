@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
 import fs from 'node:fs/promises';
 import tar from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -199,6 +202,51 @@ describe('buildReleaseImage (real engine)', () => {
     } finally {
       await cleanupApp(other);
       for (const dir of dirs) await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('carries the folders mounted into the build at the same path, root-owned and read-only, in a runtime image shared by apps', async () => {
+    const other = randomApp();
+    const key = `tiny-${randomBytes(4).toString('hex')}-1.0.0`;
+    const imagePath = `/opt/slipway/runtimes/${key}`;
+    const hostDir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-mounted-'));
+    const dirs = [await makeAppDir('mounted-one'), await makeAppDir('mounted-two')];
+    try {
+      await fs.mkdir(path.join(hostDir, 'bin'));
+      await fs.writeFile(path.join(hostDir, 'bin', 'tool'), '#!/bin/sh\necho tool-from-mounted-runtime\n', { mode: 0o555 });
+      for (const dir of dirs) {
+        // What a buildpack leaves: links into the mount, not a copy.
+        await fs.mkdir(`${dir}/.slipway/bin`, { recursive: true });
+        await fs.symlink(`${imagePath}/bin/tool`, `${dir}/.slipway/bin/tool`);
+      }
+      const steps: string[] = [];
+      const build = (dir: string, a: string, version: number) =>
+        buildReleaseImage({ docker, stackImage: STACK, appDir: dir, app: a, version, labels: TEST_LABELS, layers: releaseLayers(), mounted: [{ hostDir, imagePath }], onProgress: () => {}, onStep: (l) => steps.push(l) });
+      await build(dirs[0]!, app, 30);
+      const runtime = /runtime layer changed: writing (slipway-platform\/runtime:[0-9a-f]{16})/.exec(steps.join('\n'))?.[1];
+      expect(runtime).toBeDefined();
+      steps.length = 0;
+      await build(dirs[1]!, other, 1);
+      expect(steps).toContain(`runtime layer unchanged: reusing ${runtime}`);
+
+      const run = await docker.run(releaseImageRef(other, 1), [`.slipway/bin/tool; stat -c owner=%u:%a ${imagePath}/bin/tool; touch ${imagePath}/x 2>/dev/null && echo writable || echo read-only`], process.stdout, {
+        Labels: TEST_LABELS,
+        HostConfig: { AutoRemove: false },
+      });
+      const container = run[1] as { remove(): Promise<unknown>; logs(o: object): Promise<Buffer> };
+      const out = (await container.logs({ stdout: true, stderr: true })).toString();
+      await container.remove();
+      expect(out).toContain('tool-from-mounted-runtime');
+      expect(out).toContain('owner=0:555');
+      expect(out).toContain('read-only');
+
+      await removeAppImages(docker, app);
+      await expect(docker.getImage(runtime!).inspect()).resolves.toBeDefined();
+      await removeAppImages(docker, other);
+      await expect(docker.getImage(runtime!).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    } finally {
+      await cleanupApp(other);
+      for (const dir of [...dirs, hostDir]) await fs.rm(dir, { recursive: true, force: true });
     }
   });
 
