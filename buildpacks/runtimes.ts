@@ -69,6 +69,16 @@ async function isComplete(dir: string, p: RuntimePackage): Promise<boolean> {
   }
 }
 
+/**
+ * Removes the temporary folders of unpacks a dead daemon left (`.unpack-*`: never a runtime's
+ * name). Only while no build runs: the daemon calls it as it starts.
+ */
+export async function removeStaleUnpacks(runtimesDir: string): Promise<string[]> {
+  const stale = (await fs.readdir(runtimesDir).catch(() => [] as string[])).filter((name) => name.startsWith('.unpack-'));
+  for (const name of stale) await fs.rm(path.join(runtimesDir, name), { recursive: true, force: true, maxRetries: 3 });
+  return stale;
+}
+
 const wanted = (p: RuntimePackage): string[] | null => (p.paths ? [...p.paths].sort() : null);
 
 /** Files lose their write bits: nobody edits a runtime in place (a new version is a new folder). */

@@ -8,7 +8,7 @@ import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runtimePackages } from '../../buildpacks/builtins.js';
 import { runBuild } from '../../buildpacks/runner.js';
-import { RUNTIME_MARKER, RUNTIMES_MOUNT, ensureRuntime, runtimeKey } from '../../buildpacks/runtimes.js';
+import { RUNTIME_MARKER, RUNTIMES_MOUNT, ensureRuntime, removeStaleUnpacks, runtimeKey } from '../../buildpacks/runtimes.js';
 
 const exec = promisify(execFile);
 const stackImage = process.env.SLIPWAY_TEST_STACK_IMAGE ?? 'slipway/stack:test';
@@ -83,6 +83,9 @@ describe('runtime cache', () => {
     await fs.mkdir(path.join(runtimesDir, `.unpack-${runtimeKey(pkg)}-abc123`, 'package'), { recursive: true });
     const got = await ensureRuntime({ runtimesDir, mirrorDir: mirror, pkg });
     expect(got?.hostDir).toBe(dir);
+    // What the daemon clears as it starts: the leftover, never a runtime.
+    expect(await removeStaleUnpacks(runtimesDir)).toEqual([`.unpack-${runtimeKey(pkg)}-abc123`]);
+    expect(await fs.readdir(runtimesDir)).toEqual([runtimeKey(pkg)]);
     expect(await fs.readFile(path.join(dir, 'bin', 'hello'), 'utf8')).toContain('hello from the runtime');
     expect(JSON.parse(await fs.readFile(path.join(dir, RUNTIME_MARKER), 'utf8'))).toMatchObject({ name: pkg.name, version: pkg.version });
 
