@@ -95,6 +95,23 @@ describe('buildContext', () => {
   });
 });
 
+/** Runs a command through an image's launcher and returns its output. */
+async function runInImage(image: string, command: string): Promise<string> {
+  const run = await docker.run(image, [command], process.stdout, { Labels: TEST_LABELS, HostConfig: { AutoRemove: false } });
+  const container = run[1] as { remove(): Promise<unknown>; logs(o: object): Promise<Buffer> };
+  const out = (await container.logs({ stdout: true, stderr: true })).toString();
+  await container.remove();
+  return out;
+}
+
+/** A runtime image two apps' releases share outlives the first app's images and goes with the second's. */
+async function expectRuntimeKeptUntilLastUser(runtime: string, first: string, second: string): Promise<void> {
+  await removeAppImages(docker, first);
+  await expect(docker.getImage(runtime).inspect()).resolves.toBeDefined();
+  await removeAppImages(docker, second);
+  await expect(docker.getImage(runtime).inspect()).rejects.toMatchObject({ statusCode: 404 });
+}
+
 describe('buildReleaseImage (real engine)', () => {
   const app = randomApp();
   afterAll(() => cleanupApp(app));
@@ -171,13 +188,7 @@ describe('buildReleaseImage (real engine)', () => {
       await fs.utimes(`${dir}/node_modules/left-pad/index.js`, new Date(), new Date());
       await build(11);
       expect(steps.at(-1)).toMatch(/dependency layer unchanged: reusing/);
-      const run = await docker.run(releaseImageRef(app, 11), ['ls /app/node_modules/left-pad; cat /app/index.html; ls /app/gone.txt 2>&1 || true'], process.stdout, {
-        Labels: TEST_LABELS,
-        HostConfig: { AutoRemove: false },
-      });
-      const container = run[1] as { remove(): Promise<unknown>; logs(o: object): Promise<Buffer> };
-      const out = (await container.logs({ stdout: true, stderr: true })).toString();
-      await container.remove();
+      const out = await runInImage(releaseImageRef(app, 11), 'ls /app/node_modules/left-pad; cat /app/index.html; ls /app/gone.txt 2>&1 || true');
       expect(out).toContain('index.js');
       expect(out).toContain('deps-two');
       expect(out).toMatch(/No such file/);
@@ -203,11 +214,7 @@ describe('buildReleaseImage (real engine)', () => {
       await buildReleaseImage({ docker, stackImage: STACK, appDir: dirs[1]!, app: other, version: 1, labels: TEST_LABELS, layers: releaseLayers(), onProgress: () => {}, onStep });
       expect(steps).toContain(`runtime layer unchanged: reusing ${runtime}`);
 
-      await removeAppImages(docker, app);
-      // Still used by the other app's release.
-      await expect(docker.getImage(runtime!).inspect()).resolves.toBeDefined();
-      await removeAppImages(docker, other);
-      await expect(docker.getImage(runtime!).inspect()).rejects.toMatchObject({ statusCode: 404 });
+      await expectRuntimeKeptUntilLastUser(runtime!, app, other);
     } finally {
       await cleanupApp(other);
       for (const dir of dirs) await fs.rm(dir, { recursive: true, force: true });
@@ -238,21 +245,12 @@ describe('buildReleaseImage (real engine)', () => {
       await build(dirs[1]!, other, 1);
       expect(steps).toContain(`runtime layer unchanged: reusing ${runtime}`);
 
-      const run = await docker.run(releaseImageRef(other, 1), [`.slipway/bin/tool; stat -c owner=%u:%a ${imagePath}/bin/tool; touch ${imagePath}/x 2>/dev/null && echo writable || echo read-only`], process.stdout, {
-        Labels: TEST_LABELS,
-        HostConfig: { AutoRemove: false },
-      });
-      const container = run[1] as { remove(): Promise<unknown>; logs(o: object): Promise<Buffer> };
-      const out = (await container.logs({ stdout: true, stderr: true })).toString();
-      await container.remove();
+      const out = await runInImage(releaseImageRef(other, 1), `.slipway/bin/tool; stat -c owner=%u:%a ${imagePath}/bin/tool; touch ${imagePath}/x 2>/dev/null && echo writable || echo read-only`);
       expect(out).toContain('tool-from-mounted-runtime');
       expect(out).toContain('owner=0:555');
       expect(out).toContain('read-only');
 
-      await removeAppImages(docker, app);
-      await expect(docker.getImage(runtime!).inspect()).resolves.toBeDefined();
-      await removeAppImages(docker, other);
-      await expect(docker.getImage(runtime!).inspect()).rejects.toMatchObject({ statusCode: 404 });
+      await expectRuntimeKeptUntilLastUser(runtime!, app, other);
     } finally {
       await cleanupApp(other);
       for (const dir of [...dirs, hostDir]) await fs.rm(dir, { recursive: true, force: true });
