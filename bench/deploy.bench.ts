@@ -148,10 +148,8 @@ afterAll(async () => {
   await platform?.stop();
   const ratio = (a: string, b: string) => (results[a]! / results[b]!).toFixed(2);
   const s = (k: string) => `${(results[k]! / 1000).toFixed(2)} s`;
-  const phases = PUSH_PHASES.filter((p) => warmPhases.has(p)).map(
-    (p) => `    ${p.padEnd(34)} ${(warmPhases.get(p)! / 1000).toFixed(2)} s${p === 'old drained' ? '   (after git push returned)' : ''}`,
-  );
-  const coldLine = PUSH_PHASES.filter((p) => coldPhases.has(p)).map((p) => `${p} ${(coldPhases.get(p)! / 1000).toFixed(2)}`).join(', ');
+  const phases = (m: Map<PushPhase, number>) =>
+    PUSH_PHASES.filter((p) => m.has(p)).map((p) => `    ${p.padEnd(34)} ${(m.get(p)! / 1000).toFixed(2)} s${p === 'old drained' ? '   (after git push returned)' : ''}`);
   console.log(
     [
       '',
@@ -165,8 +163,9 @@ afterAll(async () => {
       `  ratio warm: slipway / Dockerfile     ${ratio('slipwayWarm', 'baselineWarm')}x   target <= 0.8x`,
       `  ratio cold: slipway / Dockerfile     ${ratio('slipwayCold', 'baselineCold')}x`,
       '  warm push, its own phases (push log):',
-      ...phases,
-      `  cold push, its phases (s): ${coldLine}`,
+      ...phases(warmPhases),
+      '  cold push (first deploy), its own phases:',
+      ...phases(coldPhases),
       '',
     ].join('\n'),
   );

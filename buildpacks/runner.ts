@@ -10,6 +10,7 @@ import { SlipwayError } from '../core/errors.js';
 import { readFileUnder } from '../core/safe-read.js';
 import { lineIndenter } from './output.js';
 import { parseRelease } from './release.js';
+import { RUNTIMES_MOUNT, type RuntimeDir } from './runtimes.js';
 
 /** A buildpack on the host: `dir` holds bin/detect, bin/compile, optional bin/release. */
 export interface BuildpackRef {
@@ -39,6 +40,11 @@ export interface RunBuildOptions {
   mirrorDir: string;
   /** Platform hints in the build's environment, e.g. SLIPWAY_NODE_VERSION. */
   buildEnv: Record<string, string>;
+  /**
+   * Runtimes unpacked on the host (buildpacks/runtimes.ts), mounted read-only at
+   * `$SLIPWAY_RUNTIMES_DIR/<key>` for the buildpacks that declared them.
+   */
+  runtimes?: readonly RuntimeDir[];
   /** Docker memory limit like `2g`. */
   memory: string;
   pidsLimit: number;
@@ -82,6 +88,10 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildResult> {
     if (!ENV_NAME.test(key)) throw new SlipwayError('E_BUILD', `config var name ${JSON.stringify(key.slice(0, 60))} is not a valid environment variable name`);
   }
   const memory = parseMemory(o.memory);
+  const runtimes = o.runtimes ?? [];
+  for (const r of runtimes) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(r.key)) throw new SlipwayError('E_INTERNAL', `invalid runtime folder name ${JSON.stringify(r.key)}`);
+  }
   const home = buildpacksHome();
   // A bind mount of a missing folder fails; an empty mirror is a valid (strict) one.
   await fs.mkdir(o.mirrorDir, { recursive: true });
@@ -108,6 +118,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildResult> {
       `SLIPWAY_BP_COUNT=${o.candidates.length}`,
       ...o.candidates.map((c, i) => `SLIPWAY_BP_NAME_${i}=${c.name}`),
       `SLIPWAY_PINNED=${o.pinned ? 1 : 0}`,
+      ...(runtimes.length > 0 ? [`SLIPWAY_RUNTIMES_DIR=${RUNTIMES_MOUNT}`] : []),
     ];
     container = await o.docker.createContainer({
       name: `slipway-build-${crypto.randomBytes(6).toString('hex')}`,
@@ -135,6 +146,9 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildResult> {
           bind(outDir, '/tmp/out', false),
           bind(o.mirrorDir, '/mirror', true),
           ...o.candidates.map((c, i) => bind(c.dir, `/tmp/buildpacks/${i}`, true)),
+          // Root's and read-only: a build links to them and cannot change what other builds and
+          // every release of this version run.
+          ...runtimes.map((r) => bind(r.hostDir, path.posix.join(RUNTIMES_MOUNT, r.key), true)),
         ],
       },
     });

@@ -15,6 +15,8 @@ export interface SafeExtractOptions {
   treeLabel: string;
   /** The message when the files add up to more than maxBytes. */
   tooLarge: string;
+  /** Which entries to write, by path components; the others are skipped unread. Default: all. */
+  keep?: (parts: readonly string[]) => boolean;
 }
 
 /**
@@ -42,6 +44,10 @@ export async function extractSafely(extract: tar.Extract, o: SafeExtractOptions)
       }
       throw refuse(h.name, parts);
     }
+    if (o.keep && !o.keep(parts)) {
+      entry.resume();
+      return;
+    }
     const rel = parts.join('/');
     const through = symlinkAncestor(parts, symlinks);
     if (through !== undefined) throw refuse(h.name, `it lies under the symlink ${through}`);
@@ -56,7 +62,17 @@ export async function extractSafely(extract: tar.Extract, o: SafeExtractOptions)
       await fs.mkdir(path.dirname(abs), { recursive: true, mode: 0o755 });
       // O_EXCL|O_NOFOLLOW: never write through something already there.
       const fh = await fs.open(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, (h.mode ?? 0) & 0o111 ? 0o755 : 0o644);
-      await pipeline(entry, fh.createWriteStream());
+      if ((h.size ?? 0) <= SMALL_FILE) {
+        // One write instead of a stream per file: most entries are small, and the stream's set-up
+        // cost more than the copy (an npm tarball of 2,000 files took 2.6 s, GNU tar 0.2 s).
+        try {
+          await fh.writeFile(await collect(entry));
+        } finally {
+          await fh.close();
+        }
+      } else {
+        await pipeline(entry, fh.createWriteStream());
+      }
       files++;
     } else if (h.type === 'symlink') {
       const target = h.linkname ?? '';
@@ -96,6 +112,15 @@ export async function extractSafely(extract: tar.Extract, o: SafeExtractOptions)
     if (symlinkEscapes(rel, target, symlinks)) throw refuse(rel, `the symlink points outside ${o.treeLabel} (${target.slice(0, 200)})`);
   }
   return { files, bytes };
+}
+
+const SMALL_FILE = 1024 * 1024;
+
+/** An entry's bytes (at most SMALL_FILE: its header said so, and tar-stream holds it to that). */
+async function collect(entry: AsyncIterable<unknown>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of entry) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
 }
 
 async function mkdirNoFollow(abs: string, notADirectory: () => SlipwayError): Promise<void> {

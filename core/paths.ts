@@ -17,6 +17,8 @@ export interface Paths {
   cacheDir: string;
   buildsDir: string;
   mirrorDir: string;
+  /** Runtimes unpacked once per version from the mirror, mounted read-only into builds (buildpacks/runtimes.ts). */
+  runtimesDir: string;
   buildpacksDir: string;
   routeTable: string;
   logDir: string;
@@ -50,6 +52,7 @@ export function pathsFor(home: string): Paths {
     cacheDir: p('cache'),
     buildsDir: p('builds'),
     mirrorDir: p('mirror'),
+    runtimesDir: p('runtimes'),
     buildpacksDir: p('buildpacks'),
     routeTable: p('routes.json'),
     logDir: p('logs'),

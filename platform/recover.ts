@@ -7,6 +7,7 @@ import type { Paths } from '../core/paths.js';
 import type { RouteBook } from '../router/route-book.js';
 import type { AppStore } from '../core/store.js';
 import { buildLogPath } from '../core/build-logs.js';
+import { removeStaleUnpacks } from '../buildpacks/runtimes.js';
 import { BUILD_APP_LABEL } from '../runtime/labels.js';
 import { stopAndRemove } from '../runtime/containers.js';
 import type { Scheduler } from '../runtime/scheduler.js';
@@ -57,6 +58,8 @@ async function clearTmp(d: RecoverDeps): Promise<void> {
       .rm(path.join(d.paths.tmpDir, entry), { recursive: true, force: true, maxRetries: 3 })
       .catch((err: unknown) => d.logger.warn({ entry, err: oneLine(err) }, 'could not clear a temp dir; remove it by hand'));
   }
+  // Runtimes unpack beside their final folder (one rename away); a crash mid-unpack leaves this.
+  await removeStaleUnpacks(d.paths.runtimesDir).catch((err: unknown) => d.logger.warn({ err: oneLine(err) }, 'could not clear unfinished runtime unpacks'));
 }
 
 async function removeOrphanBuilds(d: RecoverDeps, apps: Set<string>): Promise<void> {

@@ -134,11 +134,11 @@ export async function appLayerTar(appDir: string, include: (topLevel: string) =>
 function packApp(
   appDir: string,
   include: (topLevel: string) => boolean,
-  o: { addFiles?: (p: tar.Pack) => void; own?: (header: tarFs.Headers) => tarFs.Headers; entries?: string[] },
+  o: { addFiles?: (p: tar.Pack) => void; own?: (header: tarFs.Headers) => tarFs.Headers; entries?: string[]; pack?: tar.Pack },
 ): Readable {
   const own = o.own ?? ((h: tarFs.Headers) => h);
   const options: tarFs.PackOptions & { sort: boolean; fs: typeof fsCallback } = {
-    pack: tar.pack(),
+    pack: o.pack ?? tar.pack(),
     // The tree was written by the build (uid 1000): files are opened with O_NOFOLLOW, so a link
     // swapped in after tar-fs lstat'ed it fails the build instead of packing a host file.
     fs: noFollowFs,
@@ -257,6 +257,12 @@ export async function buildReleaseImage(o: {
   labels: Record<string, string>;
   /** The folders layered apart from the app's own files. */
   layers: LayerDirs;
+  /**
+   * Read-only host folders the build had mounted (runtimes unpacked once per version,
+   * buildpacks/runtimes.ts): the runtime layer holds them at the same `imagePath`, owned by root,
+   * so the links the build made to them resolve in the release too.
+   */
+  mounted?: readonly MountedDir[];
   /** Docker's build output, line by line. */
   onProgress: (line: string) => void;
   /** What a pusher wants to see: whether the runtime and dependency layers were reused. */
@@ -270,23 +276,84 @@ export async function buildReleaseImage(o: {
     step(`building the launch base ${base}`);
     await build(o.docker, buildContext(o.appDir, launchBaseDockerfile(o.stackImage), () => false), base, { 'slipway.base': base.split(':')[1]! }, o.onProgress);
   }
-  const layer = async (what: string, dirs: readonly string[], tagFor: (digest: string) => string, labels: (digest: string) => Record<string, string>) => {
-    const digest = await folderDigest(o.appDir, dirs, base);
+  const mounted = [...(o.mounted ?? [])].sort((a, b) => (a.imagePath < b.imagePath ? -1 : 1));
+  const layer = async (what: string, dirs: readonly string[], tagFor: (digest: string) => string, labels: (digest: string) => Record<string, string>, withMounted = false) => {
+    // A mounted folder is immutable under its path (a new version is a new path): its path stands for its content.
+    const keyed = withMounted && mounted.length > 0 ? `${base}\n${mounted.map((m) => m.imagePath).join('\n')}` : base;
+    const digest = (await folderDigest(o.appDir, dirs, keyed)) ?? (keyed === base ? null : crypto.createHash('sha256').update(keyed).digest('hex').slice(0, 16));
     if (digest === null) return;
     const tag = tagFor(digest);
     if (await imageExists(o.docker, tag)) {
       step(`${what} layer unchanged: reusing ${tag}`);
+    } else if (keyed !== base) {
+      // A build, not a commit: the engine's build cache knows a runtime's COPY by its content, so
+      // a runtime another instance (or a pruned image) already had costs a checksum, not a copy.
+      step(`${what} layer changed: building ${tag}`);
+      await build(o.docker, mountedContext(o.appDir, (top) => dirs.includes(top), mounted, base), tag, labels(digest), o.onProgress);
     } else {
       step(`${what} layer changed: building ${tag}`);
       await build(o.docker, buildContext(o.appDir, releaseDockerfile(base), (top) => dirs.includes(top)), tag, labels(digest), o.onProgress);
     }
     base = tag;
   };
-  await layer('runtime', o.layers.runtime, (d) => runtimeImageRef(d, engineInstance(o.docker)), (d) => ({ 'slipway.runtime': d }));
+  await layer('runtime', o.layers.runtime, (d) => runtimeImageRef(d, engineInstance(o.docker)), (d) => ({ 'slipway.runtime': d }), true);
   await layer('dependency', o.layers.dependency, (d) => `slipway/${o.app}:deps-${d}`, (d) => ({ 'slipway.app': o.app, 'slipway.deps': d }));
   const labels = { ...o.labels, 'slipway.app': o.app, 'slipway.release': String(o.version) };
-  await commitAppLayer(o.docker, { base, appDir: o.appDir, include: (top) => !layered.has(top), ref, labels });
+  await commitLayer(o.docker, { base, ref, labels, archives: [() => appLayerTar(o.appDir, (top) => !layered.has(top))] });
   return ref;
+}
+
+/** A read-only host folder the release image carries at `imagePath` (absolute). */
+export interface MountedDir {
+  hostDir: string;
+  imagePath: string;
+}
+
+const IMAGE_PATH = /^\/[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
+
+/**
+ * The Dockerfile of a runtime layer with mounted folders: each folder copied to its path, owned by
+ * root (COPY's default), in its own instruction so the build cache keys it alone, then the app's
+ * runtime folders as the app layer has them. Pure.
+ */
+export function mountedDockerfile(baseImage: string, mounted: readonly MountedDir[]): string {
+  const copies = mounted.map((m, i) => {
+    if (!IMAGE_PATH.test(m.imagePath) || m.imagePath.split('/').includes('..')) throw new SlipwayError('E_INTERNAL', `invalid image path ${JSON.stringify(m.imagePath)}`);
+    return `COPY mounted/${i}/ ${m.imagePath}/`;
+  });
+  return [`FROM ${checkImageRef(baseImage)}`, ...copies, 'COPY --chown=1000:1000 app/ /app/', ''].join('\n');
+}
+
+/**
+ * The build context of that Dockerfile: every mounted folder under `mounted/<i>/`, without write
+ * bits (everyone reads a runtime, nobody changes it), then the app's runtime folders under `app/`.
+ */
+export function mountedContext(appDir: string, include: (topLevel: string) => boolean, mounted: readonly MountedDir[], baseImage: string): Readable {
+  const dockerfile = mountedDockerfile(baseImage, mounted);
+  const pack = tar.pack();
+  const next = (i: number): void => {
+    if (i === mounted.length) {
+      packApp(appDir, include, { pack, addFiles: (p) => p.entry({ name: 'Dockerfile', mode: 0o644 }, dockerfile) });
+      return;
+    }
+    const options: tarFs.PackOptions & { sort: boolean } = {
+      pack,
+      dereference: false,
+      sort: true,
+      finalize: false,
+      finish: () => next(i + 1),
+      map: (header) =>
+        Object.assign(header, {
+          name: header.name === '.' ? `mounted/${i}/` : `mounted/${i}/${header.name}`,
+          mode: header.type === 'directory' ? 0o755 : header.type === 'file' ? ((header.mode ?? 0) & 0o111 ? 0o555 : 0o444) : header.mode,
+          uid: 0,
+          gid: 0,
+        }),
+    };
+    tarFs.pack(mounted[i]!.hostDir, options);
+  };
+  next(0);
+  return pack as unknown as Readable;
 }
 
 /** Label keys and values a LABEL instruction carries as they are: no quoting or `$` expansion to get wrong. */
@@ -303,26 +370,26 @@ export function labelChange(labels: Record<string, string>): string {
 }
 
 /**
- * The app's own files as one layer on `base`, without `docker build` (issue 15: the build of
- * this one COPY was the slowest step of a warm push): a container of `base` is created, never
- * started, the files are written into it as a tar stream owned by uid 1000 (what `COPY
- * --chown=1000:1000` did), and it is committed with the release's labels. The image keeps the
+ * One layer on `base`, without `docker build` (issue 15: the build of the app's COPY was the
+ * slowest step of a warm push): a container of `base` is created, never started, the archives
+ * are written into it in order as tar streams (the app's files owned by uid 1000, what `COPY
+ * --chown=1000:1000` did), and it is committed with the labels. The image keeps the
  * base's USER, WORKDIR, ENTRYPOINT and ENV: the container sets none of its own. `slipway.app` is
  * blanked on the container while it exists so nothing that lists the app's processes sees it;
  * the commit sets it back.
  */
-async function commitAppLayer(
+async function commitLayer(
   docker: Dockerode,
-  o: { base: string; appDir: string; include: (topLevel: string) => boolean; ref: string; labels: Record<string, string> },
+  o: { base: string; ref: string; labels: Record<string, string>; archives: readonly (() => Promise<Readable>)[] },
 ): Promise<void> {
   const change = labelChange(o.labels);
   const [repo, tag] = [o.ref.slice(0, o.ref.lastIndexOf(':')), o.ref.slice(o.ref.lastIndexOf(':') + 1)];
   const container = await docker.createContainer({ Image: o.base, Labels: { 'slipway.app': '' }, HostConfig: { NetworkMode: 'none' } });
   try {
-    await container.putArchive(await appLayerTar(o.appDir, o.include), { path: '/' });
+    for (const archive of o.archives) await container.putArchive(await archive(), { path: '/' });
     await container.commit({ repo, tag, changes: change, pause: false });
   } catch (err) {
-    throw new SlipwayError('E_DOCKER', `writing the app layer of ${o.ref} failed: ${(err as Error).message}`, { cause: err });
+    throw new SlipwayError('E_DOCKER', `writing the layer ${o.ref} failed: ${(err as Error).message}`, { cause: err });
   } finally {
     await container.remove({ force: true }).catch(() => undefined);
   }

@@ -4,11 +4,13 @@ import type PQueue from 'p-queue';
 import type { Config } from '../../core/config.js';
 import type { Logger } from '../../core/log.js';
 import { appCachePath, type Paths } from '../../core/paths.js';
-import { releaseLayers } from '../../buildpacks/builtins.js';
+import path from 'node:path';
+import { releaseLayers, runtimePackages } from '../../buildpacks/builtins.js';
 import type { PackumentCache } from '../../buildpacks/mirror/fetch.js';
 import { header } from '../../buildpacks/output.js';
 import { readProcfile } from '../../buildpacks/procfile.js';
 import { runBuild } from '../../buildpacks/runner.js';
+import { ensureRuntime, RUNTIMES_MOUNT, type RuntimeDir } from '../../buildpacks/runtimes.js';
 import { buildReleaseImage } from '../../runtime/images.js';
 import { BUILD_APP_LABEL } from '../../runtime/labels.js';
 import { resolveBuildpacks, type BuildpackCatalog } from '../choose-buildpacks.js';
@@ -50,6 +52,14 @@ async function buildWithBuildpacks(deps: BuildpacksBuilderDeps, { app, version, 
     npmUpstream: await deps.mirrorUpstream('npm'),
   });
 
+  // The runtimes the candidates declare, unpacked once per version and mounted read-only rather
+  // than copied into every build (issue 15); one missing from the mirror is the buildpack's to report.
+  const runtimes: RuntimeDir[] = [];
+  for (const pkg of runtimePackages(choice.candidates, buildEnv)) {
+    const dir = await ensureRuntime({ runtimesDir: deps.paths.runtimesDir, mirrorDir: deps.paths.mirrorDir, pkg });
+    if (dir) runtimes.push(dir);
+  }
+
   phase('detect');
   const cacheDir = appCachePath(deps.paths, app);
   await fs.mkdir(cacheDir, { recursive: true });
@@ -65,6 +75,7 @@ async function buildWithBuildpacks(deps: BuildpacksBuilderDeps, { app, version, 
         pinned: choice.pinnedBy !== null,
         mirrorDir: deps.paths.mirrorDir,
         buildEnv,
+        runtimes,
         memory: deps.config.buildMemory,
         pidsLimit: deps.config.buildPidsLimit,
         timeoutSeconds: deps.config.buildTimeoutSeconds,
@@ -91,6 +102,7 @@ async function buildWithBuildpacks(deps: BuildpacksBuilderDeps, { app, version, 
     labels: imageLabels,
     // The folders the buildpacks declare as runtime and dependency layers (docs/buildpacks.md).
     layers: releaseLayers(),
+    mounted: runtimes.map((r) => ({ hostDir: r.hostDir, imagePath: path.posix.join(RUNTIMES_MOUNT, r.key) })),
     onProgress: (line) => deps.logger.debug({ app, line }, 'image build'),
     onStep: (line) => say(`       ${line}\n`),
   });

@@ -189,7 +189,7 @@ describe('built-in buildpacks declare what they need (buildpacks/builtins.ts)', 
     expect(releaseLayers()).toEqual({ runtime: ['.heroku', '.slipway'], dependency: ['.venv', 'node_modules', 'vendor'] });
     expect(CONVENTIONAL_LAYERS).toEqual({ runtimeDirs: ['.heroku'], dependencyDirs: ['vendor'] });
     // A declaration adds its folders; order of declarations does not matter.
-    const extra = { name: 'ruby', mirror: [], runtimeDirs: ['.rubies'], dependencyDirs: ['.bundle'] };
+    const extra = { name: 'ruby', mirror: [], runtimeDirs: ['.rubies'], dependencyDirs: ['.bundle'], runtimes: [] };
     expect(releaseLayers([extra, ...BUILTIN_DECLARATIONS])).toEqual(releaseLayers([...BUILTIN_DECLARATIONS, extra]));
     expect(releaseLayers([extra]).dependency).toEqual(['.bundle', 'vendor']);
   });

