@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHostService } from '../support/host-service.js';
+import { connectFrom, startHostService } from '../support/host-service.js';
 import { TestPlatform, run, uniqueApp } from '../support/platform.js';
 
 const stackImage = process.env.SLIPWAY_TEST_STACK_IMAGE ?? 'slipway/stack:test';
@@ -13,9 +13,6 @@ interface Inspected {
   NetworkSettings: { Networks: Record<string, { IPAddress: string; Gateway: string }> };
 }
 const inspect = async (name: string): Promise<Inspected> => JSON.parse((await run('docker', ['inspect', name])).stdout)[0];
-/** Exit code of a TCP connect made from inside a container: 0 connected. */
-const connectFrom = async (container: string, host: string, port: number): Promise<number> =>
-  (await run('docker', ['exec', container, 'bash', '-c', `timeout 4 bash -c '</dev/tcp/${host}/${port}'`])).code;
 const exec = async (container: string, script: string) => run('docker', ['exec', container, 'bash', '-c', script]);
 
 // Two apps pushed through the real platform: a buildpack app and a Dockerfile app that runs as

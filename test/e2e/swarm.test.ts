@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectFrom, hostConnects, startHostService } from '../support/host-service.js';
 import { TestPlatform, run, uniqueApp } from '../support/platform.js';
 
 // The docker-swarm scheduler end to end: an app pushed on docker-local moves to the swarm
@@ -68,6 +69,24 @@ describe('docker-swarm scheduler (e2e)', () => {
     for (let i = 0; i < 40 && seen.size < 3; i++) seen.add(/dyno=(\S+)/.exec(await body())?.[1] ?? '?');
     expect([...seen].sort()).toEqual(['web.1', 'web.2', 'web.3']);
   }, 300_000);
+
+  it('a task cannot reach a service the host runs on every interface', async () => {
+    const { server, port } = await startHostService();
+    try {
+      // The swarm's gateway bridge is the platform's (runtime/docker-swarm/swarm.ts): the host firewall covers it.
+      const bridge = JSON.parse((await run('docker', ['network', 'inspect', 'docker_gwbridge'])).stdout)[0] as { IPAM: { Config: { Gateway: string }[] }; Options: Record<string, string> };
+      expect(bridge.Options['com.docker.network.bridge.name']).toBe('slwa-gw');
+      const gateway = bridge.IPAM.Config[0]!.Gateway;
+      expect(await hostConnects(gateway, port)).toBe(true);
+      const tasks = (await run('docker', ['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${app}_web`])).stdout.trim().split('\n');
+      expect(tasks.length).toBeGreaterThan(0);
+      expect(await connectFrom(tasks[0]!, gateway, port)).not.toBe(0);
+      // The router still reaches every replica through the same bridge.
+      expect(await body()).toContain('dyno=web.');
+    } finally {
+      server.close();
+    }
+  }, 60_000);
 
   it('config:set rolls out a release; rollback brings the old one back', async () => {
     const set = await cli(['config:set', app, 'GREETING=swarm-hi']);
