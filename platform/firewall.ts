@@ -6,8 +6,8 @@ import type { Logger } from '../core/log.js';
 /**
  * App containers must not open connections to the host (a database or admin service bound to
  * 0.0.0.0, the platform's own ports on the bridge gateway). Packets from an app network arrive
- * on a `slwa*` bridge (runtime/networks.ts); INPUT sends them to SLIPWAY-APPS, which lets
- * replies through and rejects everything else. The router is not affected: it connects from the
+ * on a `slwa*` bridge (runtime/networks.ts), from swarm tasks on `docker_gwbridge`; INPUT sends
+ * them to SLIPWAY-APPS, which lets replies through and rejects everything else. The router is not affected: it connects from the
  * host to published loopback ports, and the container's answers are ESTABLISHED. Forwarded
  * traffic (the internet, Docker's embedded DNS) does not pass INPUT. docs/security.md.
  */
@@ -26,9 +26,18 @@ export function appsChainRules(): string {
   ].join('\n');
 }
 
-/** The INPUT rule that sends every app bridge's traffic to the chain. Pure. */
-export function inputJump(): string[] {
-  return ['INPUT', '-i', `${BRIDGE_PREFIX}+`, '-j', APPS_CHAIN];
+/**
+ * The INPUT rules that send app traffic to the chain, one per way in. Pure.
+ * - `slwa+`: every docker-local app network's bridge (runtime/networks.ts);
+ * - `docker_gwbridge`: the bridge through which swarm tasks on this machine reach the host. The
+ *   engine names it, and it is shared by every swarm service of the engine, which on a
+ *   platform's machine are the platform's (README "Schedulers").
+ */
+export function inputJumps(): string[][] {
+  return [
+    ['INPUT', '-i', `${BRIDGE_PREFIX}+`, '-j', APPS_CHAIN],
+    ['INPUT', '-i', 'docker_gwbridge', '-j', APPS_CHAIN],
+  ];
 }
 
 export interface RunResult {
@@ -50,8 +59,8 @@ export const spawnRunner: Runner = (argv, input) =>
   });
 
 /**
- * Installs the chain and the INPUT jump for IPv4 and IPv6, idempotently: the chain is replaced
- * atomically (iptables-restore --noflush touches no other chain), the jump added once, first in
+ * Installs the chain and the INPUT jumps for IPv4 and IPv6, idempotently: the chain is replaced
+ * atomically (iptables-restore --noflush touches no other chain), each jump added once, first in
  * INPUT so no earlier ACCEPT lets app traffic in. Without iptables it warns and goes on: the
  * apps then reach host services (docs/security.md says what to do).
  */
@@ -62,12 +71,13 @@ export async function installAppFirewall(o: { logger: Logger; run?: Runner }): P
   for (const family of ['iptables', 'ip6tables'] as const) {
     const restore = await run([`${family}-restore`, '-w', '--noflush'], appsChainRules());
     let problem: string | null = restore.code === 0 ? null : restore.stderr;
-    if (problem === null) {
-      const jump = inputJump();
+    for (const jump of problem === null ? inputJumps() : []) {
       const present = await run([family, '-w', '-C', ...jump]);
-      if (present.code !== 0) {
-        const added = await run([family, '-w', '-I', jump[0]!, '1', ...jump.slice(1)]);
-        if (added.code !== 0) problem = added.stderr;
+      if (present.code === 0) continue;
+      const added = await run([family, '-w', '-I', jump[0]!, '1', ...jump.slice(1)]);
+      if (added.code !== 0) {
+        problem = added.stderr;
+        break;
       }
     }
     if (problem === null) {

@@ -1,6 +1,5 @@
 import type Dockerode from 'dockerode';
 import { SlipwayError } from '../../core/errors.js';
-import { BRIDGE_PREFIX } from '../networks.js';
 
 /** Where this engine stands in a swarm: `active` (a member), `inactive`, or on its way. */
 export async function swarmState(docker: Dockerode): Promise<{ state: string; manager: boolean; nodeAddr: string }> {
@@ -21,49 +20,12 @@ export async function ensureSwarm(docker: Dockerode, o: { advertiseAddr: string;
     throw new SlipwayError('E_DOCKER', 'this Docker Engine is a swarm worker: the docker-swarm scheduler needs a manager (docker node promote, or run slipway on a manager)');
   }
   o.progress(`-----> Initialising a single-node Docker swarm (advertising ${o.advertiseAddr})`);
-  await ensureGatewayBridge(docker);
   try {
     await docker.swarmInit({ ListenAddr: `${o.advertiseAddr}:2377`, AdvertiseAddr: o.advertiseAddr });
   } catch (err) {
     // Another process initialised it meanwhile: that is the state we want.
     if ((await swarmState(docker)).manager) return;
     throw new SlipwayError('E_DOCKER', `docker swarm init failed: ${(err as { json?: { message?: string } }).json?.message ?? (err as Error).message}`, { cause: err });
-  }
-}
-
-/** The bridge through which swarm tasks reach the host and the outside world. */
-export const GATEWAY_BRIDGE = 'docker_gwbridge';
-
-/**
- * `docker_gwbridge` as the engine would make it at `swarm init` (no traffic between its
- * containers, masqueraded egress), but on a Linux bridge named under the app-bridge prefix, so
- * the host firewall that keeps app containers off host services covers swarm tasks too
- * (docs/security.md "App containers"). Pure.
- */
-export function gatewayBridgeSpec(): Dockerode.NetworkCreateOptions {
-  return {
-    Name: GATEWAY_BRIDGE,
-    Driver: 'bridge',
-    CheckDuplicate: true,
-    Options: {
-      'com.docker.network.bridge.name': `${BRIDGE_PREFIX}-gw`,
-      'com.docker.network.bridge.enable_icc': 'false',
-      'com.docker.network.bridge.enable_ip_masquerade': 'true',
-    },
-  };
-}
-
-/**
- * Creates the gateway bridge before the engine does: the engine only takes one made before it
- * joins a swarm. One that exists already (the operator's, or an earlier swarm's) is kept.
- */
-async function ensureGatewayBridge(docker: Dockerode): Promise<void> {
-  const found = (await docker.listNetworks({ filters: { name: [GATEWAY_BRIDGE] } })).some((n) => n.Name === GATEWAY_BRIDGE);
-  if (found) return;
-  try {
-    await docker.createNetwork(gatewayBridgeSpec());
-  } catch (err) {
-    throw new SlipwayError('E_DOCKER', `creating ${GATEWAY_BRIDGE} before the swarm failed: ${(err as { json?: { message?: string } }).json?.message ?? (err as Error).message}`, { cause: err });
   }
 }
 

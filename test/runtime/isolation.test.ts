@@ -1,12 +1,12 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APPS_CHAIN, appsChainRules, inputJump, installAppFirewall, type Runner } from '../../platform/firewall.js';
+import { APPS_CHAIN, appsChainRules, inputJumps, installAppFirewall, type Runner } from '../../platform/firewall.js';
 import { containerOptions, startProcess, type ProcessSpec } from '../../runtime/containers.js';
 import { parseAppSettings } from '../../runtime/healthchecks.js';
 import { buildReleaseImage } from '../../runtime/images.js';
 import { APP_PIDS_LIMIT, READONLY_LABEL, ROOT_CAPABILITIES, hardenedHostConfig, imageIsolation, isolationLabels, userIsRoot } from '../../runtime/isolation.js';
 import { appNetworkName, bridgeName, cidrRange, networkLabels, pickSubnet } from '../../runtime/networks.js';
-import { startHostService } from '../support/host-service.js';
+import { connectFrom, startHostService } from '../support/host-service.js';
 import { run } from '../support/platform.js';
 import { STACK, TEST_LABELS, WEB_COMMAND, cleanupApp, docker, logger, makeAppDir, randomApp } from './helpers.js';
 import { releaseLayers } from '../../buildpacks/builtins.js';
@@ -83,20 +83,27 @@ describe('app-to-host firewall (unit)', () => {
     const jumps = new Set<string>();
     const fake: Runner = async (argv, input) => {
       calls.push(input ? [...argv, input] : argv);
-      const [bin, , op] = argv;
-      if (op === '-C') return { code: jumps.has(bin!) ? 0 : 1, stderr: '' };
-      if (op === '-I') jumps.add(bin!);
+      const [bin, , op, chain, ...rest] = argv;
+      const key = [bin, chain, ...(op === '-I' ? rest.slice(1) : rest)].join(' ');
+      if (op === '-C') return { code: jumps.has(key) ? 0 : 1, stderr: '' };
+      if (op === '-I') jumps.add(key);
       return { code: 0, stderr: '' };
     };
     expect(await installAppFirewall({ logger, run: fake })).toEqual({ installed: ['iptables', 'ip6tables'], failed: [] });
     await installAppFirewall({ logger, run: fake });
+    // Installed once each, however often the daemon starts.
     expect(calls.filter((c) => c[2] === '-I')).toEqual([
       ['iptables', '-w', '-I', 'INPUT', '1', '-i', 'slwa+', '-j', APPS_CHAIN],
+      ['iptables', '-w', '-I', 'INPUT', '1', '-i', 'docker_gwbridge', '-j', APPS_CHAIN],
       ['ip6tables', '-w', '-I', 'INPUT', '1', '-i', 'slwa+', '-j', APPS_CHAIN],
+      ['ip6tables', '-w', '-I', 'INPUT', '1', '-i', 'docker_gwbridge', '-j', APPS_CHAIN],
     ]);
     expect(calls[0]).toEqual(['iptables-restore', '-w', '--noflush', appsChainRules()]);
     expect(appsChainRules()).toMatch(/RELATED,ESTABLISHED -j RETURN\n.*REJECT --reject-with tcp-reset\n.*-j REJECT\nCOMMIT/);
-    expect(inputJump()).toEqual(['INPUT', '-i', 'slwa+', '-j', APPS_CHAIN]);
+    expect(inputJumps()).toEqual([
+      ['INPUT', '-i', 'slwa+', '-j', APPS_CHAIN],
+      ['INPUT', '-i', 'docker_gwbridge', '-j', APPS_CHAIN],
+    ]);
   });
 
   it('warns and goes on when iptables is missing', async () => {
@@ -107,12 +114,6 @@ describe('app-to-host firewall (unit)', () => {
     expect(warnings[0]).toMatch(/app containers can reach services on this host; install iptables/);
   });
 });
-
-/** Exit code of a TCP connect from inside a container: 0 connected, non-zero refused or timed out. */
-async function connectFrom(container: string, host: string, port: number): Promise<number> {
-  const r = await run('docker', ['exec', container, 'bash', '-c', `timeout 4 bash -c '</dev/tcp/${host}/${port}'`]);
-  return r.code;
-}
 
 async function inspect(id: string): Promise<{ HostConfig: Record<string, unknown>; NetworkSettings: { Networks: Record<string, { IPAddress: string; Gateway: string }> } }> {
   return JSON.parse((await run('docker', ['inspect', id])).stdout)[0];
