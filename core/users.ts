@@ -156,6 +156,8 @@ export class UserStore {
     this.tx(() => {
       this.#mustExist(name);
       if (name === BUILTIN_ADMIN) throw new SlipwayError('E_USER', 'the built-in admin user cannot be removed: it is the local CLI\'s identity');
+      // An admin removing their own account mid-session (one click in the web) is a mistake more often than not.
+      if (name === o.actor) throw new SlipwayError('E_USER', `${name} cannot remove itself: another admin can, or the local CLI (slipway users:remove ${name})`);
       const sole = (this.#db
         .prepare('SELECT app FROM app_owners o WHERE user_name = ? AND NOT EXISTS (SELECT 1 FROM app_owners x WHERE x.app = o.app AND x.user_name <> o.user_name) ORDER BY app')
         .all(name) as { app: string }[]).map((r) => r.app);

@@ -171,6 +171,9 @@ describe('database', () => {
     users.remove(origin, 'dev');
     expect(users.access('web').owners).toEqual(['dev2']);
     expect(() => users.remove(origin, 'admin')).toThrow(/cannot be removed/);
+    users.add(origin, { name: 'ops', role: 'admin', email: null, passwordHash: null });
+    expect(() => users.remove({ actor: 'ops', source: 'web' }, 'ops')).toThrow(/ops cannot remove itself: another admin can, or the local CLI/);
+    users.remove(origin, 'ops');
     expect(() => users.setLocked(origin, 'admin', true)).toThrow(/cannot be locked/);
     expect(() => users.setGrants(origin, 'web', ['@nogroup'], true)).toThrow(/no group named/);
     expect(users.access('web')).toMatchObject({ level: 'restricted', users: [], groups: [] });

@@ -245,8 +245,9 @@ describe('App Manager and Portal in a browser', () => {
     await pressAndReload(boss, 'Remove temp', true);
     expect((await json(['users:list'])).map((u) => u.name)).not.toContain('temp');
     expect(await boss.locator('th[scope="row"]', { hasText: /^temp$/ }).count()).toBe(0);
-    // The built-in admin has no Remove button; dev (only owner of an app) has one, and the command refuses.
+    // The built-in admin and the signed-in admin have no Remove button; dev (only owner of an app) has one, and the command refuses.
     expect(await boss.getByRole('button', { name: 'Remove admin', exact: true }).count()).toBe(0);
+    expect(await boss.getByRole('button', { name: 'Remove boss', exact: true }).count()).toBe(0);
     boss.once('dialog', (d) => void d.accept());
     await boss.getByRole('button', { name: 'Remove dev', exact: true }).click();
     await expect.poll(() => boss.locator('form[data-argv="users:remove dev"] output').textContent()).toMatch(/dev is the only owner of/);

@@ -51,7 +51,7 @@ ${show('users', d.users, (us) => html`<div class="scroll"><table><thead><tr><th 
 <td>${u.locked ? 'locked' : 'active'}</td><td>${u.groups.join(', ')}</td>
 <td>${commandForm(`users:${u.locked ? 'unlock' : 'lock'} ${u.name}`, html`<button type="submit">${u.locked ? 'Unlock' : 'Lock'} ${u.name}</button>`, { then: 'reload', cls: 'cmd bare' })}
 ${commandForm(`users:passwd ${u.name} --password-stdin`, html`<label for="pw-${u.name}">New password for ${u.name}</label><input id="pw-${u.name}" name="password" type="password" minlength="10" required autocomplete="new-password"><button type="submit">Reset password</button>`, { stdin: 'password', cls: 'cmd inline' })}
-${u.name === BUILTIN_ADMIN ? '' : commandForm(`users:remove ${u.name}`, html`<button type="submit" class="danger">Remove ${u.name}</button>`, { confirm: `Remove the user ${u.name} with its SSH keys and tokens? Refused while ${u.name} is the only owner of an app.`, then: 'reload', cls: 'cmd bare' })}</td></tr>`,
+${u.name === BUILTIN_ADMIN || u.name === v.user ? '' : commandForm(`users:remove ${u.name}`, html`<button type="submit" class="danger">Remove ${u.name}</button>`, { confirm: `Remove the user ${u.name} with its SSH keys and tokens? Refused while ${u.name} is the only owner of an app.`, then: 'reload', cls: 'cmd bare' })}</td></tr>`,
 )}</tbody></table></div>`)}
 <h3>Add a user</h3>
 ${commandForm(
