@@ -100,7 +100,7 @@ export const userCommands: Command[] = [
   {
     name: 'users:remove',
     usage: '<user>',
-    summary: 'Remove a user and its keys and tokens; refuses while it is the only owner of an app',
+    summary: 'Remove a user and its keys and tokens; refuses while it is the only owner of an app, and your own account',
     args: [1, 1],
     async run(io, { positionals }, platform) {
       const name = user(positionals[0]!);
