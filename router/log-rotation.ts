@@ -3,8 +3,9 @@ import fs from 'node:fs/promises';
 /**
  * Size-based rotation of the router's logs (README "Routing"): nginx appends forever, so when a
  * log passes `maxBytes` it is renamed to `.1` (older copies shift up to `.keep`, the oldest is
- * dropped) and nginx is asked to reopen its files (a graceful reload). nginx keeps writing to the
- * renamed file until then, so nothing is lost in between; `logs --type router` follows the rename.
+ * dropped) and nginx is asked to reopen its files (`nginx -s reopen`: workers flush what they
+ * buffered into the renamed file and open a new one; no reload, so no kept client connection is
+ * closed), so nothing is lost in between; `logs --type router` follows the rename.
  */
 export interface LogRotation {
   files: readonly string[];

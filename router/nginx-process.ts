@@ -381,11 +381,9 @@ export async function superviseNginx(o: NginxRouterOptions): Promise<NginxRouter
       files: [files.accessLog, files.errorLog],
       maxBytes: o.logMaxBytes ?? 64 * 1024 * 1024,
       keep: LOG_KEEP,
-      // A graceful reload, not `-s reopen`: seen on nginx 1.22, lines a worker buffered around
-      // a reopen reached neither file within 10 s; on reload new workers open the new file and
-      // old ones flush into the renamed one as they leave.
       reopen: async () => {
-        await reloadNginx(o);
+        const r = await run(o.nginx, [...baseArgs(o, nginxFiles(o.settings.prefix).conf), '-s', 'reopen']);
+        if (r.code !== 0) throw new SlipwayError('E_ROUTES', `nginx reopen failed: ${nginxError(r.stderr)}`);
       },
     }).then(
       (rotated) => rotated.length > 0 && log.info({ rotated }, 'router logs rotated'),
