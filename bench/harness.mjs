@@ -90,21 +90,28 @@ export async function push() {
   await run('git', ['push', '-q', `ssh://git@127.0.0.1:${sshPort}/${app}`, 'main'], { cwd: wc, env: gitEnv });
 }
 
-/** Keep-alive load through the router until `until` settles; bounded by MAX_REQUESTS. */
-export async function load(until, concurrency = 8) {
+/**
+ * Keep-alive load through the router until `until` settles; bounded by MAX_REQUESTS. With
+ * `resend`, a request that failed on a reused connection before any answer is sent once more
+ * (as browsers do, RFC 9112 9.3.1): nginx never read it (README "How it works").
+ */
+export async function load(until, concurrency = 8, { resend = false } = {}) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const latencies = [];
   let failed = 0;
   // Requests that got no response at all (no latency to count).
   let errors = 0;
+  let resent = 0;
   let done = false;
   const statuses = new Map();
   // Both ways: a failed command must end the load, not crash the run before its cleanup.
   until.then(() => (done = true), () => (done = true));
-  const one = () =>
+  const one = (retry = resend) =>
     new Promise((resolve) => {
       const t0 = performance.now();
+      let answered = false;
       const req = http.get({ host: '127.0.0.1', port: httpPort, path: '/', agent, headers: { host: `${app}.localhost:${httpPort}` } }, (res) => {
+        answered = true;
         res.resume();
         res.on('end', () => {
           latencies.push(performance.now() - t0);
@@ -117,6 +124,11 @@ export async function load(until, concurrency = 8) {
       });
       req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
       req.on('error', (err) => {
+        if (retry && !answered && req.reusedSocket && err.code === 'ECONNRESET') {
+          resent++;
+          resolve(one(false));
+          return;
+        }
         failed++;
         errors++;
         statuses.set(err.code ?? err.message, (statuses.get(err.code ?? err.message) ?? 0) + 1);
@@ -130,7 +142,7 @@ export async function load(until, concurrency = 8) {
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const p99 = latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))] ?? NaN;
-  return { sent: latencies.length + errors, failed, p99, statuses };
+  return { sent: latencies.length + errors, failed, resent, p99, statuses };
 }
 
 /** Destroys the app, stops the daemon, then the router, registry and auth server by their pid files, and removes the home. */

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `ps:scale web=1 -> 10` until every web process is healthy and routed, on each scheduler
 // (issue 10 goals: <= 10 s on docker-local, <= 20 s on docker-swarm), then a swarm redeploy
-// (`ps:restart`) under load, counting failed requests (goal: 0). Starts a throw-away `slipway
+// (`ps:restart`) under load, counting failed requests (goal: 0), for a client that never resends
+// and for one that resends as browsers do. Starts a throw-away `slipway
 // server` on free loopback ports and deploys fixtures/apps/node-ops.
 // Usage: node bench/scale.mjs [concurrency=8]
 // Needs Docker, the stack image and a seeded mirror (SLIPWAY_TEST_MIRROR or .cache/test-mirror).
@@ -29,8 +30,15 @@ try {
     const ms = Date.now() - s0;
     console.log(`${scheduler}: ps:scale web=1 -> 10 in ${(ms / 1000).toFixed(1)} s until healthy and routed (${await routedCount()} upstreams routed)`);
   }
-  const during = await load(cli('ps:restart', app), concurrency);
-  console.log(`docker-swarm: ps:restart of 10 replicas under load: sent ${during.sent}, failed ${during.failed}${during.statuses.size ? ` (${[...during.statuses].map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}, p99 ${during.p99.toFixed(1)} ms`);
+  // Twice: a client that never resends, and one that resends what failed unanswered on a reused
+  // connection, as browsers do (nginx reloads close idle kept connections: docs/router.md).
+  for (const resend of [false, true]) {
+    const during = await load(cli('ps:restart', app), concurrency, { resend });
+    const why = during.statuses.size ? ` (${[...during.statuses].map(([k, v]) => `${k}: ${v}`).join(', ')})` : '';
+    console.log(
+      `docker-swarm: ps:restart of 10 replicas under load, ${resend ? `resending client (${during.resent} resent)` : 'client that never resends'}: sent ${during.sent}, failed ${during.failed}${why}, p99 ${during.p99.toFixed(1)} ms`,
+    );
+  }
 } finally {
   await stop();
 }
