@@ -161,6 +161,12 @@ function accepting(pid: number): boolean {
   }
 }
 
+/** `nginx -s <signal>` to this instance's master; throws with nginx's own message. */
+async function signalNginx(i: NginxInstance, signal: 'reload' | 'reopen'): Promise<void> {
+  const r = await run(i.nginx, [...baseArgs(i, nginxFiles(i.settings.prefix).conf), '-s', signal]);
+  if (r.code !== 0) throw new SlipwayError('E_ROUTES', `nginx ${signal} failed: ${nginxError(r.stderr)}`);
+}
+
 /**
  * Graceful reload: new workers take the new config, old ones finish (up to drainMs) and leave.
  * Resolves once no old worker accepts new connections, so the next request sees the new routes.
@@ -171,8 +177,7 @@ export async function reloadNginx(i: NginxInstance): Promise<boolean> {
   const before = workers(pid);
   // Hashed before the signal: what the master reads is this file or a later one.
   const sha256 = await configHash(i.settings);
-  const r = await run(i.nginx, [...baseArgs(i, nginxFiles(i.settings.prefix).conf), '-s', 'reload']);
-  if (r.code !== 0) throw new SlipwayError('E_ROUTES', `nginx reload failed: ${nginxError(r.stderr)}`);
+  await signalNginx(i, 'reload');
   for (let n = 0; n < 100 && before.some(accepting); n++) await sleep(20);
   await recordLoaded(i.settings.prefix, pid, sha256);
   return true;
@@ -381,10 +386,7 @@ export async function superviseNginx(o: NginxRouterOptions): Promise<NginxRouter
       files: [files.accessLog, files.errorLog],
       maxBytes: o.logMaxBytes ?? 64 * 1024 * 1024,
       keep: LOG_KEEP,
-      reopen: async () => {
-        const r = await run(o.nginx, [...baseArgs(o, nginxFiles(o.settings.prefix).conf), '-s', 'reopen']);
-        if (r.code !== 0) throw new SlipwayError('E_ROUTES', `nginx reopen failed: ${nginxError(r.stderr)}`);
-      },
+      reopen: () => signalNginx(o, 'reopen'),
     }).then(
       (rotated) => rotated.length > 0 && log.info({ rotated }, 'router logs rotated'),
       (err: unknown) => log.error({ err: oneLine(err) }, 'router logs not rotated'),

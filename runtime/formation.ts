@@ -138,7 +138,8 @@ async function retire(o: FormationOptions, retiring: Retiring[]): Promise<Retire
   const stopped: string[] = [];
   const failed: string[] = [];
   const all = retiring.flatMap((r) => r.containers.map((c) => ({ type: r.type, c })));
-  if (all.some((x) => x.type === 'web') && o.drainMs > 0) await sleep(o.drainMs);
+  const web = all.some((x) => x.type === 'web');
+  if (web && o.drainMs > 0) await sleep(o.drainMs);
   await Promise.all(
     all.map(async ({ c }) => {
       const name = `${nameOf(c)} (v${c.Labels[LABELS.release] ?? '?'})`;
@@ -151,7 +152,7 @@ async function retire(o: FormationOptions, retiring: Retiring[]): Promise<Retire
       }
     }),
   );
-  if (all.some((x) => x.type === 'web')) o.phase?.('old drained');
+  if (web) o.phase?.('old drained');
   o.logger.info({ app: o.app.name, release: o.release.version, stopped: stopped.length, failed: failed.length }, 'replaced processes retired');
   return { stopped: stopped.sort(), failed, ms: Math.round(performance.now() - started) };
 }
