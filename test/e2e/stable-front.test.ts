@@ -22,12 +22,14 @@ describe('stable app fronts (real kernel, Docker and nginx)', () => {
 
   const route = async (): Promise<string[]> =>
     (JSON.parse(await fs.readFile(path.join(platform.home, 'routes.json'), 'utf8')) as { apps: Record<string, { upstreams: string[] }> }).apps[app]?.upstreams ?? [];
-  const webPorts = async (): Promise<string[]> => {
-    const { stdout } = await exec('docker', ['ps', '--filter', `label=slipway.app=${app}`, '--filter', 'label=slipway.type=web', '--format', '{{.Ports}}']);
+  /** The loopback upstreams of the running web processes: docker-local containers, or swarm tasks publishing on this node. */
+  const webPorts = async (scheduler: 'local' | 'swarm' = 'local'): Promise<string[]> => {
+    const filters = scheduler === 'local' ? ['--filter', `label=slipway.app=${app}`, '--filter', 'label=slipway.type=web'] : ['--filter', `label=com.docker.swarm.service.name=${app}_web`];
+    const { stdout } = await exec('docker', ['ps', ...filters, '--format', '{{.Ports}}']);
     return stdout
       .split('\n')
       .filter(Boolean)
-      .map((p) => `127.0.0.1:${/127\.0\.0\.1:(\d+)->/.exec(p)![1]}`)
+      .map((p) => `127.0.0.1:${/:(\d+)->/.exec(p)![1]}`)
       .sort();
   };
   /** The router as nginx runs it: its config and its worker processes (a reload replaces them). */
@@ -135,4 +137,21 @@ describe('stable app fronts (real kernel, Docker and nginx)', () => {
     expect(await frontTargets(platform.home, front[0]!)).toEqual(kept);
     expect((await platform.fetchApp(app, { by: 'host' })).status).toBe(200);
   }, 300_000);
+
+  it('docker-swarm (tasks publishing on this node) goes through the same front, and its rolling restart loses nothing either', async () => {
+    const front = await route();
+    await platform.expectCli(['scheduler:set', app, 'docker-swarm']);
+    await platform.expectCli(['ps:scale', app, 'web=2']);
+    expect(await route()).toEqual(front);
+    expect(await frontTargets(platform.home, front[0]!)).toEqual(await webPorts('swarm'));
+    const before = await router();
+    const client = load();
+    await platform.expectCli(['ps:restart', app]);
+    const { ok, failures } = await client.end();
+    expect(await route()).toEqual(front);
+    expect(await frontTargets(platform.home, front[0]!)).toEqual(await webPorts('swarm'));
+    expect(ok).toBeGreaterThan(0);
+    expect(failures).toEqual([]);
+    expect(await router()).toEqual(before);
+  }, 600_000);
 });
