@@ -145,7 +145,24 @@ export async function load(until, concurrency = 8, { resend = false } = {}) {
   return { sent: latencies.length + errors, failed, resent, p99, statuses };
 }
 
-/** Destroys the app, stops the daemon, then the router, registry and auth server by their pid files, and removes the home. */
+/**
+ * How many web upstreams the router reaches for the app: the route table lists the app's stable
+ * front (platform/fronts.ts), so each front counts as the DNAT targets of this instance's chain.
+ */
+export async function routedCount() {
+  const routes = JSON.parse(await fs.readFile(path.join(home, 'routes.json'), 'utf8').catch(() => '{}'));
+  const upstreams = routes.apps?.[app]?.upstreams ?? [];
+  const id = (await fs.readFile(path.join(home, 'instance-id'), 'utf8').catch(() => '')).trim();
+  const saved = upstreams.some((u) => u.endsWith(':9')) ? await run('iptables-save', ['-t', 'nat']) : '';
+  let n = 0;
+  for (const u of upstreams) {
+    const front = /^(127\.(?:8\d|9[0-5])\.\d+\.\d+):9$/.exec(u);
+    n += front ? saved.split('\n').filter((l) => l.startsWith(`-A SLWF-${id} -d ${front[1]}/32 `) && l.includes('DNAT')).length : 1;
+  }
+  return n;
+}
+
+/** Destroys the app, stops the daemon, then the router (and its fronts), registry and auth server by their pid files, and removes the home. */
 export async function stop() {
   if (deployed) await cli('apps:destroy', app, '--force').catch((err) => console.error(err.message));
   if (server && server.exitCode === null) {
@@ -153,6 +170,8 @@ export async function stop() {
     server.kill('SIGTERM');
     await exited;
   }
+  // Stops nginx and removes this instance's front NAT chains (a build without fronts only stops nginx).
+  await cli('router:stop').catch((err) => console.error(err.message));
   for (const pidFile of [path.join(home, 'router', 'nginx.pid'), path.join(home, 'registry', 'registry.pid'), path.join(home, 'run', 'auth.pid')]) {
     const pid = Number(await fs.readFile(pidFile, 'utf8').catch(() => ''));
     if (Number.isInteger(pid) && pid > 1) {

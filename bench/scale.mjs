@@ -6,16 +6,9 @@
 // server` on free loopback ports and deploys fixtures/apps/node-ops.
 // Usage: node bench/scale.mjs [concurrency=8]
 // Needs Docker, the stack image and a seeded mirror (SLIPWAY_TEST_MIRROR or .cache/test-mirror).
-import fs from 'node:fs/promises';
-import path from 'node:path';
-import { app, cli, deploy, home, load, start, stop } from './harness.mjs';
+import { app, cli, deploy, load, routedCount, start, stop } from './harness.mjs';
 
 const concurrency = Number(process.argv[2] ?? 8);
-
-const routedCount = async () => {
-  const routes = JSON.parse(await fs.readFile(path.join(home, 'routes.json'), 'utf8').catch(() => '{}'));
-  return routes.apps?.[app]?.upstreams?.length ?? 0;
-};
 
 try {
   await start();

@@ -7,9 +7,7 @@
 // until every web container is healthy and routed.
 // Usage: node bench/zero-downtime.mjs [restarts=5] [concurrency=8] [pushes=3]
 // Needs Docker, the stack image and a seeded mirror (SLIPWAY_TEST_MIRROR or .cache/test-mirror).
-import fs from 'node:fs/promises';
-import path from 'node:path';
-import { app, cli, deploy, home, load as loadWith, push, start, stop } from './harness.mjs';
+import { app, cli, deploy, load as loadWith, push, routedCount, start, stop } from './harness.mjs';
 
 const restarts = Number(process.argv[2] ?? 5);
 const concurrency = Number(process.argv[3] ?? 8);
@@ -45,9 +43,7 @@ try {
   const s0 = Date.now();
   await cli('ps:scale', app, 'web=10');
   const scaleMs = Date.now() - s0;
-  const routes = JSON.parse(await fs.readFile(path.join(home, 'routes.json'), 'utf8').catch(() => '{}'));
-  const routed = routes.apps?.[app]?.upstreams?.length ?? '?';
-  console.log(`ps:scale web=1 -> 10: ${(scaleMs / 1000).toFixed(1)} s until healthy and routed (${routed} upstreams in the route table)`);
+  console.log(`ps:scale web=1 -> 10: ${(scaleMs / 1000).toFixed(1)} s until healthy and routed (${await routedCount()} upstreams routed)`);
 } finally {
   await stop();
 }

@@ -5,6 +5,7 @@ import { loadConfig, type ConfigInput } from '../core/config.js';
 import { createLogger } from '../core/log.js';
 import { defaultHome, pathsFor } from '../core/paths.js';
 import { ensureNginx, reloadRouter, stopRouter } from '../platform/router-process.js';
+import { removeFrontsOfHome } from '../platform/fronts.js';
 import { ensureDocker } from '../runtime/host-setup.js';
 import { ensureSwarm } from '../runtime/docker-swarm/swarm.js';
 import { runServer } from '../platform/server.js';
@@ -86,7 +87,10 @@ async function main(argv: string[]): Promise<number> {
       return reloaded ? 0 : 1;
     }
     case 'router:stop': {
-      const stopped = await stopRouter(pathsFor(home));
+      const paths = pathsFor(home);
+      const stopped = await stopRouter(paths);
+      // With the router gone nothing uses the apps' fronts: this instance's NAT rules go too.
+      await removeFrontsOfHome(paths);
       process.stdout.write(stopped ? '-----> Router stopped\n' : 'no router is running for this SLIPWAY_HOME\n');
       return 0;
     }

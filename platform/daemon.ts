@@ -42,6 +42,7 @@ import { AppSchedulers } from '../runtime/schedulers.js';
 import { BranchGuard, refReader } from '../hooks/branch-guard.js';
 import { migrateDeployBranches } from '../hooks/deploy-branch.js';
 import { installAppFirewall } from './firewall.js';
+import { IptablesFronts } from './fronts.js';
 import { stackImageRef } from '../runtime/stack.js';
 import { scopeToInstance } from '../runtime/instance-engine.js';
 import { loadInstance } from '../core/instance-id.js';
@@ -105,7 +106,11 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const keys = new SshKeyStore(db);
   const tokens = new TokenStore(db);
   // Only public apps skip the sign-in check; a level change re-renders the router at once.
-  const routes = new RouteBook(paths.routeTable, config.domain, o.serveRoutes, (app) => users.access(app).level !== 'public');
+  // Each app's route is a stable front address the kernel forwards to its containers, so deploys
+  // and scales do not reload nginx (docs/router.md, "Stable fronts"); rules from before a restart
+  // keep serving until the first table written below replaces them.
+  const fronts = new IptablesFronts({ instanceId: instance.id, file: path.join(paths.stateDir, 'fronts.json'), logger });
+  const routes = new RouteBook(paths.routeTable, config.domain, o.serveRoutes, (app) => users.access(app).level !== 'public', fronts);
   users.watchLevels(() => {
     routes.refreshAccess().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'route table write failed'));
   });

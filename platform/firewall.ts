@@ -43,18 +43,22 @@ export function inputJumps(): string[][] {
 export interface RunResult {
   code: number;
   stderr: string;
+  /** What the program printed (iptables-save); runners that are not asked to read it may leave it out. */
+  stdout?: string;
 }
 export type Runner = (argv: string[], input?: string) => Promise<RunResult>;
 
 /** Spawns argv (never a shell); a missing program is code 127. */
 export const spawnRunner: Runner = (argv, input) =>
   new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'ignore', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
+    let stdout = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stdin.on('error', () => undefined);
     child.on('error', (err: NodeJS.ErrnoException) => resolve({ code: err.code === 'ENOENT' ? 127 : 1, stderr: err.message }));
-    child.on('close', (code) => resolve({ code: code ?? 1, stderr }));
+    child.on('close', (code) => resolve({ code: code ?? 1, stderr, stdout }));
     child.stdin.end(input ?? '');
   });
 

@@ -128,7 +128,11 @@ function upstreamBlocks(t: RouteTable, keepaliveMs: number, auth: string | undef
     if (route.upstreams.length === 0) continue;
     out.push(`  upstream app_${app} {`);
     for (const u of route.upstreams) out.push(`    server ${safe(`upstream of ${app}`, u)};`);
-    out.push('    keepalive 32;', `    keepalive_timeout ${seconds(keepaliveMs)};`, '    keepalive_requests 1000;', '  }');
+    // An app's upstream is usually its stable front (docs/router.md, "Stable fronts"): a kept
+    // connection stays with the container the kernel picked when it was opened, so new
+    // containers (a scale up, a deploy) get a share only of new connections. Opening a new one
+    // every 100 requests spreads a busy app over them soon, at the cost of one loopback connect.
+    out.push('    keepalive 32;', `    keepalive_timeout ${seconds(keepaliveMs)};`, '    keepalive_requests 100;', '  }');
   }
   if (auth !== undefined) out.push('  upstream slipway_auth {', `    server ${safe('auth upstream', auth)};`, '    keepalive 16;', '  }');
   // Idle private apps are answered after the sign-in check, from @bad_gateway: an upstream

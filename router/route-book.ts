@@ -1,6 +1,22 @@
 import { emptyRouteTable, writeRouteTable, type RouteTable } from './table.js';
 
 /**
+ * What stands between an app's upstreams and the table: a stable address per app in front of
+ * its containers (platform/fronts.ts), so that a deploy, a scale or a restart changes no rendered
+ * config and nginx is not reloaded (docs/router.md, "Stable fronts").
+ */
+export interface Fronts {
+  /**
+   * Points each app's front at its upstreams and returns what the table lists for each: the
+   * front, the upstreams themselves (those it cannot front), or [] for none. Apps not named keep
+   * what they had. In effect when it resolves, so the table may name the front from then on.
+   */
+  publish(apps: Readonly<Record<string, readonly string[]>>): Promise<Record<string, string[]>>;
+  /** Forgets the apps' fronts; called only once the router serves a table without them. */
+  remove(apps: readonly string[]): Promise<void>;
+}
+
+/**
  * The daemon's view of what the router should serve. Every change rewrites the route table file
  * atomically, one write at a time, so the router only ever reads a whole table.
  */
@@ -11,20 +27,27 @@ export class RouteBook {
 
   readonly #serve: ((t: RouteTable) => Promise<void>) | undefined;
   readonly #isPrivate: (app: string) => boolean;
+  readonly #fronts: Fronts | undefined;
+  /** Apps taken out of the table whose fronts go once the router no longer lists them. */
+  #removed: string[] = [];
 
   /**
    * serve: has the router serve a table (nginx tested and reloaded) before the file records it,
    * so once the table is written, and once a deploy says it is live, the router serves it.
    * isPrivate: whether an app needs sign-in, asked at every write (the access level lives in the
    * database, not here); call `refreshAccess` when a level changes.
+   * fronts: when given, the table the router reads lists what it returns per app; `table` here
+   * still holds the apps' own upstreams, which is what the daemon reasons about.
    */
-  constructor(file: string, domain: string, serve?: (t: RouteTable) => Promise<void>, isPrivate: (app: string) => boolean = () => false) {
+  constructor(file: string, domain: string, serve?: (t: RouteTable) => Promise<void>, isPrivate: (app: string) => boolean = () => false, fronts?: Fronts) {
     this.#file = file;
     this.#table = emptyRouteTable(domain);
     this.#serve = serve;
     this.#isPrivate = isPrivate;
+    this.#fronts = fronts;
   }
 
+  /** The apps' own upstreams (containers), not the fronts the router is given. */
   get table(): RouteTable {
     return this.#table;
   }
@@ -35,7 +58,8 @@ export class RouteBook {
   }
 
   async removeApp(app: string): Promise<void> {
-    const { [app]: _gone, ...apps } = this.#table.apps;
+    const { [app]: gone, ...apps } = this.#table.apps;
+    if (gone) this.#removed.push(app);
     this.#table = { ...this.#table, apps };
     await this.#flush();
   }
@@ -54,6 +78,7 @@ export class RouteBook {
   async replace(apps: Record<string, string[]>, git: string | null): Promise<void> {
     const table = emptyRouteTable(this.#table.domain);
     for (const [app, upstreams] of Object.entries(apps)) table.apps[app] = { upstreams };
+    for (const app of Object.keys(this.#table.apps)) if (!(app in apps)) this.#removed.push(app);
     this.#table = { ...table, git, ...(this.#table.web === undefined ? {} : { web: this.#table.web }) };
     await this.#flush();
   }
@@ -64,17 +89,27 @@ export class RouteBook {
   }
 
   #flush(): Promise<void> {
-    const apps: RouteTable['apps'] = {};
-    for (const [app, route] of Object.entries(this.#table.apps)) {
-      apps[app] = { upstreams: route.upstreams, ...(this.#isPrivate(app) ? { private: true } : {}) };
-    }
-    const snapshot = { ...this.#table, apps };
+    const logical = this.#table;
+    const privateApps = new Set(Object.keys(logical.apps).filter((app) => this.#isPrivate(app)));
+    const removed = this.#removed;
+    this.#removed = [];
     const serve = this.#serve;
+    const fronts = this.#fronts;
     this.#writing = this.#writing
       .catch(() => undefined)
       .then(async () => {
+        const own = Object.fromEntries(Object.entries(logical.apps).map(([app, r]) => [app, r.upstreams]));
+        // Fronts first: the router may name a front only once it leads somewhere.
+        const listed = fronts ? await fronts.publish(own) : own;
+        const apps: RouteTable['apps'] = {};
+        for (const app of Object.keys(logical.apps)) {
+          apps[app] = { upstreams: listed[app] ?? [], ...(privateApps.has(app) ? { private: true } : {}) };
+        }
+        const snapshot = { ...logical, apps };
         await serve?.(snapshot);
         await writeRouteTable(this.#file, snapshot);
+        // And gone last: nothing the router serves names them any more.
+        if (fronts && removed.length > 0) await fronts.remove(removed);
       });
     return this.#writing;
   }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestPlatform, run, uniqueApp } from '../support/platform.js';
+import { resolvedUpstreams } from '../support/fronts.js';
 
 /** Polls `probe` until it returns a value other than undefined (events are asynchronous; no timing is asserted). */
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
@@ -154,7 +155,8 @@ describe('logs, builds and resilience', () => {
     await until('the die to be seen', async () => ((await count('web container died')) > died ? true : undefined));
     await until('the route back', async () => ((await count('back in the routes')) > rejoined ? true : undefined));
     const port = await docker(['inspect', '-f', '{{(index (index .NetworkSettings.Ports "5000/tcp") 0).HostPort}}', id]);
-    expect(await upstreams()).toEqual([`127.0.0.1:${port}`]);
+    // The route is the app's stable front; the kernel sends it to the restarted container.
+    expect(await resolvedUpstreams(platform.home, await upstreams())).toEqual([`127.0.0.1:${port}`]);
     expect((await platform.fetchApp(app, { by: 'host' })).status).toBe(200);
     expect(await webId()).toBe(id);
   }, 120_000);

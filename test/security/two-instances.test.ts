@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaults } from '../../core/config.js';
 import { startDaemon, type Daemon } from '../../platform/daemon.js';
+import { removeFrontsOfHome } from '../../platform/fronts.js';
 import { ensureInstanceId } from '../../core/instance-id.js';
 import { pathsFor } from '../../core/paths.js';
 import { AppStore } from '../../core/store.js';
@@ -81,6 +82,7 @@ describe('two instances on one Docker engine', () => {
 
   afterAll(async () => {
     await daemonB?.close();
+    if (homeB) await removeFrontsOfHome(pathsFor(homeB));
     await removeApp(dockerA, app, 0).catch(() => undefined);
     await removeAppImages(dockerA, app).catch(() => undefined);
     // A per-app network, where the runtime makes one.

@@ -7,6 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
+import { pathsFor } from '../../core/paths.js';
+import { removeFrontsOfHome } from '../../platform/fronts.js';
 
 const exec = promisify(execFile);
 export const repoRoot = path.resolve(import.meta.dirname, '..', '..');
@@ -254,6 +256,8 @@ export class TestPlatform {
         }
       }
     }
+    // This instance's front NAT chains (platform/fronts.ts), as `slipway router:stop` removes them.
+    await removeFrontsOfHome(pathsFor(this.home)).catch(() => undefined);
     await fs.rm(this.home, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -1,0 +1,250 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { oneLine, SlipwayError } from '../core/errors.js';
+import { readJson, readTextIfExists, writeJsonAtomic } from '../core/files.js';
+import { INSTANCE_ID_PATTERN } from '../core/instance-id.js';
+import type { Paths } from '../core/paths.js';
+import type { Logger } from '../core/log.js';
+import type { Fronts } from '../router/route-book.js';
+import { spawnRunner, type Runner } from './firewall.js';
+
+/**
+ * Stable per-app front addresses (docs/router.md, "Stable fronts"). nginx 1.22 can only change
+ * an upstream list by reloading, and a reload closes every idle kept client connection. So the
+ * route table lists one address per app that never changes, `127.A.B.C:9`, and the kernel's NAT
+ * sends each new connection to it to one of the app's current containers, as kube-proxy does: a
+ * deploy, a scale or a restart rewrites this instance's iptables chain (atomically, with
+ * iptables-restore) and nginx is not reloaded. Connections already open keep their conntrack
+ * mapping, so old containers finish what they were sent.
+ *
+ * Every instance on the machine shares the kernel: fronts live in 127.80.0.0/12, each instance's
+ * rules in chains named after its id (`SLWF-<id>`, one in nat and one in filter, each jumped
+ * from OUTPUT, which is where nginx's connections start), and an address another instance's
+ * chain already uses is never taken.
+ */
+export const FRONT_NET = '127.80.0.0/12';
+/**
+ * The port of every front. Nothing listens on the discard port, and the filter chain refuses
+ * (tcp-reset) a connection to a front that was not translated, so a front without rules is
+ * never answered by some other listener on the machine (nginx itself on 0.0.0.0:80, say).
+ */
+export const FRONT_PORT = 9;
+const CHAIN_PREFIX = 'SLWF-';
+
+export const frontChain = (instanceId: string): string => `${CHAIN_PREFIX}${instanceId}`;
+
+/** The OUTPUT rules that send connections to the fronts into the instance's chain (nat and filter). */
+export function frontJumps(chain: string): Array<{ table: 'nat' | 'filter'; rule: string[] }> {
+  const rule = ['OUTPUT', '-d', FRONT_NET, '-p', 'tcp', '-j', chain];
+  return [
+    { table: 'nat', rule },
+    { table: 'filter', rule },
+  ];
+}
+
+/** One app's front: its address and the loopback upstreams (`127.0.0.1:PORT`) it sends to. */
+export interface FrontRoute {
+  address: string;
+  upstreams: readonly string[];
+}
+
+/**
+ * The instance's two chains as one iptables-restore file (declaring a chain flushes it, and
+ * `--noflush` leaves every other chain alone, so each table's change is atomic). Pure.
+ * nat: per front, one DNAT per upstream; rule i of n matches with probability 1/(n-i) and the
+ * last always, so each upstream gets 1/n of the new connections (kube-proxy's scheme).
+ * filter: per front, a reset for a connection that reached it untranslated (no upstream).
+ */
+export function frontRules(chain: string, fronts: readonly FrontRoute[]): string {
+  const nat = [`*nat`, `:${chain} - [0:0]`];
+  const filter = [`*filter`, `:${chain} - [0:0]`];
+  for (const f of [...fronts].sort((a, b) => a.address.localeCompare(b.address))) {
+    const match = `-A ${chain} -d ${f.address}/32 -p tcp -m tcp --dport ${FRONT_PORT}`;
+    const n = f.upstreams.length;
+    f.upstreams.forEach((u, i) => {
+      const left = n - i;
+      const pick = left > 1 ? ` -m statistic --mode random --probability ${(1 / left).toFixed(10)}` : '';
+      nat.push(`${match}${pick} -j DNAT --to-destination ${u}`);
+    });
+    filter.push(`${match} -j REJECT --reject-with tcp-reset`);
+  }
+  return [...nat, 'COMMIT', ...filter, 'COMMIT', ''].join('\n');
+}
+
+/** Only upstreams on this machine's loopback can be reached through a loopback front. */
+export function isLoopbackUpstream(upstream: string): boolean {
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}:\d{1,5}$/.test(upstream);
+}
+
+/** The attempt-th candidate address of an app's front: derived from instance and app, in 127.80.0.0/12. Pure. */
+export function candidateAddress(instanceId: string, app: string, attempt: number): string {
+  const h = createHash('sha256').update(`${instanceId}/${app}/${attempt}`).digest();
+  return `127.${80 + (h[0]! & 0x0f)}.${h[1]!}.${1 + (h[2]! % 254)}`;
+}
+
+/** Front addresses used by the chains of other instances, from `iptables-save` output. Pure. */
+export function addressesOfOthers(saved: string, ownChain: string): Set<string> {
+  const used = new Set<string>();
+  for (const line of saved.split('\n')) {
+    const m = /^-A (SLWF-\S+) .*-d (127\.\d+\.\d+\.\d+)\/32/.exec(line);
+    if (m && m[1] !== ownChain) used.add(m[2]!);
+  }
+  return used;
+}
+
+interface FrontsFile {
+  version: 1;
+  /** app -> front address, kept for the app's life (README "How it works"). */
+  fronts: Record<string, string>;
+}
+
+/**
+ * The daemon's `Fronts` (router/route-book.ts) on iptables. Without iptables, or when it fails,
+ * it warns once and hands the upstreams back unchanged for the rest of the daemon's life: the
+ * router then lists the containers as before and reloads at every change.
+ */
+export class IptablesFronts implements Fronts {
+  readonly #chain: string;
+  readonly #instanceId: string;
+  readonly #file: string;
+  readonly #logger: Logger;
+  readonly #run: Runner;
+  #addresses: Map<string, string> | null = null;
+  /** What the chains hold (or are about to): app -> loopback upstreams. */
+  #routes = new Map<string, readonly string[]>();
+  #applied: string | null = null;
+  #disabled = false;
+
+  /** file: where the addresses are kept (`$SLIPWAY_HOME/state/fronts.json`). */
+  constructor(o: { instanceId: string; file: string; logger: Logger; run?: Runner }) {
+    this.#instanceId = o.instanceId;
+    this.#chain = frontChain(o.instanceId);
+    this.#file = o.file;
+    this.#logger = o.logger;
+    this.#run = o.run ?? spawnRunner;
+  }
+
+  async publish(apps: Readonly<Record<string, readonly string[]>>): Promise<Record<string, string[]>> {
+    const direct = Object.fromEntries(Object.entries(apps).map(([app, u]) => [app, [...u]]));
+    if (this.#disabled) return direct;
+    try {
+      const next = new Map(this.#routes);
+      const out: Record<string, string[]> = {};
+      for (const [app, upstreams] of Object.entries(apps)) {
+        if (upstreams.length === 0) {
+          // Nothing healthy: the table says [] (503); the front, if any, keeps only its reset.
+          if (next.has(app)) next.set(app, []);
+          out[app] = [];
+        } else if (upstreams.every(isLoopbackUpstream)) {
+          const address = await this.#address(app);
+          next.set(app, [...upstreams].sort());
+          out[app] = [`${address}:${FRONT_PORT}`];
+        } else {
+          // Tasks on other machines: listed as they are, and the router reloads for them.
+          out[app] = [...upstreams];
+        }
+      }
+      await this.#apply(next);
+      return out;
+    } catch (err) {
+      this.#disable(err);
+      return direct;
+    }
+  }
+
+  async remove(apps: readonly string[]): Promise<void> {
+    if (this.#disabled || apps.length === 0) return;
+    const addresses = await this.#load();
+    try {
+      const next = new Map(this.#routes);
+      for (const app of apps) next.delete(app);
+      await this.#apply(next);
+      let forgot = false;
+      for (const app of apps) forgot = addresses.delete(app) || forgot;
+      if (forgot) await this.#save();
+    } catch (err) {
+      this.#disable(err);
+    }
+  }
+
+  async #apply(next: Map<string, readonly string[]>): Promise<void> {
+    const addresses = await this.#load();
+    const fronts = [...next].map(([app, upstreams]) => ({ address: addresses.get(app)!, upstreams }));
+    const text = frontRules(this.#chain, fronts);
+    this.#routes = next;
+    if (text === this.#applied) return;
+    const restored = await this.#run(['iptables-restore', '-w', '--noflush'], text);
+    if (restored.code !== 0) throw new SlipwayError('E_ROUTES', `iptables-restore: ${oneLine(restored.stderr || 'not found')}`);
+    // Checked every time: `slipway router:stop` may have removed them under a running daemon.
+    for (const { table, rule } of frontJumps(this.#chain)) {
+      if ((await this.#run(['iptables', '-w', '-t', table, '-C', ...rule])).code === 0) continue;
+      const added = await this.#run(['iptables', '-w', '-t', table, '-I', rule[0]!, '1', ...rule.slice(1)]);
+      if (added.code !== 0) throw new SlipwayError('E_ROUTES', `iptables -t ${table} -I OUTPUT: ${oneLine(added.stderr)}`);
+    }
+    if (this.#applied === null) this.#logger.info({ chain: this.#chain, fronts: fronts.length }, 'stable app fronts in place: route changes no longer reload the router');
+    this.#applied = text;
+  }
+
+  async #load(): Promise<Map<string, string>> {
+    if (this.#addresses) return this.#addresses;
+    const stored = await readJson<Partial<FrontsFile>>(this.#file, {});
+    const map = new Map<string, string>();
+    for (const [app, address] of Object.entries(stored.fronts ?? {})) if (typeof address === 'string') map.set(app, address);
+    this.#addresses = map;
+    return map;
+  }
+
+  async #save(): Promise<void> {
+    const file: FrontsFile = { version: 1, fronts: Object.fromEntries([...(await this.#load())].sort(([a], [b]) => a.localeCompare(b))) };
+    await fs.mkdir(path.dirname(this.#file), { recursive: true, mode: 0o700 });
+    await writeJsonAtomic(this.#file, file, 0o644);
+  }
+
+  /** The app's front address: kept, or the first candidate no chain on the machine uses, recorded before use. */
+  async #address(app: string): Promise<string> {
+    const addresses = await this.#load();
+    const known = addresses.get(app);
+    if (known) return known;
+    const saved = await this.#run(['iptables-save']);
+    if (saved.code !== 0) throw new SlipwayError('E_ROUTES', `iptables-save: ${oneLine(saved.stderr || 'not found')}`);
+    const used = addressesOfOthers(saved.stdout ?? '', this.#chain);
+    for (const own of addresses.values()) used.add(own);
+    for (let attempt = 0; attempt < 64; attempt++) {
+      const address = candidateAddress(this.#instanceId, app, attempt);
+      if (used.has(address)) continue;
+      addresses.set(app, address);
+      await this.#save();
+      return address;
+    }
+    throw new SlipwayError('E_ROUTES', `no free front address for ${app}`);
+  }
+
+  #disable(err: unknown): void {
+    this.#disabled = true;
+    this.#logger.warn({ err: oneLine(err) }, 'could not program the stable app fronts (iptables): the router lists containers and reloads at every route change, which resets idle keep-alive clients (docs/router.md)');
+  }
+}
+
+/**
+ * Removes the instance's chains and their OUTPUT jumps (`slipway router:stop`, test teardown):
+ * with the router gone nothing uses the fronts. Other instances' chains are not touched.
+ * Returns whether anything was there.
+ */
+export async function removeFronts(instanceId: string, run: Runner = spawnRunner): Promise<boolean> {
+  const chain = frontChain(instanceId);
+  let found = false;
+  for (const { table, rule } of frontJumps(chain)) {
+    // Once per copy (a jump added twice by racing daemons is removed twice).
+    for (let i = 0; i < 8 && (await run(['iptables', '-w', '-t', table, '-D', ...rule])).code === 0; i++) found = true;
+    if ((await run(['iptables', '-w', '-t', table, '-F', chain])).code === 0) found = true;
+    await run(['iptables', '-w', '-t', table, '-X', chain]);
+  }
+  return found;
+}
+
+/** `removeFronts` for the instance of a SLIPWAY_HOME (nothing when it has no id yet). */
+export async function removeFrontsOfHome(paths: Pick<Paths, 'instanceIdFile'>, run: Runner = spawnRunner): Promise<boolean> {
+  const id = (await readTextIfExists(paths.instanceIdFile))?.trim();
+  return id !== undefined && INSTANCE_ID_PATTERN.test(id) ? removeFronts(id, run) : false;
+}

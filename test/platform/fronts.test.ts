@@ -1,0 +1,179 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../core/log.js';
+import type { Runner } from '../../platform/firewall.js';
+import { addressesOfOthers, candidateAddress, FRONT_PORT, frontChain, frontRules, IptablesFronts, removeFronts } from '../../platform/fronts.js';
+import { RouteBook } from '../../router/route-book.js';
+import { readRouteTable } from '../../router/table.js';
+
+const ID = '0123456789abcdef';
+const CHAIN = frontChain(ID);
+const logger = createLogger('silent');
+
+describe('front rules (pure)', () => {
+  it('render no upstream as a reset only, one as a plain DNAT, n as 1/(n-i) picks', () => {
+    const text = frontRules(CHAIN, [
+      { address: '127.90.1.2', upstreams: [] },
+      { address: '127.90.1.3', upstreams: ['127.0.0.1:30001'] },
+      { address: '127.90.1.4', upstreams: ['127.0.0.1:30002', '127.0.0.1:30003', '127.0.0.1:30004'] },
+    ]);
+    const m = `-d 127.90.1.4/32 -p tcp -m tcp --dport ${FRONT_PORT}`;
+    expect(text).toBe(
+      [
+        '*nat',
+        `:${CHAIN} - [0:0]`,
+        `-A ${CHAIN} -d 127.90.1.3/32 -p tcp -m tcp --dport ${FRONT_PORT} -j DNAT --to-destination 127.0.0.1:30001`,
+        `-A ${CHAIN} ${m} -m statistic --mode random --probability 0.3333333333 -j DNAT --to-destination 127.0.0.1:30002`,
+        `-A ${CHAIN} ${m} -m statistic --mode random --probability 0.5000000000 -j DNAT --to-destination 127.0.0.1:30003`,
+        `-A ${CHAIN} ${m} -j DNAT --to-destination 127.0.0.1:30004`,
+        'COMMIT',
+        '*filter',
+        `:${CHAIN} - [0:0]`,
+        `-A ${CHAIN} -d 127.90.1.2/32 -p tcp -m tcp --dport ${FRONT_PORT} -j REJECT --reject-with tcp-reset`,
+        `-A ${CHAIN} -d 127.90.1.3/32 -p tcp -m tcp --dport ${FRONT_PORT} -j REJECT --reject-with tcp-reset`,
+        `-A ${CHAIN} ${m} -j REJECT --reject-with tcp-reset`,
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('with no front left, still declares (so empties) both chains', () => {
+    expect(frontRules(CHAIN, [])).toBe(`*nat\n:${CHAIN} - [0:0]\nCOMMIT\n*filter\n:${CHAIN} - [0:0]\nCOMMIT\n`);
+  });
+
+  it('many apps: one reset each, DNATs in address order whatever the input order', () => {
+    const fronts = Array.from({ length: 50 }, (_, i) => ({ address: candidateAddress(ID, `app-${i}`, 0), upstreams: [`127.0.0.1:${31000 + i}`, `127.0.0.1:${32000 + i}`] }));
+    const text = frontRules(CHAIN, fronts);
+    expect(text).toBe(frontRules(CHAIN, [...fronts].reverse()));
+    expect(text.match(/REJECT/g)).toHaveLength(50);
+    expect(text.match(/DNAT/g)).toHaveLength(100);
+    expect(text.match(/probability 0\.5000000000/g)).toHaveLength(50);
+  });
+
+  it('addresses are in 127.80.0.0/12, differ per instance, and other instances\' chains are read from iptables-save', () => {
+    for (let i = 0; i < 200; i++) {
+      const [a, b, c, d] = candidateAddress(ID, `app-${i}`, 0).split('.').map(Number);
+      expect(a).toBe(127);
+      expect(b! >= 80 && b! <= 95).toBe(true);
+      expect(c! >= 0 && c! <= 255 && d! >= 1 && d! <= 254).toBe(true);
+    }
+    expect(candidateAddress(ID, 'web', 0)).not.toBe(candidateAddress('fedcba9876543210', 'web', 0));
+    const saved = ['*nat', `-A ${CHAIN} -d 127.90.0.1/32 -p tcp -j DNAT --to-destination 127.0.0.1:1`, '-A SLWF-ffffffffffffffff -d 127.91.0.2/32 -p tcp -m tcp --dport 9 -j DNAT --to-destination 127.0.0.1:2', '-A DOCKER -d 127.92.0.3/32 -j RETURN'].join('\n');
+    expect([...addressesOfOthers(saved, CHAIN)]).toEqual(['127.91.0.2']);
+  });
+});
+
+/** A kernel stand-in: keeps the last restore and the jumps, answers iptables-save with `others`. */
+function fakeIptables(others = '') {
+  const calls: string[][] = [];
+  const jumps = new Set<string>();
+  let restored = '';
+  let failing = false;
+  const run: Runner = async (argv, input) => {
+    calls.push(argv);
+    if (failing) return { code: 4, stderr: 'iptables-restore: line 3 failed' };
+    if (argv[0] === 'iptables-save') return { code: 0, stderr: '', stdout: `${others}\n${restored}` };
+    if (argv[0] === 'iptables-restore') {
+      restored = input ?? '';
+      return { code: 0, stderr: '' };
+    }
+    const op = argv[4];
+    const key = [argv[3], ...(op === '-I' ? [argv[5], ...argv.slice(7)] : argv.slice(5))].join(' ');
+    if (op === '-C') return { code: jumps.has(key) ? 0 : 1, stderr: '' };
+    if (op === '-I') jumps.add(key);
+    if (op === '-D') return { code: jumps.delete(key) ? 0 : 1, stderr: '' };
+    return { code: 0, stderr: '' };
+  };
+  return { run, calls, jumps, restored: () => restored, fail: () => void (failing = true) };
+}
+
+describe('IptablesFronts and the RouteBook seam', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-fronts-'));
+  });
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('the table names one front per app that stays across deploys and scales, and the rules follow', async () => {
+    const k = fakeIptables();
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, run: k.run });
+    const served: string[][] = [];
+    const book = new RouteBook(path.join(dir, 'routes.json'), 'localhost', async (t) => void served.push(t.apps.web?.upstreams ?? []), () => false, fronts);
+    await book.setApp('web', ['127.0.0.1:30001']);
+    const front = `${candidateAddress(ID, 'web', 0)}:${FRONT_PORT}`;
+    expect((await readRouteTable(path.join(dir, 'routes.json'))).apps.web?.upstreams).toEqual([front]);
+    // The daemon still sees the containers.
+    expect(book.table.apps.web?.upstreams).toEqual(['127.0.0.1:30001']);
+    expect(k.restored()).toContain('-j DNAT --to-destination 127.0.0.1:30001');
+    expect([...k.jumps].sort()).toEqual([`filter OUTPUT -d 127.80.0.0/12 -p tcp -j ${CHAIN}`, `nat OUTPUT -d 127.80.0.0/12 -p tcp -j ${CHAIN}`]);
+
+    await book.setApp('web', ['127.0.0.1:30002', '127.0.0.1:30003']); // deploy, scale 2
+    await book.setApp('web', []); // nothing healthy
+    await book.setApp('web', ['127.0.0.1:30004']);
+    expect(served).toEqual([[front], [front], [], [front]]);
+    expect(k.restored()).toContain('--to-destination 127.0.0.1:30004');
+    expect(k.restored()).not.toContain('30002');
+    // Recorded, so a restarted daemon gives it the same front.
+    expect(JSON.parse(await fs.readFile(path.join(dir, 'fronts.json'), 'utf8')).fronts).toEqual({ web: candidateAddress(ID, 'web', 0) });
+
+    // A write that changes nothing of the rules does not run iptables-restore again.
+    const restores = k.calls.filter((c) => c[0] === 'iptables-restore').length;
+    await book.refreshAccess();
+    expect(k.calls.filter((c) => c[0] === 'iptables-restore')).toHaveLength(restores);
+  });
+
+  it('removal: the route goes first, the rules and the address after', async () => {
+    const k = fakeIptables();
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, run: k.run });
+    const order: string[] = [];
+    const book = new RouteBook(path.join(dir, 'routes.json'), 'localhost', async (t) => void order.push(`serve ${Object.keys(t.apps).join(',')}`), () => false, {
+      publish: (apps) => fronts.publish(apps),
+      remove: async (apps) => {
+        order.push(`remove ${apps.join(',')}`);
+        await fronts.remove(apps);
+      },
+    });
+    await book.setApp('one', ['127.0.0.1:30001']);
+    await book.setApp('two', ['127.0.0.1:30002']);
+    await book.removeApp('one');
+    expect(order).toEqual(['serve one', 'serve one,two', 'serve two', 'remove one']);
+    expect(k.restored()).not.toContain('30001');
+    expect(k.restored()).toContain('30002');
+    expect(Object.keys(JSON.parse(await fs.readFile(path.join(dir, 'fronts.json'), 'utf8')).fronts)).toEqual(['two']);
+    // A restart adopts what runs: the chain is rewritten from it alone.
+    const again = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, run: k.run });
+    const book2 = new RouteBook(path.join(dir, 'routes.json'), 'localhost', undefined, () => false, again);
+    await book2.replace({ three: ['127.0.0.1:30003'] }, null);
+    expect(k.restored()).toContain('30003');
+    expect(k.restored()).not.toContain('30002');
+    expect(await removeFronts(ID, k.run)).toBe(true);
+    expect(k.jumps.size).toBe(0);
+  });
+
+  it('takes no address another instance uses, and leaves other machines\' upstreams alone', async () => {
+    const taken = candidateAddress(ID, 'web', 0);
+    const k = fakeIptables(`-A SLWF-ffffffffffffffff -d ${taken}/32 -p tcp -m tcp --dport 9 -j DNAT --to-destination 127.0.0.1:1`);
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, run: k.run });
+    expect(await fronts.publish({ web: ['127.0.0.1:30001'], remote: ['10.0.0.7:30001', '127.0.0.1:30002'] })).toEqual({
+      web: [`${candidateAddress(ID, 'web', 1)}:${FRONT_PORT}`],
+      remote: ['10.0.0.7:30001', '127.0.0.1:30002'],
+    });
+  });
+
+  it('without iptables: warns once and lists the upstreams as before', async () => {
+    const k = fakeIptables();
+    k.fail();
+    const warnings: string[] = [];
+    const log = { ...logger, warn: (_: unknown, msg: string) => void warnings.push(msg), info: () => undefined } as unknown as typeof logger;
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger: log, run: k.run });
+    expect(await fronts.publish({ web: ['127.0.0.1:30001'] })).toEqual({ web: ['127.0.0.1:30001'] });
+    expect(await fronts.publish({ web: ['127.0.0.1:30002'] })).toEqual({ web: ['127.0.0.1:30002'] });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/router lists containers and reloads/);
+  });
+});
