@@ -5,7 +5,7 @@ import fs from 'node:fs/promises';
 import tar from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { containerLogs, startProcess, stopAndRemove, waitHealthy } from '../../runtime/containers.js';
-import { LAUNCHER_PATH, LAUNCHER_SCRIPT, buildContext, buildReleaseImage, labelChange, launchBaseDockerfile, launchBaseRef, preparedRuntimeRef, releaseDockerfile, releaseImageRef, removeAppImages } from '../../runtime/images.js';
+import { LAUNCHER_PATH, LAUNCHER_SCRIPT, buildContext, buildReleaseImage, labelChange, launchBaseDockerfile, launchBaseRef, preparedRuntimeRef, releaseImageRef, removeAppImages } from '../../runtime/images.js';
 import { STACK, TEST_LABELS, WEB_COMMAND, buildTestImage, cleanupApp, docker, httpGet, makeAppDir, randomApp } from './helpers.js';
 import { releaseLayers } from '../../buildpacks/builtins.js';
 
@@ -33,10 +33,6 @@ describe('release Dockerfiles', () => {
     expect(launchBaseRef('slipway/stack:abc123')).not.toBe(launchBaseRef('slipway/stack:def456'));
   });
 
-  it('makes a release one COPY of the app owned by uid 1000', () => {
-    expect(releaseDockerfile('slipway/base:0123456789ab').trim().split('\n')).toEqual(['FROM slipway/base:0123456789ab', 'COPY --chown=1000:1000 app/ /app/']);
-  });
-
   it('names the prepared runtime image by the mounted paths and the stack, whatever their order, and refuses paths that could inject', () => {
     const a = { hostDir: '/x', imagePath: '/opt/slipway/runtimes/node-linux-x64-24.1.0' };
     const b = { hostDir: '/y', imagePath: '/opt/slipway/runtimes/npm-11.0.0' };
@@ -51,7 +47,6 @@ describe('release Dockerfiles', () => {
   });
 
   it('refuses an image reference that could inject instructions', () => {
-    expect(() => releaseDockerfile('x\nRUN rm -rf /')).toThrow(/invalid image reference/);
     expect(() => launchBaseDockerfile('x\nRUN rm -rf /')).toThrow(/invalid image reference/);
   });
 });
@@ -185,7 +180,7 @@ describe('buildReleaseImage (real engine)', () => {
       const build = (version: number) =>
         buildReleaseImage({ docker, stackImage: STACK, appDir: dir, app, version, labels: TEST_LABELS, layers: releaseLayers(), onProgress: () => {}, onStep: (l) => steps.push(l) });
       await build(10);
-      expect(steps.at(-1)).toMatch(/dependency layer changed: building slipway\/.*:deps-[0-9a-f]{16}/);
+      expect(steps.at(-1)).toMatch(/dependency layer changed: writing slipway\/.*:deps-[0-9a-f]{16}/);
       await fs.rm(`${dir}/gone.txt`);
       await fs.writeFile(`${dir}/index.html`, 'deps-two');
       // Same bytes, new timestamps: still the same dependency image.
@@ -212,7 +207,7 @@ describe('buildReleaseImage (real engine)', () => {
       const steps: string[] = [];
       const onStep = (l: string) => steps.push(l);
       await buildReleaseImage({ docker, stackImage: STACK, appDir: dirs[0]!, app, version: 20, labels: TEST_LABELS, layers: releaseLayers(), onProgress: () => {}, onStep });
-      const runtime = /runtime layer changed: building (slipway-platform\/runtime:[0-9a-f]{16})/.exec(steps.join('\n'))?.[1];
+      const runtime = /runtime layer changed: writing (slipway-platform\/runtime:[0-9a-f]{16})/.exec(steps.join('\n'))?.[1];
       expect(runtime).toBeDefined();
       steps.length = 0;
       await buildReleaseImage({ docker, stackImage: STACK, appDir: dirs[1]!, app: other, version: 1, labels: TEST_LABELS, layers: releaseLayers(), onProgress: () => {}, onStep });
