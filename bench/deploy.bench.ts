@@ -27,6 +27,7 @@ const results: Record<string, number> = {};
 let warmPhases = new Map<PushPhase, number>();
 let coldPhases = new Map<PushPhase, number>();
 let unpreparedPhases = new Map<PushPhase, number>();
+let secondAppPhases = new Map<PushPhase, number>();
 /** `./bench/deploy --cold`: the first deploys only (prepared and not), no warm pushes or Dockerfile baseline. */
 const coldOnly = process.env.SLIPWAY_BENCH_COLD_ONLY === '1';
 const daemonLog = (p: TestPlatform) => fs.readFile(path.join(p.home, 'logs', 'slipway.log'), 'utf8').catch(() => '');
@@ -185,6 +186,8 @@ afterAll(async () => {
       ...phases(warmPhases),
       '  cold push (first deploy), its own phases:',
       ...phases(coldPhases),
+      '  new app on the same platform (runtime known), its own phases:',
+      ...phases(secondAppPhases),
       '  cold push with prepareRuntimes off, its own phases:',
       ...phases(unpreparedPhases),
       '',
@@ -226,7 +229,9 @@ it('measures push-to-live against a hand-written Dockerfile', async () => {
   // A second app on the same platform: its first deploy finds the Node.js runtime image built.
   const second = uniqueApp('bench2');
   await platform.createApp(second);
-  results.slipwayColdApp = (await timeSlipwayPush(wc, 'second', second)).live;
+  const secondPush = await timeSlipwayPush(wc, 'second', second);
+  results.slipwayColdApp = secondPush.live;
+  secondAppPhases = secondPush.phases;
 
   const ctx = await fs.mkdtemp(path.join(platform.home, 'baseline-'));
   await baselineContext(ctx);
