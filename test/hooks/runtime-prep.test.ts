@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntimeUnpacks } from '../../buildpacks/runtimes.js';
+import { checkConfigInput, defaults } from '../../core/config.js';
 import { createLogger } from '../../core/log.js';
 import { nodeRuntimeHints } from '../../hooks/prepare-mirror.js';
 import { RuntimePreparer } from '../../hooks/runtime-prep.js';
@@ -108,5 +109,13 @@ describe('RuntimePreparer (real engine)', () => {
     const retry = await p.forBuild([{ name: 'npm', version: versions.npm }]);
     expect(retry.image).not.toBe(image);
     await expect(retry.image).rejects.toThrow();
+  });
+});
+
+describe('the prepareRuntimes setting', () => {
+  it('is on unless config.json turns it off, and must be a boolean', () => {
+    expect(defaults('/x').prepareRuntimes).toBe(true);
+    expect(checkConfigInput({ prepareRuntimes: false }, 'config.json')).toMatchObject({ prepareRuntimes: false });
+    expect(() => checkConfigInput({ prepareRuntimes: 'no' }, 'config.json')).toThrow(/prepareRuntimes/);
   });
 });
