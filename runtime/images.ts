@@ -390,7 +390,7 @@ export function mountedTar(mounted: readonly MountedDir[]): Readable {
  * The shared image of some mounted folders (preparedRuntimeRef), made when missing: a container of
  * the launch base, the folders written in as one tar stream, committed. Measured against
  * `docker build` with a COPY per folder for Node.js 24 and npm 11 (141 MB), alternating in one run:
- * 8.1-8.9 s against 13.6 s (README "How fast a deploy is").
+ * 6.9-11.0 s against 12.5-18.8 s in five rounds over two runs of bench/runtime-image.mjs.
  */
 export async function ensurePreparedRuntime(o: { docker: Dockerode; stackImage: string; mounted: readonly MountedDir[]; onProgress: (line: string) => void }): Promise<string> {
   const ref = preparedRuntimeRef(o.stackImage, o.mounted, engineInstance(o.docker));
