@@ -26,6 +26,23 @@ const nodeBaseTag = `slipway-bench/${app}-node:base`;
 const results: Record<string, number> = {};
 let warmPhases = new Map<PushPhase, number>();
 let coldPhases = new Map<PushPhase, number>();
+let unpreparedPhases = new Map<PushPhase, number>();
+let secondAppPhases = new Map<PushPhase, number>();
+/** `./bench/deploy --cold`: the first deploys only (prepared and not), no warm pushes or Dockerfile baseline. */
+const coldOnly = process.env.SLIPWAY_BENCH_COLD_ONLY === '1';
+const daemonLog = (p: TestPlatform) => fs.readFile(path.join(p.home, 'logs', 'slipway.log'), 'utf8').catch(() => '');
+
+/**
+ * Waits until the daemon has prepared the default Node.js runtime (README `prepareRuntimes`);
+ * returns how long the preparation took (unpack + shared image), as the daemon log says.
+ */
+async function runtimePrepared(p: TestPlatform): Promise<number> {
+  await waitFor(async () => /preparing runtimes [^\n]*: ready as /.test(await daemonLog(p)), 300_000);
+  const log = await daemonLog(p);
+  const unpacked = Number(/: unpacked in ([0-9.]+) s/.exec(log)?.[1]);
+  const image = Number(/: ready as \S+ \(([0-9.]+) s;/.exec(log)?.[1]);
+  return (unpacked + image) * 1000;
+}
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -50,17 +67,17 @@ interface PushTimes {
   phases: Map<PushPhase, number>;
 }
 
-async function timeSlipwayPush(wc: string, marker: string, target = app): Promise<PushTimes> {
+async function timeSlipwayPush(wc: string, marker: string, target = app, on: TestPlatform = platform): Promise<PushTimes> {
   await setMarker(wc, marker);
-  await platform.commitAll(wc, marker);
+  await on.commitAll(wc, marker);
   const started = performance.now();
-  const live = waitFor(async () => (await platform.fetchApp(target, { by: 'host' })).body.includes(marker)).then(() => performance.now() - started);
-  const push = await platform.push(wc, platform.sshRemote(target));
+  const live = waitFor(async () => (await on.fetchApp(target, { by: 'host' })).body.includes(marker)).then(() => performance.now() - started);
+  const push = await on.push(wc, on.sshRemote(target));
   const returned = performance.now() - started;
   if (push.code !== 0) throw new Error(`push failed:\n${push.stderr}`);
   const phases = parsePhaseLines(push.stderr);
   // The old containers drain after the push returned: that phase is in the build's log only.
-  const log = await platform.cli(['builds:log', target, '--follow']);
+  const log = await on.cli(['builds:log', target, '--follow']);
   const drained = parsePhaseLines(log.stdout).get('old drained');
   if (drained !== undefined) phases.set('old drained', drained);
   return { live: await live, returned, phases };
@@ -135,7 +152,8 @@ async function timeBaseline(ctxDir: string, wc: string, marker: string, nocache:
 }
 
 beforeAll(async () => {
-  platform = await TestPlatform.start();
+  // As an operator gets it: the default Node.js runtime prepared at daemon start.
+  platform = await TestPlatform.start({ config: { prepareRuntimes: true } });
   await platform.createApp(app);
 }, 600_000);
 
@@ -146,15 +164,17 @@ afterAll(async () => {
     await docker.getImage(image.Id).remove({ force: true }).catch(() => undefined);
   }
   await platform?.stop();
-  const ratio = (a: string, b: string) => (results[a]! / results[b]!).toFixed(2);
-  const s = (k: string) => `${(results[k]! / 1000).toFixed(2)} s`;
+  const ratio = (a: string, b: string) => (results[a] === undefined || results[b] === undefined ? '-' : (results[a]! / results[b]!).toFixed(2));
+  const s = (k: string) => (results[k] === undefined ? '-' : `${(results[k]! / 1000).toFixed(2)} s`);
   const phases = (m: Map<PushPhase, number>) =>
     PUSH_PHASES.filter((p) => m.has(p)).map((p) => `    ${p.padEnd(34)} ${(m.get(p)! / 1000).toFixed(2)} s${p === 'old drained' ? '   (after git push returned)' : ''}`);
   console.log(
     [
       '',
       'push-to-live (push start -> new response served)',
+      `  runtime preparation at daemon start  ${s('prepareAtStart')}   (background, after Ready, done before the first push)`,
       `  slipway cold (first deploy)          ${s('slipwayCold')}   target < 10 s`,
+      `  slipway cold, prepareRuntimes off    ${s('slipwayColdUnprepared')}`,
       `  slipway cold, new app, known runtime ${s('slipwayColdApp')}`,
       `  slipway warm (code-only change)      ${s('slipwayWarm')}   target < 4 s`,
       `  slipway warm, until git push returns ${s('slipwayWarmReturned')}   target < 5 s`,
@@ -166,16 +186,41 @@ afterAll(async () => {
       ...phases(warmPhases),
       '  cold push (first deploy), its own phases:',
       ...phases(coldPhases),
+      '  new app on the same platform (runtime known), its own phases:',
+      ...phases(secondAppPhases),
+      '  cold push with prepareRuntimes off, its own phases:',
+      ...phases(unpreparedPhases),
       '',
     ].join('\n'),
   );
 }, 300_000);
 
+/** A first deploy on another fresh platform that prepares nothing ahead: the push does it all. */
+async function timeUnpreparedFirstDeploy(): Promise<void> {
+  const other = await TestPlatform.start({ config: { prepareRuntimes: false } });
+  try {
+    const target = uniqueApp('bench-np');
+    await other.createApp(target);
+    const wc = await other.workingCopy('node-hello');
+    const first = await timeSlipwayPush(wc, 'unprepared', target, other);
+    results.slipwayColdUnprepared = first.live;
+    unpreparedPhases = first.phases;
+  } finally {
+    await other.stop();
+  }
+}
+
 it('measures push-to-live against a hand-written Dockerfile', async () => {
+  results.prepareAtStart = await runtimePrepared(platform);
   const wc = await platform.workingCopy('node-hello');
   const cold = await timeSlipwayPush(wc, 'cold');
   results.slipwayCold = cold.live;
   coldPhases = cold.phases;
+  if (coldOnly) {
+    await timeUnpreparedFirstDeploy();
+    expect(results.slipwayCold).toBeGreaterThan(0);
+    return;
+  }
   // The better of two warm pushes, its breakdown with it.
   const warm = [await timeSlipwayPush(wc, 'warm'), await timeSlipwayPush(wc, 'warm2')].sort((a, b) => a.live - b.live)[0]!;
   results.slipwayWarm = warm.live;
@@ -184,7 +229,9 @@ it('measures push-to-live against a hand-written Dockerfile', async () => {
   // A second app on the same platform: its first deploy finds the Node.js runtime image built.
   const second = uniqueApp('bench2');
   await platform.createApp(second);
-  results.slipwayColdApp = (await timeSlipwayPush(wc, 'second', second)).live;
+  const secondPush = await timeSlipwayPush(wc, 'second', second);
+  results.slipwayColdApp = secondPush.live;
+  secondAppPhases = secondPush.phases;
 
   const ctx = await fs.mkdtemp(path.join(platform.home, 'baseline-'));
   await baselineContext(ctx);
@@ -192,6 +239,7 @@ it('measures push-to-live against a hand-written Dockerfile', async () => {
   results.baselineWarm = await timeBaseline(ctx, wc, 'bwarm', false);
   results.baselineWarm2 = await timeBaseline(ctx, wc, 'bwarm2', false);
   results.baselineWarm = Math.min(results.baselineWarm, results.baselineWarm2);
+  await timeUnpreparedFirstDeploy();
   expect(Object.values(results).every((v) => v > 0)).toBe(true);
   expect(warmPhases.has('receive') && warmPhases.has('routed')).toBe(true);
 });

@@ -90,26 +90,37 @@ async function dropWriteBits(dir: string): Promise<void> {
   }
 }
 
-/** One unpack per runtime at a time in this process; other processes are handled by the atomic rename. */
-const unpacking = new Map<string, Promise<RuntimeDir | null>>();
-
 /**
- * The host folder of a runtime, unpacked from the mirror's tarball the first time (only the
- * package's `paths` when given): into a
- * temporary folder beside the final one, the marker written last, then renamed into place, so a
- * crash or a failed unpack never leaves a folder under the final name that looks complete. A
- * folder under the final name without its marker (a broken unpack, say by an older version or a
- * full disk) is removed and unpacked again. Null when the mirror has no tarball for it: the
- * buildpack then does without (it unpacks into its cache, as third-party buildpacks do).
+ * The runtimes of one `$SLIPWAY_HOME`: each unpacked from the mirror's tarball the first time it
+ * is asked for (only the package's `paths` when given), one unpack per runtime at a time. The
+ * daemon makes one and hands it to whatever prepares runtimes (pushes, and the preparation ahead
+ * of them, README "Server options" `prepareRuntimes`), so a push that needs a runtime being
+ * unpacked waits for that unpack instead of starting its own. Other processes are handled by the
+ * atomic rename.
+ *
+ * An unpack goes into a temporary folder beside the final one, the marker written last, then is
+ * renamed into place, so a crash or a failed unpack never leaves a folder under the final name
+ * that looks complete. A folder under the final name without its marker (a broken unpack, say by
+ * an older version or a full disk) is removed and unpacked again.
  */
-export async function ensureRuntime(o: { runtimesDir: string; mirrorDir: string; pkg: RuntimePackage }): Promise<RuntimeDir | null> {
-  const key = runtimeKey(o.pkg);
-  const id = `${path.resolve(o.runtimesDir)}\0${key}`;
-  const running = unpacking.get(id);
-  if (running) return running;
-  const work = unpackRuntime(o, key).finally(() => unpacking.delete(id));
-  unpacking.set(id, work);
-  return work;
+export class RuntimeUnpacks {
+  readonly #running = new Map<string, Promise<RuntimeDir | null>>();
+  readonly #o: { runtimesDir: string; mirrorDir: string };
+
+  constructor(o: { runtimesDir: string; mirrorDir: string }) {
+    this.#o = o;
+  }
+
+  /** The host folder of a runtime; null when the mirror has no tarball for it (the buildpack then does without). */
+  ensure(pkg: RuntimePackage): Promise<RuntimeDir | null> {
+    const key = runtimeKey(pkg);
+    const id = key;
+    const running = this.#running.get(id);
+    if (running) return running;
+    const work = unpackRuntime({ ...this.#o, pkg }, key).finally(() => this.#running.delete(id));
+    this.#running.set(id, work);
+    return work;
+  }
 }
 
 async function unpackRuntime(o: { runtimesDir: string; mirrorDir: string; pkg: RuntimePackage }, key: string): Promise<RuntimeDir | null> {

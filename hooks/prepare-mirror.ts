@@ -59,6 +59,25 @@ export async function prepareMirror(o: PrepareOptions): Promise<Record<string, s
   return hints;
 }
 
+/** The hints the node buildpack reads its Node.js and npm versions from (buildpacks/builtins.ts `versionHint`). Pure. */
+export function nodeRuntimeHints(runtime: { node: string; npm: string }): Record<string, string> {
+  return { SLIPWAY_NODE_VERSION: runtime.node, SLIPWAY_NPM_VERSION: runtime.npm };
+}
+
+/**
+ * The hints of the Node.js version a push without `engines.node` gets from the mirror as it is
+ * (no upstream asked): what preparing runtimes ahead of pushes prepares at daemon start. Null when
+ * the mirror has no Node.js in `range` or no npm for it.
+ */
+export async function mirrorNodeHints(mirrorDir: string, range: string): Promise<Record<string, string> | null> {
+  try {
+    return nodeRuntimeHints(await resolveNodeRuntime({ mirrorDir, range, upstream: null, progress: () => undefined }));
+  } catch (err) {
+    if (err instanceof SlipwayError && (err.code === 'E_NODE_VERSION' || err.code === 'E_MIRROR')) return null;
+    throw err;
+  }
+}
+
 /**
  * For a Node app: the runtime `engines.node` asks for, npm, the package manager its lockfile
  * needs (yarn, pnpm), and every package the lockfile names. With an upstream configured, what is
@@ -81,7 +100,7 @@ async function prepareNpm(o: PrepareOptions): Promise<Record<string, string>> {
   progress(`-----> Resolving Node.js ${requested ? `engines.node "${range}"` : `(no engines.node; default ${range})`}`);
   const runtime = await resolveNodeRuntime({ mirrorDir: o.paths.mirrorDir, range, upstream, progress, packuments: o.packuments });
   progress(`       Node.js ${runtime.node}, npm ${runtime.npm}`);
-  const hints: Record<string, string> = { SLIPWAY_NODE_VERSION: runtime.node, SLIPWAY_NPM_VERSION: runtime.npm };
+  const hints = nodeRuntimeHints(runtime);
   const read = (file: string) => readAppFile(o.appDir, file, LOCKFILE_MAX_BYTES);
   const lockText = await read('package-lock.json');
   if (lockText !== null) {

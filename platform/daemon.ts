@@ -31,6 +31,9 @@ import { machineAddresses, UrlGuard } from '../buildpacks/url-guard.js';
 import { PackumentCache } from '../buildpacks/mirror/fetch.js';
 import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
 import { MirrorAdmin } from '../services/mirror-admin.js';
+import { RuntimeUnpacks } from '../buildpacks/runtimes.js';
+import { RuntimePreparer } from '../hooks/runtime-prep.js';
+import { nodeRuntimeHints } from '../hooks/prepare-mirror.js';
 import { AppQueues } from '../hooks/push.js';
 import { Operations } from '../services/operations.js';
 import { ServiceManager } from '../services/service-manager.js';
@@ -115,7 +118,17 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     routes.refreshAccess().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'route table write failed'));
   });
   const queues = new AppQueues();
-  const mirror = new MirrorAdmin({ config, paths, docker, settings: new SettingsStore(path.join(paths.stateDir, 'settings.json')), serialize: (app, task) => queues.run(app, task) });
+  // Runtimes unpacked and made into their shared image once, whoever asks first: a push, `mirror:add
+  // node`, or the preparation at start (README "Server options", `prepareRuntimes`).
+  const runtimes = new RuntimePreparer({ docker, unpacks: new RuntimeUnpacks({ runtimesDir: paths.runtimesDir, mirrorDir: paths.mirrorDir }), stackImage: stackImageRef, mirrorDir: paths.mirrorDir, logger });
+  const mirror = new MirrorAdmin({
+    config,
+    paths,
+    docker,
+    settings: new SettingsStore(path.join(paths.stateDir, 'settings.json')),
+    serialize: (app, task) => queues.run(app, task),
+    ...(config.prepareRuntimes ? { prepareNode: (r: { node: string; npm: string }, progress: (line: string) => void) => runtimes.prepare(nodeRuntimeHints(r), (line) => progress(`-----> ${line}`)) } : {}),
+  });
   const readRef = refReader((app) => repoPath(paths, app));
   const branches = new BranchGuard(readRef);
   await migrateDeployBranches(apps, readRef, logger);
@@ -154,6 +167,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     buildQueue: new PQueue({ concurrency: config.buildConcurrency }),
     packuments: new PackumentCache(),
     mirrorUpstream: (kind) => mirror.upstream(kind),
+    runtimes,
   };
 
   // Before any app container starts: apps must never reach the host (docs/security.md).
@@ -243,6 +257,9 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   );
   await routes.setWeb(`unix:${webSocket}`);
   logger.info({ ssh: `${config.listen}:${ssh.port}`, socket: paths.socket }, 'daemon ready');
+  // In the background, after everything serves: a push that needs the runtime meanwhile waits for
+  // this preparation rather than starting its own.
+  if (config.prepareRuntimes) void runtimes.prepareDefault(config.defaultNodeRange);
 
   return {
     platform,

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import type Dockerode from 'dockerode';
 import semver from 'semver';
 import { defaults, type Config } from '../core/config.js';
-import { SlipwayError } from '../core/errors.js';
+import { oneLine, SlipwayError } from '../core/errors.js';
 import { appCachePath, type Paths } from '../core/paths.js';
 import type { SettingsStore } from '../core/settings.js';
 import { exportBundle, hashing, importBundle } from '../buildpacks/mirror/bundle.js';
@@ -46,6 +46,11 @@ export interface MirrorAdminDeps {
   serialize: <T>(app: string, task: () => Promise<T>) => Promise<T>;
   /** The registry the host's npm uses; read once. Injected so tests need not have npm. */
   hostNpmRegistry?: () => Promise<string | null>;
+  /**
+   * Makes a Node.js version just put in the mirror ready for builds (hooks/runtime-prep.ts); absent
+   * when `prepareRuntimes` is off.
+   */
+  prepareNode?: (runtime: { node: string; npm: string }, progress: Progress) => Promise<unknown>;
 }
 
 /**
@@ -156,9 +161,18 @@ export class MirrorAdmin {
     return ensureNpmPackages({ mirrorDir: this.mirrorDir, packages, upstream: await this.upstream('npm'), progress, ...(signal ? { signal } : {}) });
   }
 
-  /** The newest Node.js release matching `range`, and an npm that supports it. */
+  /**
+   * The newest Node.js release matching `range`, and an npm that supports it; then, unless
+   * `prepareRuntimes` is off, both prepared for builds (unpacked, shared image), so the first push
+   * that uses them does not wait for that. A failed preparation is reported, not fatal: the
+   * versions are in the mirror, and the first push prepares them.
+   */
   async addNode(range: string, progress: Progress, signal?: AbortSignal): Promise<{ node: string; npm: string }> {
-    return resolveNodeRuntime({ mirrorDir: this.mirrorDir, range, upstream: await this.upstream('npm'), progress, ...(signal ? { signal } : {}) });
+    const r = await resolveNodeRuntime({ mirrorDir: this.mirrorDir, range, upstream: await this.upstream('npm'), progress, ...(signal ? { signal } : {}) });
+    if (this.#d.prepareNode) {
+      await this.#d.prepareNode(r, progress).catch((err: unknown) => progress(`       preparing Node.js ${r.node} failed (${oneLine(err)}); the first push that uses it prepares it`));
+    }
+    return r;
   }
 
   /**

