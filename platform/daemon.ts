@@ -114,6 +114,10 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   // keep serving until the first table written below replaces them.
   const fronts = new IptablesFronts({ instanceId: instance.id, file: path.join(paths.stateDir, 'fronts.json'), logger });
   const routes = new RouteBook(paths.routeTable, config.domain, o.serveRoutes, (app) => users.access(app).level !== 'public', fronts);
+  const gitSocket = path.join(paths.runDir, 'git-http.sock');
+  // The App Manager and Portal (docs/web.md): only nginx reaches this socket, behind its sign-in check.
+  const webSocket = path.join(paths.runDir, 'web.sock');
+  routes.presetEndpoints({ git: `unix:${gitSocket}`, web: `unix:${webSocket}` });
   users.watchLevels(() => {
     routes.refreshAccess().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'route table write failed'));
   });
@@ -225,7 +229,6 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     logger,
   });
   sshPort = ssh.port;
-  const gitSocket = path.join(paths.runDir, 'git-http.sock');
   const gitHttp = await listenGitHttp(gitSocket, createGitHttpHandler({
     findApp: (name) => apps.find(name),
     verifyToken: (secret) => tokens.verify(secret),
@@ -246,16 +249,12 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     hookEnv: (app, token) => hookEnv(app, tokens.userOf(token) ?? token),
     logger,
   }));
-  await routes.setGit(`unix:${gitSocket}`);
-  // The App Manager and Portal (docs/web.md): only nginx reaches this socket, behind its sign-in check.
-  const webSocket = path.join(paths.runDir, 'web.sock');
   // The sign-in server's secret (it starts first, `slipway server`), so each page's `Sign out` is one click.
   const authSecret = await loadSecret(authFiles(paths).secret);
   const web = await listenWeb(
     webSocket,
     await createWebHandler({ door: webCommandDoor(platform), logger, assetsDir: webAssetsDir, signOutToken: (session) => signOutToken(authSecret, session) }),
   );
-  await routes.setWeb(`unix:${webSocket}`);
   logger.info({ ssh: `${config.listen}:${ssh.port}`, socket: paths.socket }, 'daemon ready');
   // In the background, after everything serves: a push that needs the runtime meanwhile waits for
   // this preparation rather than starting its own.
@@ -265,9 +264,9 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     platform,
     sshPort: ssh.port,
     async close() {
-      // The router answers git requests with a clear 503 while no daemon serves them.
-      await routes.setGit(null);
-      await routes.setWeb(null);
+      // The route table keeps naming the sockets: once they are closed nginx's connection is
+      // refused and it answers git and the web pages with a clear 503 (router/nginx-config.ts),
+      // and the next daemon start renders the same config, so nginx is not reloaded for it.
       gitHttp.closeAllConnections();
       web.closeAllConnections();
       life.close();

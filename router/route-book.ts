@@ -64,14 +64,14 @@ export class RouteBook {
     await this.#flush();
   }
 
-  async setGit(upstream: string | null): Promise<void> {
-    this.#table = { ...this.#table, git: upstream };
-    await this.#flush();
-  }
-
-  async setWeb(upstream: string | null): Promise<void> {
-    this.#table = { ...this.#table, web: upstream };
-    await this.#flush();
+  /**
+   * Names the daemon's own endpoints (git over HTTP, the web pages) without writing the table, so
+   * the first table a starting daemon writes already has them: a restarted daemon then renders
+   * the config nginx has loaded and nginx is not reloaded (docs/router.md, "Stable fronts").
+   * While no daemon listens, nginx answers 503 for them (its connection is refused).
+   */
+  presetEndpoints(e: { git: string; web: string }): void {
+    this.#table = { ...this.#table, git: e.git, web: e.web };
   }
 
   /** Replaces the whole table at once (used when the daemon starts and adopts running containers). */

@@ -126,6 +126,22 @@ describe('stable app fronts (real kernel, Docker and nginx)', () => {
     expect(await router()).toEqual(before);
   }, 300_000);
 
+  it('a daemon restart does not reload the router, and a client that never resends loses nothing', async () => {
+    const front = await route();
+    const before = await router();
+    const client = load();
+    await platform.restartDaemon();
+    expect(await route()).toEqual(front);
+    const { ok, failures } = await client.end();
+    expect(ok).toBeGreaterThan(0);
+    expect(failures).toEqual([]);
+    // The git and web sockets stay in the table while the daemon is down (nginx says 503 for
+    // them), so the restarted daemon renders the config nginx has: same workers, no reload.
+    const after = await router();
+    expect(after.config).toEqual(before.config);
+    expect(after.workers).toEqual(before.workers);
+  }, 300_000);
+
   it('a daemon restart keeps the front and rewrites the chain from what it adopts', async () => {
     const front = await route();
     const address = front[0]!.slice(0, front[0]!.lastIndexOf(':'));
