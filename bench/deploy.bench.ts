@@ -25,6 +25,7 @@ const baselineTag = `slipway-bench/${app}:latest`;
 const nodeBaseTag = `slipway-bench/${app}-node:base`;
 const results: Record<string, number> = {};
 let warmPhases = new Map<PushPhase, number>();
+let warmDeps = '';
 let coldPhases = new Map<PushPhase, number>();
 let unpreparedPhases = new Map<PushPhase, number>();
 let secondAppPhases = new Map<PushPhase, number>();
@@ -65,6 +66,8 @@ interface PushTimes {
   /** Until `git push` returns. */
   returned: number;
   phases: Map<PushPhase, number>;
+  /** The push log's dependency lines: cache hit or miss, and how node_modules was restored. */
+  deps: string;
 }
 
 async function timeSlipwayPush(wc: string, marker: string, target = app, on: TestPlatform = platform): Promise<PushTimes> {
@@ -80,7 +83,13 @@ async function timeSlipwayPush(wc: string, marker: string, target = app, on: Tes
   const log = await on.cli(['builds:log', target, '--follow']);
   const drained = parsePhaseLines(log.stdout).get('old drained');
   if (drained !== undefined) phases.set('old drained', drained);
-  return { live: await live, returned, phases };
+  const deps = push.stderr
+    .split('\n')
+    .map((l) => l.replace(/^remote:\s*/, '').trim())
+    .filter((l) => /^-----> Installing dependencies:|^node_modules restored/.test(l))
+    .map((l) => l.replace(/^-----> Installing dependencies: /, ''))
+    .join('; ');
+  return { live: await live, returned, phases, deps };
 }
 
 /**
@@ -184,6 +193,7 @@ afterAll(async () => {
       `  ratio cold: slipway / Dockerfile     ${ratio('slipwayCold', 'baselineCold')}x`,
       '  warm push, its own phases (push log):',
       ...phases(warmPhases),
+      `  warm push, dependencies: ${warmDeps || '(none in the push log)'}`,
       '  cold push (first deploy), its own phases:',
       ...phases(coldPhases),
       '  new app on the same platform (runtime known), its own phases:',
@@ -226,6 +236,7 @@ it('measures push-to-live against a hand-written Dockerfile', async () => {
   results.slipwayWarm = warm.live;
   results.slipwayWarmReturned = warm.returned;
   warmPhases = warm.phases;
+  warmDeps = warm.deps;
   // A second app on the same platform: its first deploy finds the Node.js runtime image built.
   const second = uniqueApp('bench2');
   await platform.createApp(second);

@@ -97,6 +97,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildResult> {
   await fs.mkdir(o.mirrorDir, { recursive: true });
   const scratch = await makeScratch(o.scratchParent);
   let container: Dockerode.Container | undefined;
+  let shared: SharedMount | null = null;
   try {
     const envDir = path.join(scratch, 'env');
     const outDir = path.join(scratch, 'out');
@@ -111,6 +112,7 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildResult> {
     await fs.mkdir(o.cacheDir, { recursive: true });
     await chownTree(o.cacheDir);
     await fs.chmod(scratch, 0o711);
+    shared = await shareOneMount(scratch, o.appDir, o.cacheDir);
 
     const bind = (source: string, target: string, readOnly: boolean) => ({ Type: 'bind' as const, Source: path.resolve(source), Target: target, ReadOnly: readOnly });
     const env = [
@@ -139,9 +141,10 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildResult> {
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges'],
         Mounts: [
+          // BUILD_DIR and CACHE_DIR on one mount when they could be moved together (shareOneMount),
+          // else each on its own; the paths are the same either way. The engine mounts /tmp first.
+          ...(shared ? [bind(shared.root, '/tmp', false)] : [bind(o.appDir, '/tmp/build', false), bind(o.cacheDir, '/tmp/cache', false)]),
           bind(path.join(home, 'driver.sh'), '/tmp/driver.sh', true),
-          bind(o.appDir, '/tmp/build', false),
-          bind(o.cacheDir, '/tmp/cache', false),
           bind(envDir, '/tmp/env', true),
           bind(outDir, '/tmp/out', false),
           bind(o.mirrorDir, '/mirror', true),
@@ -223,8 +226,71 @@ export async function runBuild(o: RunBuildOptions): Promise<BuildResult> {
     return { buildpacks: ran, processTypes: release.processTypes, configVars: release.configVars };
   } finally {
     if (container) await container.remove({ force: true }).catch(() => undefined);
-    await fs.rm(scratch, { recursive: true, force: true });
+    // Before the scratch goes: the app and the cache are still in it. Whatever the build did,
+    // failed or not, the cache goes back (issue 15: a failed build keeps its cache).
+    try {
+      if (shared) await shared.moveBack(o.onOutput);
+    } finally {
+      await fs.rm(scratch, { recursive: true, force: true });
+    }
   }
+}
+
+/** The build's /tmp on the host, holding BUILD_DIR and CACHE_DIR, and the way back out of it. */
+interface SharedMount {
+  root: string;
+  moveBack: (say: (text: string) => void) => Promise<void>;
+}
+
+/**
+ * Puts the app dir and the cache dir side by side in one folder of the scratch, mounted as the
+ * build's /tmp, so BUILD_DIR (/tmp/build) and CACHE_DIR (/tmp/cache) are one mount: a buildpack
+ * can then restore its cache by a rename or hard links instead of a copy (issue 15; link and
+ * rename fail with EXDEV across two bind mounts, even of one file system). The paths buildpacks
+ * see do not change. Both are moved by rename, so this needs them on the scratch's file system
+ * (they are, under $SLIPWAY_HOME); otherwise null, and the build mounts them apart as before.
+ */
+export async function shareOneMount(scratch: string, appDir: string, cacheDir: string): Promise<SharedMount | null> {
+  const root = path.join(scratch, 'tmp');
+  await fs.mkdir(root, { mode: 0o700 });
+  // A /tmp like any other: everyone may create, only owners remove (the mount points the engine
+  // makes in it for /tmp/env, /tmp/out, ... stay root's).
+  await fs.chmod(root, 0o1777);
+  const build = path.join(root, 'build');
+  const cache = path.join(root, 'cache');
+  try {
+    await fs.rename(appDir, build);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EXDEV') return null;
+    throw err;
+  }
+  try {
+    await fs.rename(cacheDir, cache);
+  } catch (err) {
+    await fs.rename(build, appDir);
+    if ((err as NodeJS.ErrnoException).code === 'EXDEV') return null;
+    throw err;
+  }
+  /** Moves `from` back to `to` if the build left a folder there (it may have renamed or replaced it). */
+  const back = async (from: string, to: string): Promise<boolean> => {
+    const st = await fs.lstat(from).catch(() => null);
+    if (!st?.isDirectory()) {
+      await fs.mkdir(to, { recursive: true });
+      return false;
+    }
+    await fs.rename(from, to);
+    return true;
+  };
+  return {
+    root,
+    moveBack: async (say) => {
+      try {
+        if (!(await back(cache, cacheDir))) say('       (the build removed CACHE_DIR: the next build starts with an empty cache)\n');
+      } finally {
+        if (!(await back(build, appDir))) throw new SlipwayError('E_BUILD', 'the build removed or replaced BUILD_DIR (/tmp/build): buildpacks build the app in place');
+      }
+    },
+  };
 }
 
 /**

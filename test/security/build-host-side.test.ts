@@ -118,9 +118,14 @@ describe('build output is read back without following links', () => {
     expect({ mode: st.mode & 0o777, uid: st.uid }).toEqual({ mode: 0o700, uid: 0 });
     expect(await fs.readFile(path.join(envMount.Source, 'SCRATCH_SECRET'), 'utf8')).toBe('hunter2');
 
-    await fs.writeFile(path.join(platform.home, 'cache', app, 'go'), '');
+    // During the build the app's cache is the build's /tmp/cache, in the scratch with BUILD_DIR
+    // (one mount, buildpacks/runner.ts); it is back at cache/<app> after.
+    const tmpMount = build!.Mounts.find((m) => m.Destination === '/tmp')!;
+    expect(path.dirname(tmpMount.Source)).toBe(path.dirname(envMount.Source));
+    await fs.writeFile(path.join(tmpMount.Source, 'cache', 'go'), '');
     const push = await pushing;
     expect(push.code, push.stderr).toBe(0);
+    expect((await fs.stat(path.join(platform.home, 'cache', app, 'go'))).isFile()).toBe(true);
     await expect(fs.stat(path.dirname(envMount.Source))).rejects.toThrow(/ENOENT/);
 
     // What a daemon killed mid-build leaves is gone once it starts again.
