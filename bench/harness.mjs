@@ -44,7 +44,8 @@ let deployed = false;
 
 export async function start() {
   await fs.symlink(path.resolve(process.env.SLIPWAY_TEST_MIRROR ?? path.join(root, '.cache', 'test-mirror')), path.join(home, 'mirror'));
-  await fs.writeFile(path.join(home, 'config.json'), JSON.stringify({ healthSettleMs: 500, drainMs: 500, stopGraceSeconds: 2 }));
+  // A strict mirror, as an airgapped site runs: benches reach nothing beyond loopback.
+  await fs.writeFile(path.join(home, 'config.json'), JSON.stringify({ healthSettleMs: 500, drainMs: 500, stopGraceSeconds: 2, npmUpstream: null }));
   server = spawn(slipway, ['server', '--ssh-port', String(sshPort), '--http-port', String(httpPort)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   server.stdout.on('data', (d) => (log += d));

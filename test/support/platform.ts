@@ -94,7 +94,10 @@ export class TestPlatform {
     }
     // No runtime preparation at start (README `prepareRuntimes`): test platforms start many times and
     // most never push a Node app; the tests of the preparation turn it on.
-    await fs.writeFile(path.join(home, 'config.json'), JSON.stringify({ healthSettleMs: 500, drainMs: 500, stopGraceSeconds: 2, prepareRuntimes: false, ...o.config }));
+    // A strict mirror (no npm upstream): tests reach nothing beyond loopback, and a push would
+    // otherwise ask the host's npm registry for the newest Node.js on every build. Tests of the
+    // pull-through set an upstream on loopback.
+    await fs.writeFile(path.join(home, 'config.json'), JSON.stringify({ healthSettleMs: 500, drainMs: 500, stopGraceSeconds: 2, prepareRuntimes: false, npmUpstream: null, ...o.config }));
     await p.#startServer();
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', p.keyFile]);
     const added = await p.cli(['ssh-keys:add', 'tester', `${p.keyFile}.pub`]);
