@@ -266,8 +266,45 @@ export async function execInService(docker: Dockerode, kind: ServiceKind, name: 
     stream.on('close', () => resolve());
     stream.on('error', reject);
   });
-  const info = await exec.inspect();
-  return { code: info.ExitCode ?? 1, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };
+  const code = await execExitCode(() => exec.inspect());
+  return { code, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };
+}
+
+/** What an exec's inspect says about its end. */
+export interface ExecEnd {
+  Running: boolean;
+  ExitCode: number | null;
+}
+
+export interface ExecExitOptions {
+  /** The caller went away: stop waiting for a program that may outlive it. */
+  signal?: AbortSignal;
+  /** How long (summed pauses) a program may run on after its output ended before this gives up. */
+  patienceMs?: number;
+  pause?: (ms: number) => Promise<void>;
+}
+
+/**
+ * The exit code of an exec whose output has ended. The engine records an exec's exit when it
+ * handles the process's exit, which can come after the output it attached has ended: a first
+ * inspect may still say "running", with no exit code. So ask again until it says stopped. A busy
+ * engine only makes this slower, never a different code: a cap of 2 s that answered 1 failed
+ * `ssh -tt ... postgres:connect` after a clean `\q` on a loaded machine. It gives up with an
+ * error only when the program runs on long after closing its output, or its caller is gone.
+ */
+export async function execExitCode(inspect: () => Promise<ExecEnd>, o: ExecExitOptions = {}): Promise<number> {
+  const pause = o.pause ?? ((ms: number) => sleep(ms));
+  const patience = o.patienceMs ?? 60_000;
+  for (let waited = 0, step = 25; ; waited += step, step = Math.min(step * 2, 500)) {
+    const info = await inspect();
+    if (!info.Running) {
+      if (info.ExitCode === null) throw new SlipwayError('E_DOCKER', 'the engine reports the exec stopped without an exit code');
+      return info.ExitCode;
+    }
+    if (o.signal?.aborted) throw new SlipwayError('E_SERVICE', 'the caller went away while the program still ran');
+    if (waited >= patience) throw new SlipwayError('E_DOCKER', `the program closed its output but still ran ${Math.round(waited / 1000)} s later`);
+    await pause(step);
+  }
 }
 
 /** The caller's side of an interactive exec: its streams and, when it has one, its terminal. */
@@ -299,8 +336,14 @@ export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, na
   if (tty) stream.on('data', (d: Buffer) => io.stdout.write(d));
   else docker.modem.demuxStream(stream, io.stdout, io.stderr);
   const input = (d: Buffer) => stream.write(d);
-  // The caller's end of input is the program's: `echo 'select 1' | ... postgres:connect db`.
-  const inputEnded = () => stream.end();
+  // Without a terminal the caller's end of input is the program's: `echo 'select 1' | ...
+  // postgres:connect db`. A terminal has no end of input (Ctrl-D is a byte psql reads), and
+  // closing a tty exec's input makes the engine end its output there while the program runs
+  // on: what it prints after is lost and its exit is not known yet. So with a terminal the
+  // session ends when the program does (`\q`), or when the caller goes away.
+  const inputEnded = () => {
+    if (!tty) stream.end();
+  };
   // A caller gone mid-input fails its input stream; the abort below ends the exec then.
   const inputFailed = () => stream.destroy();
   io.stdin.on('data', input);
@@ -321,10 +364,5 @@ export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, na
     io.stdin.off('error', inputFailed);
     io.signal.removeEventListener('abort', gone);
   }
-  // The engine may record the exit a moment after the stream ends.
-  for (let tries = 0; ; tries++) {
-    const info = await exec.inspect();
-    if (!info.Running || tries >= 20) return info.Running ? 1 : (info.ExitCode ?? 1);
-    await sleep(100);
-  }
+  return execExitCode(() => exec.inspect(), { signal: io.signal });
 }
