@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
@@ -326,7 +327,9 @@ export interface AttachedIO {
 export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, name: string, cmd: string[], env: string[], io: AttachedIO): Promise<number> {
   const container = docker.getContainer(serviceContainerName(kind, name));
   const tty = io.terminal !== undefined;
-  const exec = await container.exec({ Cmd: cmd, Env: tty ? ['TERM=xterm', ...env] : env, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: tty });
+  // Names this session's processes, to hang them up if the caller goes (see hangUp).
+  const session = randomBytes(8).toString('hex');
+  const exec = await container.exec({ Cmd: cmd, Env: tty ? ['TERM=xterm', `${SESSION_ENV}=${session}`, ...env] : env, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: tty });
   const stream = (await exec.start({ hijack: true, stdin: true, Tty: tty })) as unknown as NodeJS.ReadWriteStream & { destroy(): void };
   const resize = (size: { rows: number; cols: number }) => void exec.resize({ h: size.rows, w: size.cols }).catch(() => undefined);
   if (io.terminal) {
@@ -344,13 +347,20 @@ export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, na
   const inputEnded = () => {
     if (!tty) stream.end();
   };
+  let callerGone = false;
   // A caller gone mid-input fails its input stream; the abort below ends the exec then.
-  const inputFailed = () => stream.destroy();
+  const inputFailed = () => {
+    callerGone = true;
+    stream.destroy();
+  };
   io.stdin.on('data', input);
   io.stdin.once('end', inputEnded);
   io.stdin.on('error', inputFailed);
   io.stdin.resume();
-  const gone = () => stream.destroy();
+  const gone = () => {
+    callerGone = true;
+    stream.destroy();
+  };
   io.signal.addEventListener('abort', gone, { once: true });
   try {
     await new Promise<void>((resolve, reject) => {
@@ -364,5 +374,26 @@ export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, na
     io.stdin.off('error', inputFailed);
     io.signal.removeEventListener('abort', gone);
   }
+  if (tty && (callerGone || io.signal.aborted)) {
+    // Without a caller the program would wait on its pty forever (psql holding a connection):
+    // hang it up as a closed terminal does, and let it go.
+    await hangUp(docker, kind, name, session);
+    return execExitCode(() => exec.inspect());
+  }
   return execExitCode(() => exec.inspect(), { signal: io.signal });
+}
+
+/** The variable naming an interactive session's processes in the service's container. */
+const SESSION_ENV = 'SLIPWAY_SESSION';
+
+/**
+ * Sends SIGHUP to the processes of one interactive session: those whose environment carries its
+ * name (an exec's pid as the engine reports it belongs to the engine's host, which may not be
+ * ours). A tty exec outlives its attached connection; a program without a caller gets the
+ * signal a terminal's hangup gives. Runs as the container's user, as the session does.
+ */
+async function hangUp(docker: Dockerode, kind: ServiceKind, name: string, session: string): Promise<void> {
+  const script = `for p in /proc/[0-9]*; do if grep -qzx "${SESSION_ENV}=$1" "$p/environ" 2>/dev/null; then kill -HUP "\${p#/proc/}" 2>/dev/null; fi; done; exit 0`;
+  const r = await execInService(docker, kind, name, ['sh', '-c', script, 'hangup', session]);
+  if (r.code !== 0) throw new SlipwayError('E_DOCKER', `hanging up a ${kind} session in ${serviceContainerName(kind, name)} failed: ${r.stderr.trim()}`);
 }

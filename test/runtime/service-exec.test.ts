@@ -62,6 +62,37 @@ describe('attachServiceExec', () => {
     expect(output).toMatch(/got go\r\nlate\r\n$/);
   }, 60_000);
 
+  it('with a pty: a caller who goes away hangs the program up instead of leaving it waiting on its pty', async () => {
+    const stdin = new PassThrough();
+    const stdout = new PassThrough();
+    let output = '';
+    stdout.on('data', (d: Buffer) => (output += d.toString()));
+    const caller = new AbortController();
+    const terminal = { rows: 24, cols: 80, onResize: () => undefined };
+    // Another session's program, which must live on.
+    const other = new AbortController();
+    const otherOut = new PassThrough();
+    let otherOutput = '';
+    otherOut.on('data', (d: Buffer) => (otherOutput += d.toString()));
+    const otherDone = attachServiceExec(docker, 'postgres', name, ['sh', '-c', 'echo other; exec cat'], [], { stdin: new PassThrough(), stdout: otherOut, stderr: otherOut, signal: other.signal, terminal });
+    await seen(otherOut, () => otherOutput, /other/);
+    const done = attachServiceExec(docker, 'postgres', name, ['sh', '-c', 'echo ready; exec cat'], [], {
+      stdin,
+      stdout,
+      stderr: stdout,
+      signal: caller.signal,
+      terminal,
+    });
+    await seen(stdout, () => output, /ready/);
+    caller.abort();
+    // cat ended by SIGHUP (128 + 1), and only this session's: the other one's still runs.
+    expect(await done).toBe(129);
+    const left = await execInService(docker, 'postgres', name, ['sh', '-c', 'for p in /proc/[0-9]*/cmdline; do tr "\\0" " " < $p; echo; done']);
+    expect(left.stdout.match(/^cat $/gm)).toHaveLength(1);
+    other.abort();
+    expect(await otherDone).toBe(129);
+  }, 60_000);
+
   it('without a pty: the end of input is the program’s, its output and exit code come back', async () => {
     const stdin = new PassThrough();
     const stdout = new PassThrough();
