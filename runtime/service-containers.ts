@@ -329,9 +329,38 @@ export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, na
   const tty = io.terminal !== undefined;
   // Names this session's processes, to hang them up if the caller goes (see hangUp).
   const session = randomBytes(8).toString('hex');
-  const exec = await container.exec({ Cmd: cmd, Env: tty ? ['TERM=xterm', `${SESSION_ENV}=${session}`, ...env] : env, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: tty });
+  const exec = await container.exec({
+    Cmd: tty ? ['sh', '-c', WAIT_FOR_SIZE, 'sh', ...cmd] : cmd,
+    Env: tty ? ['TERM=xterm', `${SESSION_ENV}=${session}`, ...env] : env,
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: tty,
+  });
   const stream = (await exec.start({ hijack: true, stdin: true, Tty: tty })) as unknown as NodeJS.ReadWriteStream & { destroy(): void };
-  const resize = (size: { rows: number; cols: number }) => void exec.resize({ h: size.rows, w: size.cols }).catch(() => undefined);
+  // The engine refuses a resize while the exec is still starting, which takes seconds on a busy
+  // machine: retry until one lands (the newest size wins) for as long as the exec is attached.
+  type Size = { rows: number; cols: number };
+  let wanted: Size | null = null;
+  let sizing = false;
+  let attached = true;
+  const resize = (size: Size) => {
+    wanted = size;
+    if (sizing) return;
+    sizing = true;
+    void (async () => {
+      for (let pause = 100; wanted !== null && attached; ) {
+        const asked: Size = wanted;
+        const done = await exec.resize({ h: asked.rows, w: asked.cols }).then(() => true, () => false);
+        if (done && wanted === asked) wanted = null;
+        if (!done) {
+          await sleep(pause);
+          pause = Math.min(pause * 2, 1000);
+        }
+      }
+      sizing = false;
+    })();
+  };
   if (io.terminal) {
     resize(io.terminal);
     io.terminal.onResize(resize);
@@ -373,6 +402,7 @@ export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, na
     io.stdin.off('end', inputEnded);
     io.stdin.off('error', inputFailed);
     io.signal.removeEventListener('abort', gone);
+    attached = false;
   }
   if (tty && (callerGone || io.signal.aborted)) {
     // Without a caller the program would wait on its pty forever (psql holding a connection):
@@ -382,6 +412,14 @@ export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, na
   }
   return execExitCode(() => exec.inspect(), { signal: io.signal });
 }
+
+/**
+ * Runs the program (`"$@"`) once its pty has a size. The engine makes a tty exec's pty 0x0 and
+ * sizes it on a request of its own that may land after the program started, on a busy machine
+ * seconds after: psql at a 0-row terminal pages every result through `more`, which then takes
+ * the `\q` meant for psql (the session never ended), and `stty size` said `0 0`.
+ */
+const WAIT_FOR_SIZE = 'while [ "$(stty size 2>/dev/null)" = "0 0" ]; do sleep 0.05; done; exec "$@"';
 
 /** The variable naming an interactive session's processes in the service's container. */
 const SESSION_ENV = 'SLIPWAY_SESSION';

@@ -93,6 +93,25 @@ describe('attachServiceExec', () => {
     expect(await otherDone).toBe(129);
   }, 60_000);
 
+  it('with a pty: the program starts in a terminal of the caller’s size, never 0x0', async () => {
+    // The engine sizes a tty exec's pty on a request of its own, after the start: a program
+    // reading the size at once (psql deciding to page, here stty) must not see 0 0.
+    for (let i = 0; i < 5; i++) {
+      const stdout = new PassThrough();
+      let output = '';
+      stdout.on('data', (d: Buffer) => (output += d.toString()));
+      const code = await attachServiceExec(docker, 'postgres', name, ['stty', 'size'], [], {
+        stdin: new PassThrough(),
+        stdout,
+        stderr: stdout,
+        signal: new AbortController().signal,
+        terminal: { rows: 33, cols: 101, onResize: () => undefined },
+      });
+      expect(code).toBe(0);
+      expect(output).toBe('33 101\r\n');
+    }
+  }, 60_000);
+
   it('without a pty: the end of input is the program’s, its output and exit code come back', async () => {
     const stdin = new PassThrough();
     const stdout = new PassThrough();
