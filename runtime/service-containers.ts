@@ -338,8 +338,9 @@ export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, na
     Tty: tty,
   });
   const stream = (await exec.start({ hijack: true, stdin: true, Tty: tty })) as unknown as NodeJS.ReadWriteStream & { destroy(): void };
-  // The engine refuses a resize while the exec is still starting, which takes seconds on a busy
-  // machine: retry until one lands (the newest size wins) for as long as the exec is attached.
+  // A resize sent while the exec is still starting can fail (on a busy machine the one resize
+  // sent never took: `stty size` said 0 0 seconds later). Retry until one lands, the newest size
+  // winning, for as long as the exec is attached.
   type Size = { rows: number; cols: number };
   let wanted: Size | null = null;
   let sizing = false;
@@ -416,8 +417,8 @@ export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, na
 /**
  * Runs the program (`"$@"`) once its pty has a size. The engine makes a tty exec's pty 0x0 and
  * sizes it on a request of its own that may land after the program started, on a busy machine
- * seconds after: psql at a 0-row terminal pages every result through `more`, which then takes
- * the `\q` meant for psql (the session never ended), and `stty size` said `0 0`.
+ * seconds after, or never: psql at a 0-row terminal pages every result through `more`, which
+ * then takes the `\q` meant for psql, so psql runs on (the flaky `ssh -tt` test).
  */
 const WAIT_FOR_SIZE = 'while [ "$(stty size 2>/dev/null)" = "0 0" ]; do sleep 0.05; done; exec "$@"';
 
