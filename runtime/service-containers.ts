@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
@@ -266,8 +267,45 @@ export async function execInService(docker: Dockerode, kind: ServiceKind, name: 
     stream.on('close', () => resolve());
     stream.on('error', reject);
   });
-  const info = await exec.inspect();
-  return { code: info.ExitCode ?? 1, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };
+  const code = await execExitCode(() => exec.inspect());
+  return { code, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };
+}
+
+/** What an exec's inspect says about its end. */
+export interface ExecEnd {
+  Running: boolean;
+  ExitCode: number | null;
+}
+
+export interface ExecExitOptions {
+  /** The caller went away: stop waiting for a program that may outlive it. */
+  signal?: AbortSignal;
+  /** How long (summed pauses) a program may run on after its output ended before this gives up. */
+  patienceMs?: number;
+  pause?: (ms: number) => Promise<void>;
+}
+
+/**
+ * The exit code of an exec whose output has ended. The engine records an exec's exit when it
+ * handles the process's exit, which can come after the output it attached has ended: a first
+ * inspect may still say "running", with no exit code. So ask again until it says stopped. A busy
+ * engine only makes this slower, never a different code: a cap of 2 s that answered 1 failed
+ * `ssh -tt ... postgres:connect` after a clean `\q` on a loaded machine. It gives up with an
+ * error only when the program runs on long after closing its output, or its caller is gone.
+ */
+export async function execExitCode(inspect: () => Promise<ExecEnd>, o: ExecExitOptions = {}): Promise<number> {
+  const pause = o.pause ?? ((ms: number) => sleep(ms));
+  const patience = o.patienceMs ?? 60_000;
+  for (let waited = 0, step = 25; ; waited += step, step = Math.min(step * 2, 500)) {
+    const info = await inspect();
+    if (!info.Running) {
+      if (info.ExitCode === null) throw new SlipwayError('E_DOCKER', 'the engine reports the exec stopped without an exit code');
+      return info.ExitCode;
+    }
+    if (o.signal?.aborted) throw new SlipwayError('E_SERVICE', 'the caller went away while the program still ran');
+    if (waited >= patience) throw new SlipwayError('E_DOCKER', `the program closed its output but still ran ${Math.round(waited / 1000)} s later`);
+    await pause(step);
+  }
 }
 
 /** The caller's side of an interactive exec: its streams and, when it has one, its terminal. */
@@ -289,9 +327,41 @@ export interface AttachedIO {
 export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, name: string, cmd: string[], env: string[], io: AttachedIO): Promise<number> {
   const container = docker.getContainer(serviceContainerName(kind, name));
   const tty = io.terminal !== undefined;
-  const exec = await container.exec({ Cmd: cmd, Env: tty ? ['TERM=xterm', ...env] : env, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: tty });
+  // Names this session's processes, to hang them up if the caller goes (see hangUp).
+  const session = randomBytes(8).toString('hex');
+  const exec = await container.exec({
+    Cmd: tty ? ['sh', '-c', WAIT_FOR_SIZE, 'sh', ...cmd] : cmd,
+    Env: tty ? ['TERM=xterm', `${SESSION_ENV}=${session}`, ...env] : env,
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: tty,
+  });
   const stream = (await exec.start({ hijack: true, stdin: true, Tty: tty })) as unknown as NodeJS.ReadWriteStream & { destroy(): void };
-  const resize = (size: { rows: number; cols: number }) => void exec.resize({ h: size.rows, w: size.cols }).catch(() => undefined);
+  // A resize sent while the exec is still starting can fail (on a busy machine the one resize
+  // sent never took: `stty size` said 0 0 seconds later). Retry until one lands, the newest size
+  // winning, for as long as the exec is attached.
+  type Size = { rows: number; cols: number };
+  let wanted: Size | null = null;
+  let sizing = false;
+  let attached = true;
+  const resize = (size: Size) => {
+    wanted = size;
+    if (sizing) return;
+    sizing = true;
+    void (async () => {
+      for (let pause = 100; wanted !== null && attached; ) {
+        const asked: Size = wanted;
+        const done = await exec.resize({ h: asked.rows, w: asked.cols }).then(() => true, () => false);
+        if (done && wanted === asked) wanted = null;
+        if (!done) {
+          await sleep(pause);
+          pause = Math.min(pause * 2, 1000);
+        }
+      }
+      sizing = false;
+    })();
+  };
   if (io.terminal) {
     resize(io.terminal);
     io.terminal.onResize(resize);
@@ -299,15 +369,28 @@ export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, na
   if (tty) stream.on('data', (d: Buffer) => io.stdout.write(d));
   else docker.modem.demuxStream(stream, io.stdout, io.stderr);
   const input = (d: Buffer) => stream.write(d);
-  // The caller's end of input is the program's: `echo 'select 1' | ... postgres:connect db`.
-  const inputEnded = () => stream.end();
+  // Without a terminal the caller's end of input is the program's: `echo 'select 1' | ...
+  // postgres:connect db`. A terminal has no end of input (Ctrl-D is a byte psql reads), and
+  // closing a tty exec's input makes the engine end its output there while the program runs
+  // on: what it prints after is lost and its exit is not known yet. So with a terminal the
+  // session ends when the program does (`\q`), or when the caller goes away.
+  const inputEnded = () => {
+    if (!tty) stream.end();
+  };
+  let callerGone = false;
   // A caller gone mid-input fails its input stream; the abort below ends the exec then.
-  const inputFailed = () => stream.destroy();
+  const inputFailed = () => {
+    callerGone = true;
+    stream.destroy();
+  };
   io.stdin.on('data', input);
   io.stdin.once('end', inputEnded);
   io.stdin.on('error', inputFailed);
   io.stdin.resume();
-  const gone = () => stream.destroy();
+  const gone = () => {
+    callerGone = true;
+    stream.destroy();
+  };
   io.signal.addEventListener('abort', gone, { once: true });
   try {
     await new Promise<void>((resolve, reject) => {
@@ -320,11 +403,36 @@ export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, na
     io.stdin.off('end', inputEnded);
     io.stdin.off('error', inputFailed);
     io.signal.removeEventListener('abort', gone);
+    attached = false;
   }
-  // The engine may record the exit a moment after the stream ends.
-  for (let tries = 0; ; tries++) {
-    const info = await exec.inspect();
-    if (!info.Running || tries >= 20) return info.Running ? 1 : (info.ExitCode ?? 1);
-    await sleep(100);
+  if (tty && (callerGone || io.signal.aborted)) {
+    // Without a caller the program would wait on its pty forever (psql holding a connection):
+    // hang it up as a closed terminal does, and let it go.
+    await hangUp(docker, kind, name, session);
+    return execExitCode(() => exec.inspect());
   }
+  return execExitCode(() => exec.inspect(), { signal: io.signal });
+}
+
+/**
+ * Runs the program (`"$@"`) once its pty has a size. The engine makes a tty exec's pty 0x0 and
+ * sizes it on a request of its own that may land after the program started, on a busy machine
+ * seconds after, or never: psql at a 0-row terminal pages every result through `more`, which
+ * then takes the `\q` meant for psql, so psql runs on (the flaky `ssh -tt` test).
+ */
+const WAIT_FOR_SIZE = 'while [ "$(stty size 2>/dev/null)" = "0 0" ]; do sleep 0.05; done; exec "$@"';
+
+/** The variable naming an interactive session's processes in the service's container. */
+const SESSION_ENV = 'SLIPWAY_SESSION';
+
+/**
+ * Sends SIGHUP to the processes of one interactive session: those whose environment carries its
+ * name (an exec's pid as the engine reports it belongs to the engine's host, which may not be
+ * ours). A tty exec outlives its attached connection; a program without a caller gets the
+ * signal a terminal's hangup gives. Runs as the container's user, as the session does.
+ */
+async function hangUp(docker: Dockerode, kind: ServiceKind, name: string, session: string): Promise<void> {
+  const script = `for p in /proc/[0-9]*; do if grep -qzx "${SESSION_ENV}=$1" "$p/environ" 2>/dev/null; then kill -HUP "\${p#/proc/}" 2>/dev/null; fi; done; exit 0`;
+  const r = await execInService(docker, kind, name, ['sh', '-c', script, 'hangup', session]);
+  if (r.code !== 0) throw new SlipwayError('E_DOCKER', `hanging up a ${kind} session in ${serviceContainerName(kind, name)} failed: ${r.stderr.trim()}`);
 }
