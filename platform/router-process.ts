@@ -46,6 +46,9 @@ export async function ensureNginx(o: { progress: (line: string) => void; logger:
   return installed;
 }
 
+/** Half the drain, between 100 ms and 1 s. Pure. */
+export const upstreamKeepaliveTime = (drainMs: number): number => Math.min(1000, Math.max(100, Math.floor(drainMs / 2)));
+
 export function nginxSettings(config: Config, paths: Paths): NginxSettings {
   return {
     prefix: routerPrefix(paths),
@@ -53,6 +56,9 @@ export function nginxSettings(config: Config, paths: Paths): NginxSettings {
     httpPort: config.httpPort,
     https: config.httpsPort !== null && config.tlsCert && config.tlsKey ? { port: config.httpsPort, cert: config.tlsCert, key: config.tlsKey } : null,
     maxPushBytes: config.maxPushBytes,
+    // Kept upstream connections move to the new release within half the drain (at most 1 s), so
+    // the old containers have stopped getting requests well before they stop (docs/router.md).
+    upstreamKeepaliveTimeMs: upstreamKeepaliveTime(config.drainMs),
     // Private apps and /_auth/ go to the auth server (platform/auth-process.ts).
     auth: `unix:${authFiles(paths).socket}`,
     // As root, workers run as the daemon's user too, so they can reach its git socket in run/

@@ -27,6 +27,13 @@ export interface NginxSettings {
   reloadGraceMs?: number;
   /** Idle keep-alive to app upstreams; must stay below the apps' own (Node's default is 5 s). */
   upstreamKeepaliveMs?: number;
+  /**
+   * The longest a kept app upstream connection is used (nginx `keepalive_time`): after a deploy
+   * switch it bounds how long requests still reach the old containers through connections opened
+   * before it (docs/router.md, "Stable fronts"). Below the drain time, so the old containers are
+   * idle when they stop.
+   */
+  upstreamKeepaliveTimeMs?: number;
   /** Slow-client bounds (same defaults as the Node router had: 20 s headers, 60 s body, 5 s idle). */
   clientHeaderTimeoutMs?: number;
   clientBodyTimeoutMs?: number;
@@ -43,6 +50,7 @@ export interface NginxSettings {
 
 export const NGINX_DEFAULTS = {
   upstreamKeepaliveMs: 4000,
+  upstreamKeepaliveTimeMs: 1000,
   clientHeaderTimeoutMs: 20_000,
   clientBodyTimeoutMs: 60_000,
   keepaliveTimeoutMs: 5000,
@@ -122,7 +130,7 @@ export const TLS_SETTINGS: readonly string[] = [
   'ssl_session_tickets off;',
 ];
 
-function upstreamBlocks(t: RouteTable, keepaliveMs: number, auth: string | undefined): string[] {
+function upstreamBlocks(t: RouteTable, keepaliveMs: number, keepaliveTimeMs: number, auth: string | undefined): string[] {
   const out: string[] = [];
   for (const [app, route] of Object.entries(t.apps).sort(([a], [b]) => a.localeCompare(b))) {
     if (route.upstreams.length === 0) continue;
@@ -130,9 +138,11 @@ function upstreamBlocks(t: RouteTable, keepaliveMs: number, auth: string | undef
     for (const u of route.upstreams) out.push(`    server ${safe(`upstream of ${app}`, u)};`);
     // An app's upstream is usually its stable front (docs/router.md, "Stable fronts"): a kept
     // connection stays with the container the kernel picked when it was opened, so new
-    // containers (a scale up, a deploy) get a share only of new connections. Opening a new one
-    // every 100 requests spreads a busy app over them soon, at the cost of one loopback connect.
-    out.push('    keepalive 32;', `    keepalive_timeout ${seconds(keepaliveMs)};`, '    keepalive_requests 100;', '  }');
+    // containers (a scale up, a deploy) get a share only of new connections, and old ones keep
+    // getting requests on the connections they have. Opening a new one every 100 requests or
+    // `keepalive_time` spreads a busy app over new replicas soon and moves every request to the
+    // new release within that time of a switch, at the cost of a loopback connect.
+    out.push('    keepalive 32;', `    keepalive_timeout ${seconds(keepaliveMs)};`, `    keepalive_time ${Math.max(1, Math.round(keepaliveTimeMs))}ms;`, '    keepalive_requests 100;', '  }');
   }
   if (auth !== undefined) out.push('  upstream slipway_auth {', `    server ${safe('auth upstream', auth)};`, '    keepalive 16;', '  }');
   // Idle private apps are answered after the sign-in check, from @bad_gateway: an upstream
@@ -560,7 +570,7 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
     '  }',
     ...(s.auth === undefined ? [] : [`  proxy_cache_path ${f.temp}/auth-cache levels=1 keys_zone=slipway_auth:1m max_size=16m inactive=10s use_temp_path=off;`]),
     ...routingMaps(t),
-    ...upstreamBlocks(t, keepaliveMs, s.auth),
+    ...upstreamBlocks(t, keepaliveMs, s.upstreamKeepaliveTimeMs ?? NGINX_DEFAULTS.upstreamKeepaliveTimeMs, s.auth),
     ...servers,
     '}',
     '',

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../core/log.js';
 import type { Runner } from '../../platform/firewall.js';
 import { addressesOfOthers, candidateAddress, FRONT_PORT, frontChain, frontRules, IptablesFronts, removeFronts } from '../../platform/fronts.js';
+import { upstreamKeepaliveTime } from '../../platform/router-process.js';
 import { RouteBook } from '../../router/route-book.js';
 import { readRouteTable } from '../../router/table.js';
 
@@ -175,5 +176,14 @@ describe('IptablesFronts and the RouteBook seam', () => {
     expect(await fronts.publish({ web: ['127.0.0.1:30002'] })).toEqual({ web: ['127.0.0.1:30002'] });
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/router lists containers and reloads/);
+  });
+});
+
+describe('kept upstream connections after a switch', () => {
+  it('are used at most half the drain, between 100 ms and 1 s, so old containers are idle when they stop', () => {
+    expect(upstreamKeepaliveTime(2000)).toBe(1000);
+    expect(upstreamKeepaliveTime(10_000)).toBe(1000);
+    expect(upstreamKeepaliveTime(500)).toBe(250);
+    expect(upstreamKeepaliveTime(0)).toBe(100);
   });
 });
