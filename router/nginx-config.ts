@@ -139,10 +139,10 @@ function upstreamBlocks(t: RouteTable, keepaliveMs: number, keepaliveTimeMs: num
     // An app's upstream is usually its stable front (docs/router.md, "Stable fronts"): a kept
     // connection stays with the container the kernel picked when it was opened, so new
     // containers (a scale up, a deploy) get a share only of new connections, and old ones keep
-    // getting requests on the connections they have. Opening a new one every 100 requests or
-    // `keepalive_time` spreads a busy app over new replicas soon and moves every request to the
-    // new release within that time of a switch, at the cost of a loopback connect.
-    out.push('    keepalive 32;', `    keepalive_timeout ${seconds(keepaliveMs)};`, `    keepalive_time ${Math.max(1, Math.round(keepaliveTimeMs))}ms;`, '    keepalive_requests 100;', '  }');
+    // getting requests on the connections they have. Opening a new one after `keepalive_time`
+    // spreads a busy app over new replicas soon and moves every request to the new release
+    // within that time of a switch, at the cost of a loopback connect per connection and period.
+    out.push('    keepalive 32;', `    keepalive_timeout ${seconds(keepaliveMs)};`, `    keepalive_time ${Math.max(1, Math.round(keepaliveTimeMs))}ms;`, '  }');
   }
   if (auth !== undefined) out.push('  upstream slipway_auth {', `    server ${safe('auth upstream', auth)};`, '    keepalive 16;', '  }');
   // Idle private apps are answered after the sign-in check, from @bad_gateway: an upstream
