@@ -78,7 +78,12 @@ describe('operations: config, scale, release phase, health checks, rollback', ()
     ]);
     expect(await containerId(`${app}.web.1`)).toBe(web1);
     const seen = new Set<string>();
-    for (let i = 0; i < 30 && seen.size < 3; i++) seen.add(/dyno=(\S+)/.exec(await body())?.[1] ?? '?');
+    // The route is the app's stable front (platform/fronts.ts): the kernel spreads nginx's new
+    // upstream connections over the containers, and a kept one stays with its container for
+    // `keepalive_time`. Bursts of concurrent requests make nginx open connections, as load does.
+    for (let i = 0; i < 30 && seen.size < 3; i++) {
+      for (const b of await Promise.all(Array.from({ length: 12 }, () => body()))) seen.add(/dyno=(\S+)/.exec(b)?.[1] ?? '?');
+    }
     expect([...seen].sort()).toEqual(['web.1', 'web.2', 'web.3']);
     const info = JSON.parse((await cli(['apps:info', app, '--json'])).stdout) as { formation: Record<string, number> };
     expect(info.formation).toEqual({ web: 3, worker: 2 });
