@@ -181,5 +181,13 @@ export async function stop() {
       } catch {}
     }
   }
+  // This instance's prepared runtime images (README `prepareRuntimes`): only tags ending in its id.
+  const instance = (await fs.readFile(path.join(home, 'instance-id'), 'utf8').catch(() => '')).trim();
+  if (/^[a-z0-9]+$/.test(instance)) {
+    const listed = await run('docker', ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', 'slipway-platform/runtime']).catch(() => '');
+    for (const tag of listed.split('\n').filter((t) => t.startsWith('slipway-platform/runtime:prepared-') && t.endsWith(`-${instance}`))) {
+      await run('docker', ['image', 'rm', tag]).catch((err) => console.error(err.message));
+    }
+  }
   await fs.rm(home, { recursive: true, force: true });
 }
