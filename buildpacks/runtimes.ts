@@ -114,11 +114,10 @@ export class RuntimeUnpacks {
   /** The host folder of a runtime; null when the mirror has no tarball for it (the buildpack then does without). */
   ensure(pkg: RuntimePackage): Promise<RuntimeDir | null> {
     const key = runtimeKey(pkg);
-    const id = key;
-    const running = this.#running.get(id);
+    const running = this.#running.get(key);
     if (running) return running;
-    const work = unpackRuntime({ ...this.#o, pkg }, key).finally(() => this.#running.delete(id));
-    this.#running.set(id, work);
+    const work = unpackRuntime({ ...this.#o, pkg }, key).finally(() => this.#running.delete(key));
+    this.#running.set(key, work);
     return work;
   }
 }

@@ -88,14 +88,13 @@ export class RuntimePreparer {
     let t = performance.now();
     report(`preparing runtimes ${names}: unpacking`);
     const { dirs, image } = await this.forBuild(pkgs);
-    const made = image;
-    if (made === null) {
+    if (image === null) {
       report(`preparing runtimes ${names}: not in the mirror`);
       return null;
     }
     report(`preparing runtimes ${names}: unpacked in ${seconds(t)}; making the shared image`);
     t = performance.now();
-    const ref = await made;
+    const ref = await image;
     report(`preparing runtimes ${names}: ready as ${ref} (${seconds(t)}; ${dirs.length} folders)`);
     return ref;
   }

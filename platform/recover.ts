@@ -44,7 +44,7 @@ export async function recover(d: RecoverDeps): Promise<void> {
   await d.scheduler.reconcile(apps, {
     progress: d.progress,
     onAdopted: async (table) => {
-      await d.routes.replace(table, d.routes.table.git);
+      await d.routes.replace(table);
       d.logger.info({ apps: apps.length, routed: Object.values(table).filter((u) => u.length > 0).length }, 'adopted running apps');
     },
   });

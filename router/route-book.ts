@@ -74,12 +74,15 @@ export class RouteBook {
     this.#table = { ...this.#table, git: e.git, web: e.web };
   }
 
-  /** Replaces the whole table at once (used when the daemon starts and adopts running containers). */
-  async replace(apps: Record<string, string[]>, git: string | null): Promise<void> {
+  /**
+   * Replaces the apps at once (used when the daemon starts and adopts running containers); the
+   * daemon's own endpoints stay as `presetEndpoints` named them.
+   */
+  async replace(apps: Record<string, string[]>): Promise<void> {
     const table = emptyRouteTable(this.#table.domain);
     for (const [app, upstreams] of Object.entries(apps)) table.apps[app] = { upstreams };
     for (const app of Object.keys(this.#table.apps)) if (!(app in apps)) this.#removed.push(app);
-    this.#table = { ...table, git, ...(this.#table.web === undefined ? {} : { web: this.#table.web }) };
+    this.#table = { ...table, git: this.#table.git, ...(this.#table.web === undefined ? {} : { web: this.#table.web }) };
     await this.#flush();
   }
 

@@ -281,17 +281,15 @@ export async function buildReleaseImage(o: {
     const tag = tagFor(digest);
     if (await imageExists(o.docker, tag)) {
       step(`${what} layer unchanged: reusing ${tag}`);
-    } else if (keyed !== base) {
-      // The mounted runtimes are one shared image, usually prepared before the first push that
-      // needs them (hooks/runtime-prep.ts); this app's runtime folders (links into them) go on top.
-      const prepared = await (o.preparedRuntime?.() ?? ensurePreparedRuntime({ docker: o.docker, stackImage: o.stackImage, mounted, onProgress: o.onProgress }));
-      step(`${what} layer changed: writing ${tag} on ${prepared}`);
-      await commitLayer(o.docker, { base: prepared, ref: tag, labels: labels(digest), archives: [() => appLayerTar(o.appDir, (top) => dirs.includes(top))], hideFromApp: false });
     } else {
       // Written and committed like the app's own files, not built: a `docker build` of the COPY
-      // cost seconds more on a first deploy (issue 15).
-      step(`${what} layer changed: writing ${tag}`);
-      await commitLayer(o.docker, { base, ref: tag, labels: labels(digest), archives: [() => appLayerTar(o.appDir, (top) => dirs.includes(top))], hideFromApp: 'slipway.app' in labels(digest) });
+      // cost seconds more on a first deploy (issue 15). With mounted runtimes it goes on their one
+      // shared image, usually prepared before the first push that needs them
+      // (hooks/runtime-prep.ts): this app's runtime folders (links into them) on top.
+      const on = keyed === base ? base : await (o.preparedRuntime?.() ?? ensurePreparedRuntime({ docker: o.docker, stackImage: o.stackImage, mounted, onProgress: o.onProgress }));
+      const l = labels(digest);
+      step(`${what} layer changed: writing ${tag}${on === base ? '' : ` on ${on}`}`);
+      await commitLayer(o.docker, { base: on, ref: tag, labels: l, archives: [() => appLayerTar(o.appDir, (top) => dirs.includes(top))], hideFromApp: 'slipway.app' in l });
     }
     base = tag;
   };

@@ -378,19 +378,15 @@ export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, na
     if (!tty) stream.end();
   };
   let callerGone = false;
-  // A caller gone mid-input fails its input stream; the abort below ends the exec then.
-  const inputFailed = () => {
+  // A caller gone, mid-input (its input stream fails) or by the abort, ends the exec.
+  const gone = () => {
     callerGone = true;
     stream.destroy();
   };
   io.stdin.on('data', input);
   io.stdin.once('end', inputEnded);
-  io.stdin.on('error', inputFailed);
+  io.stdin.on('error', gone);
   io.stdin.resume();
-  const gone = () => {
-    callerGone = true;
-    stream.destroy();
-  };
   io.signal.addEventListener('abort', gone, { once: true });
   try {
     await new Promise<void>((resolve, reject) => {
@@ -401,7 +397,7 @@ export async function attachServiceExec(docker: Dockerode, kind: ServiceKind, na
   } finally {
     io.stdin.off('data', input);
     io.stdin.off('end', inputEnded);
-    io.stdin.off('error', inputFailed);
+    io.stdin.off('error', gone);
     io.signal.removeEventListener('abort', gone);
     attached = false;
   }

@@ -156,7 +156,7 @@ describe('private apps in the route table and the router config', () => {
       const open = new Set<string>(['a']);
       const served: RouteTable[] = [];
       const book = new RouteBook(path.join(dir, 'routes.json'), 'localhost', async (t) => void served.push(t), (app) => !open.has(app));
-      await book.replace({ a: [], b: [] }, null);
+      await book.replace({ a: [], b: [] });
       expect(served.at(-1)!.apps).toEqual({ a: { upstreams: [] }, b: { upstreams: [], private: true } });
       open.add('b');
       await book.refreshAccess();

@@ -149,7 +149,7 @@ describe('IptablesFronts and the RouteBook seam', () => {
     // A restart adopts what runs: the chain is rewritten from it alone.
     const again = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, run: k.run });
     const book2 = new RouteBook(path.join(dir, 'routes.json'), 'localhost', undefined, () => false, again);
-    await book2.replace({ three: ['127.0.0.1:30003'] }, null);
+    await book2.replace({ three: ['127.0.0.1:30003'] });
     expect(k.restored()).toContain('30003');
     expect(k.restored()).not.toContain('30002');
     expect(await removeFronts(ID, k.run)).toBe(true);
