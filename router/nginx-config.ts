@@ -602,16 +602,16 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
     // Buffered: one write per 64 KB or per second instead of one per request (measured: the
     // per-request write was most of the gap to a plain proxy_pass); `logs --type router` lags <= 1 s.
     `  access_log ${f.accessLog} slipway buffer=64k flush=1s;`,
-    // The client's cookies minus the session cookie (one for the host, one for the domain).
-    '  map $http_cookie $slipway_cookie_1 {',
+    // The client's cookies minus the session cookie (one for the host, one for the domain). The
+    // second regex runs only on what the first one cut (docs/router.md, "Instructions per request").
+    '  map $http_cookie $slipway_app_cookie {',
     '    "" "";',
-    '    "~^(?<a>(?:.*;)?)\\s*slipway_session=[^;]*;?\\s*(?<b>.*)$" "$a$b";',
+    '    "~^(?<a>(?:.*;)?)\\s*slipway_session=[^;]*;?\\s*(?<b>.*)$" $slipway_cookie_rest;',
     '    default $http_cookie;',
     '  }',
-    '  map $slipway_cookie_1 $slipway_app_cookie {',
-    '    "" "";',
-    '    "~^(?<a>(?:.*;)?)\\s*slipway_session=[^;]*;?\\s*(?<b>.*)$" "$a$b";',
-    '    default $slipway_cookie_1;',
+    '  map "$a$b" $slipway_cookie_rest {',
+    '    "~^(?<c>(?:.*;)?)\\s*slipway_session=[^;]*;?\\s*(?<d>.*)$" "$c$d";',
+    '    default "$a$b";',
     '  }',
     ...(s.auth === undefined ? [] : [`  proxy_cache_path ${f.temp}/auth-cache levels=1 keys_zone=slipway_auth:1m max_size=16m inactive=10s use_temp_path=off;`]),
     ...routingMaps(t, ports),
