@@ -218,9 +218,12 @@ function routingMaps(t: RouteTable, ports: number[]): string[] {
     ...idle.map(([app]) => `    idle_${app} 1;`),
     '    default "";',
     '  }',
-    // Apps that need sign-in; the others never cause a check (README "Users and access").
-    '  map $slipway_app $slipway_private {',
-    ...apps.filter(([, r]) => r.private === true).map(([app]) => `    ${app} 1;`),
+    // Apps that need sign-in (the others never cause a check, README "Users and access"), and
+    // public apps with nothing running: a running public app, the usual request, is one lookup
+    // and one `if` away from its upstream (docs/router.md, "Instructions per request").
+    '  map $slipway_app $slipway_gate {',
+    ...apps.filter(([, r]) => r.private === true).map(([app]) => `    ${app} private;`),
+    ...apps.filter(([, r]) => r.private !== true && r.upstreams.length === 0).map(([app]) => `    ${app} idle;`),
     '    default "";',
     '  }',
     '  map $slipway_target $slipway_private_target {',
@@ -282,7 +285,8 @@ function proxyHeaders(indent: string, on: Listener, cookie = '$slipway_app_cooki
 
 /**
  * What serves an app request once Host or path picked the target. Upgrades jump to their own
- * location first, then private apps to theirs, so each of the four keeps its few directives.
+ * location first, then private and idle apps to theirs, so each of the four keeps its few
+ * directives.
  */
 function appBody(indent: string, upgrades: 'jump' | 'here'): string[] {
   return [
@@ -292,9 +296,8 @@ function appBody(indent: string, upgrades: 'jump' | 'here'): string[] {
     // Upgrades go through @upgrade, which never keeps the client connection: an app that
     // declines the upgrade gets its answer relayed, then the connection closes.
     ...(upgrades === 'jump' ? ['error_page 419 = @upgrade;', 'if ($http_upgrade != "") { return 419; }'] : []),
-    `error_page 420 = ${upgrades === 'jump' ? '@private' : '@private_upgrade'};`,
-    'if ($slipway_private) { return 420; }',
-    `if ($slipway_idle) { return 503 ${q(`${TEXTS.idle('$slipway_app')}\n`)}; }`,
+    `error_page 420 = ${upgrades === 'jump' ? '@gated' : '@gated_upgrade'};`,
+    'if ($slipway_gate) { return 420; }',
     ...(upgrades === 'here' ? ['keepalive_timeout 0;'] : []),
     'error_page 502 504 = @bad_gateway;',
     'proxy_pass http://$slipway_target;',
@@ -302,13 +305,16 @@ function appBody(indent: string, upgrades: 'jump' | 'here'): string[] {
 }
 
 /**
- * A private app: nginx asks the auth server first (auth_request, cached per session cookie and
- * app). Nothing here runs before that check, so an anonymous request learns nothing of the app,
- * not even whether it is idle.
+ * A private app, or a public one with nothing running (`$slipway_gate`). The idle public app is
+ * answered at once. For a private one nginx asks the auth server first (auth_request, cached per
+ * session cookie and app); nothing here runs before that check, so an anonymous request learns
+ * nothing of the app, not even whether it is idle.
  */
-function privateBody(indent: string, upgrades: 'jump' | 'here', auth: boolean): string[] {
-  if (!auth) return [`${indent}return 503 ${q(`${TEXTS.authDown}\n`)};`];
+function gatedBody(indent: string, upgrades: 'jump' | 'here', auth: boolean): string[] {
+  const idle = [...(upgrades === 'here' ? ['keepalive_timeout 0;'] : []), `if ($slipway_gate = idle) { return 503 ${q(`${TEXTS.idle('$slipway_app')}\n`)}; }`];
+  if (!auth) return [...idle, `return 503 ${q(`${TEXTS.authDown}\n`)};`].map((l) => indent + l);
   return [
+    ...idle,
     'auth_request /_auth/check;',
     'auth_request_set $slipway_user $upstream_http_x_slipway_user;',
     'auth_request_set $slipway_groups $upstream_http_x_slipway_groups;',
@@ -319,7 +325,6 @@ function privateBody(indent: string, upgrades: 'jump' | 'here', auth: boolean): 
     'error_page 403 = @hidden;',
     // auth_request turns an unreachable auth server into 500.
     'error_page 500 = @auth_down;',
-    ...(upgrades === 'here' ? ['keepalive_timeout 0;'] : []),
     'set $slipway_route $slipway_app;',
     'error_page 502 504 = @bad_gateway;',
     'proxy_pass http://$slipway_private_target;',
@@ -457,11 +462,11 @@ function locations(t: RouteTable, s: NginxSettings, on: Listener): string[] {
     '    location @upgrade {',
     ...appBody('      ', 'here'),
     '    }',
-    '    location @private {',
-    ...privateBody('      ', 'jump', s.auth !== undefined),
+    '    location @gated {',
+    ...gatedBody('      ', 'jump', s.auth !== undefined),
     '    }',
-    '    location @private_upgrade {',
-    ...privateBody('      ', 'here', s.auth !== undefined),
+    '    location @gated_upgrade {',
+    ...gatedBody('      ', 'here', s.auth !== undefined),
     '    }',
     ...auth.internal,
     // Signed in without the right to view: the very answer of an app that does not exist.

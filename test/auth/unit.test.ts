@@ -135,9 +135,9 @@ describe('private apps in the route table and the router config', () => {
 
   it('renders the check only for private apps, and clears identity headers for all', () => {
     const conf = renderNginxConfig(table, { prefix: '/tmp/x', listen: '127.0.0.1', httpPort: 8080, https: null, maxPushBytes: 1000, auth: 'unix:/tmp/x/auth.sock' });
-    expect(conf).toMatch(/map \$slipway_app \$slipway_private \{\n {4}shut 1;\n {4}default "";/);
+    expect(conf).toMatch(/map \$slipway_app \$slipway_gate \{\n {4}shut private;\n {4}default "";/);
     const proxiedByCheck = conf.split('location ').filter((l) => l.includes('auth_request /_auth/check'));
-    expect(proxiedByCheck.map((l) => l.split(' ')[0])).toEqual(['@private', '@private_upgrade']);
+    expect(proxiedByCheck.map((l) => l.split(' ')[0])).toEqual(['@gated', '@gated_upgrade']);
     expect(conf).toContain('proxy_set_header X-Slipway-User $slipway_user;');
     expect(conf).toContain('set $slipway_user "";');
     expect(conf).toContain('proxy_cache_valid 200 401 403 2s;');
@@ -147,7 +147,7 @@ describe('private apps in the route table and the router config', () => {
     // Without an auth server, private apps fail closed.
     const none = renderNginxConfig(table, { prefix: '/tmp/x', listen: '127.0.0.1', httpPort: 8080, https: null, maxPushBytes: 1000 });
     expect(none).not.toContain('auth_request');
-    expect(none).toMatch(/location @private \{\n\s+return 503 "sign-in is not available/);
+    expect(none).toMatch(/location @gated \{\n\s+if \(\$slipway_gate = idle\) \{[^\n]*\}\n\s+return 503 "sign-in is not available/);
   });
 
   it('are marked by the route book from the access level at every write', async () => {
