@@ -138,8 +138,10 @@ describe('private apps in the route table and the router config', () => {
     expect(conf).toMatch(/map \$slipway_app \$slipway_gate \{\n {4}shut private;\n {4}default "";/);
     const proxiedByCheck = conf.split('location ').filter((l) => l.includes('auth_request /_auth/check'));
     expect(proxiedByCheck.map((l) => l.split(' ')[0])).toEqual(['@gated', '@gated_upgrade']);
-    expect(conf).toContain('proxy_set_header X-Slipway-User $slipway_user;');
-    expect(conf).toContain('set $slipway_user "";');
+    // Cleared for every request; only the locations behind the check pass what it set.
+    expect(conf).toMatch(/\n {4}proxy_set_header X-Slipway-User "";/);
+    const identity = conf.split('location ').filter((l) => l.includes('proxy_set_header X-Slipway-User $slipway_user;'));
+    expect(identity.map((l) => l.split(' ')[0])).toEqual(['@gated', '@gated_upgrade']);
     expect(conf).toContain('proxy_cache_valid 200 401 403 2s;');
     // The App Manager and Portal pass the check without an app: any signed-in user, with identity.
     const web = renderNginxConfig({ ...table, web: 'unix:/tmp/x/web.sock' }, { prefix: '/tmp/x', listen: '127.0.0.1', httpPort: 8080, https: null, maxPushBytes: 1000, auth: 'unix:/tmp/x/auth.sock' });
