@@ -106,9 +106,16 @@ async function dropWriteBits(dir: string): Promise<void> {
 export class RuntimeUnpacks {
   readonly #running = new Map<string, Promise<RuntimeDir | null>>();
   readonly #o: { runtimesDir: string; mirrorDir: string };
+  readonly #unpack: (pkg: RuntimePackage) => Promise<RuntimeDir | null>;
 
-  constructor(o: { runtimesDir: string; mirrorDir: string }) {
-    this.#o = o;
+  /**
+   * unpackWith: where a missing runtime is unpacked; by default in this process. The daemon has
+   * another process do it (hooks/runtime-prep-process.ts), so the bytes never pass through its
+   * own memory (README "Server options", `prepareRuntimes`).
+   */
+  constructor(o: { runtimesDir: string; mirrorDir: string; unpackWith?: (pkg: RuntimePackage) => Promise<RuntimeDir | null> }) {
+    this.#o = { runtimesDir: o.runtimesDir, mirrorDir: o.mirrorDir };
+    this.#unpack = o.unpackWith ?? ((pkg) => unpackRuntime({ ...this.#o, pkg }, runtimeKey(pkg)));
   }
 
   /** The host folder of a runtime; null when the mirror has no tarball for it (the buildpack then does without). */
@@ -116,7 +123,10 @@ export class RuntimeUnpacks {
     const key = runtimeKey(pkg);
     const running = this.#running.get(key);
     if (running) return running;
-    const work = unpackRuntime({ ...this.#o, pkg }, key).finally(() => this.#running.delete(key));
+    const hostDir = path.join(this.#o.runtimesDir, key);
+    const work = isComplete(hostDir, pkg)
+      .then((done) => (done ? { key, hostDir } : this.#unpack(pkg)))
+      .finally(() => this.#running.delete(key));
     this.#running.set(key, work);
     return work;
   }
@@ -127,7 +137,6 @@ async function unpackRuntime(o: { runtimesDir: string; mirrorDir: string; pkg: R
   for (const p of o.pkg.paths ?? []) {
     if (!/^[A-Za-z0-9._-]+$/.test(p) || p === '.' || p === '..') throw new SlipwayError('E_BUILDPACK', `invalid runtime path ${JSON.stringify(p)}: a top-level name of the package`);
   }
-  if (await isComplete(hostDir, o.pkg)) return { key, hostDir };
   const tgz = path.join(o.mirrorDir, npmTarballPath(o.pkg.name, o.pkg.version));
   if (!(await fs.stat(tgz).catch(() => null))?.isFile()) return null;
   await fs.mkdir(o.runtimesDir, { recursive: true, mode: 0o755 });

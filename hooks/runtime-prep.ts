@@ -14,12 +14,17 @@ export interface PreparedRuntimes {
   image: Promise<string> | null;
 }
 
+/** Makes the shared image of some mounted folders (runtime/images.ts `ensurePreparedRuntime`). */
+export type MakePreparedImage = (o: { stackImage: string; mounted: readonly MountedDir[]; onProgress: (line: string) => void }) => Promise<string>;
+
 export interface RuntimePreparerDeps {
   docker: Dockerode;
   unpacks: RuntimeUnpacks;
   stackImage: () => string;
   mirrorDir: string;
   logger: Logger;
+  /** By default made in this process; the daemon has another process write it (hooks/runtime-prep-process.ts). */
+  makeImage?: MakePreparedImage;
 }
 
 /** The folders a build mounts and the release image carries, at their path under RUNTIMES_MOUNT. Pure. */
@@ -63,8 +68,8 @@ export class RuntimePreparer {
     const key = dirs.map((d) => d.key).sort().join('\n');
     const running = this.#images.get(key);
     if (running) return running;
-    const work = ensurePreparedRuntime({
-      docker: this.#d.docker,
+    const make: MakePreparedImage = this.#d.makeImage ?? ((o) => ensurePreparedRuntime({ docker: this.#d.docker, ...o }));
+    const work = make({
       stackImage: this.#d.stackImage(),
       mounted: mountedOf(dirs),
       onProgress: (line) => this.#d.logger.debug({ line }, 'runtime image'),

