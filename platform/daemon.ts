@@ -52,6 +52,7 @@ import { scopeToInstance } from '../runtime/instance-engine.js';
 import { loadInstance } from '../core/instance-id.js';
 import { adminRequestHandler, listenAdminSocket } from './admin-socket.js';
 import { createPlatform } from './platform-service.js';
+import { upstreamTurnover } from './router-process.js';
 import { sshExecHandler, wantsPty } from './ssh-dispatch.js';
 import { createWebHandler, listenWeb } from '../web/server.js';
 import { webCommandDoor } from './web-door.js';
@@ -113,7 +114,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   // Each app's route is a stable front address the kernel forwards to its containers, so deploys
   // and scales do not reload nginx (docs/router.md, "Stable fronts"); rules from before a restart
   // keep serving until the first table written below replaces them.
-  const fronts = new IptablesFronts({ instanceId: instance.id, file: path.join(paths.stateDir, 'fronts.json'), logger });
+  const fronts = new IptablesFronts({ instanceId: instance.id, file: path.join(paths.stateDir, 'fronts.json'), logger, turnoverMs: upstreamTurnover(config.drainMs) });
   const routes = new RouteBook(paths.routeTable, config.domain, o.serveRoutes, (app) => users.access(app).level !== 'public', fronts);
   const gitSocket = path.join(paths.runDir, 'git-http.sock');
   // The App Manager and Portal (docs/web.md): only nginx reaches this socket, behind its sign-in check.

@@ -117,7 +117,11 @@ export class IptablesFronts implements Fronts {
   #disabled = false;
 
   /** file: where the addresses are kept (`$SLIPWAY_HOME/state/fronts.json`). */
-  constructor(o: { instanceId: string; file: string; logger: Logger; run?: Runner }) {
+  readonly turnoverMs: number;
+
+  /** turnoverMs: how long nginx may keep using an upstream connection (platform/router-process.ts `upstreamTurnover`). */
+  constructor(o: { instanceId: string; file: string; logger: Logger; turnoverMs: number; run?: Runner }) {
+    this.turnoverMs = o.turnoverMs;
     this.#instanceId = o.instanceId;
     this.#chain = frontChain(o.instanceId);
     this.#file = o.file;

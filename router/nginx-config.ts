@@ -50,7 +50,7 @@ export interface NginxSettings {
 
 export const NGINX_DEFAULTS = {
   upstreamKeepaliveMs: 4000,
-  upstreamKeepaliveTimeMs: 1000,
+  upstreamKeepaliveTimeMs: 250,
   clientHeaderTimeoutMs: 20_000,
   clientBodyTimeoutMs: 60_000,
   keepaliveTimeoutMs: 5000,
@@ -142,7 +142,10 @@ function upstreamBlocks(t: RouteTable, keepaliveMs: number, keepaliveTimeMs: num
     // getting requests on the connections they have. Opening a new one after `keepalive_time`
     // spreads a busy app over new replicas soon and moves every request to the new release
     // within that time of a switch, at the cost of a loopback connect per connection and period.
-    out.push('    keepalive 32;', `    keepalive_timeout ${seconds(keepaliveMs)};`, `    keepalive_time ${Math.max(1, Math.round(keepaliveTimeMs))}ms;`, '  }');
+    // Idle no longer than that either: nginx checks `keepalive_time` only when it puts a
+    // connection back, so an idle one would reach the old release after the switch.
+    const time = Math.max(1, Math.round(keepaliveTimeMs));
+    out.push('    keepalive 32;', `    keepalive_timeout ${Math.min(keepaliveMs, time)}ms;`, `    keepalive_time ${time}ms;`, '  }');
   }
   if (auth !== undefined) out.push('  upstream slipway_auth {', `    server ${safe('auth upstream', auth)};`, '    keepalive 16;', '  }');
   // Idle private apps are answered after the sign-in check, from @bad_gateway: an upstream

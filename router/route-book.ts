@@ -14,6 +14,12 @@ export interface Fronts {
   publish(apps: Readonly<Record<string, readonly string[]>>): Promise<Record<string, string[]>>;
   /** Forgets the apps' fronts; called only once the router serves a table without them. */
   remove(apps: readonly string[]): Promise<void>;
+  /**
+   * How long after `publish` the router may still send a new request to an upstream it no longer
+   * names: a connection it kept open stays with the container the kernel picked for it, until
+   * the router stops using it (docs/router.md, "Stable fronts").
+   */
+  readonly turnoverMs: number;
 }
 
 /**
@@ -30,6 +36,8 @@ export class RouteBook {
   readonly #fronts: Fronts | undefined;
   /** Apps taken out of the table whose fronts go once the router no longer lists them. */
   #removed: string[] = [];
+  /** Until when a request may still reach upstreams the last write took out (Fronts.turnoverMs). */
+  #turnoverUntil = 0;
 
   /**
    * serve: has the router serve a table (nginx tested and reloaded) before the file records it,
@@ -86,6 +94,17 @@ export class RouteBook {
     await this.#flush();
   }
 
+  /**
+   * Resolves once no new request can reach an upstream the writes so far took out: at once when
+   * the router reloads for each change (its new workers open new connections), after the fronts'
+   * turnover otherwise. A deploy waits for it before saying the new release is live.
+   */
+  async turnover(): Promise<void> {
+    await this.#writing.catch(() => undefined);
+    const left = this.#turnoverUntil - Date.now();
+    if (left > 0) await new Promise((r) => setTimeout(r, left));
+  }
+
   /** Serves and records the table again with every app's current access level. */
   refreshAccess(): Promise<void> {
     return this.#flush();
@@ -104,6 +123,7 @@ export class RouteBook {
         const own = Object.fromEntries(Object.entries(logical.apps).map(([app, r]) => [app, r.upstreams]));
         // Fronts first: the router may name a front only once it leads somewhere.
         const listed = fronts ? await fronts.publish(own) : own;
+        if (fronts && Object.entries(listed).some(([app, l]) => l.some((u) => !own[app]?.includes(u)))) this.#turnoverUntil = Date.now() + fronts.turnoverMs;
         const apps: RouteTable['apps'] = {};
         for (const app of Object.keys(logical.apps)) {
           apps[app] = { upstreams: listed[app] ?? [], ...(privateApps.has(app) ? { private: true } : {}) };

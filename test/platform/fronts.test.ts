@@ -1,11 +1,11 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../core/log.js';
 import type { Runner } from '../../platform/firewall.js';
 import { addressesOfOthers, candidateAddress, FRONT_PORT, frontChain, frontRules, IptablesFronts, removeFronts } from '../../platform/fronts.js';
-import { upstreamKeepaliveTime } from '../../platform/router-process.js';
+import { upstreamKeepaliveTime, upstreamTurnover } from '../../platform/router-process.js';
 import { RouteBook } from '../../router/route-book.js';
 import { readRouteTable } from '../../router/table.js';
 
@@ -102,7 +102,7 @@ describe('IptablesFronts and the RouteBook seam', () => {
 
   it('the table names one front per app that stays across deploys and scales, and the rules follow', async () => {
     const k = fakeIptables();
-    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, run: k.run });
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 0, run: k.run });
     const served: string[][] = [];
     const book = new RouteBook(path.join(dir, 'routes.json'), 'localhost', async (t) => void served.push(t.apps.web?.upstreams ?? []), () => false, fronts);
     await book.setApp('web', ['127.0.0.1:30001']);
@@ -130,9 +130,10 @@ describe('IptablesFronts and the RouteBook seam', () => {
 
   it('removal: the route goes first, the rules and the address after', async () => {
     const k = fakeIptables();
-    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, run: k.run });
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 0, run: k.run });
     const order: string[] = [];
     const book = new RouteBook(path.join(dir, 'routes.json'), 'localhost', async (t) => void order.push(`serve ${Object.keys(t.apps).join(',')}`), () => false, {
+      turnoverMs: 0,
       publish: (apps) => fronts.publish(apps),
       remove: async (apps) => {
         order.push(`remove ${apps.join(',')}`);
@@ -147,7 +148,7 @@ describe('IptablesFronts and the RouteBook seam', () => {
     expect(k.restored()).toContain('30002');
     expect(Object.keys(JSON.parse(await fs.readFile(path.join(dir, 'fronts.json'), 'utf8')).fronts)).toEqual(['two']);
     // A restart adopts what runs: the chain is rewritten from it alone.
-    const again = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, run: k.run });
+    const again = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 0, run: k.run });
     const book2 = new RouteBook(path.join(dir, 'routes.json'), 'localhost', undefined, () => false, again);
     await book2.replace({ three: ['127.0.0.1:30003'] });
     expect(k.restored()).toContain('30003');
@@ -159,7 +160,7 @@ describe('IptablesFronts and the RouteBook seam', () => {
   it('takes no address another instance uses, and leaves other machines\' upstreams alone', async () => {
     const taken = candidateAddress(ID, 'web', 0);
     const k = fakeIptables(`-A SLWF-ffffffffffffffff -d ${taken}/32 -p tcp -m tcp --dport 9 -j DNAT --to-destination 127.0.0.1:1`);
-    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, run: k.run });
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 0, run: k.run });
     expect(await fronts.publish({ web: ['127.0.0.1:30001'], remote: ['10.0.0.7:30001', '127.0.0.1:30002'] })).toEqual({
       web: [`${candidateAddress(ID, 'web', 1)}:${FRONT_PORT}`],
       remote: ['10.0.0.7:30001', '127.0.0.1:30002'],
@@ -171,7 +172,7 @@ describe('IptablesFronts and the RouteBook seam', () => {
     k.fail();
     const warnings: string[] = [];
     const log = { ...logger, warn: (_: unknown, msg: string) => void warnings.push(msg), info: () => undefined } as unknown as typeof logger;
-    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger: log, run: k.run });
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger: log, turnoverMs: 0, run: k.run });
     expect(await fronts.publish({ web: ['127.0.0.1:30001'] })).toEqual({ web: ['127.0.0.1:30001'] });
     expect(await fronts.publish({ web: ['127.0.0.1:30002'] })).toEqual({ web: ['127.0.0.1:30002'] });
     expect(warnings).toHaveLength(1);
@@ -180,10 +181,43 @@ describe('IptablesFronts and the RouteBook seam', () => {
 });
 
 describe('kept upstream connections after a switch', () => {
-  it('are used at most half the drain, between 100 ms and 1 s, so old containers are idle when they stop', () => {
-    expect(upstreamKeepaliveTime(2000)).toBe(1000);
-    expect(upstreamKeepaliveTime(10_000)).toBe(1000);
+  let dir: string;
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-fronts-'));
+  });
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+  it('are used at most half the drain, between 100 ms and 250 ms, and idle no longer: gone within twice that', () => {
+    expect(upstreamKeepaliveTime(2000)).toBe(250);
     expect(upstreamKeepaliveTime(500)).toBe(250);
+    expect(upstreamKeepaliveTime(300)).toBe(150);
     expect(upstreamKeepaliveTime(0)).toBe(100);
+    expect(upstreamTurnover(2000)).toBe(500);
+    expect(upstreamTurnover(0)).toBe(200);
+  });
+
+  it('a route change through the fronts is in effect for new requests only after the turnover; without fronts at once', async () => {
+    const k = fakeIptables();
+    const fronted = new RouteBook(path.join(dir, 'fronted.json'), 'localhost', undefined, () => false, new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 400, run: k.run }));
+    const direct = new RouteBook(path.join(dir, 'direct.json'), 'localhost');
+    await fronted.setApp('web', ['127.0.0.1:30001']);
+    await direct.setApp('web', ['127.0.0.1:30001']);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'Date'] });
+    try {
+      let done = false;
+      const waiting = fronted.turnover().then(() => (done = true));
+      await vi.advanceTimersByTimeAsync(100);
+      expect(done).toBe(false);
+      await vi.advanceTimersByTimeAsync(400);
+      await waiting;
+      expect(done).toBe(true);
+      // Nothing to wait for without fronts: the router reloaded, its new workers connect anew.
+      let directDone = false;
+      await direct.turnover().then(() => (directDone = true));
+      expect(directDone).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -32,9 +32,9 @@ describe('renderNginxConfig (pure)', () => {
 
   it('gives each app with upstreams a keep-alive upstream block, idle below the apps own', () => {
     const c = renderNginxConfig(t, base('/srv/r'));
-    expect(c).toMatch(/upstream app_web \{\n\s+server 127\.0\.0\.1:5001;\n\s+server 127\.0\.0\.1:5002;\n\s+keepalive 32;\n\s+keepalive_timeout 4s;\n\s+keepalive_time 1000ms;/);
+    expect(c).toMatch(/upstream app_web \{\n\s+server 127\.0\.0\.1:5001;\n\s+server 127\.0\.0\.1:5002;\n\s+keepalive 32;\n\s+keepalive_timeout 250ms;\n\s+keepalive_time 250ms;/);
     // Kept connections move to a new release within the given time (half the drain).
-    expect(renderNginxConfig(t, { ...base('/srv/r'), upstreamKeepaliveTimeMs: 250 })).toContain('keepalive_time 250ms;');
+    expect(renderNginxConfig(t, { ...base('/srv/r'), upstreamKeepaliveTimeMs: 150 })).toContain('keepalive_timeout 150ms;\n    keepalive_time 150ms;');
     expect(c).not.toContain('upstream app_idle');
     expect(c).toContain('"idle.localhost" idle_idle;');
     expect(c).toContain('"web.localhost" app_web;');
