@@ -33,6 +33,8 @@ import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
 import { MirrorAdmin } from '../services/mirror-admin.js';
 import { RuntimeUnpacks } from '../buildpacks/runtimes.js';
 import { RuntimePreparer } from '../hooks/runtime-prep.js';
+import { BuildHold } from '../hooks/build-hold.js';
+import { pruneInstance } from '../hooks/prune.js';
 import { nodeRuntimeHints } from '../hooks/prepare-mirror.js';
 import { AppQueues } from '../hooks/push.js';
 import { Operations } from '../services/operations.js';
@@ -124,7 +126,9 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const queues = new AppQueues();
   // Runtimes unpacked and made into their shared image once, whoever asks first: a push, `mirror:add
   // node`, or the preparation at start (README "Server options", `prepareRuntimes`).
-  const runtimes = new RuntimePreparer({ docker, unpacks: new RuntimeUnpacks({ runtimesDir: paths.runtimesDir, mirrorDir: paths.mirrorDir }), stackImage: stackImageRef, mirrorDir: paths.mirrorDir, logger });
+  // Builds and preparations hold it together; `slipway prune` alone (README "Cleaning up").
+  const hold = new BuildHold();
+  const runtimes = new RuntimePreparer({ docker, unpacks: new RuntimeUnpacks({ runtimesDir: paths.runtimesDir, mirrorDir: paths.mirrorDir }), stackImage: stackImageRef, mirrorDir: paths.mirrorDir, logger, hold });
   const mirror = new MirrorAdmin({
     config,
     paths,
@@ -172,6 +176,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     packuments: new PackumentCache(),
     mirrorUpstream: (kind) => mirror.upstream(kind),
     runtimes,
+    hold,
   };
 
   // Before any app container starts: apps must never reach the host (docs/security.md).
@@ -204,6 +209,11 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     mirror,
     buildpacks: new BuildpackService({ plugins, apps, docker, config, paths, stackImage: stackImageRef }),
     life,
+    prune: (all, progress) =>
+      hold.alone(
+        async () => pruneInstance({ docker, runtimesDir: paths.runtimesDir, keep: all || !config.prepareRuntimes ? null : await runtimes.keptForPushes(config.defaultNodeRange), progress }),
+        (builds) => progress(`waiting for ${builds} running build${builds === 1 ? '' : 's'} to end`),
+      ),
     routerAlive: o.routerAlive,
     sshPort: () => sshPort,
   });

@@ -46,6 +46,7 @@ export interface PlatformDeps {
   buildpacks: BuildpackService;
   services: ServiceManager;
   life: Life;
+  prune: Platform['prune'];
   routerAlive: () => Promise<boolean>;
   /** Known once the SSH server listens (port 0 picks one). */
   sshPort: () => number;
@@ -140,6 +141,7 @@ export function createPlatform(d: PlatformDeps): Platform {
     // The swarm is the engine's, not this instance's: asked of the whole engine.
     nodes: () => listNodes(d.engine),
     joinCommand: () => joinCommand(d.engine),
+    prune: d.prune,
     buildStack: (progress) => ensureStackImage(d.engine, { progress, force: true, logger }),
     life,
     sso: { check: async (s) => void (await discoverOidc(s)) },

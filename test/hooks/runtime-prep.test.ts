@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntimeUnpacks } from '../../buildpacks/runtimes.js';
+import { BuildHold } from '../../hooks/build-hold.js';
 import { checkConfigInput, defaults } from '../../core/config.js';
 import { createLogger } from '../../core/log.js';
 import { nodeRuntimeHints } from '../../hooks/prepare-mirror.js';
@@ -41,6 +42,7 @@ function preparer(o: { logs?: string[]; docker?: Dockerode } = {}): RuntimePrepa
     stackImage: () => stackImage,
     mirrorDir,
     logger: createLogger('info', sink),
+    hold: new BuildHold(),
   });
 }
 

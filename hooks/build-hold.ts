@@ -1,0 +1,44 @@
+/**
+ * Builds and runtime preparations on one side, `slipway prune` on the other (README "Cleaning
+ * up"): any number of builds run together, prune runs alone. Prune removes what no image is built
+ * on yet, which a running build may be about to build on (a runtime image just committed, an
+ * unpacked runtime it mounts, its build and commit containers), so it waits for running builds
+ * and holds new ones until it is done. A waiting prune goes first, so a busy platform cannot
+ * starve it; it takes seconds. Builds never take the hold inside one another.
+ */
+export class BuildHold {
+  #builds = 0;
+  /** The prune running or waiting, which new builds wait for. */
+  #prune: Promise<void> | null = null;
+  #idle: (() => void) | null = null;
+
+  /** Runs a build (or a runtime preparation) once no prune runs or waits. */
+  async build<T>(task: () => Promise<T>): Promise<T> {
+    while (this.#prune) await this.#prune;
+    this.#builds += 1;
+    try {
+      return await task();
+    } finally {
+      this.#builds -= 1;
+      if (this.#builds === 0) this.#idle?.();
+    }
+  }
+
+  /** Runs `task` alone: after the running builds end, before the next ones start. `waiting` is told how many it waits for. */
+  async alone<T>(task: () => Promise<T>, waiting: (builds: number) => void = () => undefined): Promise<T> {
+    while (this.#prune) await this.#prune;
+    let done!: () => void;
+    this.#prune = new Promise<void>((resolve) => (done = resolve));
+    try {
+      if (this.#builds > 0) {
+        waiting(this.#builds);
+        await new Promise<void>((resolve) => (this.#idle = resolve));
+        this.#idle = null;
+      }
+      return await task();
+    } finally {
+      this.#prune = null;
+      done();
+    }
+  }
+}
