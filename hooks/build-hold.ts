@@ -24,6 +24,15 @@ export class BuildHold {
     }
   }
 
+  /**
+   * Runs `task` alone if it can start now (no build runs, no prune runs or waits), else does
+   * nothing and resolves to null: for clean-ups that may be left to `slipway prune` rather than wait.
+   */
+  async ifIdle<T>(task: () => Promise<T>): Promise<T | null> {
+    if (this.#builds > 0 || this.#prune) return null;
+    return this.alone(task);
+  }
+
   /** Runs `task` alone: after the running builds end, before the next ones start. `waiting` is told how many it waits for. */
   async alone<T>(task: () => Promise<T>, waiting: (builds: number) => void = () => undefined): Promise<T> {
     while (this.#prune) await this.#prune;

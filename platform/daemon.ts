@@ -34,7 +34,6 @@ import { MirrorAdmin } from '../services/mirror-admin.js';
 import { RuntimeUnpacks } from '../buildpacks/runtimes.js';
 import { RuntimePreparer } from '../hooks/runtime-prep.js';
 import { BuildHold } from '../hooks/build-hold.js';
-import { pruneInstance } from '../hooks/prune.js';
 import { nodeRuntimeHints } from '../hooks/prepare-mirror.js';
 import { AppQueues } from '../hooks/push.js';
 import { Operations } from '../services/operations.js';
@@ -209,11 +208,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     mirror,
     buildpacks: new BuildpackService({ plugins, apps, docker, config, paths, stackImage: stackImageRef }),
     life,
-    prune: (all, progress) =>
-      hold.alone(
-        async () => pruneInstance({ docker, runtimesDir: paths.runtimesDir, keep: all || !config.prepareRuntimes ? null : await runtimes.keptForPushes(config.defaultNodeRange), progress }),
-        (builds) => progress(`waiting for ${builds} running build${builds === 1 ? '' : 's'} to end`),
-      ),
+    hold,
+    runtimes,
     routerAlive: o.routerAlive,
     sshPort: () => sshPort,
   });

@@ -544,8 +544,12 @@ export function unusedPreparedImages(images: readonly ListedImage[], o: { instan
   return unused.sort();
 }
 
-/** Removes every `slipway/<app>:*` tag (and so the images no other tag keeps). */
-export async function removeAppImages(docker: Dockerode, app: string): Promise<void> {
+/**
+ * Removes every `slipway/<app>:*` tag (and so the images no other tag keeps), then the runtime
+ * images left unused, unless `unusedRuntimes` is false: a runtime image another app's build has
+ * just committed has no user yet, so a daemon removes them only while no build runs.
+ */
+export async function removeAppImages(docker: Dockerode, app: string, o: { unusedRuntimes?: boolean } = {}): Promise<void> {
   const prefix = `slipway/${app}:`;
   const images = await docker.listImages({ filters: { reference: [`slipway/${app}`] } });
   const tags = images.flatMap((i) => i.RepoTags ?? []).filter((t) => t.startsWith(prefix));
@@ -562,5 +566,5 @@ export async function removeAppImages(docker: Dockerode, app: string): Promise<v
   // version) still carry the app's label: they go too.
   const untagged = await docker.listImages({ filters: { label: [`slipway.app=${app}`], dangling: ['true'] } });
   for (const image of untagged) await docker.getImage(image.Id).remove().catch(() => undefined);
-  await removeUnusedRuntimeImages(docker);
+  if (o.unusedRuntimes !== false) await removeUnusedRuntimeImages(docker);
 }

@@ -74,6 +74,16 @@ describe('BuildHold', () => {
     expect(order).toEqual(['build 1 ends', 'prune', 'build 2']);
     expect(waited).toEqual([1]);
   });
+
+  it('a clean-up that may wait for prune runs only while nothing builds', async () => {
+    const hold = new BuildHold();
+    let endBuild!: () => void;
+    const build = hold.build(() => new Promise<void>((r) => (endBuild = r)));
+    expect(await hold.ifIdle(async () => 'swept')).toBeNull();
+    endBuild();
+    await build;
+    expect(await hold.ifIdle(async () => 'swept')).toBe('swept');
+  });
 });
 
 // Against the real engine: objects of a random instance, and of a second one that must stay.
