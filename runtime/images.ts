@@ -465,12 +465,14 @@ function layerContainerName(instanceId: string | null): string {
 const LAYER_CONTAINER_PREFIX = 'slipway_layer.';
 
 /**
- * Whether a listed container is a commitLayer container of `instanceId`: its name and its
- * instance label both say so, and it was never started. Pure.
+ * Whether a listed container is a commitLayer container of `instanceId`: it carries the
+ * instance's label, was never started, and its name says so, or (made before commit containers
+ * were named) its `slipway.app` label is blank, which only commitLayer sets. Pure.
  */
 export function isLayerContainer(c: Pick<Dockerode.ContainerInfo, 'Names' | 'Labels' | 'State'>, instanceId: string): boolean {
   const prefix = `/${LAYER_CONTAINER_PREFIX}${instanceId}.`;
-  return c.State === 'created' && ownedBy(c.Labels, instanceId) && (c.Names ?? []).some((n) => n.startsWith(prefix));
+  const named = (c.Names ?? []).some((n) => n.startsWith(prefix));
+  return c.State === 'created' && ownedBy(c.Labels, instanceId) && (named || c.Labels?.['slipway.app'] === '');
 }
 
 /**
@@ -482,7 +484,7 @@ export function isLayerContainer(c: Pick<Dockerode.ContainerInfo, 'Names' | 'Lab
 export async function removeLeftoverLayerContainers(docker: Dockerode): Promise<string[]> {
   const instance = engineInstance(docker);
   if (instance === null) return [];
-  const listed = await docker.listContainers({ all: true, filters: { name: [`^/${LAYER_CONTAINER_PREFIX}${instance}\\.`], status: ['created'] } });
+  const listed = await docker.listContainers({ all: true, filters: { status: ['created'] } });
   const removed: string[] = [];
   for (const c of listed.filter((x) => isLayerContainer(x, instance))) {
     const gone = await docker
@@ -495,7 +497,7 @@ export async function removeLeftoverLayerContainers(docker: Dockerode): Promise<
           throw err;
         },
       );
-    if (gone) removed.push(c.Names[0]!.slice(1));
+    if (gone) removed.push(c.Names[0]?.slice(1) ?? c.Id.slice(0, 12));
   }
   return removed;
 }

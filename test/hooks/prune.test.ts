@@ -55,6 +55,9 @@ describe('what prune finds unused (pure)', () => {
     expect(isLayerContainer({ ...c, State: 'running' }, A)).toBe(false);
     expect(isLayerContainer({ ...c, Labels: { 'slipway.instance': 'b'.repeat(16) } }, A)).toBe(false);
     expect(isLayerContainer({ ...c, Names: ['/app.web.1'] }, A)).toBe(false);
+    // Unnamed (before commit containers had names): only commitLayer blanks `slipway.app`.
+    expect(isLayerContainer({ ...c, Names: ['/eager_turing'], Labels: { 'slipway.instance': A, 'slipway.app': '' } }, A)).toBe(true);
+    expect(isLayerContainer({ ...c, Names: ['/app.web.1'], Labels: { 'slipway.instance': A, 'slipway.app': 'app' } }, A)).toBe(false);
   });
 });
 
@@ -124,6 +127,12 @@ describe('the sweep at daemon start (real engine)', () => {
   it('removes the commit containers of this instance, and nothing of another', async () => {
     const left = await layerContainer(docker, mine);
     const ofOther = await layerContainer(other, theirs);
+    // As commitLayer made them before they were named, and an app container never started: only the first goes.
+    const unnamed = (await docker.createContainer({ Image: stackImage, Labels: { 'slipway.app': '' }, HostConfig: { NetworkMode: 'none' } })).id;
+    madeContainers.add(unnamed);
+    const appContainer = `${randomBytes(4).toString('hex')}x.web.1`;
+    await docker.createContainer({ name: appContainer, Image: stackImage, Labels: { 'slipway.app': 'x' }, HostConfig: { NetworkMode: 'none' } });
+    madeContainers.add(appContainer);
     // Named as ours but labelled as another instance's: not provably ours.
     const impostor = `slipway_layer.${mine}.${randomBytes(6).toString('hex')}`;
     await other.createContainer({ name: impostor, Image: stackImage, HostConfig: { NetworkMode: 'none' } });
@@ -148,8 +157,10 @@ describe('the sweep at daemon start (real engine)', () => {
 
     expect(await exists('container', left)).toBe(false);
     expect(lines).toContain(`-----> removed ${left}, left by an interrupted image commit`);
+    expect(await exists('container', unnamed)).toBe(false);
     expect(await exists('container', ofOther)).toBe(true);
     expect(await exists('container', impostor)).toBe(true);
+    expect(await exists('container', appContainer)).toBe(true);
   });
 });
 
