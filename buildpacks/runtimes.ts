@@ -79,6 +79,20 @@ export async function removeStaleUnpacks(runtimesDir: string): Promise<string[]>
   return stale;
 }
 
+/**
+ * The unpacked runtimes under `runtimesDir` whose key is not in `keep`: what `slipway prune` may
+ * remove (README "Cleaning up"). Only runtime-shaped names; temporary unpacks (`.unpack-*`) are
+ * removeStaleUnpacks's. Pure.
+ */
+export function unusedRuntimeDirs(entries: readonly string[], keep: ReadonlySet<string>): string[] {
+  return entries.filter((name) => /^[A-Za-z0-9~-][A-Za-z0-9._~-]*-[0-9]+\.[0-9]+\.[0-9]+$/.test(name) && !keep.has(name)).sort();
+}
+
+/** Removes unpacked runtimes by key. Only while nothing mounts or unpacks them (`slipway prune` holds builds). */
+export async function removeRuntimeDirs(runtimesDir: string, keys: readonly string[]): Promise<void> {
+  for (const key of keys) await fs.rm(path.join(runtimesDir, key), { recursive: true, force: true, maxRetries: 3 });
+}
+
 const wanted = (p: RuntimePackage): string[] | null => (p.paths ? [...p.paths].sort() : null);
 
 /** Files lose their write bits: nobody edits a runtime in place (a new version is a new folder). */

