@@ -456,6 +456,39 @@ function locations(t: RouteTable, s: NginxSettings): string[] {
   ];
 }
 
+/**
+ * nginx's own answer for a fronted app with nothing healthy (docs/router.md, "Stable fronts"):
+ * the app's front leads here instead of to containers, so the first and the last healthy
+ * process change only the kernel's rules, never this config. The request arrives as the app
+ * would get it (same Host and path), so the same maps name the app, and the client gets the very
+ * 503 an unfronted idle app gets. Its connection closes after the answer: nginx never keeps one
+ * that the app's next healthy process should take over. Not logged: the router's own server
+ * logs the request.
+ */
+function idleServer(listen: string): string[] {
+  const answer = [
+    `      if ($slipway_target = "") { return 404 ${q(`${TEXTS.notFound}$slipway_named\n`)}; }`,
+    `      return 503 ${q(`${TEXTS.idle('$slipway_app')}\n`)};`,
+  ];
+  return [
+    '  server {',
+    `    listen ${safe('idle listener', listen)};`,
+    '    server_name _;',
+    '    access_log off;',
+    '    keepalive_timeout 0;',
+    // A client's HTTP/1.0 request without Host reaches the app without one too, which nginx
+    // refuses over HTTP/1.1 before any location: its path still names the app.
+    '    error_page 400 = @idle;',
+    '    location / {',
+    ...answer,
+    '    }',
+    '    location @idle {',
+    ...answer,
+    '    }',
+    '  }',
+  ];
+}
+
 /** Requests nginx would accept but the router must not (docs/http.md, bad-inputs). */
 const STRICT = [
   // Absolute-form and asterisk targets: the authority could disagree with Host.
@@ -575,6 +608,7 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
     ...routingMaps(t),
     ...upstreamBlocks(t, keepaliveMs, s.upstreamKeepaliveTimeMs ?? NGINX_DEFAULTS.upstreamKeepaliveTimeMs, s.auth),
     ...servers,
+    ...(t.idle === undefined ? [] : idleServer(t.idle)),
     '}',
     '',
   ];

@@ -7,11 +7,17 @@ import { emptyRouteTable, writeRouteTable, type RouteTable } from './table.js';
  */
 export interface Fronts {
   /**
-   * Points each app's front at its upstreams and returns what the table lists for each: the
-   * front, the upstreams themselves (those it cannot front), or [] for none. Apps not named keep
-   * what they had. In effect when it resolves, so the table may name the front from then on.
+   * Points each app's front at its upstreams (or, for none, at the idle listener) and returns
+   * what the table lists for each: the front, or the upstreams themselves when it cannot front
+   * them ([] for none). Apps not named keep what they had. In effect when it resolves, so the
+   * table may name the front from then on.
    */
   publish(apps: Readonly<Record<string, readonly string[]>>): Promise<Record<string, string[]>>;
+  /**
+   * Where the fronts of apps with nothing healthy lead once `publish` resolved: nginx's own idle
+   * listener (the table's `idle`); undefined while apps are listed directly.
+   */
+  idle(): string | undefined;
   /** Forgets the apps' fronts; called only once the router serves a table without them. */
   remove(apps: readonly string[]): Promise<void>;
   /**
@@ -128,7 +134,8 @@ export class RouteBook {
         for (const app of Object.keys(logical.apps)) {
           apps[app] = { upstreams: listed[app] ?? [], ...(privateApps.has(app) ? { private: true } : {}) };
         }
-        const snapshot = { ...logical, apps };
+        const idle = fronts?.idle();
+        const snapshot: RouteTable = { ...logical, apps, ...(idle === undefined ? {} : { idle }) };
         await serve?.(snapshot);
         await writeRouteTable(this.#file, snapshot);
         // And gone last: nothing the router serves names them any more.

@@ -7,7 +7,8 @@ import type { Runner } from '../../platform/firewall.js';
 import { addressesOfOthers, candidateAddress, FRONT_PORT, frontChain, frontRules, IptablesFronts, removeFronts } from '../../platform/fronts.js';
 import { upstreamKeepaliveTime, upstreamTurnover } from '../../platform/router-process.js';
 import { RouteBook } from '../../router/route-book.js';
-import { readRouteTable } from '../../router/table.js';
+import { renderNginxConfig } from '../../router/nginx-config.js';
+import { readRouteTable, type RouteTable } from '../../router/table.js';
 
 const ID = '0123456789abcdef';
 const CHAIN = frontChain(ID);
@@ -103,8 +104,8 @@ describe('IptablesFronts and the RouteBook seam', () => {
   it('the table names one front per app that stays across deploys and scales, and the rules follow', async () => {
     const k = fakeIptables();
     const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 0, run: k.run });
-    const served: string[][] = [];
-    const book = new RouteBook(path.join(dir, 'routes.json'), 'localhost', async (t) => void served.push(t.apps.web?.upstreams ?? []), () => false, fronts);
+    const served: RouteTable[] = [];
+    const book = new RouteBook(path.join(dir, 'routes.json'), 'localhost', async (t) => void served.push(t), () => false, fronts);
     await book.setApp('web', ['127.0.0.1:30001']);
     const front = `${candidateAddress(ID, 'web', 0)}:${FRONT_PORT}`;
     expect((await readRouteTable(path.join(dir, 'routes.json'))).apps.web?.upstreams).toEqual([front]);
@@ -114,13 +115,19 @@ describe('IptablesFronts and the RouteBook seam', () => {
     expect([...k.jumps].sort()).toEqual([`filter OUTPUT -d 127.80.0.0/12 -p tcp -j ${CHAIN}`, `nat OUTPUT -d 127.80.0.0/12 -p tcp -j ${CHAIN}`]);
 
     await book.setApp('web', ['127.0.0.1:30002', '127.0.0.1:30003']); // deploy, scale 2
-    await book.setApp('web', []); // nothing healthy
+    await book.setApp('web', []); // nothing healthy: the front leads to nginx's idle listener
+    const idle = `${candidateAddress(ID, '_idle', 0)}:${FRONT_PORT}`;
+    expect(k.restored()).toContain(`-d ${front.split(':')[0]}/32 -p tcp -m tcp --dport ${FRONT_PORT} -j DNAT --to-destination ${idle}`);
     await book.setApp('web', ['127.0.0.1:30004']);
-    expect(served).toEqual([[front], [front], [], [front]]);
+    expect(served.map((t) => t.apps.web?.upstreams)).toEqual([[front], [front], [front], [front]]);
+    expect(served.map((t) => t.idle)).toEqual([idle, idle, idle, idle]);
     expect(k.restored()).toContain('--to-destination 127.0.0.1:30004');
     expect(k.restored()).not.toContain('30002');
-    // Recorded, so a restarted daemon gives it the same front.
-    expect(JSON.parse(await fs.readFile(path.join(dir, 'fronts.json'), 'utf8')).fronts).toEqual({ web: candidateAddress(ID, 'web', 0) });
+    expect(k.restored()).not.toContain(`--to-destination ${idle}`);
+    // The idle listener's address stays marked as this instance's while no app uses it.
+    expect(k.restored()).toContain(`-A ${CHAIN} -d ${idle.split(':')[0]}/32 -p tcp -m tcp --dport ${FRONT_PORT} -j RETURN`);
+    // Recorded, so a restarted daemon gives it the same front and nginx the same listener.
+    expect(JSON.parse(await fs.readFile(path.join(dir, 'fronts.json'), 'utf8'))).toEqual({ version: 1, fronts: { web: candidateAddress(ID, 'web', 0) }, idle: idle.split(':')[0] });
 
     // A write that changes nothing of the rules does not run iptables-restore again.
     const restores = k.calls.filter((c) => c[0] === 'iptables-restore').length;
@@ -135,6 +142,7 @@ describe('IptablesFronts and the RouteBook seam', () => {
     const book = new RouteBook(path.join(dir, 'routes.json'), 'localhost', async (t) => void order.push(`serve ${Object.keys(t.apps).join(',')}`), () => false, {
       turnoverMs: 0,
       publish: (apps) => fronts.publish(apps),
+      idle: () => fronts.idle(),
       remove: async (apps) => {
         order.push(`remove ${apps.join(',')}`);
         await fronts.remove(apps);
@@ -167,6 +175,43 @@ describe('IptablesFronts and the RouteBook seam', () => {
     });
   });
 
+  it('an app\'s first and last healthy process render the very same nginx config (no reload)', async () => {
+    const k = fakeIptables();
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 0, run: k.run });
+    const configs: string[] = [];
+    const settings = { prefix: path.join(dir, 'router'), listen: '127.0.0.1', httpPort: 8080, https: null, maxPushBytes: 1024 };
+    const book = new RouteBook(path.join(dir, 'routes.json'), 'localhost', async (t) => void configs.push(renderNginxConfig(t, settings)), (app) => app === 'private', fronts);
+    await book.setApp('other', ['127.0.0.1:30009']);
+    await book.setApp('private', []);
+    await book.setApp('web', []); // created, never deployed
+    const idle = configs.at(-1)!;
+    for (const upstreams of [['127.0.0.1:30001'], ['127.0.0.1:30002', '127.0.0.1:30003', '127.0.0.1:30004'], []]) {
+      await book.setApp('web', upstreams);
+      await book.setApp('private', upstreams);
+      await book.setApp('other', []);
+      await book.setApp('other', ['127.0.0.1:30009']);
+    }
+    expect(new Set(configs.slice(2))).toEqual(new Set([idle]));
+    // nginx listens where the idle fronts lead, and no app is rendered idle by the config.
+    expect(idle).toContain(`listen ${candidateAddress(ID, '_idle', 0)}:${FRONT_PORT};`);
+    expect(idle).not.toMatch(/ idle_/);
+  });
+
+  it('the idle listener takes no address another instance uses, and other instances see it taken', async () => {
+    const taken = candidateAddress(ID, '_idle', 0);
+    const k = fakeIptables(`-A SLWF-ffffffffffffffff -d ${taken}/32 -p tcp -m tcp --dport 9 -j RETURN`);
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 0, run: k.run });
+    await fronts.publish({ web: [] });
+    const idle = candidateAddress(ID, '_idle', 1);
+    expect(fronts.idle()).toBe(`${idle}:${FRONT_PORT}`);
+    expect([...addressesOfOthers(k.restored(), frontChain('ffffffffffffffff'))]).toContain(idle);
+    // Kept across a restart, even with no app left to use it: the rendered config stays the same.
+    await fronts.remove(['web']);
+    const again = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 0, run: k.run });
+    await again.publish({});
+    expect(again.idle()).toBe(`${idle}:${FRONT_PORT}`);
+  });
+
   it('without iptables: warns once and lists the upstreams as before', async () => {
     const k = fakeIptables();
     k.fail();
@@ -175,6 +220,8 @@ describe('IptablesFronts and the RouteBook seam', () => {
     const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger: log, turnoverMs: 0, run: k.run });
     expect(await fronts.publish({ web: ['127.0.0.1:30001'] })).toEqual({ web: ['127.0.0.1:30001'] });
     expect(await fronts.publish({ web: ['127.0.0.1:30002'] })).toEqual({ web: ['127.0.0.1:30002'] });
+    expect(await fronts.publish({ web: [] })).toEqual({ web: [] });
+    expect(fronts.idle()).toBeUndefined();
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/router lists containers and reloads/);
   });

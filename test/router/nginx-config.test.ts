@@ -41,6 +41,15 @@ describe('renderNginxConfig (pure)', () => {
     expect(c).toMatch(/upstream slipway_git \{\n\s+server unix:\/run\/slipway\/git\.sock;/);
   });
 
+  it('with an idle listener (stable fronts): nginx serves it, logging nothing, keeping no connection, answering the idle 503', () => {
+    const c = renderNginxConfig({ ...t, idle: '127.85.3.4:9' }, base('/srv/r'));
+    const server = c.slice(c.indexOf('    listen 127.85.3.4:9;'));
+    expect(server).toMatch(/^    listen 127\.85\.3\.4:9;\n    server_name _;\n    access_log off;\n    keepalive_timeout 0;\n/);
+    expect(server).toContain('return 503 "app $slipway_app has no running web process: deploy it or run ps:start/ps:scale\\n";');
+    // Everything else is as without it.
+    expect(c.replace(/\n  server \{\n    listen 127\.85\.3\.4:9;[\s\S]*?\n  \}\n/, '\n')).toBe(renderNginxConfig(t, base('/srv/r')));
+  });
+
   it('keeps its files under the prefix, never /etc/nginx, and hides its version', () => {
     const c = renderNginxConfig(t, base('/srv/r'));
     expect(c).toContain('pid /srv/r/nginx.pid;');
@@ -136,6 +145,7 @@ describe('rendered configs pass nginx -t (the real binary)', () => {
     ['an empty table', { version: 1, domain: 'localhost', apps: {}, git: null }, {}],
     ['many apps with path and host routes', manyApps(200), {}],
     ['only idle apps', { version: 1, domain: 'localhost', apps: { a: { upstreams: [] } }, git: null }, {}],
+    ['fronted apps and the idle listener', { version: 1, domain: 'localhost', apps: { a: { upstreams: ['127.85.0.1:9'] }, b: { upstreams: ['127.85.0.2:9'], private: true } }, git: null, idle: '127.85.3.4:9' }, { auth: 'unix:/run/slipway/auth.sock' }],
     ['the web pages served', { ...manyApps(5), web: 'unix:/run/slipway/web.sock' }, {}],
     ['TLS on', manyApps(20), { https: { port: 18443, cert: 'CERT', key: 'KEY' } }],
     ['TLS on, git kept on plain HTTP', manyApps(5), { https: { port: 18443, cert: 'CERT', key: 'KEY' }, gitOverPlainHttp: true }],
