@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { oneLine, SlipwayError } from '../core/errors.js';
 import { readJson, readTextIfExists, writeJsonAtomic } from '../core/files.js';
@@ -103,6 +104,15 @@ interface FrontsFile {
   fronts: Record<string, string>;
   /** The idle listener's address, kept for the instance's life (a new one would reload nginx). */
   idle?: string;
+}
+
+/** Whether a listener can bind address:port now (closed again at once). */
+function canListen(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen({ host: address, port, exclusive: true }, () => probe.close(() => resolve(true)));
+  });
 }
 
 /** Seeds the idle listener's candidate addresses; no app can have this name. */
@@ -237,7 +247,11 @@ export class IptablesFronts implements Fronts {
   async #idleAddress(): Promise<string> {
     await this.#load();
     if (this.#idle !== undefined) return this.#idle;
-    this.#idle = await this.#free(IDLE_SEED, 'no free address for the idle listener');
+    const idle = await this.#free(IDLE_SEED, 'no free address for the idle listener');
+    // nginx must bind it at its next reload: a service on port 9 of every address (a discard
+    // server) would make that reload fail, so find out now and leave the fronts off instead.
+    if (!(await canListen(idle, FRONT_PORT))) throw new SlipwayError('E_ROUTES', `the idle listener cannot listen on ${idle}:${FRONT_PORT} (something listens on port ${FRONT_PORT} of every address)`);
+    this.#idle = idle;
     await this.#save();
     return this.#idle;
   }

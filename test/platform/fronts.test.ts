@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -224,6 +225,23 @@ describe('IptablesFronts and the RouteBook seam', () => {
     expect(fronts.idle()).toBeUndefined();
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/router lists containers and reloads/);
+  });
+
+  it('when nginx could not listen on the idle listener\'s address: the fronts stay off, nginx is never asked to bind it', async () => {
+    const k = fakeIptables();
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(FRONT_PORT, candidateAddress(ID, '_idle', 0), resolve));
+    try {
+      const warnings: string[] = [];
+      const log = { ...logger, warn: (o: { err?: string }, msg: string) => void warnings.push(`${msg} ${o.err ?? ''}`), info: () => undefined } as unknown as typeof logger;
+      const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger: log, turnoverMs: 0, run: k.run });
+      expect(await fronts.publish({ web: ['127.0.0.1:30001'] })).toEqual({ web: ['127.0.0.1:30001'] });
+      expect(fronts.idle()).toBeUndefined();
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/idle listener cannot listen on .*:9/);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
   });
 });
 
