@@ -166,6 +166,8 @@ export async function routedCount() {
 /** Destroys the app, stops the daemon, then the router (and its fronts), registry and auth server by their pid files, and removes the home. */
 export async function stop() {
   if (deployed) await cli('apps:destroy', app, '--force').catch((err) => console.error(err.message));
+  // What this instance keeps for its future apps (README "Cleaning up"): a bench platform has none.
+  if (server && server.exitCode === null) await cli('prune', '--all').catch((err) => console.error(err.message));
   if (server && server.exitCode === null) {
     const exited = new Promise((r) => server.once('exit', r));
     server.kill('SIGTERM');
@@ -179,14 +181,6 @@ export async function stop() {
       try {
         process.kill(pid, 'SIGTERM');
       } catch {}
-    }
-  }
-  // This instance's prepared runtime images (README `prepareRuntimes`): only tags ending in its id.
-  const instance = (await fs.readFile(path.join(home, 'instance-id'), 'utf8').catch(() => '')).trim();
-  if (/^[a-z0-9]+$/.test(instance)) {
-    const listed = await run('docker', ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', 'slipway-platform/runtime']).catch(() => '');
-    for (const tag of listed.split('\n').filter((t) => t.startsWith('slipway-platform/runtime:prepared-') && t.endsWith(`-${instance}`))) {
-      await run('docker', ['image', 'rm', tag]).catch((err) => console.error(err.message));
     }
   }
   await fs.rm(home, { recursive: true, force: true });

@@ -79,6 +79,20 @@ export async function removeStaleUnpacks(runtimesDir: string): Promise<string[]>
   return stale;
 }
 
+/**
+ * The unpacked runtimes under `runtimesDir` whose key is not in `keep`: what `slipway prune` may
+ * remove (README "Cleaning up"). Only runtime-shaped names; temporary unpacks (`.unpack-*`) are
+ * removeStaleUnpacks's. Pure.
+ */
+export function unusedRuntimeDirs(entries: readonly string[], keep: ReadonlySet<string>): string[] {
+  return entries.filter((name) => /^[A-Za-z0-9~-][A-Za-z0-9._~-]*-[0-9]+\.[0-9]+\.[0-9]+$/.test(name) && !keep.has(name)).sort();
+}
+
+/** Removes unpacked runtimes by key. Only while nothing mounts or unpacks them (`slipway prune` holds builds). */
+export async function removeRuntimeDirs(runtimesDir: string, keys: readonly string[]): Promise<void> {
+  for (const key of keys) await fs.rm(path.join(runtimesDir, key), { recursive: true, force: true, maxRetries: 3 });
+}
+
 const wanted = (p: RuntimePackage): string[] | null => (p.paths ? [...p.paths].sort() : null);
 
 /** Files lose their write bits: nobody edits a runtime in place (a new version is a new folder). */
@@ -106,9 +120,16 @@ async function dropWriteBits(dir: string): Promise<void> {
 export class RuntimeUnpacks {
   readonly #running = new Map<string, Promise<RuntimeDir | null>>();
   readonly #o: { runtimesDir: string; mirrorDir: string };
+  readonly #unpack: (pkg: RuntimePackage) => Promise<RuntimeDir | null>;
 
-  constructor(o: { runtimesDir: string; mirrorDir: string }) {
-    this.#o = o;
+  /**
+   * unpackWith: where a missing runtime is unpacked; by default in this process. The daemon has
+   * another process do it (hooks/runtime-prep-process.ts), so the bytes never pass through its
+   * own memory (README "Server options", `prepareRuntimes`).
+   */
+  constructor(o: { runtimesDir: string; mirrorDir: string; unpackWith?: (pkg: RuntimePackage) => Promise<RuntimeDir | null> }) {
+    this.#o = { runtimesDir: o.runtimesDir, mirrorDir: o.mirrorDir };
+    this.#unpack = o.unpackWith ?? ((pkg) => unpackRuntime({ ...this.#o, pkg }, runtimeKey(pkg)));
   }
 
   /** The host folder of a runtime; null when the mirror has no tarball for it (the buildpack then does without). */
@@ -116,7 +137,10 @@ export class RuntimeUnpacks {
     const key = runtimeKey(pkg);
     const running = this.#running.get(key);
     if (running) return running;
-    const work = unpackRuntime({ ...this.#o, pkg }, key).finally(() => this.#running.delete(key));
+    const hostDir = path.join(this.#o.runtimesDir, key);
+    const work = isComplete(hostDir, pkg)
+      .then((done) => (done ? { key, hostDir } : this.#unpack(pkg)))
+      .finally(() => this.#running.delete(key));
     this.#running.set(key, work);
     return work;
   }
@@ -127,7 +151,6 @@ async function unpackRuntime(o: { runtimesDir: string; mirrorDir: string; pkg: R
   for (const p of o.pkg.paths ?? []) {
     if (!/^[A-Za-z0-9._-]+$/.test(p) || p === '.' || p === '..') throw new SlipwayError('E_BUILDPACK', `invalid runtime path ${JSON.stringify(p)}: a top-level name of the package`);
   }
-  if (await isComplete(hostDir, o.pkg)) return { key, hostDir };
   const tgz = path.join(o.mirrorDir, npmTarballPath(o.pkg.name, o.pkg.version));
   if (!(await fs.stat(tgz).catch(() => null))?.isFile()) return null;
   await fs.mkdir(o.runtimesDir, { recursive: true, mode: 0o755 });

@@ -18,6 +18,7 @@ import type { Scheduler } from '../runtime/scheduler.js';
 import { chooseBuilder, createBuilders, dirSource } from './builders/index.js';
 import type { BuildpacksBuilderDeps } from './builders/buildpacks.js';
 import type { DockerfileBuilderDeps } from './builders/dockerfile.js';
+import type { BuildHold } from './build-hold.js';
 import { PhaseClock, phaseLine } from './phase-clock.js';
 
 /** What a deploy needs: the builders' dependencies, the scheduler for the app's processes, state. */
@@ -25,6 +26,8 @@ export interface DeployDeps extends BuildpacksBuilderDeps, DockerfileBuilderDeps
   scheduler: Scheduler;
   apps: AppStore;
   routes: RouteBook;
+  /** Taken for the build, so `slipway prune` never removes what it makes or uses (README "Cleaning up"). */
+  hold: BuildHold;
 }
 
 export interface DeployRequest {
@@ -107,7 +110,8 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     const imageLabels = { 'slipway.build': buildId, 'slipway.commit': rev, ...isolationLabels(settings) };
     // The one precedence (docs/buildpacks.md, "Choosing buildpacks"), shared with `slipway buildpacks <app>`.
     const { builder, detection } = await chooseBuilder(createBuilders(deps), record.buildpacks, dirSource(appDir));
-    const result = await builder.build({ app, rev, buildId, version, appDir, record, say, phase: (p) => clock.end(p), signal: io.signal, imageLabels, detection });
+    // Under the hold `slipway prune` takes alone: it removes nothing this build is making or using.
+    const result = await deps.hold.build(() => builder.build({ app, rev, buildId, version, appDir, record, say, phase: (p) => clock.end(p), signal: io.signal, imageLabels, detection }));
     clock.end('release image');
     buildpackNames = result.buildpacks;
     const { processTypes, image } = result;
@@ -139,6 +143,10 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
       phase: (p) => clock.end(p),
       background: true,
     });
+    // Live means only the new release gets new requests: the router's kept connections to the
+    // replaced containers are let go first (at most half a second, docs/router.md "Stable fronts").
+    await deps.routes.turnover();
+    clock.end('router turnover');
     retiring = retired.then(async (r) => {
       await buildSettled;
       if (r.stopped.length > 0) say(header(`Drained and stopped the replaced processes in ${(r.ms / 1000).toFixed(1)} s: ${r.stopped.join(', ')}`));

@@ -2,7 +2,7 @@
  * The phases of a push, in order (README "How fast a deploy is"): what the push log times so a
  * slow deploy says where its time went. `release phase` only runs when the Procfile has one.
  */
-export const PUSH_PHASES = ['receive', 'detect', 'compile', 'release image', 'release phase', 'start', 'healthy', 'routed', 'old drained'] as const;
+export const PUSH_PHASES = ['receive', 'detect', 'compile', 'release image', 'release phase', 'start', 'healthy', 'routed', 'router turnover', 'old drained'] as const;
 export type PushPhase = (typeof PUSH_PHASES)[number];
 
 /** The push log line of one finished phase; `bench/deploy` reads these back (parsePhaseLines). */

@@ -1,11 +1,14 @@
 import path from 'node:path';
 import type Dockerode from 'dockerode';
 import { BUILTIN_DECLARATIONS, runtimePackages } from '../buildpacks/builtins.js';
-import { RUNTIMES_MOUNT, type RuntimeDir, type RuntimePackage, type RuntimeUnpacks } from '../buildpacks/runtimes.js';
+import { RUNTIMES_MOUNT, runtimeKey, type RuntimeDir, type RuntimePackage, type RuntimeUnpacks } from '../buildpacks/runtimes.js';
 import { oneLine } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { ensurePreparedRuntime, type MountedDir } from '../runtime/images.js';
+import { ensurePreparedRuntime, preparedRuntimeRef, type MountedDir } from '../runtime/images.js';
+import { engineInstance } from '../runtime/instance-engine.js';
+import type { BuildHold } from './build-hold.js';
 import { mirrorNodeHints } from './prepare-mirror.js';
+import type { KeptForPushes } from './prune.js';
 
 /** What a build gets: the unpacked runtimes to mount, and the shared image holding them (maybe still being made). */
 export interface PreparedRuntimes {
@@ -14,12 +17,19 @@ export interface PreparedRuntimes {
   image: Promise<string> | null;
 }
 
+/** Makes the shared image of some mounted folders (runtime/images.ts `ensurePreparedRuntime`). */
+export type MakePreparedImage = (o: { stackImage: string; mounted: readonly MountedDir[]; onProgress: (line: string) => void }) => Promise<string>;
+
 export interface RuntimePreparerDeps {
   docker: Dockerode;
   unpacks: RuntimeUnpacks;
   stackImage: () => string;
   mirrorDir: string;
   logger: Logger;
+  /** By default made in this process; the daemon has another process write it (hooks/runtime-prep-process.ts). */
+  makeImage?: MakePreparedImage;
+  /** A preparation is work `slipway prune` must not remove from under it, as a build's is. */
+  hold: BuildHold;
 }
 
 /** The folders a build mounts and the release image carries, at their path under RUNTIMES_MOUNT. Pure. */
@@ -63,8 +73,8 @@ export class RuntimePreparer {
     const key = dirs.map((d) => d.key).sort().join('\n');
     const running = this.#images.get(key);
     if (running) return running;
-    const work = ensurePreparedRuntime({
-      docker: this.#d.docker,
+    const make: MakePreparedImage = this.#d.makeImage ?? ((o) => ensurePreparedRuntime({ docker: this.#d.docker, ...o }));
+    const work = make({
       stackImage: this.#d.stackImage(),
       mounted: mountedOf(dirs),
       onProgress: (line) => this.#d.logger.debug({ line }, 'runtime image'),
@@ -84,6 +94,10 @@ export class RuntimePreparer {
   async prepare(hints: Record<string, string>, report: (line: string) => void): Promise<string | null> {
     const pkgs = runtimePackages(BUILTIN_DECLARATIONS, hints);
     if (pkgs.length === 0) return null;
+    return this.#d.hold.build(() => this.#prepare(pkgs, report));
+  }
+
+  async #prepare(pkgs: readonly RuntimePackage[], report: (line: string) => void): Promise<string | null> {
     const names = pkgs.map((p) => `${p.name}@${p.version}`).join(', ');
     let t = performance.now();
     report(`preparing runtimes ${names}: unpacking`);
@@ -97,6 +111,19 @@ export class RuntimePreparer {
     const ref = await image;
     report(`preparing runtimes ${names}: ready as ${ref} (${seconds(t)}; ${dirs.length} folders)`);
     return ref;
+  }
+
+  /**
+   * What prepareDefault prepares for `range`, as `slipway prune` keeps it for pushes still to
+   * come: the prepared image's tag and the runtime folders' keys. Null when the mirror has no
+   * Node.js for the range. Nothing is unpacked or made.
+   */
+  async keptForPushes(range: string): Promise<KeptForPushes | null> {
+    const hints = await mirrorNodeHints(this.#d.mirrorDir, range);
+    const keys = hints === null ? [] : runtimePackages(BUILTIN_DECLARATIONS, hints).map(runtimeKey);
+    if (keys.length === 0) return null;
+    const image = preparedRuntimeRef(this.#d.stackImage(), mountedOf(keys.map((key) => ({ key, hostDir: '' }))), engineInstance(this.#d.docker));
+    return { image, keys };
   }
 
   /**

@@ -33,6 +33,8 @@ import { deployRevision, type DeployDeps } from '../hooks/deploy.js';
 import { MirrorAdmin } from '../services/mirror-admin.js';
 import { RuntimeUnpacks } from '../buildpacks/runtimes.js';
 import { RuntimePreparer } from '../hooks/runtime-prep.js';
+import { makeImageInChild, unpackInChild } from '../hooks/runtime-prep-process.js';
+import { BuildHold } from '../hooks/build-hold.js';
 import { nodeRuntimeHints } from '../hooks/prepare-mirror.js';
 import { AppQueues } from '../hooks/push.js';
 import { Operations } from '../services/operations.js';
@@ -51,6 +53,7 @@ import { scopeToInstance } from '../runtime/instance-engine.js';
 import { loadInstance } from '../core/instance-id.js';
 import { adminRequestHandler, listenAdminSocket } from './admin-socket.js';
 import { createPlatform } from './platform-service.js';
+import { upstreamTurnover } from './router-process.js';
 import { sshExecHandler, wantsPty } from './ssh-dispatch.js';
 import { createWebHandler, listenWeb } from '../web/server.js';
 import { webCommandDoor } from './web-door.js';
@@ -112,7 +115,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   // Each app's route is a stable front address the kernel forwards to its containers, so deploys
   // and scales do not reload nginx (docs/router.md, "Stable fronts"); rules from before a restart
   // keep serving until the first table written below replaces them.
-  const fronts = new IptablesFronts({ instanceId: instance.id, file: path.join(paths.stateDir, 'fronts.json'), logger });
+  const fronts = new IptablesFronts({ instanceId: instance.id, file: path.join(paths.stateDir, 'fronts.json'), logger, turnoverMs: upstreamTurnover(config.drainMs) });
   const routes = new RouteBook(paths.routeTable, config.domain, o.serveRoutes, (app) => users.access(app).level !== 'public', fronts);
   const gitSocket = path.join(paths.runDir, 'git-http.sock');
   // The App Manager and Portal (docs/web.md): only nginx reaches this socket, behind its sign-in check.
@@ -124,7 +127,19 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const queues = new AppQueues();
   // Runtimes unpacked and made into their shared image once, whoever asks first: a push, `mirror:add
   // node`, or the preparation at start (README "Server options", `prepareRuntimes`).
-  const runtimes = new RuntimePreparer({ docker, unpacks: new RuntimeUnpacks({ runtimesDir: paths.runtimesDir, mirrorDir: paths.mirrorDir }), stackImage: stackImageRef, mirrorDir: paths.mirrorDir, logger });
+  // Both are done by a short-lived child process, so the daemon's own memory stays small.
+  const runtimeDirs = { runtimesDir: paths.runtimesDir, mirrorDir: paths.mirrorDir };
+  // Builds and preparations hold it together; `slipway prune` alone (README "Cleaning up").
+  const hold = new BuildHold();
+  const runtimes = new RuntimePreparer({
+    docker,
+    unpacks: new RuntimeUnpacks({ ...runtimeDirs, unpackWith: unpackInChild(runtimeDirs) }),
+    makeImage: makeImageInChild({ docker, instanceId: instance.id }),
+    stackImage: stackImageRef,
+    mirrorDir: paths.mirrorDir,
+    logger,
+    hold,
+  });
   const mirror = new MirrorAdmin({
     config,
     paths,
@@ -172,6 +187,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     packuments: new PackumentCache(),
     mirrorUpstream: (kind) => mirror.upstream(kind),
     runtimes,
+    hold,
   };
 
   // Before any app container starts: apps must never reach the host (docs/security.md).
@@ -204,6 +220,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     mirror,
     buildpacks: new BuildpackService({ plugins, apps, docker, config, paths, stackImage: stackImageRef }),
     life,
+    hold,
+    runtimes,
     routerAlive: o.routerAlive,
     sshPort: () => sshPort,
   });

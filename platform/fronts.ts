@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { oneLine, SlipwayError } from '../core/errors.js';
 import { readJson, readTextIfExists, writeJsonAtomic } from '../core/files.js';
@@ -25,9 +26,10 @@ import { spawnRunner, type Runner } from './firewall.js';
  */
 export const FRONT_NET = '127.80.0.0/12';
 /**
- * The port of every front. Nothing listens on the discard port, and the filter chain refuses
- * (tcp-reset) a connection to a front that was not translated, so a front without rules is
- * never answered by some other listener on the machine (nginx itself on 0.0.0.0:80, say).
+ * The port of every front, and of the idle listener. Nothing listens on the discard port, and the
+ * filter chain refuses (tcp-reset) a connection to a front that was not translated, so a front
+ * without rules is never answered by some other listener on the machine (nginx itself on
+ * 0.0.0.0:80, say).
  */
 export const FRONT_PORT = 9;
 const CHAIN_PREFIX = 'SLWF-';
@@ -54,11 +56,14 @@ export interface FrontRoute {
  * `--noflush` leaves every other chain alone, so each table's change is atomic). Pure.
  * nat: per front, one DNAT per upstream; rule i of n matches with probability 1/(n-i) and the
  * last always, so each upstream gets 1/n of the new connections (kube-proxy's scheme).
- * filter: per front, a reset for a connection that reached it untranslated (no upstream).
+ * filter: per front, a reset for a connection that reached it untranslated (no upstream); and
+ * first, for the idle listener's address, a rule that only returns: it marks the address as this
+ * instance's, so no other instance takes it for a front (`addressesOfOthers`).
  */
-export function frontRules(chain: string, fronts: readonly FrontRoute[]): string {
+export function frontRules(chain: string, fronts: readonly FrontRoute[], idle?: string): string {
   const nat = [`*nat`, `:${chain} - [0:0]`];
   const filter = [`*filter`, `:${chain} - [0:0]`];
+  if (idle !== undefined) filter.push(`-A ${chain} -d ${idle}/32 -p tcp -m tcp --dport ${FRONT_PORT} -j RETURN`);
   for (const f of [...fronts].sort((a, b) => a.address.localeCompare(b.address))) {
     const match = `-A ${chain} -d ${f.address}/32 -p tcp -m tcp --dport ${FRONT_PORT}`;
     const n = f.upstreams.length;
@@ -97,12 +102,29 @@ interface FrontsFile {
   version: 1;
   /** app -> front address, kept for the app's life (README "How it works"). */
   fronts: Record<string, string>;
+  /** The idle listener's address, kept for the instance's life (a new one would reload nginx). */
+  idle?: string;
 }
 
+/** Whether a listener can bind address:port now (closed again at once). */
+function canListen(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen({ host: address, port, exclusive: true }, () => probe.close(() => resolve(true)));
+  });
+}
+
+/** Seeds the idle listener's candidate addresses; no app can have this name. */
+const IDLE_SEED = '_idle';
+
 /**
- * The daemon's `Fronts` (router/route-book.ts) on iptables. Without iptables, or when it fails,
- * it warns once and hands the upstreams back unchanged for the rest of the daemon's life: the
- * router then lists the containers as before and reloads at every change.
+ * The daemon's `Fronts` (router/route-book.ts) on iptables. Every app gets its front, healthy or
+ * not: one with nothing healthy has it lead to the idle listener, an address of this instance's
+ * where nginx itself answers the idle 503, so an app's first and last healthy process change
+ * only these rules (docs/router.md, "Stable fronts"). Without iptables, or when it fails, it
+ * warns once and hands the upstreams back unchanged for the rest of the daemon's life: the
+ * router then lists the containers (or [] for none) as before and reloads at every change.
  */
 export class IptablesFronts implements Fronts {
   readonly #chain: string;
@@ -111,13 +133,18 @@ export class IptablesFronts implements Fronts {
   readonly #logger: Logger;
   readonly #run: Runner;
   #addresses: Map<string, string> | null = null;
-  /** What the chains hold (or are about to): app -> loopback upstreams. */
+  #idle: string | undefined;
+  /** What the chains hold (or are about to): app -> loopback upstreams, or the idle listener for none. */
   #routes = new Map<string, readonly string[]>();
   #applied: string | null = null;
   #disabled = false;
 
   /** file: where the addresses are kept (`$SLIPWAY_HOME/state/fronts.json`). */
-  constructor(o: { instanceId: string; file: string; logger: Logger; run?: Runner }) {
+  readonly turnoverMs: number;
+
+  /** turnoverMs: how long nginx may keep using an upstream connection (platform/router-process.ts `upstreamTurnover`). */
+  constructor(o: { instanceId: string; file: string; logger: Logger; turnoverMs: number; run?: Runner }) {
+    this.turnoverMs = o.turnoverMs;
     this.#instanceId = o.instanceId;
     this.#chain = frontChain(o.instanceId);
     this.#file = o.file;
@@ -129,16 +156,14 @@ export class IptablesFronts implements Fronts {
     const direct = Object.fromEntries(Object.entries(apps).map(([app, u]) => [app, [...u]]));
     if (this.#disabled) return direct;
     try {
+      const idle = await this.#idleAddress();
       const next = new Map(this.#routes);
       const out: Record<string, string[]> = {};
       for (const [app, upstreams] of Object.entries(apps)) {
-        if (upstreams.length === 0) {
-          // Nothing healthy: the table says [] (503); the front, if any, keeps only its reset.
-          if (next.has(app)) next.set(app, []);
-          out[app] = [];
-        } else if (upstreams.every(isLoopbackUpstream)) {
+        if (upstreams.length === 0 || upstreams.every(isLoopbackUpstream)) {
           const address = await this.#address(app);
-          next.set(app, [...upstreams].sort());
+          // Nothing healthy: nginx answers the idle 503 itself, behind the same front.
+          next.set(app, upstreams.length === 0 ? [`${idle}:${FRONT_PORT}`] : [...upstreams].sort());
           out[app] = [`${address}:${FRONT_PORT}`];
         } else {
           // Tasks on other machines: listed as they are, and the router reloads for them.
@@ -151,6 +176,10 @@ export class IptablesFronts implements Fronts {
       this.#disable(err);
       return direct;
     }
+  }
+
+  idle(): string | undefined {
+    return this.#disabled || this.#idle === undefined ? undefined : `${this.#idle}:${FRONT_PORT}`;
   }
 
   async remove(apps: readonly string[]): Promise<void> {
@@ -171,7 +200,7 @@ export class IptablesFronts implements Fronts {
   async #apply(next: Map<string, readonly string[]>): Promise<void> {
     const addresses = await this.#load();
     const fronts = [...next].map(([app, upstreams]) => ({ address: addresses.get(app)!, upstreams }));
-    const text = frontRules(this.#chain, fronts);
+    const text = frontRules(this.#chain, fronts, this.#idle);
     this.#routes = next;
     if (text === this.#applied) return;
     const restored = await this.#run(['iptables-restore', '-w', '--noflush'], text);
@@ -191,33 +220,54 @@ export class IptablesFronts implements Fronts {
     const stored = await readJson<Partial<FrontsFile>>(this.#file, {});
     const map = new Map<string, string>();
     for (const [app, address] of Object.entries(stored.fronts ?? {})) if (typeof address === 'string') map.set(app, address);
+    if (typeof stored.idle === 'string') this.#idle = stored.idle;
     this.#addresses = map;
     return map;
   }
 
   async #save(): Promise<void> {
-    const file: FrontsFile = { version: 1, fronts: Object.fromEntries([...(await this.#load())].sort(([a], [b]) => a.localeCompare(b))) };
+    const fronts = Object.fromEntries([...(await this.#load())].sort(([a], [b]) => a.localeCompare(b)));
+    const file: FrontsFile = { version: 1, fronts, ...(this.#idle === undefined ? {} : { idle: this.#idle }) };
     await fs.mkdir(path.dirname(this.#file), { recursive: true, mode: 0o700 });
     await writeJsonAtomic(this.#file, file, 0o644);
   }
 
-  /** The app's front address: kept, or the first candidate no chain on the machine uses, recorded before use. */
+  /** The app's front address: kept, or the first free candidate, recorded before use. */
   async #address(app: string): Promise<string> {
     const addresses = await this.#load();
     const known = addresses.get(app);
     if (known) return known;
+    const address = await this.#free(app, `no free front address for ${app}`);
+    addresses.set(app, address);
+    await this.#save();
+    return address;
+  }
+
+  /** The idle listener's address, as `#address` for an app. */
+  async #idleAddress(): Promise<string> {
+    await this.#load();
+    if (this.#idle !== undefined) return this.#idle;
+    const idle = await this.#free(IDLE_SEED, 'no free address for the idle listener');
+    // nginx must bind it at its next reload: a service on port 9 of every address (a discard
+    // server) would make that reload fail, so find out now and leave the fronts off instead.
+    if (!(await canListen(idle, FRONT_PORT))) throw new SlipwayError('E_ROUTES', `the idle listener cannot listen on ${idle}:${FRONT_PORT} (something listens on port ${FRONT_PORT} of every address)`);
+    this.#idle = idle;
+    await this.#save();
+    return this.#idle;
+  }
+
+  /** The first candidate for `seed` that neither this instance nor another one's chains use. */
+  async #free(seed: string, none: string): Promise<string> {
     const saved = await this.#run(['iptables-save']);
     if (saved.code !== 0) throw new SlipwayError('E_ROUTES', `iptables-save: ${oneLine(saved.stderr || 'not found')}`);
     const used = addressesOfOthers(saved.stdout ?? '', this.#chain);
-    for (const own of addresses.values()) used.add(own);
+    for (const own of (await this.#load()).values()) used.add(own);
+    if (this.#idle !== undefined) used.add(this.#idle);
     for (let attempt = 0; attempt < 64; attempt++) {
-      const address = candidateAddress(this.#instanceId, app, attempt);
-      if (used.has(address)) continue;
-      addresses.set(app, address);
-      await this.#save();
-      return address;
+      const address = candidateAddress(this.#instanceId, seed, attempt);
+      if (!used.has(address)) return address;
     }
-    throw new SlipwayError('E_ROUTES', `no free front address for ${app}`);
+    throw new SlipwayError('E_ROUTES', none);
   }
 
   #disable(err: unknown): void {

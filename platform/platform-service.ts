@@ -16,7 +16,10 @@ import type { BuildpackService } from '../services/buildpack-service.js';
 import type { MirrorAdmin } from '../services/mirror-admin.js';
 import type { Operations } from '../services/operations.js';
 import type { AppQueues } from '../hooks/push.js';
-import { removeAppImages } from '../runtime/images.js';
+import { removeAppImages, removeUnusedRuntimeImages } from '../runtime/images.js';
+import type { BuildHold } from '../hooks/build-hold.js';
+import { pruneInstance } from '../hooks/prune.js';
+import type { RuntimePreparer } from '../hooks/runtime-prep.js';
 import { assertAppNameFree } from '../runtime/instance-engine.js';
 import type { Scheduler } from '../runtime/scheduler.js';
 import { joinCommand, listNodes, swarmSummary } from '../runtime/docker-swarm/swarm.js';
@@ -46,6 +49,9 @@ export interface PlatformDeps {
   buildpacks: BuildpackService;
   services: ServiceManager;
   life: Life;
+  /** Builds on one side, removing what only builds use on the other (README "Cleaning up"). */
+  hold: BuildHold;
+  runtimes: RuntimePreparer;
   routerAlive: () => Promise<boolean>;
   /** Known once the SSH server listens (port 0 picks one). */
   sshPort: () => number;
@@ -114,7 +120,9 @@ export function createPlatform(d: PlatformDeps): Platform {
         if (links.length > 0) progress(`-----> Unlinked ${links.map((l) => `${l.kind} ${l.name}`).join(', ')}`);
         await routes.removeApp(name);
         progress('-----> Removing images');
-        await removeAppImages(docker, name);
+        await removeAppImages(docker, name, { unusedRuntimes: false });
+        // Not from under a running build of another app (hooks/build-hold.ts); prune gets them later.
+        if ((await d.hold.ifIdle(() => removeUnusedRuntimeImages(docker))) === null) progress('-----> Builds are running: unused runtime images stay until `slipway prune`');
         progress('-----> Removing repository, build cache and logs');
         for (const dir of [repoPath(paths, name), appCachePath(paths, name), path.join(paths.buildsDir, name)]) {
           await fs.rm(dir, { recursive: true, force: true });
@@ -140,6 +148,11 @@ export function createPlatform(d: PlatformDeps): Platform {
     // The swarm is the engine's, not this instance's: asked of the whole engine.
     nodes: () => listNodes(d.engine),
     joinCommand: () => joinCommand(d.engine),
+    prune: (all, progress) =>
+      d.hold.alone(
+        async () => pruneInstance({ docker, runtimesDir: paths.runtimesDir, keep: all || !config.prepareRuntimes ? null : await d.runtimes.keptForPushes(config.defaultNodeRange), progress }),
+        (builds) => progress(`waiting for ${builds} running build${builds === 1 ? '' : 's'} to end`),
+      ),
     buildStack: (progress) => ensureStackImage(d.engine, { progress, force: true, logger }),
     life,
     sso: { check: async (s) => void (await discoverOidc(s)) },

@@ -8,6 +8,7 @@ import type { RouteBook } from '../router/route-book.js';
 import type { AppStore } from '../core/store.js';
 import { buildLogPath } from '../core/build-logs.js';
 import { removeStaleUnpacks } from '../buildpacks/runtimes.js';
+import { removeLeftoverLayerContainers } from '../runtime/images.js';
 import { BUILD_APP_LABEL } from '../runtime/labels.js';
 import { stopAndRemove } from '../runtime/containers.js';
 import type { Scheduler } from '../runtime/scheduler.js';
@@ -36,6 +37,12 @@ export async function recover(d: RecoverDeps): Promise<void> {
   const apps = await d.apps.list();
   // Build containers first: one still running keeps writing into its work dir under tmp.
   await removeOrphanBuilds(d, new Set(apps.map((a) => a.name)));
+  // A daemon killed while committing a layer leaves its never-started container (runtime/images.ts).
+  const layers = await removeLeftoverLayerContainers(d.docker).catch((err: unknown) => {
+    d.logger.warn({ err: oneLine(err) }, 'could not remove the containers of interrupted image commits');
+    return [];
+  });
+  for (const name of layers) d.progress(`-----> removed ${name}, left by an interrupted image commit`);
   await clearTmp(d);
   for (const app of apps) {
     if (app.builds.some((b) => b.status === 'running')) await markInterrupted(d, app.name);

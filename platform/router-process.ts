@@ -46,8 +46,15 @@ export async function ensureNginx(o: { progress: (line: string) => void; logger:
   return installed;
 }
 
-/** Half the drain, between 100 ms and 1 s. Pure. */
-export const upstreamKeepaliveTime = (drainMs: number): number => Math.min(1000, Math.max(100, Math.floor(drainMs / 2)));
+/** Half the drain, between 100 ms and 250 ms. Pure. */
+export const upstreamKeepaliveTime = (drainMs: number): number => Math.min(250, Math.max(100, Math.floor(drainMs / 2)));
+
+/**
+ * How long after a switch nginx may still send a new request to a replaced container: a kept
+ * connection is put back for reuse until `keepalive_time` after it was opened, then may wait idle
+ * as long again (the upstreams' idle `keepalive_timeout` is no longer). Pure.
+ */
+export const upstreamTurnover = (drainMs: number): number => 2 * upstreamKeepaliveTime(drainMs);
 
 export function nginxSettings(config: Config, paths: Paths): NginxSettings {
   return {
@@ -56,8 +63,9 @@ export function nginxSettings(config: Config, paths: Paths): NginxSettings {
     httpPort: config.httpPort,
     https: config.httpsPort !== null && config.tlsCert && config.tlsKey ? { port: config.httpsPort, cert: config.tlsCert, key: config.tlsKey } : null,
     maxPushBytes: config.maxPushBytes,
-    // Kept upstream connections move to the new release within half the drain (at most 1 s), so
-    // the old containers have stopped getting requests well before they stop (docs/router.md).
+    // Kept upstream connections move to the new release within the turnover (at most 0.5 s), so
+    // a push returns once only the new release gets requests, and the old containers are idle
+    // well before they stop (docs/router.md, "Stable fronts").
     upstreamKeepaliveTimeMs: upstreamKeepaliveTime(config.drainMs),
     // Private apps and /_auth/ go to the auth server (platform/auth-process.ts).
     auth: `unix:${authFiles(paths).socket}`,

@@ -50,7 +50,7 @@ export interface NginxSettings {
 
 export const NGINX_DEFAULTS = {
   upstreamKeepaliveMs: 4000,
-  upstreamKeepaliveTimeMs: 1000,
+  upstreamKeepaliveTimeMs: 250,
   clientHeaderTimeoutMs: 20_000,
   clientBodyTimeoutMs: 60_000,
   keepaliveTimeoutMs: 5000,
@@ -142,7 +142,10 @@ function upstreamBlocks(t: RouteTable, keepaliveMs: number, keepaliveTimeMs: num
     // getting requests on the connections they have. Opening a new one after `keepalive_time`
     // spreads a busy app over new replicas soon and moves every request to the new release
     // within that time of a switch, at the cost of a loopback connect per connection and period.
-    out.push('    keepalive 32;', `    keepalive_timeout ${seconds(keepaliveMs)};`, `    keepalive_time ${Math.max(1, Math.round(keepaliveTimeMs))}ms;`, '  }');
+    // Idle no longer than that either: nginx checks `keepalive_time` only when it puts a
+    // connection back, so an idle one would reach the old release after the switch.
+    const time = Math.max(1, Math.round(keepaliveTimeMs));
+    out.push('    keepalive 32;', `    keepalive_timeout ${Math.min(keepaliveMs, time)}ms;`, `    keepalive_time ${time}ms;`, '  }');
   }
   if (auth !== undefined) out.push('  upstream slipway_auth {', `    server ${safe('auth upstream', auth)};`, '    keepalive 16;', '  }');
   // Idle private apps are answered after the sign-in check, from @bad_gateway: an upstream
@@ -497,6 +500,39 @@ function locations(t: RouteTable, s: NginxSettings, on: Listener): string[] {
   ];
 }
 
+/**
+ * nginx's own answer for a fronted app with nothing healthy (docs/router.md, "Stable fronts"):
+ * the app's front leads here instead of to containers, so the first and the last healthy
+ * process change only the kernel's rules, never this config. The request arrives as the app
+ * would get it (same Host and path), so the same maps name the app, and the client gets the very
+ * 503 an unfronted idle app gets. Its connection closes after the answer: nginx never keeps one
+ * that the app's next healthy process should take over. Not logged: the router's own server
+ * logs the request.
+ */
+function idleServer(listen: string): string[] {
+  const answer = [
+    `      if ($slipway_target = "") { return 404 ${q(`${TEXTS.notFound}$slipway_named\n`)}; }`,
+    `      return 503 ${q(`${TEXTS.idle('$slipway_app')}\n`)};`,
+  ];
+  return [
+    '  server {',
+    `    listen ${safe('idle listener', listen)};`,
+    '    server_name _;',
+    '    access_log off;',
+    '    keepalive_timeout 0;',
+    // A client's HTTP/1.0 request without Host reaches the app without one too, which nginx
+    // refuses over HTTP/1.1 before any location: its path still names the app.
+    '    error_page 400 = @idle;',
+    '    location / {',
+    ...answer,
+    '    }',
+    '    location @idle {',
+    ...answer,
+    '    }',
+    '  }',
+  ];
+}
+
 /** Requests nginx would accept but the router must not (docs/http.md, bad-inputs). */
 const STRICT = [
   // Absolute-form and asterisk targets: the authority could disagree with Host.
@@ -622,6 +658,7 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
     ...routingMaps(t, ports),
     ...upstreamBlocks(t, keepaliveMs, s.upstreamKeepaliveTimeMs ?? NGINX_DEFAULTS.upstreamKeepaliveTimeMs, s.auth),
     ...servers,
+    ...(t.idle === undefined ? [] : idleServer(t.idle)),
     '}',
     '',
   ];

@@ -7,13 +7,25 @@ import { emptyRouteTable, writeRouteTable, type RouteTable } from './table.js';
  */
 export interface Fronts {
   /**
-   * Points each app's front at its upstreams and returns what the table lists for each: the
-   * front, the upstreams themselves (those it cannot front), or [] for none. Apps not named keep
-   * what they had. In effect when it resolves, so the table may name the front from then on.
+   * Points each app's front at its upstreams (or, for none, at the idle listener) and returns
+   * what the table lists for each: the front, or the upstreams themselves when it cannot front
+   * them ([] for none). Apps not named keep what they had. In effect when it resolves, so the
+   * table may name the front from then on.
    */
   publish(apps: Readonly<Record<string, readonly string[]>>): Promise<Record<string, string[]>>;
+  /**
+   * Where the fronts of apps with nothing healthy lead once `publish` resolved: nginx's own idle
+   * listener (the table's `idle`); undefined while apps are listed directly.
+   */
+  idle(): string | undefined;
   /** Forgets the apps' fronts; called only once the router serves a table without them. */
   remove(apps: readonly string[]): Promise<void>;
+  /**
+   * How long after `publish` the router may still send a new request to an upstream it no longer
+   * names: a connection it kept open stays with the container the kernel picked for it, until
+   * the router stops using it (docs/router.md, "Stable fronts").
+   */
+  readonly turnoverMs: number;
 }
 
 /**
@@ -30,6 +42,8 @@ export class RouteBook {
   readonly #fronts: Fronts | undefined;
   /** Apps taken out of the table whose fronts go once the router no longer lists them. */
   #removed: string[] = [];
+  /** Until when a request may still reach upstreams the last write took out (Fronts.turnoverMs). */
+  #turnoverUntil = 0;
 
   /**
    * serve: has the router serve a table (nginx tested and reloaded) before the file records it,
@@ -86,6 +100,17 @@ export class RouteBook {
     await this.#flush();
   }
 
+  /**
+   * Resolves once no new request can reach an upstream the writes so far took out: at once when
+   * the router reloads for each change (its new workers open new connections), after the fronts'
+   * turnover otherwise. A deploy waits for it before saying the new release is live.
+   */
+  async turnover(): Promise<void> {
+    await this.#writing.catch(() => undefined);
+    const left = this.#turnoverUntil - Date.now();
+    if (left > 0) await new Promise((r) => setTimeout(r, left));
+  }
+
   /** Serves and records the table again with every app's current access level. */
   refreshAccess(): Promise<void> {
     return this.#flush();
@@ -104,11 +129,13 @@ export class RouteBook {
         const own = Object.fromEntries(Object.entries(logical.apps).map(([app, r]) => [app, r.upstreams]));
         // Fronts first: the router may name a front only once it leads somewhere.
         const listed = fronts ? await fronts.publish(own) : own;
+        if (fronts && Object.entries(listed).some(([app, l]) => l.some((u) => !own[app]?.includes(u)))) this.#turnoverUntil = Date.now() + fronts.turnoverMs;
         const apps: RouteTable['apps'] = {};
         for (const app of Object.keys(logical.apps)) {
           apps[app] = { upstreams: listed[app] ?? [], ...(privateApps.has(app) ? { private: true } : {}) };
         }
-        const snapshot = { ...logical, apps };
+        const idle = fronts?.idle();
+        const snapshot: RouteTable = { ...logical, apps, ...(idle === undefined ? {} : { idle }) };
         await serve?.(snapshot);
         await writeRouteTable(this.#file, snapshot);
         // And gone last: nothing the router serves names them any more.

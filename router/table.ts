@@ -9,7 +9,10 @@ import { writeFileAtomicText } from '../core/files.js';
  * down. Keep this format stable: both sides may run different builds during an upgrade.
  */
 export interface AppRoute {
-  /** "127.0.0.1:PORT" each; [] means the app exists but nothing healthy serves it (503). */
+  /**
+   * "127.0.0.1:PORT" each; [] means the app exists but nothing healthy serves it (503). With
+   * stable fronts, the app's front alone, healthy or not (then it leads to `idle`).
+   */
   upstreams: string[];
   /**
    * True: only signed-in users with the right to view reach it (nginx asks the auth server
@@ -31,6 +34,13 @@ export interface RouteTable {
    * a unix socket; null or absent means 503. Optional, so routers and tables from before it agree.
    */
   web?: string | null;
+  /**
+   * Where nginx itself answers the idle 503 of an app routed through a stable front while nothing
+   * healthy serves it: its front then leads here, so the first and the last healthy process
+   * change no rendered config (docs/router.md, "Stable fronts"). Absent: no fronts, and such an
+   * app is listed with [] instead.
+   */
+  idle?: string;
 }
 
 const APP_NAME = '^[a-z][a-z0-9-]{0,29}$';
@@ -60,6 +70,7 @@ const schema = {
     },
     git: { anyOf: [{ type: 'null' }, { type: 'string', pattern: HOST_PORT }, { type: 'string', pattern: UNIX_SOCKET }] },
     web: { anyOf: [{ type: 'null' }, { type: 'string', pattern: UNIX_SOCKET }] },
+    idle: { type: 'string', pattern: HOST_PORT },
   },
 } as const;
 
@@ -94,7 +105,8 @@ function fromValue(value: unknown): RouteTable {
     apps[name] = { upstreams: [...route.upstreams], ...(route.private === true ? { private: true } : {}) };
   }
   if (v.git !== null && !validPort(v.git)) throw new SlipwayError('E_ROUTES', `invalid route table: /git: port out of range`);
-  return { version: 1, domain: v.domain.toLowerCase(), apps, git: v.git, ...(v.web === undefined ? {} : { web: v.web }) };
+  if (v.idle !== undefined && !validPort(v.idle)) throw new SlipwayError('E_ROUTES', `invalid route table: /idle: port out of range`);
+  return { version: 1, domain: v.domain.toLowerCase(), apps, git: v.git, ...(v.web === undefined ? {} : { web: v.web }), ...(v.idle === undefined ? {} : { idle: v.idle }) };
 }
 
 export function parseRouteTable(text: string): RouteTable {

@@ -11,6 +11,7 @@ import { SlipwayError } from '../core/errors.js';
 import { openNoFollow, readOpened } from '../core/safe-read.js';
 import { followToEnd } from './docker-progress.js';
 import { engineInstance } from './instance-engine.js';
+import { ownedBy } from './labels.js';
 
 export const LAUNCHER_PATH = '/usr/local/bin/slipway-exec';
 
@@ -384,6 +385,12 @@ export function mountedTar(mounted: readonly MountedDir[]): Readable {
   return pack as unknown as Readable;
 }
 
+/** The shared image of some mounted folders when it exists already, else null. */
+export async function existingPreparedRuntime(docker: Dockerode, stackImage: string, mounted: readonly MountedDir[]): Promise<string | null> {
+  const ref = preparedRuntimeRef(stackImage, mounted, engineInstance(docker));
+  return (await imageExists(docker, ref)) ? ref : null;
+}
+
 /**
  * The shared image of some mounted folders (preparedRuntimeRef), made when missing: a container of
  * the launch base, the folders written in as one tar stream, committed. Measured against
@@ -391,13 +398,22 @@ export function mountedTar(mounted: readonly MountedDir[]): Readable {
  * 6.9-11.0 s against 12.5-18.8 s in five rounds over two runs of bench/runtime-image.mjs.
  */
 export async function ensurePreparedRuntime(o: { docker: Dockerode; stackImage: string; mounted: readonly MountedDir[]; onProgress: (line: string) => void }): Promise<string> {
+  const existing = await existingPreparedRuntime(o.docker, o.stackImage, o.mounted);
+  if (existing !== null) return existing;
   const ref = preparedRuntimeRef(o.stackImage, o.mounted, engineInstance(o.docker));
-  if (await imageExists(o.docker, ref)) return ref;
   const base = await ensureLaunchBase(o.docker, o.stackImage, o.onProgress);
   const digest = ref.slice(ref.indexOf(':prepared-') + ':prepared-'.length).slice(0, 16);
-  await commitLayer(o.docker, { base, ref, labels: { 'slipway.runtime-prepared': digest }, archives: [async () => mountedTar(o.mounted)], hideFromApp: false });
+  // Images built on it inherit both labels: `slipway prune` keeps what some image is built on,
+  // and the unpacked runtime folders such images were made from (README "Cleaning up").
+  const labels = { [PREPARED_LABEL]: digest, [RUNTIME_KEYS_LABEL]: o.mounted.map((m) => path.posix.basename(m.imagePath)).sort().join(',') };
+  await commitLayer(o.docker, { base, ref, labels, archives: [async () => mountedTar(o.mounted)], hideFromApp: false });
   return ref;
 }
+
+/** On a prepared runtime image, and inherited by every image built on it: its digest (preparedRuntimeRef). */
+export const PREPARED_LABEL = 'slipway.runtime-prepared';
+/** On a prepared runtime image, and inherited: the unpacked runtime folders it holds (buildpacks/runtimes.ts keys), comma-separated. */
+export const RUNTIME_KEYS_LABEL = 'slipway.runtime-keys';
 
 /** Label keys and values a LABEL instruction carries as they are: no quoting or `$` expansion to get wrong. */
 const PLAIN_LABEL_KEY = /^[a-z0-9][a-z0-9._-]*$/;
@@ -428,7 +444,14 @@ async function commitLayer(
   const change = labelChange(o.labels);
   const [repo, tag] = [o.ref.slice(0, o.ref.lastIndexOf(':')), o.ref.slice(o.ref.lastIndexOf(':') + 1)];
   // Shared images (runtimes) are no app's: they get no `slipway.app` label at all.
-  const container = await docker.createContainer({ Image: o.base, Labels: o.hideFromApp === false ? {} : { 'slipway.app': '' }, HostConfig: { NetworkMode: 'none' } });
+  // Named so a daemon killed mid-commit can find it again (removeLeftoverLayerContainers): a name,
+  // unlike a label, does not pass into the committed image and the containers run from it.
+  const container = await docker.createContainer({
+    name: layerContainerName(engineInstance(docker)),
+    Image: o.base,
+    Labels: o.hideFromApp === false ? {} : { 'slipway.app': '' },
+    HostConfig: { NetworkMode: 'none' },
+  });
   try {
     for (const archive of o.archives) await container.putArchive(await archive(), { path: '/' });
     await container.commit({ repo, tag, changes: change, pause: false });
@@ -440,26 +463,102 @@ async function commitLayer(
 }
 
 /**
+ * The name of a commitLayer container: `_` is in no app name, so it is never an app's
+ * `<app>.<type>.<n>`, and the instance id says whose it is.
+ */
+function layerContainerName(instanceId: string | null): string {
+  return `${LAYER_CONTAINER_PREFIX}${instanceId ?? 'none'}.${crypto.randomBytes(6).toString('hex')}`;
+}
+const LAYER_CONTAINER_PREFIX = 'slipway_layer.';
+
+/**
+ * Whether a listed container is a commitLayer container of `instanceId`: it carries the
+ * instance's label, was never started, and its name says so, or (made before commit containers
+ * were named) its `slipway.app` label is blank, which only commitLayer sets. Pure.
+ */
+export function isLayerContainer(c: Pick<Dockerode.ContainerInfo, 'Names' | 'Labels' | 'State'>, instanceId: string): boolean {
+  const prefix = `/${LAYER_CONTAINER_PREFIX}${instanceId}.`;
+  const named = (c.Names ?? []).some((n) => n.startsWith(prefix));
+  return c.State === 'created' && ownedBy(c.Labels, instanceId) && (named || c.Labels?.['slipway.app'] === '');
+}
+
+/**
+ * Removes the commitLayer containers of this instance that nothing is committing any more: a
+ * daemon killed mid-commit leaves one behind. Only on an instance-scoped engine (nothing else
+ * proves whose a container is), and only while nothing of this instance commits: at daemon
+ * start, or under `slipway prune`'s hold on builds. Resolves to the names removed.
+ */
+export async function removeLeftoverLayerContainers(docker: Dockerode): Promise<string[]> {
+  const instance = engineInstance(docker);
+  if (instance === null) return [];
+  const listed = await docker.listContainers({ all: true, filters: { status: ['created'] } });
+  const removed: string[] = [];
+  for (const c of listed.filter((x) => isLayerContainer(x, instance))) {
+    const gone = await docker
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .then(
+        () => true,
+        (err: { statusCode?: number }) => {
+          if (err.statusCode === 404) return false;
+          throw err;
+        },
+      );
+    if (gone) removed.push(c.Names[0]?.slice(1) ?? c.Id.slice(0, 12));
+  }
+  return removed;
+}
+
+/**
  * Untags this instance's runtime images no other image is built on. Images built on one inherit
  * its `slipway.runtime` label, so a runtime image alone under its label serves nobody. Only tags
  * of this instance are touched (a scoped engine lists only its own images; the tag suffix says
  * the same).
  */
-export async function removeUnusedRuntimeImages(docker: Dockerode): Promise<void> {
+export async function removeUnusedRuntimeImages(docker: Dockerode): Promise<string[]> {
   const instance = engineInstance(docker);
   const runtimes = await docker.listImages({ filters: { reference: [RUNTIME_REPO] } });
+  const removed: string[] = [];
   for (const image of runtimes) {
     const digest = image.Labels?.['slipway.runtime'];
     if (!digest) continue;
     const users = await docker.listImages({ filters: { label: [`slipway.runtime=${digest}`] } });
     if (users.some((u) => u.Id !== image.Id)) continue;
     const mine = (image.RepoTags ?? []).filter((t) => t.startsWith(`${RUNTIME_REPO}:`) && (instance === null || t.endsWith(`-${instance}`)));
-    for (const tag of mine) await docker.getImage(tag).remove().catch(() => undefined);
+    for (const tag of mine) {
+      if (await docker.getImage(tag).remove().then(() => true, () => false)) removed.push(tag);
+    }
   }
+  return removed;
 }
 
-/** Removes every `slipway/<app>:*` tag (and so the images no other tag keeps). */
-export async function removeAppImages(docker: Dockerode, app: string): Promise<void> {
+/** What unusedPreparedImages looks at of a listed image. */
+export type ListedImage = Pick<Dockerode.ImageInfo, 'Id' | 'RepoTags' | 'Labels'>;
+
+/**
+ * The tags of this instance's prepared runtime images (preparedRuntimeRef) that no other listed
+ * image is built on (those inherit PREPARED_LABEL) and that are not in `keep`. `images` must be
+ * every image of the instance: one missing from it could be a user. Pure.
+ */
+export function unusedPreparedImages(images: readonly ListedImage[], o: { instanceId: string; keep: ReadonlySet<string> }): string[] {
+  const prepared = new RegExp(`^${RUNTIME_REPO}:prepared-([0-9a-f]{16})-${o.instanceId}$`);
+  const unused: string[] = [];
+  for (const image of images) {
+    for (const tag of image.RepoTags ?? []) {
+      const digest = prepared.exec(tag)?.[1];
+      if (digest === undefined || o.keep.has(tag) || image.Labels?.[PREPARED_LABEL] !== digest) continue;
+      if (!images.some((u) => u.Id !== image.Id && u.Labels?.[PREPARED_LABEL] === digest)) unused.push(tag);
+    }
+  }
+  return unused.sort();
+}
+
+/**
+ * Removes every `slipway/<app>:*` tag (and so the images no other tag keeps), then the runtime
+ * images left unused, unless `unusedRuntimes` is false: a runtime image another app's build has
+ * just committed has no user yet, so a daemon removes them only while no build runs.
+ */
+export async function removeAppImages(docker: Dockerode, app: string, o: { unusedRuntimes?: boolean } = {}): Promise<void> {
   const prefix = `slipway/${app}:`;
   const images = await docker.listImages({ filters: { reference: [`slipway/${app}`] } });
   const tags = images.flatMap((i) => i.RepoTags ?? []).filter((t) => t.startsWith(prefix));
@@ -476,5 +575,5 @@ export async function removeAppImages(docker: Dockerode, app: string): Promise<v
   // version) still carry the app's label: they go too.
   const untagged = await docker.listImages({ filters: { label: [`slipway.app=${app}`], dangling: ['true'] } });
   for (const image of untagged) await docker.getImage(image.Id).remove().catch(() => undefined);
-  await removeUnusedRuntimeImages(docker);
+  if (o.unusedRuntimes !== false) await removeUnusedRuntimeImages(docker);
 }

@@ -92,4 +92,22 @@ export const platformCommands: Command[] = [
       io.out(`-----> Stack image ${ref} ready\n`);
     },
   },
+  {
+    name: 'prune',
+    access: 'admin',
+    usage: '[--all] [--json]',
+    summary: 'Remove what this instance no longer uses: unused runtime images and unpacked runtimes, leftover build containers (--all: the default runtime kept for new apps too)',
+    flags: { all: { type: 'boolean' }, json: { type: 'boolean' } },
+    args: [0, 0],
+    async run(io, { flags }, platform) {
+      // It holds every build of the platform while it runs: the local admin's decision (README "Cleaning up").
+      if (!io.local) throw new SlipwayError('E_AUTH', 'permission denied: prune runs only for the local admin; run `slipway prune` on the server as root');
+      const r = await platform.prune(flags.all === true, flags.json ? () => undefined : (line) => io.out(`       ${line}\n`));
+      if (flags.json) {
+        io.out(json(r));
+        return;
+      }
+      io.out(`-----> Pruned ${r.containers.length} containers, ${r.images.length} images, ${r.runtimes.length} unpacked runtimes\n`);
+    },
+  },
 ];

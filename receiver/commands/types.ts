@@ -9,6 +9,7 @@ import type { SshKeyStore } from '../ssh-keys.js';
 import type { TokenStore } from '../tokens.js';
 import type { Action } from '../../core/access.js';
 import type { UserStore } from '../../core/users.js';
+import type { PruneResult } from '../../hooks/prune.js';
 
 /** How a command talks to whoever ran it: the local CLI over the socket, or an SSH channel. */
 export interface CommandIO {
@@ -111,6 +112,8 @@ export interface Platform {
   /** How many web upstreams the router has for the app now (0: stopped or not deployed). */
   routed(app: string): number;
   buildStack(progress: (line: string) => void): Promise<string>;
+  /** `slipway prune`: what the instance no longer uses, once no build runs (hooks/prune.ts). `all`: the default runtime kept for pushes too. */
+  prune(all: boolean, progress: (line: string) => void): Promise<PruneResult>;
   /** The swarm's nodes (`nodes:list`). */
   nodes(): Promise<NodeRow[]>;
   /** `docker swarm join --token <worker token> <manager>:2377`, as argv. */

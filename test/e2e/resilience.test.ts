@@ -32,8 +32,9 @@ describe('logs, builds and resilience', () => {
   let routeFile: string;
   let daemonLog: string;
 
+  /** The app's healthy upstreams: the route table lists its front, healthy or not (docs/router.md). */
   const upstreams = async (): Promise<string[]> =>
-    (JSON.parse(await fs.readFile(routeFile, 'utf8')) as { apps: Record<string, { upstreams: string[] }> }).apps[app]?.upstreams ?? [];
+    resolvedUpstreams(platform.home, (JSON.parse(await fs.readFile(routeFile, 'utf8')) as { apps: Record<string, { upstreams: string[] }> }).apps[app]?.upstreams ?? []);
   const webId = () => docker(['inspect', '-f', '{{.Id}}', `${app}.web.1`]);
   const greeting = async (): Promise<string> => (await platform.fetchApp(app, { by: 'host' })).body.split('\n')[0] ?? '';
   const logText = () => fs.readFile(daemonLog, 'utf8').catch(() => '');
@@ -156,7 +157,7 @@ describe('logs, builds and resilience', () => {
     await until('the route back', async () => ((await count('back in the routes')) > rejoined ? true : undefined));
     const port = await docker(['inspect', '-f', '{{(index (index .NetworkSettings.Ports "5000/tcp") 0).HostPort}}', id]);
     // The route is the app's stable front; the kernel sends it to the restarted container.
-    expect(await resolvedUpstreams(platform.home, await upstreams())).toEqual([`127.0.0.1:${port}`]);
+    expect(await upstreams()).toEqual([`127.0.0.1:${port}`]);
     expect((await platform.fetchApp(app, { by: 'host' })).status).toBe(200);
     expect(await webId()).toBe(id);
   }, 120_000);

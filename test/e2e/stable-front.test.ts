@@ -19,6 +19,8 @@ describe('stable app fronts (real kernel, Docker and nginx)', () => {
   let platform: TestPlatform;
   let id: string;
   const app = uniqueApp('front');
+  /** The contract's answer for an app with nothing healthy (README "Routing"). */
+  const idleText = `app ${app} has no running web process: deploy it or run ps:start/ps:scale\n`;
 
   const route = async (): Promise<string[]> =>
     (JSON.parse(await fs.readFile(path.join(platform.home, 'routes.json'), 'utf8')) as { apps: Record<string, { upstreams: string[] }> }).apps[app]?.upstreams ?? [];
@@ -42,18 +44,24 @@ describe('stable app fronts (real kernel, Docker and nginx)', () => {
     return { config: await fs.readFile(path.join(prefix, 'nginx.conf'), 'utf8'), loaded: await fs.readFile(path.join(prefix, 'loaded.json'), 'utf8'), workers };
   };
 
-  /** Keep-alive GETs through the router on 8 sockets until stopped; no request is ever resent. */
-  const load = () => {
+  /**
+   * Keep-alive GETs through the router on 8 sockets until stopped; no request is ever resent.
+   * idleOk: the app's idle 503 is a right answer too (counted apart).
+   */
+  const load = (o: { idleOk?: boolean } = {}) => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
     let stop = false;
     const failures: string[] = [];
     let ok = 0;
+    let idle = 0;
     const one = () =>
       new Promise<void>((resolve) => {
         const req = http.get({ host: '127.0.0.1', port: platform.httpPort, path: '/', agent, headers: { host: `${app}.localhost:${platform.httpPort}` } }, (res) => {
-          res.resume();
+          let body = '';
+          res.on('data', (c: Buffer) => (body += String(c)));
           res.on('end', () => {
             if (res.statusCode === 200) ok++;
+            else if (o.idleOk && res.statusCode === 503 && body === idleText) idle++;
             else failures.push(`status ${res.statusCode}`);
             resolve();
           });
@@ -67,11 +75,12 @@ describe('stable app fronts (real kernel, Docker and nginx)', () => {
       while (!stop) await one();
     });
     return {
+      idleSoFar: () => idle,
       async end() {
         stop = true;
         await Promise.all(loops);
         agent.destroy();
-        return { ok, failures };
+        return { ok, idle, failures };
       },
     };
   };
@@ -123,6 +132,31 @@ describe('stable app fronts (real kernel, Docker and nginx)', () => {
     expect(await frontTargets(platform.home, front[0]!)).toEqual(await webPorts());
     expect(ok).toBeGreaterThan(0);
     expect(failures).toEqual([]);
+    expect(await router()).toEqual(before);
+  }, 300_000);
+
+  it('the last healthy process leaving and the first coming back change the kernel\'s rules only: the idle 503, then answers, no reload', async () => {
+    const front = await route();
+    const before = await router();
+    const client = load({ idleOk: true });
+
+    await platform.expectCli(['ps:scale', app, 'web=0']);
+    expect(await route()).toEqual(front);
+    expect(await frontTargets(platform.home, front[0]!)).toEqual([]);
+    const idle = await platform.fetchApp(app, { by: 'host' });
+    expect(idle).toEqual({ status: 503, body: idleText });
+    expect(await platform.fetchApp(app, { by: 'path', path: '/x' })).toEqual({ status: 503, body: idleText });
+    // The client kept its connections: it sees the idle 503 on them, never a reset.
+    for (let i = 0; i < 50 && client.idleSoFar() === 0; i++) await new Promise((r) => setTimeout(r, 100));
+
+    await platform.expectCli(['ps:scale', app, 'web=1']);
+    expect(await route()).toEqual(front);
+    expect(await frontTargets(platform.home, front[0]!)).toEqual(await webPorts());
+    expect((await platform.fetchApp(app, { by: 'host' })).body).toContain('hello from node-hello');
+    const { ok, idle: idled, failures } = await client.end();
+    expect(failures).toEqual([]);
+    expect(idled).toBeGreaterThan(0);
+    expect(ok).toBeGreaterThan(0);
     expect(await router()).toEqual(before);
   }, 300_000);
 

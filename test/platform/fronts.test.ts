@@ -1,13 +1,15 @@
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../core/log.js';
 import type { Runner } from '../../platform/firewall.js';
 import { addressesOfOthers, candidateAddress, FRONT_PORT, frontChain, frontRules, IptablesFronts, removeFronts } from '../../platform/fronts.js';
-import { upstreamKeepaliveTime } from '../../platform/router-process.js';
+import { upstreamKeepaliveTime, upstreamTurnover } from '../../platform/router-process.js';
 import { RouteBook } from '../../router/route-book.js';
-import { readRouteTable } from '../../router/table.js';
+import { renderNginxConfig } from '../../router/nginx-config.js';
+import { readRouteTable, type RouteTable } from '../../router/table.js';
 
 const ID = '0123456789abcdef';
 const CHAIN = frontChain(ID);
@@ -102,9 +104,9 @@ describe('IptablesFronts and the RouteBook seam', () => {
 
   it('the table names one front per app that stays across deploys and scales, and the rules follow', async () => {
     const k = fakeIptables();
-    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, run: k.run });
-    const served: string[][] = [];
-    const book = new RouteBook(path.join(dir, 'routes.json'), 'localhost', async (t) => void served.push(t.apps.web?.upstreams ?? []), () => false, fronts);
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 0, run: k.run });
+    const served: RouteTable[] = [];
+    const book = new RouteBook(path.join(dir, 'routes.json'), 'localhost', async (t) => void served.push(t), () => false, fronts);
     await book.setApp('web', ['127.0.0.1:30001']);
     const front = `${candidateAddress(ID, 'web', 0)}:${FRONT_PORT}`;
     expect((await readRouteTable(path.join(dir, 'routes.json'))).apps.web?.upstreams).toEqual([front]);
@@ -114,13 +116,19 @@ describe('IptablesFronts and the RouteBook seam', () => {
     expect([...k.jumps].sort()).toEqual([`filter OUTPUT -d 127.80.0.0/12 -p tcp -j ${CHAIN}`, `nat OUTPUT -d 127.80.0.0/12 -p tcp -j ${CHAIN}`]);
 
     await book.setApp('web', ['127.0.0.1:30002', '127.0.0.1:30003']); // deploy, scale 2
-    await book.setApp('web', []); // nothing healthy
+    await book.setApp('web', []); // nothing healthy: the front leads to nginx's idle listener
+    const idle = `${candidateAddress(ID, '_idle', 0)}:${FRONT_PORT}`;
+    expect(k.restored()).toContain(`-d ${front.split(':')[0]}/32 -p tcp -m tcp --dport ${FRONT_PORT} -j DNAT --to-destination ${idle}`);
     await book.setApp('web', ['127.0.0.1:30004']);
-    expect(served).toEqual([[front], [front], [], [front]]);
+    expect(served.map((t) => t.apps.web?.upstreams)).toEqual([[front], [front], [front], [front]]);
+    expect(served.map((t) => t.idle)).toEqual([idle, idle, idle, idle]);
     expect(k.restored()).toContain('--to-destination 127.0.0.1:30004');
     expect(k.restored()).not.toContain('30002');
-    // Recorded, so a restarted daemon gives it the same front.
-    expect(JSON.parse(await fs.readFile(path.join(dir, 'fronts.json'), 'utf8')).fronts).toEqual({ web: candidateAddress(ID, 'web', 0) });
+    expect(k.restored()).not.toContain(`--to-destination ${idle}`);
+    // The idle listener's address stays marked as this instance's while no app uses it.
+    expect(k.restored()).toContain(`-A ${CHAIN} -d ${idle.split(':')[0]}/32 -p tcp -m tcp --dport ${FRONT_PORT} -j RETURN`);
+    // Recorded, so a restarted daemon gives it the same front and nginx the same listener.
+    expect(JSON.parse(await fs.readFile(path.join(dir, 'fronts.json'), 'utf8'))).toEqual({ version: 1, fronts: { web: candidateAddress(ID, 'web', 0) }, idle: idle.split(':')[0] });
 
     // A write that changes nothing of the rules does not run iptables-restore again.
     const restores = k.calls.filter((c) => c[0] === 'iptables-restore').length;
@@ -130,10 +138,12 @@ describe('IptablesFronts and the RouteBook seam', () => {
 
   it('removal: the route goes first, the rules and the address after', async () => {
     const k = fakeIptables();
-    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, run: k.run });
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 0, run: k.run });
     const order: string[] = [];
     const book = new RouteBook(path.join(dir, 'routes.json'), 'localhost', async (t) => void order.push(`serve ${Object.keys(t.apps).join(',')}`), () => false, {
+      turnoverMs: 0,
       publish: (apps) => fronts.publish(apps),
+      idle: () => fronts.idle(),
       remove: async (apps) => {
         order.push(`remove ${apps.join(',')}`);
         await fronts.remove(apps);
@@ -147,7 +157,7 @@ describe('IptablesFronts and the RouteBook seam', () => {
     expect(k.restored()).toContain('30002');
     expect(Object.keys(JSON.parse(await fs.readFile(path.join(dir, 'fronts.json'), 'utf8')).fronts)).toEqual(['two']);
     // A restart adopts what runs: the chain is rewritten from it alone.
-    const again = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, run: k.run });
+    const again = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 0, run: k.run });
     const book2 = new RouteBook(path.join(dir, 'routes.json'), 'localhost', undefined, () => false, again);
     await book2.replace({ three: ['127.0.0.1:30003'] });
     expect(k.restored()).toContain('30003');
@@ -159,11 +169,48 @@ describe('IptablesFronts and the RouteBook seam', () => {
   it('takes no address another instance uses, and leaves other machines\' upstreams alone', async () => {
     const taken = candidateAddress(ID, 'web', 0);
     const k = fakeIptables(`-A SLWF-ffffffffffffffff -d ${taken}/32 -p tcp -m tcp --dport 9 -j DNAT --to-destination 127.0.0.1:1`);
-    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, run: k.run });
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 0, run: k.run });
     expect(await fronts.publish({ web: ['127.0.0.1:30001'], remote: ['10.0.0.7:30001', '127.0.0.1:30002'] })).toEqual({
       web: [`${candidateAddress(ID, 'web', 1)}:${FRONT_PORT}`],
       remote: ['10.0.0.7:30001', '127.0.0.1:30002'],
     });
+  });
+
+  it('an app\'s first and last healthy process render the very same nginx config (no reload)', async () => {
+    const k = fakeIptables();
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 0, run: k.run });
+    const configs: string[] = [];
+    const settings = { prefix: path.join(dir, 'router'), listen: '127.0.0.1', httpPort: 8080, https: null, maxPushBytes: 1024 };
+    const book = new RouteBook(path.join(dir, 'routes.json'), 'localhost', async (t) => void configs.push(renderNginxConfig(t, settings)), (app) => app === 'private', fronts);
+    await book.setApp('other', ['127.0.0.1:30009']);
+    await book.setApp('private', []);
+    await book.setApp('web', []); // created, never deployed
+    const idle = configs.at(-1)!;
+    for (const upstreams of [['127.0.0.1:30001'], ['127.0.0.1:30002', '127.0.0.1:30003', '127.0.0.1:30004'], []]) {
+      await book.setApp('web', upstreams);
+      await book.setApp('private', upstreams);
+      await book.setApp('other', []);
+      await book.setApp('other', ['127.0.0.1:30009']);
+    }
+    expect(new Set(configs.slice(2))).toEqual(new Set([idle]));
+    // nginx listens where the idle fronts lead, and no app is rendered idle by the config.
+    expect(idle).toContain(`listen ${candidateAddress(ID, '_idle', 0)}:${FRONT_PORT};`);
+    expect(idle).not.toMatch(/ idle_/);
+  });
+
+  it('the idle listener takes no address another instance uses, and other instances see it taken', async () => {
+    const taken = candidateAddress(ID, '_idle', 0);
+    const k = fakeIptables(`-A SLWF-ffffffffffffffff -d ${taken}/32 -p tcp -m tcp --dport 9 -j RETURN`);
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 0, run: k.run });
+    await fronts.publish({ web: [] });
+    const idle = candidateAddress(ID, '_idle', 1);
+    expect(fronts.idle()).toBe(`${idle}:${FRONT_PORT}`);
+    expect([...addressesOfOthers(k.restored(), frontChain('ffffffffffffffff'))]).toContain(idle);
+    // Kept across a restart, even with no app left to use it: the rendered config stays the same.
+    await fronts.remove(['web']);
+    const again = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 0, run: k.run });
+    await again.publish({});
+    expect(again.idle()).toBe(`${idle}:${FRONT_PORT}`);
   });
 
   it('without iptables: warns once and lists the upstreams as before', async () => {
@@ -171,19 +218,71 @@ describe('IptablesFronts and the RouteBook seam', () => {
     k.fail();
     const warnings: string[] = [];
     const log = { ...logger, warn: (_: unknown, msg: string) => void warnings.push(msg), info: () => undefined } as unknown as typeof logger;
-    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger: log, run: k.run });
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger: log, turnoverMs: 0, run: k.run });
     expect(await fronts.publish({ web: ['127.0.0.1:30001'] })).toEqual({ web: ['127.0.0.1:30001'] });
     expect(await fronts.publish({ web: ['127.0.0.1:30002'] })).toEqual({ web: ['127.0.0.1:30002'] });
+    expect(await fronts.publish({ web: [] })).toEqual({ web: [] });
+    expect(fronts.idle()).toBeUndefined();
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/router lists containers and reloads/);
+  });
+
+  it('when nginx could not listen on the idle listener\'s address: the fronts stay off, nginx is never asked to bind it', async () => {
+    const k = fakeIptables();
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(FRONT_PORT, candidateAddress(ID, '_idle', 0), resolve));
+    try {
+      const warnings: string[] = [];
+      const log = { ...logger, warn: (o: { err?: string }, msg: string) => void warnings.push(`${msg} ${o.err ?? ''}`), info: () => undefined } as unknown as typeof logger;
+      const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger: log, turnoverMs: 0, run: k.run });
+      expect(await fronts.publish({ web: ['127.0.0.1:30001'] })).toEqual({ web: ['127.0.0.1:30001'] });
+      expect(fronts.idle()).toBeUndefined();
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/idle listener cannot listen on .*:9/);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
   });
 });
 
 describe('kept upstream connections after a switch', () => {
-  it('are used at most half the drain, between 100 ms and 1 s, so old containers are idle when they stop', () => {
-    expect(upstreamKeepaliveTime(2000)).toBe(1000);
-    expect(upstreamKeepaliveTime(10_000)).toBe(1000);
+  let dir: string;
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-fronts-'));
+  });
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+  it('are used at most half the drain, between 100 ms and 250 ms, and idle no longer: gone within twice that', () => {
+    expect(upstreamKeepaliveTime(2000)).toBe(250);
     expect(upstreamKeepaliveTime(500)).toBe(250);
+    expect(upstreamKeepaliveTime(300)).toBe(150);
     expect(upstreamKeepaliveTime(0)).toBe(100);
+    expect(upstreamTurnover(2000)).toBe(500);
+    expect(upstreamTurnover(0)).toBe(200);
+  });
+
+  it('a route change through the fronts is in effect for new requests only after the turnover; without fronts at once', async () => {
+    const k = fakeIptables();
+    const fronted = new RouteBook(path.join(dir, 'fronted.json'), 'localhost', undefined, () => false, new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger, turnoverMs: 400, run: k.run }));
+    const direct = new RouteBook(path.join(dir, 'direct.json'), 'localhost');
+    await fronted.setApp('web', ['127.0.0.1:30001']);
+    await direct.setApp('web', ['127.0.0.1:30001']);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'Date'] });
+    try {
+      let done = false;
+      const waiting = fronted.turnover().then(() => (done = true));
+      await vi.advanceTimersByTimeAsync(100);
+      expect(done).toBe(false);
+      await vi.advanceTimersByTimeAsync(400);
+      await waiting;
+      expect(done).toBe(true);
+      // Nothing to wait for without fronts: the router reloaded, its new workers connect anew.
+      let directDone = false;
+      await direct.turnover().then(() => (directDone = true));
+      expect(directDone).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

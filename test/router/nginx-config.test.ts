@@ -38,13 +38,22 @@ describe('renderNginxConfig (pure)', () => {
 
   it('gives each app with upstreams a keep-alive upstream block, idle below the apps own', () => {
     const c = renderNginxConfig(t, base('/srv/r'));
-    expect(c).toMatch(/upstream app_web \{\n\s+server 127\.0\.0\.1:5001;\n\s+server 127\.0\.0\.1:5002;\n\s+keepalive 32;\n\s+keepalive_timeout 4s;\n\s+keepalive_time 1000ms;/);
+    expect(c).toMatch(/upstream app_web \{\n\s+server 127\.0\.0\.1:5001;\n\s+server 127\.0\.0\.1:5002;\n\s+keepalive 32;\n\s+keepalive_timeout 250ms;\n\s+keepalive_time 250ms;/);
     // Kept connections move to a new release within the given time (half the drain).
-    expect(renderNginxConfig(t, { ...base('/srv/r'), upstreamKeepaliveTimeMs: 250 })).toContain('keepalive_time 250ms;');
+    expect(renderNginxConfig(t, { ...base('/srv/r'), upstreamKeepaliveTimeMs: 150 })).toContain('keepalive_timeout 150ms;\n    keepalive_time 150ms;');
     expect(c).not.toContain('upstream app_idle');
     expect(c).toContain('"idle.localhost" idle_idle;');
     expect(c).toContain('"web.localhost" app_web;');
     expect(c).toMatch(/upstream slipway_git \{\n\s+server unix:\/run\/slipway\/git\.sock;/);
+  });
+
+  it('with an idle listener (stable fronts): nginx serves it, logging nothing, keeping no connection, answering the idle 503', () => {
+    const c = renderNginxConfig({ ...t, idle: '127.85.3.4:9' }, base('/srv/r'));
+    const server = c.slice(c.indexOf('    listen 127.85.3.4:9;'));
+    expect(server).toMatch(/^    listen 127\.85\.3\.4:9;\n    server_name _;\n    access_log off;\n    keepalive_timeout 0;\n/);
+    expect(server).toContain('return 503 "app $slipway_app has no running web process: deploy it or run ps:start/ps:scale\\n";');
+    // Everything else is as without it.
+    expect(c.replace(/\n  server \{\n    listen 127\.85\.3\.4:9;[\s\S]*?\n  \}\n/, '\n')).toBe(renderNginxConfig(t, base('/srv/r')));
   });
 
   it('keeps its files under the prefix, never /etc/nginx, and hides its version', () => {
@@ -144,6 +153,7 @@ describe('rendered configs pass nginx -t (the real binary)', () => {
     ['an empty table', { version: 1, domain: 'localhost', apps: {}, git: null }, {}],
     ['many apps with path and host routes', manyApps(200), {}],
     ['only idle apps', { version: 1, domain: 'localhost', apps: { a: { upstreams: [] } }, git: null }, {}],
+    ['fronted apps and the idle listener', { version: 1, domain: 'localhost', apps: { a: { upstreams: ['127.85.0.1:9'] }, b: { upstreams: ['127.85.0.2:9'], private: true } }, git: null, idle: '127.85.3.4:9' }, { auth: 'unix:/run/slipway/auth.sock' }],
     ['the web pages served', { ...manyApps(5), web: 'unix:/run/slipway/web.sock' }, {}],
     ['TLS on', manyApps(20), { https: { port: 18443, cert: 'CERT', key: 'KEY' } }],
     ['TLS on, git kept on plain HTTP', manyApps(5), { https: { port: 18443, cert: 'CERT', key: 'KEY' }, gitOverPlainHttp: true }],

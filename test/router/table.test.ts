@@ -44,6 +44,11 @@ describe('parseRouteTable', () => {
     expect(t).toEqual({ version: 1, domain: 'localhost', apps: { a: { upstreams: [] } }, git: '127.0.0.1:7000' });
   });
 
+  it('keeps the idle listener of the stable fronts', () => {
+    expect(parseRouteTable(JSON.stringify({ ...table, idle: '127.85.3.4:9' })).idle).toBe('127.85.3.4:9');
+    expect(parseRouteTable(JSON.stringify(table)).idle).toBeUndefined();
+  });
+
   it('lower-cases the domain so host matching is case-insensitive', () => {
     expect(parseRouteTable(JSON.stringify({ ...table, domain: 'Apps.Example.COM' })).domain).toBe('apps.example.com');
   });
@@ -61,6 +66,8 @@ describe('parseRouteTable', () => {
     'upstreams not an array': JSON.stringify({ ...table, apps: { a: { upstreams: '127.0.0.1:80' } } }),
     'relative unix socket': JSON.stringify({ ...table, git: 'unix:run/git.sock' }),
     'git as URL': JSON.stringify({ ...table, git: 'http://127.0.0.1:80' }),
+    'idle listener without port': JSON.stringify({ ...table, idle: '127.85.3.4' }),
+    'idle listener port out of range': JSON.stringify({ ...table, idle: '127.85.3.4:70000' }),
     'domain with space': JSON.stringify({ ...table, domain: 'local host' }),
     'not an object': '[]',
   };

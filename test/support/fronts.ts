@@ -14,7 +14,11 @@ export async function instanceIdOf(home: string): Promise<string> {
   return (await fs.readFile(pathsFor(home).instanceIdFile, 'utf8')).trim();
 }
 
-/** Where the kernel sends new connections to a front: the DNAT targets in the instance's nat chain, sorted. */
+/**
+ * Where the kernel sends new connections to a front: the DNAT targets in the instance's nat
+ * chain, sorted. The idle listener (nginx's own, in the fronts' range, where a front with nothing
+ * healthy leads) is no upstream: such a front has none.
+ */
 export async function frontTargets(home: string, front: string): Promise<string[]> {
   const chain = frontChain(await instanceIdOf(home));
   const address = front.slice(0, front.lastIndexOf(':'));
@@ -23,6 +27,7 @@ export async function frontTargets(home: string, front: string): Promise<string[
     .split('\n')
     .filter((l) => l.startsWith(`-A ${chain} -d ${address}/32 `))
     .map((l) => /--to-destination (\S+)/.exec(l)?.[1] ?? '')
+    .filter((target) => !isFront(target))
     .sort();
 }
 

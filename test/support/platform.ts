@@ -9,6 +9,10 @@ import { promisify } from 'node:util';
 import { expect } from 'vitest';
 import { pathsFor } from '../../core/paths.js';
 import { removeFrontsOfHome } from '../../platform/fronts.js';
+import { INSTANCE_ID_PATTERN } from '../../core/instance-id.js';
+import { pruneInstance } from '../../hooks/prune.js';
+import { createDocker } from '../../runtime/host-setup.js';
+import { scopeToInstance } from '../../runtime/instance-engine.js';
 
 const exec = promisify(execFile);
 export const repoRoot = path.resolve(import.meta.dirname, '..', '..');
@@ -263,21 +267,13 @@ export class TestPlatform {
     }
     // This instance's front NAT chains (platform/fronts.ts), as `slipway router:stop` removes them.
     await removeFrontsOfHome(pathsFor(this.home)).catch(() => undefined);
-    await this.removePreparedRuntimes();
+    // With the daemon stopped nothing builds: what `slipway prune --all` removes, here without a
+    // daemon, so prepared runtime images kept for future apps go too (a test platform has none).
+    const instance = (await fs.readFile(pathsFor(this.home).instanceIdFile, 'utf8').catch(() => '')).trim();
+    if (INSTANCE_ID_PATTERN.test(instance)) {
+      await pruneInstance({ docker: scopeToInstance(createDocker(), instance), runtimesDir: pathsFor(this.home).runtimesDir, keep: null, progress: () => undefined }).catch(() => undefined);
+    }
     await fs.rm(this.home, { recursive: true, force: true }).catch(() => undefined);
-  }
-
-  /**
-   * Untags this instance's prepared runtime images (README `prepareRuntimes`), which a platform
-   * keeps for its future apps: a test platform has none. Only tags ending in its own instance id.
-   */
-  async removePreparedRuntimes(): Promise<string[]> {
-    const instance = (await fs.readFile(path.join(this.home, 'instance-id'), 'utf8').catch(() => '')).trim();
-    if (!/^[a-z0-9]+$/.test(instance)) return [];
-    const listed = await run('docker', ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', 'slipway-platform/runtime']);
-    const mine = listed.stdout.split('\n').filter((t) => t.startsWith('slipway-platform/runtime:prepared-') && t.endsWith(`-${instance}`));
-    for (const tag of mine) await run('docker', ['image', 'rm', tag]);
-    return mine;
   }
 }
 
