@@ -48,8 +48,8 @@ const SINGLE = 'daemon off;\nmaster_process off;';
 async function platformConfig(prefix, port) {
   const conf = renderNginxConfig(
     { version: 1, domain: 'localhost', apps: { app: { upstreams: [target] } }, git: null },
-    // keepalive_time reopens the upstream connection every second of wall time: under callgrind
-    // that is every few hundred requests and would make the count depend on the machine's speed.
+    // keepalive_time reopens the upstream connection every 250 ms of wall time: under callgrind
+    // that is every few dozen requests and would make the count depend on the machine's speed.
     { prefix, listen: '127.0.0.1', httpPort: port, https: null, maxPushBytes: 1 << 30, workerProcesses: 1, upstreamKeepaliveTimeMs: 3_600_000 },
   );
   await fs.mkdir(path.join(prefix, 'logs'), { recursive: true });
