@@ -21,8 +21,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
 import { createLogger } from '../dist/core/log.js';
-import { TLS_SETTINGS } from '../dist/router/nginx-config.js';
-import { freePort, startRouter } from './nginx-router.mjs';
+import { freePort, plainNginxConfig, startRouter } from './nginx-router.mjs';
 
 const seconds = Number(process.argv[2] ?? 5);
 const concurrency = Number(process.argv[3] ?? 32);
@@ -64,25 +63,7 @@ const tlsRouter = await startRouter(dir, table(), await freePort(), { prefix: pa
 const plain = path.join(dir, 'plain');
 const plainPort = { http: await freePort(), https: await freePort() };
 await fs.mkdir(path.join(plain, 'logs'), { recursive: true });
-await fs.writeFile(
-  path.join(plain, 'nginx.conf'),
-  `worker_processes auto; pid ${plain}/nginx.pid; error_log ${plain}/logs/error.log;
-${process.getuid?.() === 0 ? 'user root;' : ''}
-events { worker_connections 4096; }
-http {
-  access_log ${plain}/logs/access.log;
-  client_body_temp_path ${plain}/b; proxy_temp_path ${plain}/p; fastcgi_temp_path ${plain}/f; uwsgi_temp_path ${plain}/u; scgi_temp_path ${plain}/s;
-  upstream app { server 127.0.0.1:${upPort}; keepalive 32; }
-  server {
-    listen 127.0.0.1:${plainPort.http};
-    listen 127.0.0.1:${plainPort.https} ssl http2;
-    ssl_certificate ${cert}; ssl_certificate_key ${key};
-    ${TLS_SETTINGS.join(' ').replace('slipway_tls', 'plain_tls')}
-    location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_pass http://app; }
-  }
-}
-`,
-);
+await fs.writeFile(path.join(plain, 'nginx.conf'), plainNginxConfig(plain, `127.0.0.1:${upPort}`, plainPort.http, { port: plainPort.https, cert, key }));
 const plainArgs = ['-p', plain, '-e', `${plain}/logs/error.log`, '-c', `${plain}/nginx.conf`];
 execFileSync('nginx', plainArgs);
 

@@ -158,20 +158,45 @@ function upstreamBlocks(t: RouteTable, keepaliveMs: number, keepaliveTimeMs: num
   return out;
 }
 
-/** The maps that turn Host and path into a target, evaluated lazily per request. */
-function routingMaps(t: RouteTable): string[] {
+/**
+ * Room for the Host map's keys (each app's host, also with each router port): nginx refuses a
+ * map whose longest key does not fit a hash bucket (64 bytes by default: a 30-letter app on a
+ * 16-letter domain with a port would not) or whose keys need more than 2048 buckets.
+ */
+function mapHashSizes(t: RouteTable, ports: number[]): string[] {
+  const apps = Object.keys(t.apps);
+  const longest = Math.max(0, ...apps.map((app) => `${app}.${t.domain}:65535`.length));
+  // An entry is a pointer, the key's length (2 bytes) and the key, aligned to 8; a bucket ends with a pointer.
+  const bucket = Math.max(64, Math.ceil((8 + Math.ceil((longest + 2) / 8) * 8 + 8) / 64) * 64);
+  return [`  map_hash_bucket_size ${bucket};`, `  map_hash_max_size ${Math.max(2048, 4 * apps.length * (1 + ports.length))};`];
+}
+
+/**
+ * The maps that turn Host and path into a target, evaluated lazily per request. Every request
+ * evaluates the Host ones and those keyed on the target: they are hash lookups, not regexes
+ * (docs/router.md, "Instructions per request"). `ports`: the router's own, which clients put
+ * in Host.
+ */
+function routingMaps(t: RouteTable, ports: number[]): string[] {
   const domain = t.domain.toLowerCase();
   const apps = Object.entries(t.apps).sort(([a], [b]) => a.localeCompare(b));
   const target = (app: string, ups: string[]) => (ups.length === 0 ? `idle_${app}` : `app_${app}`);
+  const idle = apps.filter(([, r]) => r.upstreams.length === 0);
   return [
+    // Exact, case-insensitive host match: never a suffix, substring or trailing-dot variant.
+    // Host as clients send it to this router (no port, or one it listens on) is looked up as it
+    // is; any other form has its port taken off by a regex first.
+    '  map $http_host $slipway_host_target {',
+    ...apps.flatMap(([app, r]) => ['', ...ports.map((p) => `:${p}`)].map((p) => `    ${q(`${app}.${domain}${p}`)} ${target(app, r.upstreams)};`)),
+    '    default $slipway_host_target_any_port;',
+    '  }',
+    '  map $slipway_hostname $slipway_host_target_any_port {',
+    ...apps.map(([app, r]) => `    ${q(`${app}.${domain}`)} ${target(app, r.upstreams)};`),
+    '    default "";',
+    '  }',
     // The Host header without its port; anything else (IPv6 literal, junk) routes by path only.
     '  map $http_host $slipway_hostname {',
     '    "~^(?<h>[^:\\[\\]]+)(?::[0-9]{1,5})?$" $h;',
-    '    default "";',
-    '  }',
-    // Exact, case-insensitive host match: never a suffix, substring or trailing-dot variant.
-    '  map $slipway_hostname $slipway_host_target {',
-    ...apps.map(([app, r]) => `    ${q(`${app}.${domain}`)} ${target(app, r.upstreams)};`),
     '    default "";',
     '  }',
     // First segment of the raw request target, as the app will receive it.
@@ -189,16 +214,23 @@ function routingMaps(t: RouteTable): string[] {
     '    default $slipway_host_target;',
     '  }',
     '  map $slipway_target $slipway_app {',
-    '    "~^(?:app|idle)_(?<a>.+)$" $a;',
+    ...apps.map(([app, r]) => `    ${target(app, r.upstreams)} ${app};`),
     '    default "";',
     '  }',
-    // Apps that need sign-in; the others never cause a check (README "Users and access").
-    '  map $slipway_app $slipway_private {',
-    ...apps.filter(([, r]) => r.private === true).map(([app]) => `    ${app} 1;`),
+    '  map $slipway_target $slipway_idle {',
+    ...idle.map(([app]) => `    idle_${app} 1;`),
+    '    default "";',
+    '  }',
+    // Apps that need sign-in (the others never cause a check, README "Users and access"), and
+    // public apps with nothing running: a running public app, the usual request, is one lookup
+    // and one `if` away from its upstream (docs/router.md, "Instructions per request").
+    '  map $slipway_app $slipway_gate {',
+    ...apps.filter(([, r]) => r.private === true).map(([app]) => `    ${app} private;`),
+    ...apps.filter(([, r]) => r.private !== true && r.upstreams.length === 0).map(([app]) => `    ${app} idle;`),
     '    default "";',
     '  }',
     '  map $slipway_target $slipway_private_target {',
-    '    "~^idle_" slipway_idle;',
+    ...idle.map(([app]) => `    idle_${app} slipway_idle;`),
     '    default $slipway_target;',
     '  }',
     // Which name an unknown app's 404 may repeat: only a valid app name, never client junk.
@@ -217,26 +249,36 @@ function routingMaps(t: RouteTable): string[] {
   ];
 }
 
+/** The scheme and port of the server block a request came in on (each listens on one port). */
+interface Listener {
+  scheme: 'http' | 'https';
+  port: number;
+}
+
 /**
  * The headers every upstream gets. The platform's own pages are given the client's cookies
- * whole: their CSRF token binds to the session cookie (docs/web.md, "CSRF"). They repeat the
- * whole set in their locations (nginx drops inherited proxy_set_header at the first one of a
- * location); a variable chosen per location would not do, as the sign-in check's subrequest
- * runs the server's `set`s again over the request's shared variables.
+ * whole: their CSRF token binds to the session cookie (docs/web.md, "CSRF"). They and private
+ * apps repeat the whole set in their locations (nginx drops inherited proxy_set_header at the
+ * first one of a location); a variable chosen per location would not do, as the sign-in check's subrequest
+ * runs the server's `set`s again over the request's shared variables. Proto and port are the
+ * server's own, written out: the same values as `$scheme` and `$server_port`, without their
+ * cost per request (docs/router.md, "Instructions per request").
  */
-function proxyHeaders(indent: string, cookie = '$slipway_app_cookie'): string[] {
+function proxyHeaders(indent: string, on: Listener, { cookie = '$slipway_app_cookie', checked = false } = {}): string[] {
   return [
     'proxy_http_version 1.1;',
     'proxy_set_header Host $http_host;',
     'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
-    'proxy_set_header X-Forwarded-Proto $scheme;',
+    `proxy_set_header X-Forwarded-Proto ${on.scheme};`,
     'proxy_set_header X-Forwarded-Host $http_host;',
-    'proxy_set_header X-Forwarded-Port $server_port;',
+    `proxy_set_header X-Forwarded-Port ${on.port};`,
     'proxy_set_header X-Request-Id $slipway_request_id;',
     // Identity headers only ever come from the platform's auth check, never from the client:
-    // empty (so not sent) unless the check of a private app set them.
-    'proxy_set_header X-Slipway-User $slipway_user;',
-    'proxy_set_header X-Slipway-Groups $slipway_groups;',
+    // cleared (empty, so not sent), except after the check (`checked`: private apps and the
+    // platform's pages), which sets them. Written out rather than a variable set empty in the
+    // server: one `set` and one lookup less per request (docs/router.md).
+    `proxy_set_header X-Slipway-User ${checked ? '$slipway_user' : '""'};`,
+    `proxy_set_header X-Slipway-Groups ${checked ? '$slipway_groups' : '""'};`,
     // Apps never see the platform's session cookie (it signs in to every app).
     `proxy_set_header Cookie ${cookie};`,
     'proxy_set_header Upgrade $http_upgrade;',
@@ -248,7 +290,8 @@ function proxyHeaders(indent: string, cookie = '$slipway_app_cookie'): string[] 
 
 /**
  * What serves an app request once Host or path picked the target. Upgrades jump to their own
- * location first, then private apps to theirs, so each of the four keeps its few directives.
+ * location first, then private and idle apps to theirs, so each of the four keeps its few
+ * directives.
  */
 function appBody(indent: string, upgrades: 'jump' | 'here'): string[] {
   return [
@@ -258,9 +301,8 @@ function appBody(indent: string, upgrades: 'jump' | 'here'): string[] {
     // Upgrades go through @upgrade, which never keeps the client connection: an app that
     // declines the upgrade gets its answer relayed, then the connection closes.
     ...(upgrades === 'jump' ? ['error_page 419 = @upgrade;', 'if ($http_upgrade != "") { return 419; }'] : []),
-    `error_page 420 = ${upgrades === 'jump' ? '@private' : '@private_upgrade'};`,
-    'if ($slipway_private) { return 420; }',
-    `if ($slipway_target ~ "^idle_") { return 503 ${q(`${TEXTS.idle('$slipway_app')}\n`)}; }`,
+    `error_page 420 = ${upgrades === 'jump' ? '@gated' : '@gated_upgrade'};`,
+    'if ($slipway_gate) { return 420; }',
     ...(upgrades === 'here' ? ['keepalive_timeout 0;'] : []),
     'error_page 502 504 = @bad_gateway;',
     'proxy_pass http://$slipway_target;',
@@ -268,13 +310,16 @@ function appBody(indent: string, upgrades: 'jump' | 'here'): string[] {
 }
 
 /**
- * A private app: nginx asks the auth server first (auth_request, cached per session cookie and
- * app). Nothing here runs before that check, so an anonymous request learns nothing of the app,
- * not even whether it is idle.
+ * A private app, or a public one with nothing running (`$slipway_gate`). The idle public app is
+ * answered at once. For a private one nginx asks the auth server first (auth_request, cached per
+ * session cookie and app); nothing here runs before that check, so an anonymous request learns
+ * nothing of the app, not even whether it is idle.
  */
-function privateBody(indent: string, upgrades: 'jump' | 'here', auth: boolean): string[] {
-  if (!auth) return [`${indent}return 503 ${q(`${TEXTS.authDown}\n`)};`];
+function gatedBody(indent: string, upgrades: 'jump' | 'here', auth: boolean, on: Listener): string[] {
+  const idle = [...(upgrades === 'here' ? ['keepalive_timeout 0;'] : []), `if ($slipway_gate = idle) { return 503 ${q(`${TEXTS.idle('$slipway_app')}\n`)}; }`];
+  if (!auth) return [...idle, `return 503 ${q(`${TEXTS.authDown}\n`)};`].map((l) => indent + l);
   return [
+    ...idle,
     'auth_request /_auth/check;',
     'auth_request_set $slipway_user $upstream_http_x_slipway_user;',
     'auth_request_set $slipway_groups $upstream_http_x_slipway_groups;',
@@ -285,11 +330,10 @@ function privateBody(indent: string, upgrades: 'jump' | 'here', auth: boolean): 
     'error_page 403 = @hidden;',
     // auth_request turns an unreachable auth server into 500.
     'error_page 500 = @auth_down;',
-    ...(upgrades === 'here' ? ['keepalive_timeout 0;'] : []),
     'set $slipway_route $slipway_app;',
     'error_page 502 504 = @bad_gateway;',
     'proxy_pass http://$slipway_private_target;',
-  ].map((l) => indent + l);
+  ].map((l) => indent + l).concat(proxyHeaders(indent, on, { checked: true }));
 }
 
 /**
@@ -365,7 +409,7 @@ function authLocations(auth: boolean): { entry: string[]; internal: string[] } {
  */
 export const WEB_PATHS = ['= /Manager', '^~ /Manager/', '= /Portal', '^~ /Portal/', '^~ /_web/'] as const;
 
-function webLocations(t: RouteTable, auth: boolean): string[] {
+function webLocations(t: RouteTable, auth: boolean, on: Listener): string[] {
   // The sign-in check with no app: any signed-in user passes, and the page gets who it is.
   const check = auth
     ? ['      auth_request /_auth/check;', '      auth_request_set $slipway_user $upstream_http_x_slipway_user;', '      auth_request_set $slipway_groups $upstream_http_x_slipway_groups;', '      auth_request_set $slipway_route _web;', '      error_page 401 = @signin;', '      error_page 500 = @auth_down;']
@@ -373,7 +417,7 @@ function webLocations(t: RouteTable, auth: boolean): string[] {
   const serve = t.web
     ? [
         ...check,
-        ...proxyHeaders('      ', '$http_cookie'),
+        ...proxyHeaders('      ', on, { cookie: '$http_cookie', checked: auth }),
         // Event streams (build logs, logs) must reach the browser line by line.
         '      proxy_buffering off;',
         '      error_page 502 504 = @web_down;',
@@ -390,7 +434,7 @@ function webLocations(t: RouteTable, auth: boolean): string[] {
   ]);
 }
 
-function locations(t: RouteTable, s: NginxSettings): string[] {
+function locations(t: RouteTable, s: NginxSettings, on: Listener): string[] {
   const git =
     t.git === null
       ? ['      error_page 503 = @git_down;', '      return 503;']
@@ -408,7 +452,7 @@ function locations(t: RouteTable, s: NginxSettings): string[] {
     ...appBody('      ', 'jump'),
     '    }',
     // Before /_git/: a plain-HTTP server kept for git only (gitOverPlainHttp) never serves the pages.
-    ...webLocations(t, s.auth !== undefined),
+    ...webLocations(t, s.auth !== undefined, on),
     ...auth.entry,
     '    location ^~ /_git/ {',
     // Host routing wins over the path: app.domain/_git/ belongs to the app.
@@ -423,11 +467,11 @@ function locations(t: RouteTable, s: NginxSettings): string[] {
     '    location @upgrade {',
     ...appBody('      ', 'here'),
     '    }',
-    '    location @private {',
-    ...privateBody('      ', 'jump', s.auth !== undefined),
+    '    location @gated {',
+    ...gatedBody('      ', 'jump', s.auth !== undefined, on),
     '    }',
-    '    location @private_upgrade {',
-    ...privateBody('      ', 'here', s.auth !== undefined),
+    '    location @gated_upgrade {',
+    ...gatedBody('      ', 'here', s.auth !== undefined, on),
     '    }',
     ...auth.internal,
     // Signed in without the right to view: the very answer of an app that does not exist.
@@ -442,7 +486,7 @@ function locations(t: RouteTable, s: NginxSettings): string[] {
     `      return 400 ${q('bad request: unsupported Transfer-Encoding\n')};`,
     '    }',
     '    location @bad_gateway {',
-    `      if ($slipway_target ~ "^idle_") { return 503 ${q(`${TEXTS.idle('$slipway_app')}\n`)}; }`,
+    `      if ($slipway_idle) { return 503 ${q(`${TEXTS.idle('$slipway_app')}\n`)}; }`,
     `      return 502 ${q(`${TEXTS.badGateway('$slipway_app')}\n`)};`,
     '    }',
     '    location @web_down {',
@@ -515,10 +559,9 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
     '    server_name _;',
     '    recursive_error_pages on;',
     '    set $slipway_route "";',
-    '    set $slipway_user "";',
-    '    set $slipway_groups "";',
     ...STRICT,
   ];
+  const ports = tls ? [s.httpPort, tls.port] : [s.httpPort];
   const servers: string[] = [];
   if (tls) {
     servers.push(
@@ -528,7 +571,8 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
       `    ssl_certificate_key ${tls.key};`,
       ...TLS_SETTINGS.map((l) => `    ${l}`),
       ...common,
-      ...locations(t, s),
+      ...proxyHeaders('    ', { scheme: 'https', port: tls.port }),
+      ...locations(t, s, { scheme: 'https', port: tls.port }),
       '  }',
     );
     const portSuffix = tls.port === 443 ? '' : `:${tls.port}`;
@@ -542,11 +586,11 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
     );
     if (s.gitOverPlainHttp) {
       // Only /_git/ itself stays on plain HTTP; host-routed apps still redirect.
-      servers.push(...locations(t, s).filter((_, i, all) => i >= all.indexOf('    location ^~ /_git/ {')));
+      servers.push(...proxyHeaders('    ', { scheme: 'http', port: s.httpPort }), ...locations(t, s, { scheme: 'http', port: s.httpPort }).filter((_, i, all) => i >= all.indexOf('    location ^~ /_git/ {')));
     }
     servers.push('  }');
   } else {
-    servers.push('  server {', `    listen ${httpListen};`, ...common, ...locations(t, s), '  }');
+    servers.push('  server {', `    listen ${httpListen};`, ...common, ...proxyHeaders('    ', { scheme: 'http', port: s.httpPort }), ...locations(t, s, { scheme: 'http', port: s.httpPort }), '  }');
   }
 
   const lines = [
@@ -557,6 +601,9 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
     `error_log ${f.errorLog} warn;`,
     // Old workers get this long to finish requests and websockets after a reload, then close them.
     `worker_shutdown_timeout ${Math.max(1, Math.round(s.reloadGraceMs ?? NGINX_DEFAULTS.reloadGraceMs))}ms;`,
+    // The regexes every request still runs (strict request line, Host with a port, cookies) are
+    // compiled to machine code once instead of interpreted per request (docs/router.md).
+    'pcre_jit on;',
     'events {',
     '  worker_connections 4096;',
     '}',
@@ -581,7 +628,8 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
     '  proxy_read_timeout 3600s;',
     '  proxy_send_timeout 3600s;',
     '  proxy_next_upstream error timeout;',
-    ...proxyHeaders('  '),
+    // Before the first map: its sizes are set from the first map on.
+    ...mapHashSizes(t, ports),
     '  map $http_upgrade $slipway_connection {',
     '    default upgrade;',
     '    "" "";',
@@ -595,17 +643,19 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
     // Buffered: one write per 64 KB or per second instead of one per request (measured: the
     // per-request write was most of the gap to a plain proxy_pass); `logs --type router` lags <= 1 s.
     `  access_log ${f.accessLog} slipway buffer=64k flush=1s;`,
-    // The client's cookies minus the session cookie (one for the host, one for the domain).
-    '  map $http_cookie $slipway_cookie_1 {',
-    '    "~^(?<a>(?:.*;)?)\\s*slipway_session=[^;]*;?\\s*(?<b>.*)$" "$a$b";',
+    // The client's cookies minus the session cookie (one for the host, one for the domain). The
+    // second regex runs only on what the first one cut (docs/router.md, "Instructions per request").
+    '  map $http_cookie $slipway_app_cookie {',
+    '    "" "";',
+    '    "~^(?<a>(?:.*;)?)\\s*slipway_session=[^;]*;?\\s*(?<b>.*)$" $slipway_cookie_rest;',
     '    default $http_cookie;',
     '  }',
-    '  map $slipway_cookie_1 $slipway_app_cookie {',
-    '    "~^(?<a>(?:.*;)?)\\s*slipway_session=[^;]*;?\\s*(?<b>.*)$" "$a$b";',
-    '    default $slipway_cookie_1;',
+    '  map "$a$b" $slipway_cookie_rest {',
+    '    "~^(?<c>(?:.*;)?)\\s*slipway_session=[^;]*;?\\s*(?<d>.*)$" "$c$d";',
+    '    default "$a$b";',
     '  }',
     ...(s.auth === undefined ? [] : [`  proxy_cache_path ${f.temp}/auth-cache levels=1 keys_zone=slipway_auth:1m max_size=16m inactive=10s use_temp_path=off;`]),
-    ...routingMaps(t),
+    ...routingMaps(t, ports),
     ...upstreamBlocks(t, keepaliveMs, s.upstreamKeepaliveTimeMs ?? NGINX_DEFAULTS.upstreamKeepaliveTimeMs, s.auth),
     ...servers,
     ...(t.idle === undefined ? [] : idleServer(t.idle)),

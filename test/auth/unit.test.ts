@@ -135,11 +135,13 @@ describe('private apps in the route table and the router config', () => {
 
   it('renders the check only for private apps, and clears identity headers for all', () => {
     const conf = renderNginxConfig(table, { prefix: '/tmp/x', listen: '127.0.0.1', httpPort: 8080, https: null, maxPushBytes: 1000, auth: 'unix:/tmp/x/auth.sock' });
-    expect(conf).toMatch(/map \$slipway_app \$slipway_private \{\n {4}shut 1;\n {4}default "";/);
+    expect(conf).toMatch(/map \$slipway_app \$slipway_gate \{\n {4}shut private;\n {4}default "";/);
     const proxiedByCheck = conf.split('location ').filter((l) => l.includes('auth_request /_auth/check'));
-    expect(proxiedByCheck.map((l) => l.split(' ')[0])).toEqual(['@private', '@private_upgrade']);
-    expect(conf).toContain('proxy_set_header X-Slipway-User $slipway_user;');
-    expect(conf).toContain('set $slipway_user "";');
+    expect(proxiedByCheck.map((l) => l.split(' ')[0])).toEqual(['@gated', '@gated_upgrade']);
+    // Cleared for every request; only the locations behind the check pass what it set.
+    expect(conf).toMatch(/\n {4}proxy_set_header X-Slipway-User "";/);
+    const identity = conf.split('location ').filter((l) => l.includes('proxy_set_header X-Slipway-User $slipway_user;'));
+    expect(identity.map((l) => l.split(' ')[0])).toEqual(['@gated', '@gated_upgrade']);
     expect(conf).toContain('proxy_cache_valid 200 401 403 2s;');
     // The App Manager and Portal pass the check without an app: any signed-in user, with identity.
     const web = renderNginxConfig({ ...table, web: 'unix:/tmp/x/web.sock' }, { prefix: '/tmp/x', listen: '127.0.0.1', httpPort: 8080, https: null, maxPushBytes: 1000, auth: 'unix:/tmp/x/auth.sock' });
@@ -147,7 +149,7 @@ describe('private apps in the route table and the router config', () => {
     // Without an auth server, private apps fail closed.
     const none = renderNginxConfig(table, { prefix: '/tmp/x', listen: '127.0.0.1', httpPort: 8080, https: null, maxPushBytes: 1000 });
     expect(none).not.toContain('auth_request');
-    expect(none).toMatch(/location @private \{\n\s+return 503 "sign-in is not available/);
+    expect(none).toMatch(/location @gated \{\n\s+if \(\$slipway_gate = idle\) \{[^\n]*\}\n\s+return 503 "sign-in is not available/);
   });
 
   it('are marked by the route book from the access level at every write', async () => {

@@ -17,6 +17,12 @@ function manyApps(n: number): RouteTable {
   return { version: 1, domain: 'apps.example.com', apps, git: 'unix:/run/slipway/git.sock' };
 }
 
+function longNames(n: number): RouteTable {
+  const apps: RouteTable['apps'] = {};
+  for (let i = 0; i < n; i++) apps[`a${String(i).padStart(29, 'x')}`] = { upstreams: [`127.0.0.1:${20000 + i}`] };
+  return { version: 1, domain: 'apps.a-rather-long-company-domain.example.com', apps, git: null };
+}
+
 describe('renderNginxConfig (pure)', () => {
   const t: RouteTable = {
     version: 1,
@@ -108,7 +114,9 @@ describe('renderNginxConfig (pure)', () => {
     expect(c.match(/proxy_pass http:\/\/slipway_web;/g)).toHaveLength(5);
     // The pages get the session cookie (their CSRF token binds to it), with the rest of the headers; apps never do.
     expect(c.match(/proxy_set_header Cookie \$http_cookie;/g)).toHaveLength(5);
-    expect(c.match(/proxy_set_header X-Slipway-User \$slipway_user;/g)).toHaveLength(6);
+    // Without an auth server nothing sets identity: cleared for the server and each page location.
+    expect(c.match(/proxy_set_header X-Slipway-User "";/g)).toHaveLength(6);
+    expect(c).not.toContain('$slipway_user');
     expect(c).toContain('  proxy_set_header Cookie $slipway_app_cookie;');
     const down = renderNginxConfig({ ...t, web: null }, base('/srv/r'));
     expect(down).not.toContain('upstream slipway_web');
@@ -152,6 +160,9 @@ describe('rendered configs pass nginx -t (the real binary)', () => {
     ['private apps with the auth server', { version: 1, domain: 'localhost', apps: { a: { upstreams: ['127.0.0.1:5000'], private: true }, b: { upstreams: [], private: true }, c: { upstreams: ['127.0.0.1:5001'] } }, git: null }, { auth: 'unix:/run/slipway/auth.sock' }],
     ['private apps on TLS, git kept on plain HTTP', { version: 1, domain: 'localhost', apps: { a: { upstreams: ['127.0.0.1:5000'], private: true } }, git: '127.0.0.1:9999' }, { https: { port: 18443, cert: 'CERT', key: 'KEY' }, gitOverPlainHttp: true, auth: 'unix:/run/slipway/auth.sock' }],
     ['private apps without an auth server', { version: 1, domain: 'localhost', apps: { a: { upstreams: ['127.0.0.1:5000'], private: true } }, git: null }, {}],
+    // The Host map holds each app's host with and without the router's ports: its keys must fit.
+    ['30-letter app names on a long domain, TLS on', longNames(40), { https: { port: 18443, cert: 'CERT', key: 'KEY' } }],
+    ['a thousand apps, TLS on', manyApps(1000), { https: { port: 18443, cert: 'CERT', key: 'KEY' } }],
     ['IPv6 listen and git over TCP', { version: 1, domain: 'localhost', apps: { a: { upstreams: ['[::1]:5000'] } }, git: '127.0.0.1:9999' }, { listen: '::1' }],
   ];
   for (const [name, table, extra] of cases) {
