@@ -644,15 +644,21 @@ export function renderNginxConfig(t: RouteTable, s: NginxSettings): string {
     // per-request write was most of the gap to a plain proxy_pass); `logs --type router` lags <= 1 s.
     `  access_log ${f.accessLog} slipway buffer=64k flush=1s;`,
     // The client's cookies minus the session cookie (one for the host, one for the domain). The
-    // second regex runs only on what the first one cut (docs/router.md, "Instructions per request").
+    // second regex runs only on what the first one cut (docs/router.md, "Instructions per request");
+    // a third session cookie (nobody's browser sends one, but an app could set more for the parent
+    // domain) drops the whole header rather than pass it on.
     '  map $http_cookie $slipway_app_cookie {',
     '    "" "";',
     '    "~^(?<a>(?:.*;)?)\\s*slipway_session=[^;]*;?\\s*(?<b>.*)$" $slipway_cookie_rest;',
     '    default $http_cookie;',
     '  }',
     '  map "$a$b" $slipway_cookie_rest {',
-    '    "~^(?<c>(?:.*;)?)\\s*slipway_session=[^;]*;?\\s*(?<d>.*)$" "$c$d";',
+    '    "~^(?<c>(?:.*;)?)\\s*slipway_session=[^;]*;?\\s*(?<d>.*)$" $slipway_cookie_rest2;',
     '    default "$a$b";',
+    '  }',
+    '  map "$c$d" $slipway_cookie_rest2 {',
+    '    "~(?:^|;)\\s*slipway_session=" "";',
+    '    default "$c$d";',
     '  }',
     ...(s.auth === undefined ? [] : [`  proxy_cache_path ${f.temp}/auth-cache levels=1 keys_zone=slipway_auth:1m max_size=16m inactive=10s use_temp_path=off;`]),
     ...routingMaps(t, ports),

@@ -174,6 +174,12 @@ describe('sign-in and private apps at the router', () => {
     expect(seen.headers.cookie).not.toContain('slipway_session');
     expect(seen.headers.cookie).toContain('theme=dark');
     expect(seen.headers.cookie).toContain('lang=en');
+    // However many session cookies come (an app could set more for the parent domain): none passes.
+    for (const cookie of [`slipway_session=${session}; a=1; slipway_session=x2; slipway_session=x3`, `slipway_session=${session};slipway_session=x2;slipway_session=x3;slipway_session=x4; b=2`]) {
+      const many = await getApp('priv', undefined, { cookie });
+      expect(many.status).toBe(200);
+      expect((JSON.parse(many.body) as { headers: Record<string, string> }).headers.cookie ?? '').not.toContain('slipway_session');
+    }
     // Only the hash is stored.
     expect(JSON.stringify(db.prepare('SELECT * FROM sessions').all())).not.toContain(session);
     // Idle and signed in: now it may say so.
