@@ -12,8 +12,9 @@ export class BuildHold {
   #prune: Promise<void> | null = null;
   #idle: (() => void) | null = null;
 
-  /** Runs a build (or a runtime preparation) once no prune runs or waits. */
-  async build<T>(task: () => Promise<T>): Promise<T> {
+  /** Runs a build (or a runtime preparation) once no prune runs or waits; `waiting` is told once if it has to wait. */
+  async build<T>(task: () => Promise<T>, waiting: () => void = () => undefined): Promise<T> {
+    if (this.#prune) waiting();
     while (this.#prune) await this.#prune;
     this.#builds += 1;
     try {

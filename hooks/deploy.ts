@@ -111,7 +111,10 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     // The one precedence (docs/buildpacks.md, "Choosing buildpacks"), shared with `slipway buildpacks <app>`.
     const { builder, detection } = await chooseBuilder(createBuilders(deps), record.buildpacks, dirSource(appDir));
     // Under the hold `slipway prune` takes alone: it removes nothing this build is making or using.
-    const result = await deps.hold.build(() => builder.build({ app, rev, buildId, version, appDir, record, say, phase: (p) => clock.end(p), signal: io.signal, imageLabels, detection }));
+    const result = await deps.hold.build(
+      () => builder.build({ app, rev, buildId, version, appDir, record, say, phase: (p) => clock.end(p), signal: io.signal, imageLabels, detection }),
+      () => say('       waiting for `slipway prune` to finish (it takes seconds)\n'),
+    );
     clock.end('release image');
     buildpackNames = result.buildpacks;
     const { processTypes, image } = result;

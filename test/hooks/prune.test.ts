@@ -69,13 +69,18 @@ describe('BuildHold', () => {
     const build = hold.build(() => new Promise<void>((r) => (endBuild = r)).then(() => void order.push('build 1 ends')));
     const waited: number[] = [];
     const prune = hold.alone(async () => void order.push('prune'), (n) => waited.push(n));
-    const later = hold.build(async () => void order.push('build 2'));
+    const told: string[] = [];
+    const later = hold.build(async () => void order.push('build 2'), () => told.push('build 2 waits'));
     await new Promise((r) => setTimeout(r, 20));
     expect(order).toEqual([]);
     endBuild();
     await Promise.all([build, prune, later]);
     expect(order).toEqual(['build 1 ends', 'prune', 'build 2']);
     expect(waited).toEqual([1]);
+    // The pusher is told why the build has not started; a build that did not wait is told nothing.
+    expect(told).toEqual(['build 2 waits']);
+    await hold.build(async () => undefined, () => told.push('build 3 waits'));
+    expect(told).toEqual(['build 2 waits']);
   });
 
   it('a clean-up that may wait for prune runs only while nothing builds', async () => {
