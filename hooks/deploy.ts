@@ -148,8 +148,11 @@ export async function deployRevision(deps: DeployDeps, req: DeployRequest, io: D
     });
     // Live means only the new release gets new requests: the router's kept connections to the
     // replaced containers are let go first (at most half a second, docs/router.md "Stable fronts").
-    await deps.routes.turnover();
-    clock.end('router turnover');
+    // A first release replaces nothing.
+    if (record.current !== null) {
+      await deps.routes.turnover();
+      clock.end('router turnover');
+    }
     retiring = retired.then(async (r) => {
       await buildSettled;
       if (r.stopped.length > 0) say(header(`Drained and stopped the replaced processes in ${(r.ms / 1000).toFixed(1)} s: ${r.stopped.join(', ')}`));
