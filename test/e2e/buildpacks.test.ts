@@ -211,6 +211,15 @@ describe('buildpacks end to end', () => {
     const second = await push(wc, app);
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toContain('Virtualenv: cache hit');
+    expect(second.stderr).toContain('restored as hard links');
+    expect((await get(platform.httpPort, app, '/')).body).toBe('hello from a wheel prefix=/app/.venv');
+    // The second build rewrote its scripts' #! lines in its own copies: the cache is intact for a third.
+    await fs.appendFile(path.join(wc, 'app.py'), '# touched again\n');
+    await platform.commitAll(wc, 'touch again');
+    const third = await push(wc, app);
+    expect(third.code, third.stderr).toBe(0);
+    expect(third.stderr).toContain('restored as hard links');
+    expect((await get(platform.httpPort, app, '/')).body).toBe('hello from a wheel prefix=/app/.venv');
 
     // A requirement the mirror lacks: refused before the build, by name, with the command to add
     // it; v2 keeps serving.
@@ -224,7 +233,7 @@ describe('buildpacks end to end', () => {
     expect(broken.stderr).toContain('running release is unchanged');
     expect((await get(platform.httpPort, app, '/')).body).toBe('hello from a wheel prefix=/app/.venv');
     const apps = JSON.parse((await platform.cli(['apps:info', app, '--json'])).stdout) as { release: string };
-    expect(apps.release).toBe('v2');
+    expect(apps.release).toBe('v3');
   }, 600_000);
 
   it('serves a static site with content types and 404s', async () => {
