@@ -138,13 +138,14 @@ export class IptablesFronts implements Fronts {
   #routes = new Map<string, readonly string[]>();
   #applied: string | null = null;
   #disabled = false;
+  readonly #turnoverMs: number;
 
-  /** file: where the addresses are kept (`$SLIPWAY_HOME/state/fronts.json`). */
-  readonly turnoverMs: number;
-
-  /** turnoverMs: how long nginx may keep using an upstream connection (platform/router-process.ts `upstreamTurnover`). */
+  /**
+   * file: where the addresses are kept (`$SLIPWAY_HOME/state/fronts.json`). turnoverMs: how long
+   * nginx may keep using an upstream connection (platform/router-process.ts `upstreamTurnover`).
+   */
   constructor(o: { instanceId: string; file: string; logger: Logger; turnoverMs: number; run?: Runner }) {
-    this.turnoverMs = o.turnoverMs;
+    this.#turnoverMs = o.turnoverMs;
     this.#instanceId = o.instanceId;
     this.#chain = frontChain(o.instanceId);
     this.#file = o.file;
@@ -176,6 +177,11 @@ export class IptablesFronts implements Fronts {
       this.#disable(err);
       return direct;
     }
+  }
+
+  /** None once the fronts are off: the router then reloads for each change, and its new workers connect anew. */
+  get turnoverMs(): number {
+    return this.#disabled ? 0 : this.#turnoverMs;
   }
 
   idle(): string | undefined {

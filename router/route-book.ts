@@ -23,7 +23,7 @@ export interface Fronts {
   /**
    * How long after `publish` the router may still send a new request to an upstream it no longer
    * names: a connection it kept open stays with the container the kernel picked for it, until
-   * the router stops using it (docs/router.md, "Stable fronts").
+   * the router stops using it (docs/router.md, "Stable fronts"). 0 while apps are listed directly.
    */
   readonly turnoverMs: number;
 }
@@ -101,9 +101,9 @@ export class RouteBook {
   }
 
   /**
-   * Resolves once no new request can reach an upstream the writes so far took out: at once when
-   * the router reloads for each change (its new workers open new connections), after the fronts'
-   * turnover otherwise. A deploy waits for it before saying the new release is live.
+   * Resolves once no new request can reach an upstream the writes so far took out: after the
+   * fronts' turnover, at once without them (the router reloads for each change, and its new
+   * workers open new connections). A deploy waits for it before saying the new release is live.
    */
   async turnover(): Promise<void> {
     await this.#writing.catch(() => undefined);
@@ -129,7 +129,7 @@ export class RouteBook {
         const own = Object.fromEntries(Object.entries(logical.apps).map(([app, r]) => [app, r.upstreams]));
         // Fronts first: the router may name a front only once it leads somewhere.
         const listed = fronts ? await fronts.publish(own) : own;
-        if (fronts && Object.entries(listed).some(([app, l]) => l.some((u) => !own[app]?.includes(u)))) this.#turnoverUntil = Date.now() + fronts.turnoverMs;
+        if (fronts) this.#turnoverUntil = Date.now() + fronts.turnoverMs;
         const apps: RouteTable['apps'] = {};
         for (const app of Object.keys(logical.apps)) {
           apps[app] = { upstreams: listed[app] ?? [], ...(privateApps.has(app) ? { private: true } : {}) };

@@ -218,11 +218,14 @@ describe('IptablesFronts and the RouteBook seam', () => {
     k.fail();
     const warnings: string[] = [];
     const log = { ...logger, warn: (_: unknown, msg: string) => void warnings.push(msg), info: () => undefined } as unknown as typeof logger;
-    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger: log, turnoverMs: 0, run: k.run });
+    const fronts = new IptablesFronts({ instanceId: ID, file: path.join(dir, 'fronts.json'), logger: log, turnoverMs: 400, run: k.run });
+    expect(fronts.turnoverMs).toBe(400);
     expect(await fronts.publish({ web: ['127.0.0.1:30001'] })).toEqual({ web: ['127.0.0.1:30001'] });
     expect(await fronts.publish({ web: ['127.0.0.1:30002'] })).toEqual({ web: ['127.0.0.1:30002'] });
     expect(await fronts.publish({ web: [] })).toEqual({ web: [] });
     expect(fronts.idle()).toBeUndefined();
+    // Listed directly, the router reloads for each change: nothing to wait for after one.
+    expect(fronts.turnoverMs).toBe(0);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/router lists containers and reloads/);
   });
