@@ -12,7 +12,7 @@ const send = (reply: PrepReply, then: () => void = () => undefined): void => {
 };
 
 async function run(req: PrepRequest): Promise<PrepReply> {
-  if (req.op === 'unpack') return { result: await new RuntimeUnpacks(req).ensure(req.pkg) };
+  if (req.op === 'unpack') return { result: await new RuntimeUnpacks({ runtimesDir: req.runtimesDir, mirrorDir: req.mirrorDir }).ensure(req.pkg) };
   const docker = scopeToInstance(createDocker(), req.instanceId);
   return { result: await ensurePreparedRuntime({ docker, stackImage: req.stackImage, mounted: req.mounted, onProgress: (line) => send({ progress: line }) }) };
 }

@@ -120,7 +120,7 @@ export function createPlatform(d: PlatformDeps): Platform {
         if (links.length > 0) progress(`-----> Unlinked ${links.map((l) => `${l.kind} ${l.name}`).join(', ')}`);
         await routes.removeApp(name);
         progress('-----> Removing images');
-        await removeAppImages(docker, name, { unusedRuntimes: false });
+        await removeAppImages(docker, name);
         // Not from under a running build of another app (hooks/build-hold.ts); prune gets them later.
         if ((await d.hold.ifIdle(() => removeUnusedRuntimeImages(docker))) === null) progress('-----> Builds are running: unused runtime images stay until `slipway prune`');
         progress('-----> Removing repository, build cache and logs');

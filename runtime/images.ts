@@ -398,9 +398,8 @@ export async function existingPreparedRuntime(docker: Dockerode, stackImage: str
  * 6.9-11.0 s against 12.5-18.8 s in five rounds over two runs of bench/runtime-image.mjs.
  */
 export async function ensurePreparedRuntime(o: { docker: Dockerode; stackImage: string; mounted: readonly MountedDir[]; onProgress: (line: string) => void }): Promise<string> {
-  const existing = await existingPreparedRuntime(o.docker, o.stackImage, o.mounted);
-  if (existing !== null) return existing;
   const ref = preparedRuntimeRef(o.stackImage, o.mounted, engineInstance(o.docker));
+  if (await imageExists(o.docker, ref)) return ref;
   const base = await ensureLaunchBase(o.docker, o.stackImage, o.onProgress);
   const digest = ref.slice(ref.indexOf(':prepared-') + ':prepared-'.length).slice(0, 16);
   // Images built on it inherit both labels: `slipway prune` keeps what some image is built on,
@@ -554,11 +553,11 @@ export function unusedPreparedImages(images: readonly ListedImage[], o: { instan
 }
 
 /**
- * Removes every `slipway/<app>:*` tag (and so the images no other tag keeps), then the runtime
- * images left unused, unless `unusedRuntimes` is false: a runtime image another app's build has
- * just committed has no user yet, so a daemon removes them only while no build runs.
+ * Removes every `slipway/<app>:*` tag (and so the images no other tag keeps). The runtime images
+ * it leaves unused are removeUnusedRuntimeImages's: a runtime image another app's build has just
+ * committed has no user yet, so a daemon removes them only while no build runs.
  */
-export async function removeAppImages(docker: Dockerode, app: string, o: { unusedRuntimes?: boolean } = {}): Promise<void> {
+export async function removeAppImages(docker: Dockerode, app: string): Promise<void> {
   const prefix = `slipway/${app}:`;
   const images = await docker.listImages({ filters: { reference: [`slipway/${app}`] } });
   const tags = images.flatMap((i) => i.RepoTags ?? []).filter((t) => t.startsWith(prefix));
@@ -575,5 +574,4 @@ export async function removeAppImages(docker: Dockerode, app: string, o: { unuse
   // version) still carry the app's label: they go too.
   const untagged = await docker.listImages({ filters: { label: [`slipway.app=${app}`], dangling: ['true'] } });
   for (const image of untagged) await docker.getImage(image.Id).remove().catch(() => undefined);
-  if (o.unusedRuntimes !== false) await removeUnusedRuntimeImages(docker);
 }

@@ -7,7 +7,7 @@ import { createDocker } from '../../runtime/host-setup.js';
 import { createLogger } from '../../core/log.js';
 import type { Release } from '../../core/store.js';
 import { removeApp } from '../../runtime/containers.js';
-import { buildReleaseImage, removeAppImages } from '../../runtime/images.js';
+import { buildReleaseImage, removeAppImages, removeUnusedRuntimeImages } from '../../runtime/images.js';
 import { removeAppNetwork } from '../../runtime/networks.js';
 import { releaseLayers } from '../../buildpacks/builtins.js';
 
@@ -59,6 +59,7 @@ export async function cleanupApp(app: string): Promise<void> {
   await removeApp(docker, app, 0);
   await removeAppNetwork(docker, app);
   await removeAppImages(docker, app);
+  await removeUnusedRuntimeImages(docker);
 }
 
 export function httpGet(hostPort: string, urlPath = '/'): Promise<{ status: number; body: string }> {

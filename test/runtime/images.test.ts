@@ -5,7 +5,7 @@ import fs from 'node:fs/promises';
 import tar from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { containerLogs, startProcess, stopAndRemove, waitHealthy } from '../../runtime/containers.js';
-import { LAUNCHER_PATH, LAUNCHER_SCRIPT, buildContext, buildReleaseImage, labelChange, launchBaseDockerfile, launchBaseRef, preparedRuntimeRef, releaseImageRef, removeAppImages } from '../../runtime/images.js';
+import { LAUNCHER_PATH, LAUNCHER_SCRIPT, buildContext, buildReleaseImage, labelChange, launchBaseDockerfile, launchBaseRef, preparedRuntimeRef, releaseImageRef, removeAppImages, removeUnusedRuntimeImages } from '../../runtime/images.js';
 import { STACK, TEST_LABELS, WEB_COMMAND, buildTestImage, cleanupApp, docker, httpGet, makeAppDir, randomApp } from './helpers.js';
 import { releaseLayers } from '../../buildpacks/builtins.js';
 
@@ -106,8 +106,10 @@ async function runInImage(image: string, command: string): Promise<string> {
 /** A runtime image two apps' releases share outlives the first app's images and goes with the second's. */
 async function expectRuntimeKeptUntilLastUser(runtime: string, first: string, second: string): Promise<void> {
   await removeAppImages(docker, first);
+  await removeUnusedRuntimeImages(docker);
   await expect(docker.getImage(runtime).inspect()).resolves.toBeDefined();
   await removeAppImages(docker, second);
+  await removeUnusedRuntimeImages(docker);
   await expect(docker.getImage(runtime).inspect()).rejects.toMatchObject({ statusCode: 404 });
 }
 
@@ -263,6 +265,7 @@ describe('buildReleaseImage (real engine)', () => {
 
   it('removeAppImages removes every tag of the app', async () => {
     await removeAppImages(docker, app);
+    await removeUnusedRuntimeImages(docker);
     const left = await docker.listImages({ filters: { reference: [`slipway/${app}`] } });
     expect(left).toEqual([]);
   });

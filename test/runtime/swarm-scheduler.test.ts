@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { releaseLayers } from '../../buildpacks/builtins.js';
-import { LAUNCHER_PATH, buildReleaseImage, removeAppImages } from '../../runtime/images.js';
+import { LAUNCHER_PATH, buildReleaseImage, removeAppImages, removeUnusedRuntimeImages } from '../../runtime/images.js';
 import { scopeToInstance } from '../../runtime/instance-engine.js';
 import { DockerSwarmScheduler, overlayName, taskUpstream } from '../../runtime/docker-swarm/scheduler.js';
 import { parseServiceLine } from '../../runtime/docker-swarm/service-logs.js';
@@ -172,6 +172,7 @@ describe('DockerSwarmScheduler (real engine)', () => {
   afterAll(async () => {
     await scheduler?.removeApp(app).catch(() => undefined);
     await removeAppImages(scoped, app).catch(() => undefined);
+    await removeUnusedRuntimeImages(scoped).catch(() => undefined);
     await stopRegistry(registryDir);
     await fs.rm(registryDir, { recursive: true, force: true });
   }, 120_000);
@@ -271,6 +272,7 @@ describe('DockerSwarmScheduler (real engine)', () => {
     expect(tags.filter((t) => t.includes('/slipway/'))).toEqual([]);
     // Nothing of the swarm holds the release images any more: the platform's removal works.
     await removeAppImages(scoped, app);
+    await removeUnusedRuntimeImages(scoped);
     expect(await docker.listImages({ filters: { reference: [`slipway/${app}`] } })).toEqual([]);
   }, 120_000);
 });

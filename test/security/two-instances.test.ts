@@ -11,7 +11,7 @@ import { pathsFor } from '../../core/paths.js';
 import { AppStore } from '../../core/store.js';
 import { commands, runCommand, type CommandIO } from '../../receiver/commands/index.js';
 import { listAppContainers, removeApp, startProcess, stopAndRemove } from '../../runtime/containers.js';
-import { buildReleaseImage, removeAppImages, runtimeImageRef } from '../../runtime/images.js';
+import { buildReleaseImage, removeAppImages, removeUnusedRuntimeImages, runtimeImageRef } from '../../runtime/images.js';
 import { assertAppNameFree, scopeToInstance } from '../../runtime/instance-engine.js';
 import { freePort } from '../support/platform.js';
 import { rejectsOneLine } from '../support/errors.js';
@@ -85,6 +85,7 @@ describe('two instances on one Docker engine', () => {
     if (homeB) await removeFrontsOfHome(pathsFor(homeB));
     await removeApp(dockerA, app, 0).catch(() => undefined);
     await removeAppImages(dockerA, app).catch(() => undefined);
+    await removeUnusedRuntimeImages(dockerA).catch(() => undefined);
     // A per-app network, where the runtime makes one.
     for (const n of await raw.listNetworks({ filters: { label: [`slipway.app=${app}`, `slipway.instance=${idA}`] } })) await raw.getNetwork(n.Id).remove().catch(() => undefined);
     for (const home of [homeA, homeB]) if (home) await fs.rm(home, { recursive: true, force: true });
